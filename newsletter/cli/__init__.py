@@ -1,0 +1,99 @@
+"""The `newsletter` command: a thin layer over the library.
+
+Settings come from NEWSLETTER_* environment variables (see `newsletter.settings`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from newsletter.cli.context import App, pass_app, user_errors
+from newsletter.cli.demo import demo
+from newsletter.cli.issues import issues
+from newsletter.cli.items import items
+from newsletter.cli.subscribers import subscribers
+from newsletter.db import upgrade
+from newsletter.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens underneath.")
+@click.version_option(package_name="newsletter")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """Build and send the regional newsletter.
+
+    Import news items, import subscribers, collect items into an issue, preview it,
+    and send it to every subscriber in their language, their country's news first.
+
+    \b
+    Example:
+      newsletter items import news.txt
+      newsletter subscribers import people.csv
+      newsletter issues create 2019-10 --from 2019-10-01 --to 2019-10-31
+      newsletter issues preview 2019-10
+      newsletter issues send 2019-10
+
+    Configuration is read from NEWSLETTER_* environment variables: NEWSLETTER_DATABASE_URL,
+    NEWSLETTER_BROKER_URL, NEWSLETTER_SMTP_URL, NEWSLETTER_OUTBOX_DIR, and more (README).
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = App(Settings())
+
+
+@cli.group()
+def db() -> None:
+    """Manage the database schema."""
+
+
+@db.command("upgrade")
+@pass_app
+@user_errors
+def db_upgrade(app: App) -> None:
+    """Apply database migrations (also done automatically on first use).
+
+    \b
+    Example:
+      NEWSLETTER_DATABASE_URL=postgresql://localhost/news newsletter db upgrade
+    """
+    upgrade(app.engine)
+    click.echo(f"database at {app.engine.url.render_as_string(hide_password=True)} is up to date")
+
+
+@cli.command()
+@click.option("-c", "--concurrency", type=int, default=None,
+              help="Worker processes (default: one per CPU).")
+@click.option("--loglevel", default="INFO", show_default=True)
+@pass_app
+def worker(app: App, concurrency: int | None, loglevel: str) -> None:
+    """Start a Celery worker that delivers batches (needs NEWSLETTER_BROKER_URL).
+
+    \b
+    Example:
+      NEWSLETTER_BROKER_URL=redis://localhost:6379/0 newsletter worker -c 2
+    """
+    if not app.settings.broker_url:
+        raise click.ClickException(
+            "NEWSLETTER_BROKER_URL is not set: without a broker, `issues send` delivers "
+            "in-process and no worker is needed. Set it, e.g. redis://localhost:6379/0"
+        )
+    from worker.app import QUEUE
+    from worker.app import app as celery_app
+
+    argv = ["worker", "-Q", QUEUE, "--loglevel", loglevel]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    celery_app.worker_main(argv)
+
+
+cli.add_command(items)
+cli.add_command(subscribers)
+cli.add_command(issues)
+cli.add_command(demo)
+
+
+def main() -> None:
+    cli(prog_name="newsletter")

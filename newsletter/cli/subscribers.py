@@ -1,0 +1,93 @@
+"""`newsletter subscribers ...`"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+
+from newsletter.cli.context import App, pass_app, user_errors
+from newsletter.cli.output import emit_json, json_option, table
+from subscribers.importer import import_csv
+from subscribers.queries import list_subscribers
+
+
+@click.group()
+def subscribers() -> None:
+    """Import and list subscribers."""
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--errors", "errors_path", type=click.Path(path_type=Path),
+              help="Write the rejected rows to this CSV (row, field, value, reason).")
+@json_option
+@pass_app
+@user_errors
+def import_cmd(app: App, file: BinaryIO, errors_path: Path | None,
+               as_json: bool) -> None:
+    """Import subscribers from a CSV FILE (or - for standard input).
+
+    Columns: email,name,country,language. Addresses are validated and normalised,
+    repeated addresses merged; a bad row is reported with its row number and
+    skipped, the good rows are imported. Exits with status 2 when rows were rejected.
+
+    \b
+    Example:
+      newsletter subscribers import people.csv --errors rejected.csv
+    """
+    data = file.read()
+    with app.transaction() as session:
+        report = import_csv(
+            session, data, languages=app.settings.languages,
+            default_language=app.settings.default_language,
+        )
+    if errors_path is not None:
+        with errors_path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["row", "field", "value", "reason"])
+            writer.writerows((e.row, e.field, e.value, e.reason) for e in report.errors)
+    if as_json:
+        emit_json({
+            "added": report.added, "updated": report.updated, "unchanged": report.unchanged,
+            "merged": report.merged,
+            "errors": [{"row": e.row, "field": e.field, "value": e.value, "reason": e.reason}
+                       for e in report.errors],
+        })
+    else:
+        click.echo(
+            f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+            f"{report.merged} duplicate rows merged, {len(report.errors)} rejected"
+        )
+        for error in report.errors:
+            click.echo(f"  {error}", err=True)
+    if report.errors:
+        sys.exit(2)
+
+
+@subscribers.command("list")
+@click.option("--limit", type=int, default=None, help="Show at most this many.")
+@json_option
+@pass_app
+@user_errors
+def list_cmd(app: App, limit: int | None, as_json: bool) -> None:
+    """List subscribers.
+
+    \b
+    Example:
+      newsletter subscribers list --limit 20
+    """
+    with app.sessions() as session:
+        rows = list_subscribers(session, limit)
+    if as_json:
+        emit_json([
+            {"email": s.email, "name": s.name, "country": s.country, "language": s.language,
+             "status": s.status}
+            for s in rows
+        ])
+        return
+    table(f"{len(rows)} subscribers", ["email", "name", "country", "language", "status"],
+          [(s.email, s.name, s.country, s.language, s.status) for s in rows])

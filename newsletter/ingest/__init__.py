@@ -1,0 +1,1 @@
+"""Reading news items from files: the plain-text format, JSON."""

@@ -1,0 +1,109 @@
+"""Issues: a window of items, sent as one newsletter. Life cycle draft -> sending -> sent."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.errors import NewsletterError
+from newsletter.items import list_items
+from newsletter.models import Issue, IssueItem
+from newsletter.render import IssueContent, ItemView
+from subscribers.validate import InvalidValue, clean_header_text
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MAX_TITLE = 200
+
+
+class IssueError(NewsletterError):
+    """An issue cannot be created or changed as asked."""
+
+
+class IssueNotFound(IssueError):
+    def __init__(self, slug: str) -> None:
+        super().__init__(
+            f"no issue called {slug!r}: `newsletter issues list` shows the issues there are"
+        )
+
+
+@dataclass(frozen=True)
+class IssueSummary:
+    slug: str
+    title: str
+    date_from: date
+    date_to: date
+    status: str
+    items: int
+
+
+def create_issue(
+    session: Session, slug: str, date_from: date, date_to: date, title: str = ""
+) -> Issue:
+    """Collect the items published in [date_from, date_to], newest first, into a draft."""
+    if not SLUG.match(slug):
+        raise IssueError(
+            f"{slug!r} is not a usable issue name: use lower-case letters, digits, '-', '_' "
+            "or '.', starting with a letter or digit (e.g. 2019-10)"
+        )
+    if date_to < date_from:
+        raise IssueError(f"the window ends ({date_to}) before it starts ({date_from})")
+    try:
+        clean_title = clean_header_text(title, "title", MAX_TITLE)
+    except InvalidValue as exc:
+        raise IssueError(f"the issue {exc}") from exc
+    if session.scalar(select(Issue.id).where(Issue.slug == slug)) is not None:
+        raise IssueError(f"an issue called {slug!r} exists already: pick another name")
+    items = list_items(session, since=date_from, until=date_to)
+    if not items:
+        raise IssueError(
+            f"no items were published between {date_from} and {date_to}: import items "
+            "first (`newsletter items import FILE`) or widen the window"
+        )
+    issue = Issue(slug=slug, title=clean_title, date_from=date_from, date_to=date_to)
+    issue.entries = [IssueItem(item=item, position=n) for n, item in enumerate(items)]
+    session.add(issue)
+    session.flush()
+    return issue
+
+
+def get_issue(session: Session, slug: str) -> Issue:
+    issue = session.scalar(select(Issue).where(Issue.slug == slug))
+    if issue is None:
+        raise IssueNotFound(slug)
+    return issue
+
+
+def list_issues(session: Session) -> list[IssueSummary]:
+    issues = session.scalars(select(Issue).order_by(Issue.date_from.desc(), Issue.id.desc()))
+    return [
+        IssueSummary(i.slug, i.title, i.date_from, i.date_to, i.status, len(i.entries))
+        for i in issues
+    ]
+
+
+def content_of(issue: Issue) -> IssueContent:
+    """What the renderer needs, detached from the database."""
+    return IssueContent(
+        title=issue.title,
+        date_from=issue.date_from,
+        date_to=issue.date_to,
+        items=[
+            ItemView(
+                published=e.item.published,
+                title=e.item.title,
+                place=e.item.place,
+                paragraphs=e.item.paragraphs,
+                countries=e.item.country_codes,
+            )
+            for e in issue.entries
+        ],
+    )
+
+
+def countries_of(issue: Issue) -> set[str]:
+    """Countries some item of the issue is about: only those get a country-first variant."""
+    return {c for e in issue.entries for c in e.item.country_codes}

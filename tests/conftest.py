@@ -1,0 +1,83 @@
+"""Shared fixtures: a database on SQLite and on PostgreSQL, settings, a CLI runner.
+
+The server fixtures (`redis_server`, `postgres_server`, `smtp_server`) come from
+`tests/conftest_servers.py`, loaded as a plugin by pyproject's addopts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.db import make_engine, session_factory, upgrade
+from newsletter.settings import Settings
+from tests.servers import PostgresServer
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind, created for this test and dropped after it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    server.create_database(name)
+    try:
+        yield server.url_for(name)
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(
+        var_dir=tmp_path / "var",
+        database_url=db_url,
+        broker_url="",
+        smtp_url="",
+        secret_key="test-secret",
+        sender_name="Boletín Regional",
+        sender_email="news@example.org",
+        public_base_url="https://news.example.org",
+    )
+
+
+@pytest.fixture
+def cli_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes the `newsletter` command use this test's settings."""
+    return {
+        "NEWSLETTER_VAR_DIR": str(settings.var_dir),
+        "NEWSLETTER_DATABASE_URL": settings.resolved_database_url,
+        "NEWSLETTER_BROKER_URL": "",
+        "NEWSLETTER_SMTP_URL": "",
+        "NEWSLETTER_SECRET_KEY": settings.secret_key,
+        "NEWSLETTER_SENDER_NAME": settings.sender_name,
+        "NEWSLETTER_PUBLIC_BASE_URL": settings.public_base_url,
+    }
+
+
+@pytest.fixture
+def runner(cli_env: dict[str, str]) -> CliRunner:
+    return CliRunner(env=cli_env)

@@ -1,0 +1,134 @@
+"""End to end on real parts: the CLI and a `newsletter worker` process (Celery, prefork)
+on a private Redis broker, delivering to an SMTP server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from newsletter.cli.demo import demo_subscribers_csv, sample_items_text
+from tests.servers import RedisServer, SmtpServer
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class Worker:
+    """A worker subprocess whose log is collected as it runs."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "worker", "-c", "2", "--loglevel", "INFO"],
+            env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(" ready." in line for line in self.lines):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        pytest.fail("the worker did not start:\n" + "\n".join(self.lines[-40:]))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str, redis_server: RedisServer,
+        smtp_server: SmtpServer) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")},
+        "NEWSLETTER_VAR_DIR": str(tmp_path / "var"),
+        "NEWSLETTER_DATABASE_URL": db_url,
+        "NEWSLETTER_BROKER_URL": redis_server.url,
+        "NEWSLETTER_SMTP_URL": smtp_server.url,
+        "NEWSLETTER_BATCH_SIZE": "7",
+        "NEWSLETTER_SECRET_KEY": "test-secret",
+        "NEWSLETTER_PUBLIC_BASE_URL": "https://news.example.org",
+    }
+
+
+@pytest.fixture
+def worker(env: dict[str, str], tmp_path: Path) -> Iterator[Worker]:
+    w = Worker(env, tmp_path)
+    try:
+        w.wait_ready()
+        yield w
+    finally:
+        w.stop()
+
+
+def newsletter(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "newsletter", *args], env=env, cwd=cwd,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"newsletter {' '.join(args)}:\n{result.stdout}{result.stderr}"
+    return result
+
+
+def test_worker_delivers_each_subscriber_exactly_once(
+    env: dict[str, str], tmp_path: Path, worker: Worker, smtp_server: SmtpServer,
+    redis_server: RedisServer,
+) -> None:
+    (tmp_path / "items.txt").write_text(sample_items_text(), encoding="utf-8")
+    people = demo_subscribers_csv()
+    (tmp_path / "people.csv").write_text(people, encoding="utf-8")
+    expected = sorted(line.split(",")[0] for line in people.splitlines()[1:])
+    newsletter(env, tmp_path, "items", "import", "items.txt")
+    newsletter(env, tmp_path, "subscribers", "import", "people.csv")
+    newsletter(env, tmp_path, "issues", "create", "2019-10", "--from", "2019-09-01",
+               "--to", "2019-10-31")
+
+    sent = newsletter(env, tmp_path, "issues", "send", "2019-10", "--json")
+    summary = json.loads(sent.stdout)
+    assert summary["counts"]["sent"] == len(expected) == 33
+    assert summary["batches"] == 5  # 33 rows in batches of 7
+
+    received = smtp_server.wait_for_messages(len(expected), timeout=30)
+    rcpts = Counter(r for m in received for r in m.rcpt_tos)
+    assert sorted(rcpts) == expected and set(rcpts.values()) == {1}
+    for m in received:
+        msg = message_from_bytes(m.content, policy=policy.default)
+        assert msg.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+        assert str(msg["To"]).endswith(f"<{m.rcpt_tos[0]}>")
+        assert msg["Message-ID"].startswith("<2019-10.")
+        assert str(msg["List-Unsubscribe"]).startswith("<https://news.example.org/u/")
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert m.mail_from == "news@example.org"
+    # the batches really ran in the worker's child processes, not in the CLI
+    assert sum("newsletter.deliver_batch" in line and "succeeded" in line
+               for line in worker.lines) == 5
+
+    again = json.loads(newsletter(env, tmp_path, "issues", "send", "2019-10", "--json").stdout)
+    assert again["planned"] == 0 and again["batches"] == 0
+    time.sleep(1)
+    assert len(smtp_server.messages) == len(expected)
+
+    status = json.loads(newsletter(env, tmp_path, "issues", "status", "2019-10", "--json").stdout)
+    assert status == {"queued": 0, "sending": 0, "sent": 33, "deferred": 0, "bounced": 0,
+                      "failed": 0}

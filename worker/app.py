@@ -1,0 +1,37 @@
+"""The Celery application. Without a broker URL, tasks run in-process (the same task code).
+
+Start workers with `newsletter worker` (or `celery -A worker.app worker -Q newsletter`).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from newsletter.settings import Settings, get_settings
+
+QUEUE = "newsletter"
+
+
+def configure_app(app: Celery, settings: Settings) -> None:
+    eager = not settings.broker_url
+    app.conf.update(
+        broker_url=settings.broker_url or "memory://localhost//",
+        task_always_eager=eager,
+        task_eager_propagates=True,
+        task_default_queue=QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # a batch may be redelivered if its worker dies: tasks are idempotent (the ledger)
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,
+        worker_prefetch_multiplier=1,
+        # unacked tasks come back after this: longer than any batch can take
+        broker_transport_options={"visibility_timeout": max(3600, settings.lease_seconds * 2)},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+
+
+app = Celery("newsletter", include=["worker.tasks"])
+configure_app(app, get_settings())

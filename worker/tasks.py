@@ -1,0 +1,13 @@
+"""Celery tasks. They take ids, re-read the ledger, and are safe to run twice."""
+
+from __future__ import annotations
+
+from worker.app import app
+from worker.delivery import deliver_range
+from worker.runtime import current
+
+
+@app.task(name="newsletter.deliver_batch")  # type: ignore[untyped-decorator]
+def deliver_batch(issue_id: int, lo: int, hi: int) -> dict[str, int]:
+    """Send the claimable deliveries of `issue_id` with ids in [lo, hi]."""
+    return deliver_range(current(), issue_id, lo, hi)

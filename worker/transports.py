@@ -1,0 +1,197 @@
+"""Where messages go: one small interface, three implementations.
+
+`send` returns the server's reply on success and raises `TemporaryFailure` (try again
+later), `PermanentFailure` (this recipient will never get it) or `ConnectionFailure`
+(the transport itself is down: nothing about the recipient is known).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import smtplib
+import ssl
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+from newsletter.errors import NewsletterError
+
+
+@dataclass(frozen=True)
+class Envelope:
+    sender: str
+    recipient: str
+    message: bytes
+    message_id: str
+
+
+class TransportError(NewsletterError):
+    def __init__(self, reply: str, code: int | None = None) -> None:
+        self.reply = reply
+        self.code = code
+        super().__init__(f"{code} {reply}" if code else reply)
+
+
+class TemporaryFailure(TransportError):
+    """4xx: the server may accept the message later."""
+
+
+class PermanentFailure(TransportError):
+    """5xx: the server refuses this message for good."""
+
+
+class ConnectionFailure(TemporaryFailure):
+    """The server could not be reached or went away mid-conversation."""
+
+
+class Transport(Protocol):
+    name: str
+
+    def send(self, envelope: Envelope) -> str: ...
+
+    def close(self) -> None: ...
+
+
+def _failure(code: int, reply: bytes | str) -> TransportError:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    if 400 <= code < 500:
+        return TemporaryFailure(text, code)
+    return PermanentFailure(text, code)
+
+
+class SMTPTransport:
+    """A real SMTP server; one connection, opened on first use and reused until it fails.
+
+    URL forms: smtp://host:port, smtp+starttls://user:pass@host:587, smtps://host:465.
+    """
+
+    name = "smtp"
+
+    def __init__(self, url: str, timeout: float = 30.0, local_hostname: str | None = None):
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtp+starttls", "smtps") or not parts.hostname:
+            raise NewsletterError(
+                f"NEWSLETTER_SMTP_URL {url!r} is not an SMTP URL: use smtp://host:port, "
+                "smtp+starttls://user:password@host:587 or smtps://host:465"
+            )
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        self.port = parts.port or {"smtps": 465, "smtp+starttls": 587}.get(parts.scheme, 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.timeout = timeout
+        self.local_hostname = local_hostname
+        self._conn: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        try:
+            conn: smtplib.SMTP
+            if self.scheme == "smtps":
+                conn = smtplib.SMTP_SSL(
+                    self.host, self.port, self.local_hostname, timeout=self.timeout,
+                    context=ssl.create_default_context(),
+                )
+            else:
+                conn = smtplib.SMTP(self.host, self.port, self.local_hostname, self.timeout)
+            conn.ehlo()
+            if self.scheme == "smtp+starttls":
+                conn.starttls(context=ssl.create_default_context())
+                conn.ehlo()
+            if self.username:
+                conn.login(self.username, self.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise PermanentFailure(
+                f"the SMTP server refused the login: {exc.smtp_error!r}; check the user and "
+                "password in NEWSLETTER_SMTP_URL", exc.smtp_code,
+            ) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ConnectionFailure(
+                f"cannot connect to the SMTP server {self.host}:{self.port}: {exc}"
+            ) from exc
+        return conn
+
+    def send(self, envelope: Envelope) -> str:
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        try:
+            mail_options: list[str] = []
+            if not (envelope.sender + envelope.recipient).isascii():
+                if not conn.has_extn("smtputf8"):
+                    raise PermanentFailure(
+                        "the address is not ASCII and the server does not offer SMTPUTF8"
+                    )
+                mail_options.append("SMTPUTF8")
+            code, reply = conn.mail(envelope.sender, mail_options)
+            if code != 250:
+                conn.rset()
+                raise _failure(code, reply)
+            code, reply = conn.rcpt(envelope.recipient)
+            if code not in (250, 251):
+                conn.rset()
+                raise _failure(code, reply)
+            code, reply = conn.data(envelope.message)
+            if code != 250:
+                raise _failure(code, reply)
+            return f"{code} {reply.decode('utf-8', 'replace')}"
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.close()
+            raise ConnectionFailure(f"the SMTP server went away: {exc}") from exc
+        except smtplib.SMTPResponseException as exc:
+            raise _failure(exc.smtp_code, exc.smtp_error) from exc
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.quit()
+            except (TimeoutError, smtplib.SMTPException, OSError):
+                conn.close()
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@-]+")
+
+
+class OutboxTransport:
+    """`.eml` files in a directory: what a preview or a dry run would have sent.
+
+    Files are named by Message-ID, which is stable per delivery, so sending again
+    replaces a file instead of adding a copy.
+    """
+
+    name = "outbox"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def send(self, envelope: Envelope) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stem = _UNSAFE.sub("_", envelope.message_id.strip("<>"))
+        path = self.directory / f"{stem}.eml"
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(envelope.message)
+        os.replace(tmp, path)
+        return f"250 written to {path}"
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass
+class MemoryTransport:
+    """Keeps messages in a list; for tests of code above the transport."""
+
+    name: str = "memory"
+    sent: list[Envelope] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def send(self, envelope: Envelope) -> str:
+        with self._lock:
+            self.sent.append(envelope)
+        return "250 kept in memory"
+
+    def close(self) -> None:
+        return None
