@@ -15,9 +15,9 @@ from subscribers.validate import (
     InvalidValue,
     clean_name,
     email_key,
+    language_or_none,
     normalise_country,
     normalise_email,
-    normalise_language,
 )
 
 COLUMNS = ("email", "name", "country", "language")
@@ -44,7 +44,7 @@ class SubscriberRow:
     email: str
     name: str
     country: str | None
-    language: str
+    language: str | None  # None: keep the stored one (or the default for a new subscriber)
 
 
 @dataclass
@@ -61,7 +61,7 @@ class ImportReport:
 
 
 def read_rows(
-    lines: Iterable[str], *, languages: Sequence[str], default_language: str
+    lines: Iterable[str], *, languages: Sequence[str]
 ) -> tuple[list[SubscriberRow], list[RowError], int]:
     """Validate a CSV; returns the good rows (merged by address), the errors, the merge count."""
     reader = csv.DictReader(lines)
@@ -84,7 +84,7 @@ def read_rows(
             email = normalise_email(raw.get("email") or "")
             name = clean_name(raw.get("name") or "")
             country = normalise_country(raw.get("country") or "")
-            language = normalise_language(raw.get("language") or "", languages, default_language)
+            language = language_or_none(raw.get("language") or "", languages)
         except InvalidValue as exc:
             errors.append(RowError(row_number, exc.field, exc.value, exc.reason))
             continue
@@ -113,9 +113,9 @@ def import_csv(
             ) from exc
     else:
         text = data.lstrip("\ufeff")
-    rows, errors, merged = read_rows(
-        io.StringIO(text, newline=""), languages=languages, default_language=default_language
-    )
+    rows, errors, merged = read_rows(io.StringIO(text, newline=""), languages=languages)
     report = ImportReport(errors=errors, merged=merged)
-    report.added, report.updated, report.unchanged = queries.upsert(session, rows)
+    report.added, report.updated, report.unchanged = queries.upsert(
+        session, rows, default_language=default_language
+    )
     return report

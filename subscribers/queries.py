@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 CHUNK = 500
 
 
-def upsert(session: Session, rows: Sequence[SubscriberRow]) -> tuple[int, int, int]:
+def upsert(
+    session: Session, rows: Sequence[SubscriberRow], *, default_language: str
+) -> tuple[int, int, int]:
     """Insert new addresses, update changed ones; returns (added, updated, unchanged)."""
     added = updated = unchanged = 0
     for start in range(0, len(rows), CHUNK):
@@ -36,13 +38,17 @@ def upsert(session: Session, rows: Sequence[SubscriberRow]) -> tuple[int, int, i
                         email_key=key,
                         name=row.name,
                         country=row.country,
-                        language=row.language,
+                        language=row.language or default_language,
                         status="active",
                     )
                 )
                 added += 1
                 continue
-            wanted = (row.name or current.name, row.country or current.country, row.language)
+            wanted = (
+                row.name or current.name,
+                row.country or current.country,
+                row.language or current.language,
+            )
             if (current.name, current.country, current.language) == wanted:
                 unchanged += 1
                 continue

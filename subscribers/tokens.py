@@ -19,10 +19,12 @@ def make_token(secret: str, subscriber_id: int, purpose: str) -> str:
 def read_token(secret: str, token: str, purpose: str) -> int | None:
     """The subscriber id a token was made for, or None if it was not made by us."""
     sid, _, signature = token.partition(".")
-    if not sid.isdigit():
+    if not (sid.isascii() and sid.isdigit()):
         return None
     expected = _sign(secret, f"{purpose}:{int(sid)}")
-    return int(sid) if hmac.compare_digest(signature, expected) else None
+    # compare bytes: compare_digest refuses non-ASCII str, and a token is untrusted input
+    valid = hmac.compare_digest(signature.encode("utf-8", "replace"), expected.encode())
+    return int(sid) if valid else None
 
 
 def subscriber_links(base_url: str, secret: str, subscriber_id: int) -> tuple[str, str]:

@@ -35,6 +35,11 @@ def normalise_email(raw: str) -> str:
         raise InvalidValue("email", raw, f"is longer than {MAX_EMAIL} characters")
     if _CONTROL.search(value):
         raise InvalidValue("email", raw, "contains a line break or control character")
+    if not value.partition("@")[0].isascii():
+        raise InvalidValue(
+            "email", raw, "has non-ASCII letters before the @, which most mail servers "
+            "cannot deliver to: ask the person for another address"
+        )
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -83,9 +88,14 @@ def normalise_country(raw: str) -> str | None:
 
 def normalise_language(raw: str, supported: Sequence[str], default: str) -> str:
     """A supported language from a BCP 47 tag: `es-GT` and `ES` become `es`."""
+    return language_or_none(raw, supported) or default
+
+
+def language_or_none(raw: str, supported: Sequence[str]) -> str | None:
+    """Like `normalise_language`, but an empty value stays None (keep what is stored)."""
     value = raw.strip().replace("_", "-")
     if not value:
-        return default
+        return None
     primary = value.split("-", 1)[0].lower()
     if primary not in supported:
         raise InvalidValue(

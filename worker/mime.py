@@ -47,12 +47,26 @@ def build_message(rendered: Rendered, headers: Headers, when: datetime | None = 
     msg["Subject"] = header_text(rendered.subject)
     msg["Date"] = format_datetime(when or datetime.now(UTC))
     msg["Message-ID"] = headers.message_id
-    msg["List-Id"] = f"<{headers.list_id}>"
-    msg["List-Unsubscribe"] = f"<{headers.unsubscribe_url}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    return msg.as_bytes()
+    head, blank, body = msg.as_bytes().partition(b"\r\n\r\n")
+    return head + b"\r\n" + _list_headers(headers) + blank + body
+
+
+def _list_headers(headers: Headers) -> bytes:
+    """List-* headers, written as they are: the email package would turn a long URL into
+    an RFC 2047 encoded-word, which no receiver decodes (one-click unsubscribe breaks)."""
+    lines = [
+        f"List-Id: <{headers.list_id}>",
+        f"List-Unsubscribe: <{headers.unsubscribe_url}>",
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+    ]
+    for line in lines:
+        if not line.isascii() or _CONTROL.search(line) or " " in line.partition(": ")[2]:
+            raise ValueError(f"unsafe header {line[:80]!r}: list ids and URLs must be ASCII")
+        if len(line) > 998:
+            raise ValueError(f"header longer than SMTP allows: {line[:80]!r}...")
+    return "\r\n".join(lines).encode("ascii")
 
 
 def message_id(issue_slug: str, delivery_id: int, domain: str) -> str:

@@ -18,7 +18,10 @@ from newsletter.db import upgrade
 from newsletter.settings import Settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    name="newsletter",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens underneath.")
 @click.version_option(package_name="newsletter")
 @click.pass_context
@@ -46,7 +49,12 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 @cli.group()
 def db() -> None:
-    """Manage the database schema."""
+    """Manage the database schema.
+
+    \b
+    Example:
+      newsletter db upgrade
+    """
 
 
 @db.command("upgrade")

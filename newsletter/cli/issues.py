@@ -20,7 +20,12 @@ DATE = click.DateTime(["%Y-%m-%d"])
 
 @click.group()
 def issues() -> None:
-    """Create, preview, send and follow issues."""
+    """Create, preview, send and follow issues.
+
+    \b
+    Example:
+      newsletter issues create 2019-10 --from 2019-10-01 --to 2019-10-31
+    """
 
 
 @issues.command("create")

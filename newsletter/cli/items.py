@@ -14,7 +14,12 @@ from newsletter.items import list_items, read_items, store_items
 
 @click.group()
 def items() -> None:
-    """Import and list news items."""
+    """Import and list news items.
+
+    \b
+    Example:
+      newsletter items import news.txt && newsletter items list
+    """
 
 
 @items.command("import")

@@ -17,7 +17,12 @@ from subscribers.queries import list_subscribers
 
 @click.group()
 def subscribers() -> None:
-    """Import and list subscribers."""
+    """Import and list subscribers.
+
+    \b
+    Example:
+      newsletter subscribers import people.csv && newsletter subscribers list
+    """
 
 
 @subscribers.command("import")

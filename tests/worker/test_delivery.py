@@ -55,7 +55,7 @@ def test_every_active_subscriber_gets_one_message_in_their_variant(
     # no country, no country heading: the regional order
     assert not re.search(r"^IN [A-Z]", dan_text, re.M) and "ACROSS THE REGION" not in dan_text
     # each message has its own signed links, and the header matches the body's link
-    for rcpt, msg in by_rcpt.items():
+    for msg in by_rcpt.values():
         link = str(msg["List-Unsubscribe"]).strip("<>")
         assert link.startswith("https://news.example.org/u/")
         assert link in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]

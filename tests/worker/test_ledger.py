@@ -1,0 +1,85 @@
+"""The ledger's SQL on SQLite and PostgreSQL: planning, claiming, ranges."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.issues import get_issue
+from newsletter.models import Delivery
+from subscribers.models import Subscriber
+from worker import ledger
+
+
+def plan(session: Session, issue_id: int) -> int:
+    return ledger.plan(session, issue_id, languages=["en", "es"], default_language="en",
+                       focus_countries=["CR", "SV"])
+
+
+def test_plan_adds_a_row_per_active_subscriber_once(
+    sessions: sessionmaker[Session], issue_slug: str
+) -> None:
+    with sessions() as session, session.begin():
+        session.execute(update(Subscriber).where(Subscriber.email == "eva@example.org")
+                        .values(status="unsubscribed"))
+        issue = get_issue(session, issue_slug)
+        assert plan(session, issue.id) == 4
+        assert plan(session, issue.id) == 0
+        counts = ledger.counts(session, issue.id)
+        assert counts == {"queued": 4, "sending": 0, "sent": 0, "deferred": 0, "bounced": 0,
+                          "failed": 0}
+        variants = {(v.language, v.country) for v in ledger.variants(session, issue.id)}
+    # BZ is not in the focus list given here, so Bob shares the regional English variant
+    assert variants == {("es", "CR"), ("en", ""), ("es", "SV")}
+
+
+def test_a_range_is_claimed_by_one_worker_only(
+    sessions: sessionmaker[Session], issue_slug: str
+) -> None:
+    with sessions() as session, session.begin():
+        issue_id = get_issue(session, issue_slug).id
+        plan(session, issue_id)
+        ranges = ledger.batch_ranges(session, issue_id, 2)
+    assert len(ranges) == 3 and ranges[0][0] <= ranges[0][1] < ranges[1][0]
+    lo, hi = ranges[0][0], ranges[-1][1]
+    with sessions() as session, session.begin():
+        first = ledger.claim(session, issue_id, lo, hi, timedelta(minutes=10))
+    with sessions() as session, session.begin():
+        second = ledger.claim(session, issue_id, lo, hi, timedelta(minutes=10))
+        assert ledger.batch_ranges(session, issue_id, 2) == []
+    assert len(first) == 5 and second == []
+
+
+def test_an_expired_lease_can_be_claimed_again(
+    sessions: sessionmaker[Session], issue_slug: str
+) -> None:
+    with sessions() as session, session.begin():
+        issue_id = get_issue(session, issue_slug).id
+        plan(session, issue_id)
+        ((lo, hi),) = ledger.batch_ranges(session, issue_id, 100)
+        claimed = ledger.claim(session, issue_id, lo, hi, timedelta(seconds=-1))
+    with sessions() as session, session.begin():
+        again = ledger.claim(session, issue_id, lo, hi, timedelta(minutes=10))
+        attempts = set(session.scalars(select(Delivery.attempts)
+                                       .where(Delivery.issue_id == issue_id)))
+    assert [c.delivery_id for c in again] == [c.delivery_id for c in claimed]
+    assert attempts == {2}
+
+
+def test_record_only_changes_rows_being_sent(
+    sessions: sessionmaker[Session], issue_slug: str
+) -> None:
+    with sessions() as session, session.begin():
+        issue_id = get_issue(session, issue_slug).id
+        plan(session, issue_id)
+        ((lo, hi),) = ledger.batch_ranges(session, issue_id, 100)
+        claimed = ledger.claim(session, issue_id, lo, hi, timedelta(minutes=10))
+        ledger.record(session, claimed[0].delivery_id, "sent", "250 ok", "<m@x>")
+        ledger.record(session, claimed[0].delivery_id, "bounced", "550 late")  # not ours now
+        ledger.release(session, [c.delivery_id for c in claimed[1:]])
+        counts = ledger.counts(session, issue_id)
+        rows = ledger.deliveries(session, issue_id, "sent")
+    assert counts["sent"] == 1 and counts["queued"] == 4 and counts["sending"] == 0
+    assert rows[0][0].last_reply == "250 ok" and rows[0][0].sent_at is not None
