@@ -62,6 +62,12 @@ def announce(message: str) -> None:
     log.info(message)
 
 
+def record_started(message: str) -> None:
+    """Announce a process a test started, and list it in the end-of-run summary."""
+    announce(message)
+    _started.append(message)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     tmpdir = tmp_path_factory.mktemp("redis")

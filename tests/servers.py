@@ -611,6 +611,7 @@ class ReceivedMessage:
     rcpt_tos: list[str]
     content: bytes  # the raw DATA, dot-unstuffed, CRLF line endings
     mail_options: list[str] = field(default_factory=list)
+    peer: tuple[str, int] | None = None  # the client's (host, port): one per SMTP connection
 
     @property
     def message(self) -> email.message.EmailMessage:
@@ -664,6 +665,7 @@ class _RecordingHandler:
             rcpt_tos=list(envelope.rcpt_tos),
             content=bytes(content),
             mail_options=list(envelope.mail_options),
+            peer=tuple(session.peer) if session.peer else None,
         )
         with self.cond:
             self.messages.append(received)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.cli.demo import demo_subscribers_csv, sample_items_text
+from tests.conftest_servers import record_started
 from tests.servers import RedisServer, SmtpServer
 
 pytestmark = pytest.mark.timeout(180)
@@ -49,6 +50,9 @@ class Worker:
             time.sleep(0.1)
         pytest.fail("the worker did not start:\n" + "\n".join(self.lines[-40:]))
 
+    def announce(self) -> None:
+        record_started(f"started `newsletter worker -c 2` (Celery, prefork), pid {self.proc.pid}")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -78,6 +82,7 @@ def worker(env: dict[str, str], tmp_path: Path) -> Iterator[Worker]:
     w = Worker(env, tmp_path)
     try:
         w.wait_ready()
+        w.announce()
         yield w
     finally:
         w.stop()
