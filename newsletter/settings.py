@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    def insecure_for_mailing(self) -> str | None:
+        """Why these settings must not mail real people, or None when they may."""
+        if self.secret_key == DEV_SECRET:
+            return (
+                "NEWSLETTER_SECRET_KEY is the development default, so anyone could forge "
+                "unsubscribe links: set it to a long random value before sending by SMTP"
+            )
+        return None
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

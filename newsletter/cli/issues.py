@@ -129,6 +129,9 @@ def send(app: App, slug: str, no_wait: bool, as_json: bool) -> None:
     from worker.delivery import send_issue
     from worker.runtime import build, configure
 
+    problem = app.settings.insecure_for_mailing() if app.settings.smtp_url else None
+    if problem:
+        raise click.ClickException(problem)
     configure_app(celery_app, app.settings)
     runtime = build(app.settings)
     configure(runtime)

@@ -163,3 +163,12 @@ def test_preview_writes_every_variant_and_an_index(runner: CliRunner, tmp_path: 
     index = (out / "index.html").read_text()
     for label in labels:
         assert f'href="{label}.html"' in index and (out / f"{label}.txt").exists()
+
+
+def test_smtp_sending_refuses_the_development_secret(
+    runner: CliRunner, cli_env: dict[str, str]
+) -> None:
+    env: dict[str, str | None] = {**cli_env, "NEWSLETTER_SMTP_URL": "smtp://127.0.0.1:9",
+                                  "NEWSLETTER_SECRET_KEY": None}  # None: unset
+    result = CliRunner(env=env).invoke(cli, ["issues", "send", "2019-10"])
+    assert result.exit_code == 1 and "NEWSLETTER_SECRET_KEY" in result.output
