@@ -1,27 +1,103 @@
-"""People who receive the newsletter."""
+"""People who receive the newsletter, the lists they are on, segments and suppressions."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, Integer, String
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.db import Base, utcnow
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
+# a re-import never undoes these: the person asked, or their mailbox refused us
+STICKY_STATUSES = ("unsubscribed", "bounced", "complained")
+SUBSCRIPTION_STATUSES = ("unconfirmed", "confirmed", "unsubscribed")
+OPT_IN_MODES = ("single", "double")
+
+
+def email_hash(email_key: str) -> str:
+    """The address's fingerprint: what a suppression keeps after the address is erased."""
+    return hashlib.sha256(email_key.encode()).hexdigest()
 
 
 class Subscriber(Base):
     __tablename__ = "subscribers"
+    __table_args__ = (
+        Index("ix_subscribers_country_language_status", "country", "language", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
     # lower-cased address: one person per address, however it was capitalised
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    email_hash: Mapped[str] = mapped_column(String(64), index=True, default="")
     name: Mapped[str] = mapped_column(String(200), default="")
     country: Mapped[str | None] = mapped_column(String(2), index=True)
     language: Mapped[str] = mapped_column(String(8), default="en")
     status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    consent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    consent_method: Mapped[str | None] = mapped_column(String(200))
+    consent_text: Mapped[str | None] = mapped_column(String(50))  # version of the wording
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class MailingList(Base):
+    __tablename__ = "lists"
+    __table_args__ = (CheckConstraint("opt_in IN ('single', 'double')", name="opt_in"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    opt_in: Mapped[str] = mapped_column(String(8), default="single")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="confirmed")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Segment(Base):
+    """A stored, named filter (see `subscribers.filters.Filter`)."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Suppression(Base):
+    """An address that is never mailed again; only its hash is kept."""
+
+    __tablename__ = "suppressions"
+
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, email_hash
 from subscribers.validate import email_key
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ def upsert(
                     Subscriber(
                         email=row.email,
                         email_key=key,
+                        email_hash=email_hash(key),
                         name=row.name,
                         country=row.country,
                         language=row.language or default_language,

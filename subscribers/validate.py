@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from email_validator import EmailNotValidError, validate_email
 
-from newsletter import geo
 from newsletter.errors import NewsletterError
+from subscribers.countries import country_code
 
 MAX_NAME = 200
 MAX_EMAIL = 254
@@ -78,7 +78,7 @@ def normalise_country(raw: str) -> str | None:
     value = raw.strip()
     if not value:
         return None
-    code = geo.country_code(value)
+    code = country_code(value)
     if code is None:
         raise InvalidValue(
             "country", raw, "is not a known country: use an ISO 3166-1 code such as CR or MX"
