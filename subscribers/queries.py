@@ -79,3 +79,13 @@ def audience(session: Session) -> list[tuple[str, str | None]]:
         .distinct()
     )
     return [(language, country) for language, country in rows]
+
+
+def stats(session: Session) -> list[tuple[str | None, str, str, int]]:
+    """Counts by country x language x status, in one GROUP BY over a covering index."""
+    rows = session.execute(
+        select(Subscriber.country, Subscriber.language, Subscriber.status, func.count())
+        .group_by(Subscriber.country, Subscriber.language, Subscriber.status)
+        .order_by(Subscriber.country, Subscriber.language, Subscriber.status)
+    )
+    return [(country, language, status, int(n)) for country, language, status, n in rows]
