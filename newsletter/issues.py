@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, exists, or_, select, true
 from sqlalchemy.orm import Session
 
 from newsletter.errors import NewsletterError
 from newsletter.items import list_items
-from newsletter.models import Issue, IssueItem
+from newsletter.models import Issue, IssueItem, IssueTarget
 from newsletter.render import IssueContent, ItemView
+from subscribers.filters import list_ids, on_list, segment_condition
+from subscribers.lists import get_list
+from subscribers.models import MailingList, Segment, Subscriber, Suppression
+from subscribers.segments import get_segment
 from subscribers.validate import InvalidValue, clean_header_text
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -41,9 +46,20 @@ class IssueSummary:
 
 
 def create_issue(
-    session: Session, slug: str, date_from: date, date_to: date, title: str = ""
+    session: Session,
+    slug: str,
+    date_from: date,
+    date_to: date,
+    title: str = "",
+    *,
+    lists: Sequence[str] = (),
+    segments: Sequence[str] = (),
 ) -> Issue:
-    """Collect the items published in [date_from, date_to], newest first, into a draft."""
+    """Collect the items published in [date_from, date_to], newest first, into a draft.
+
+    With `lists` or `segments`, the issue goes to the people in any of them; without,
+    to every active subscriber.
+    """
     if not SLUG.match(slug):
         raise IssueError(
             f"{slug!r} is not a usable issue name: use lower-case letters, digits, '-', '_' "
@@ -67,7 +83,43 @@ def create_issue(
     issue.entries = [IssueItem(item=item, position=n) for n, item in enumerate(items)]
     session.add(issue)
     session.flush()
+    try:
+        for list_name in lists:
+            session.add(IssueTarget(issue_id=issue.id, list_id=get_list(session, list_name).id))
+        for segment_name in segments:
+            segment = get_segment(session, segment_name)
+            session.add(IssueTarget(issue_id=issue.id, segment_id=segment.id))
+    except NewsletterError as exc:
+        raise IssueError(str(exc)) from exc
+    session.flush()
     return issue
+
+
+def targets_of(session: Session, issue: Issue) -> tuple[list[str], list[str]]:
+    """The names of the lists and segments an issue goes to (both empty: everyone)."""
+    lists = session.scalars(
+        select(MailingList.name).join(IssueTarget, IssueTarget.list_id == MailingList.id)
+        .where(IssueTarget.issue_id == issue.id).order_by(MailingList.name)
+    )
+    segments = session.scalars(
+        select(Segment.name).join(IssueTarget, IssueTarget.segment_id == Segment.id)
+        .where(IssueTarget.issue_id == issue.id).order_by(Segment.name)
+    )
+    return list(lists), list(segments)
+
+
+def audience_of(session: Session, issue: Issue) -> ColumnElement[bool]:
+    """Who may receive the issue: active, not suppressed, and in one of its targets."""
+    lists, segments = targets_of(session, issue)
+    suppressed = exists(
+        select(Suppression.email_hash).where(Suppression.email_hash == Subscriber.email_hash)
+    )
+    parts: list[ColumnElement[bool]] = []
+    if lists:
+        parts.append(on_list(list_ids(session, lists), confirmed_only=True))
+    parts += [segment_condition(session, name) for name in segments]
+    targeted = or_(*parts) if parts else true()
+    return and_(Subscriber.status == "active", ~suppressed, targeted)
 
 
 def get_issue(session: Session, slug: str) -> Issue:

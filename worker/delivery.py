@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.db import utcnow
 from newsletter.errors import NewsletterError
-from newsletter.issues import content_of, countries_of, get_issue
+from newsletter.issues import audience_of, content_of, countries_of, get_issue
 from newsletter.models import Issue, IssueVariant
 from newsletter.render import Rendered, Variant, personalise, render_variant, sender_from
 from subscribers.tokens import subscriber_links
@@ -171,6 +171,7 @@ def send_issue(
             languages=settings.languages,
             default_language=settings.default_language,
             focus_countries=sorted(countries_of(issue)),
+            audience=audience_of(session, issue),
         )
         if not any(ledger.counts(session, issue.id).values()):
             raise SendError(

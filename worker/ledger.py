@@ -40,8 +40,9 @@ def plan(
     languages: Sequence[str],
     default_language: str,
     focus_countries: Sequence[str],
+    audience: ColumnElement[bool],
 ) -> int:
-    """Add a queued row for every active subscriber without one, in one INSERT ... SELECT.
+    """Add a queued row for everyone in `audience` without one, in one INSERT ... SELECT.
 
     The variant is fixed here: the subscriber's language if supported, and their country
     only if some item of the issue is about it (everyone else shares the regional order).
@@ -61,7 +62,7 @@ def plan(
         literal(0),
         literal(now),
         literal(now),
-    ).where(Subscriber.status == "active", ~existing.exists())
+    ).where(audience, ~existing.exists())
     columns = ["issue_id", "subscriber_id", "language", "country", "status", "attempts",
                "created_at", "updated_at"]
     before = _total(session, issue_id)

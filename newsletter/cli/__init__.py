@@ -13,7 +13,10 @@ from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.demo import demo
 from newsletter.cli.issues import issues
 from newsletter.cli.items import items
+from newsletter.cli.lists import lists
+from newsletter.cli.segments import segments
 from newsletter.cli.subscribers import subscribers
+from newsletter.cli.suppressions import suppressions
 from newsletter.db import upgrade
 from newsletter.settings import Settings
 
@@ -99,6 +102,9 @@ def worker(app: App, concurrency: int | None, loglevel: str) -> None:
 
 cli.add_command(items)
 cli.add_command(subscribers)
+cli.add_command(lists)
+cli.add_command(segments)
+cli.add_command(suppressions)
 cli.add_command(issues)
 cli.add_command(demo)
 

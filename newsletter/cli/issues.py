@@ -34,20 +34,29 @@ def issues() -> None:
 @click.option("--to", "date_to", type=DATE, required=True, help="Last day (YYYY-MM-DD).")
 @click.option("--title", default="",
               help="Subject line; default: the sender and the window, in each language.")
+@click.option("--list", "lists", multiple=True,
+              help="Send to this list's confirmed subscribers (repeatable).")
+@click.option("--segment", "segments", multiple=True,
+              help="Send to this segment (repeatable). Default: every active subscriber.")
 @pass_app
 @user_errors
-def create(app: App, slug: str, date_from: datetime, date_to: datetime, title: str) -> None:
+def create(app: App, slug: str, date_from: datetime, date_to: datetime, title: str,
+           lists: tuple[str, ...], segments: tuple[str, ...]) -> None:
     """Create issue SLUG from the items published in a window, newest first.
 
     \b
     Example:
       newsletter issues create 2019-10 --from 2019-10-01 --to 2019-10-31
+      newsletter issues create 2019-10-es --from 2019-10-01 --to 2019-10-31 --segment central-es
     """
     with app.transaction() as session:
-        issue = create_issue(session, slug, date_from.date(), date_to.date(), title)
+        issue = create_issue(session, slug, date_from.date(), date_to.date(), title,
+                             lists=lists, segments=segments)
         count = len(issue.entries)
+    audience = ", ".join([*(f"list {n}" for n in lists), *(f"segment {n}" for n in segments)])
     click.echo(f"issue {slug} created with {count} items ({date_from:%Y-%m-%d} to "
-               f"{date_to:%Y-%m-%d}); preview it with `newsletter issues preview {slug}`")
+               f"{date_to:%Y-%m-%d}) for {audience or 'every active subscriber'}; "
+               f"preview it with `newsletter issues preview {slug}`")
 
 
 @issues.command("list")

@@ -2,47 +2,276 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from newsletter.cli.context import App, pass_app, user_errors
-from newsletter.cli.output import emit_json, json_option, table
+from newsletter.cli.filtering import build_filter, emit_rows, filter_options, format_options
+from newsletter.cli.output import emit_json
 from newsletter.cli.transfer import import_cmd
-from subscribers.queries import list_subscribers
+from newsletter.privacy import erase, export_data
+from subscribers.filters import Filter
+from subscribers.models import STATUSES, Subscriber
+from subscribers.people import (
+    NewSubscriber,
+    add,
+    delete_subscriber,
+    find,
+    lists_of,
+    select_subscribers,
+    unsubscribe,
+    update_subscriber,
+)
+from subscribers.queries import stats
+
+COLUMNS = ["email", "name", "country", "language", "status", "created_at"]
+
+
+def _row(s: Subscriber) -> tuple[Any, ...]:
+    return (s.email, s.name, s.country, s.language, s.status, s.created_at)
 
 
 @click.group()
 def subscribers() -> None:
-    """Import and list subscribers.
+    """Add, import, find, change and remove subscribers.
 
     \b
     Example:
-      newsletter subscribers import people.csv && newsletter subscribers list
+      newsletter subscribers import people.csv --list partners
+      newsletter subscribers list --country CR,NI --language es
     """
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default="")
+@click.option("--country", default="", help="ISO code or name (CR, Costa Rica).")
+@click.option("--language", default="", help="Language tag (es, es-CR); default: the default.")
+@click.option("--list", "lists", multiple=True, help="Subscribe to this list (repeatable).")
+@click.option("--attr", multiple=True, help="An attribute, KEY=VALUE (repeatable).")
+@click.option("--consent", "consent_method", default="cli:add", show_default=True,
+              help="How the person gave consent (form, event, phone...).")
+@click.option("--consent-text", default=None, help="Version of the consent wording shown.")
+@click.option("--preconfirm", is_flag=True, help="Skip double opt-in confirmation.")
+@pass_app
+@user_errors
+def add_cmd(app: App, email: str, name: str, country: str, language: str,
+            lists: tuple[str, ...], attr: tuple[str, ...], consent_method: str,
+            consent_text: str | None, preconfirm: bool) -> None:
+    """Add one subscriber, recording their consent.
+
+    \b
+    Example:
+      newsletter subscribers add ana@example.org --name "Ana Mora" --country CR \\
+          --language es --list partners --consent "form:2019-10"
+    """
+    attributes = build_filter({"email": "", "country": (), "language": (), "lists": (),
+                               "status": (), "segment": (), "attr": attr}).attributes
+    settings = app.settings
+    with app.transaction() as session:
+        person = add(
+            session,
+            NewSubscriber(email, name, country, language, lists, attributes,
+                          consent_method, consent_text, preconfirm),
+            languages=settings.languages, default_language=settings.default_language,
+        )
+        status = person.status
+        address = person.email
+    click.echo(f"{address} added ({status})")
 
 
 @subscribers.command("list")
+@filter_options
 @click.option("--limit", type=int, default=None, help="Show at most this many.")
-@json_option
+@click.option("--offset", type=int, default=0, help="Skip this many first.")
+@format_options
 @pass_app
 @user_errors
-def list_cmd(app: App, limit: int | None, as_json: bool) -> None:
-    """List subscribers.
+def list_cmd(app: App, /, limit: int | None, offset: int, as_json: bool, as_csv: bool,
+             **kwargs: Any) -> None:
+    """List subscribers matching the filters.
 
     \b
     Example:
-      newsletter subscribers list --limit 20
+      newsletter subscribers list --country CR,NI --status active --limit 20
+    """
+    flt = build_filter(kwargs)
+    with app.sessions() as session:
+        rows = [_row(s) for s in select_subscribers(session, flt, limit=limit, offset=offset)]
+    emit_rows(f"{len(rows)} subscribers ({flt.describe()})", COLUMNS, rows,
+              as_json=as_json, as_csv=as_csv)
+
+
+@subscribers.command("show")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@user_errors
+def show(app: App, email: str, as_json: bool) -> None:
+    """Show one subscriber, their lists and consent.
+
+    \b
+    Example:
+      newsletter subscribers show ana@example.org
     """
     with app.sessions() as session:
-        rows = list_subscribers(session, limit)
+        s = find(session, email)
+        data = {
+            "email": s.email, "name": s.name, "country": s.country, "language": s.language,
+            "status": s.status, "attributes": s.attributes or {},
+            "lists": {name: status for name, status in lists_of(session, s.id)},
+            "consent_at": s.consent_at, "consent_method": s.consent_method,
+            "consent_text": s.consent_text, "created_at": s.created_at,
+        }
     if as_json:
-        emit_json([
-            {"email": s.email, "name": s.name, "country": s.country, "language": s.language,
-             "status": s.status}
-            for s in rows
-        ])
+        emit_json(data)
         return
-    table(f"{len(rows)} subscribers", ["email", "name", "country", "language", "status"],
-          [(s.email, s.name, s.country, s.language, s.status) for s in rows])
+    for key, value in data.items():
+        click.echo(f"{key:>15}: {'' if value is None else value}")
+
+
+@subscribers.command("update")
+@click.argument("email")
+@click.option("--name", default=None)
+@click.option("--country", default=None)
+@click.option("--language", default=None)
+@click.option("--status", type=click.Choice(STATUSES), default=None)
+@click.option("--attr", multiple=True, help="Set an attribute, KEY=VALUE (repeatable).")
+@click.option("--add-list", multiple=True, help="Subscribe to this list.")
+@click.option("--remove-list", multiple=True, help="Unsubscribe from this list.")
+@pass_app
+@user_errors
+def update(app: App, email: str, name: str | None, country: str | None,
+           language: str | None, status: str | None, attr: tuple[str, ...],
+           add_list: tuple[str, ...], remove_list: tuple[str, ...]) -> None:
+    """Change one subscriber.
+
+    \b
+    Example:
+      newsletter subscribers update ana@example.org --language en --add-list partners
+    """
+    attributes = dict(build_filter({"email": "", "country": (), "language": (), "lists": (),
+                                    "status": (), "segment": (), "attr": attr}).attributes)
+    with app.transaction() as session:
+        update_subscriber(
+            session, email, languages=app.settings.languages,
+            default_language=app.settings.default_language, name=name, country=country,
+            language=language, status=status, attributes=attributes,
+            add_lists=add_list, remove_lists=remove_list,
+        )
+    click.echo(f"{email} updated")
+
+
+def _targets(app: App, emails: tuple[str, ...], flt: Filter, yes: bool, verb: str) -> list[str]:
+    """The addresses a bulk command acts on: those named, or those the filters select."""
+    if emails and not flt.is_empty():
+        raise click.UsageError("give addresses or filters, not both")
+    if emails:
+        return list(emails)
+    if flt.is_empty():
+        raise click.UsageError(f"name the addresses to {verb}, or select them with filters")
+    with app.sessions() as session:
+        found = [s.email for s in select_subscribers(session, flt)]
+    if found and not yes:
+        click.confirm(f"{verb.capitalize()} {len(found)} subscribers ({flt.describe()})?",
+                      abort=True)
+    return found
+
+
+@subscribers.command("unsubscribe")
+@click.argument("emails", nargs=-1)
+@filter_options
+@click.option("--from-list", default=None, help="Only from this list.")
+@click.option("--yes", is_flag=True, help="Do not ask before acting on a filter's result.")
+@pass_app
+@user_errors
+def unsubscribe_cmd(app: App, /, emails: tuple[str, ...], from_list: str | None, yes: bool,
+                    **kwargs: Any) -> None:
+    """Unsubscribe people, from everything or from one list.
+
+    \b
+    Example:
+      newsletter subscribers unsubscribe ana@example.org --from-list partners
+      newsletter subscribers unsubscribe --status bounced --yes
+    """
+    targets = _targets(app, emails, build_filter(kwargs), yes, "unsubscribe")
+    with app.transaction() as session:
+        for address in targets:
+            unsubscribe(session, address, list_name=from_list)
+    click.echo(f"{len(targets)} unsubscribed" + (f" from {from_list}" if from_list else ""))
+
+
+@subscribers.command("delete")
+@click.argument("emails", nargs=-1)
+@filter_options
+@click.option("--yes", is_flag=True, help="Do not ask before acting on a filter's result.")
+@pass_app
+@user_errors
+def delete(app: App, /, emails: tuple[str, ...], yes: bool, **kwargs: Any) -> None:
+    """Delete subscriber records (to forget a person for good, use `erase`).
+
+    \b
+    Example:
+      newsletter subscribers delete --status pending --yes
+    """
+    targets = _targets(app, emails, build_filter(kwargs), yes, "delete")
+    with app.transaction() as session:
+        for address in targets:
+            delete_subscriber(session, address)
+    click.echo(f"{len(targets)} deleted")
+
+
+@subscribers.command("stats")
+@format_options
+@pass_app
+@user_errors
+def stats_cmd(app: App, as_json: bool, as_csv: bool) -> None:
+    """Count subscribers by country x language x status.
+
+    \b
+    Example:
+      newsletter subscribers stats --csv
+    """
+    with app.sessions() as session:
+        rows = stats(session)
+    total = sum(r[3] for r in rows)
+    emit_rows(f"{total} subscribers", ["country", "language", "status", "count"], rows,
+              as_json=as_json, as_csv=as_csv)
+
+
+@subscribers.command("export-data")
+@click.argument("email")
+@pass_app
+@user_errors
+def export_data_cmd(app: App, email: str) -> None:
+    """Print everything held about one person, as JSON (a subject access request).
+
+    \b
+    Example:
+      newsletter subscribers export-data ana@example.org > ana.json
+    """
+    with app.sessions() as session:
+        emit_json(export_data(session, email))
+
+
+@subscribers.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+@user_errors
+def erase_cmd(app: App, email: str, yes: bool) -> None:
+    """Erase a person's data; only a hash stays, so the address is never mailed again.
+
+    \b
+    Example:
+      newsletter subscribers erase ana@example.org --yes
+    """
+    if not yes:
+        click.confirm(f"Erase everything about {email}? This cannot be undone.", abort=True)
+    with app.transaction() as session:
+        erase(session, email)
+    click.echo(f"{email} erased; a hashed suppression keeps it from being mailed again")
 
 
 subscribers.add_command(import_cmd, "import")

@@ -7,15 +7,17 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.issues import get_issue
-from newsletter.models import Delivery
+from newsletter.issues import audience_of, get_issue
+from newsletter.models import Delivery, Issue
 from subscribers.models import Subscriber
 from worker import ledger
 
 
 def plan(session: Session, issue_id: int) -> int:
+    issue = session.get(Issue, issue_id)
+    assert issue is not None
     return ledger.plan(session, issue_id, languages=["en", "es"], default_language="en",
-                       focus_countries=["CR", "SV"])
+                       focus_countries=["CR", "SV"], audience=audience_of(session, issue))
 
 
 def test_plan_adds_a_row_per_active_subscriber_once(

@@ -1,0 +1,183 @@
+"""One subscriber at a time: add, find, change, unsubscribe, delete; privacy requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from newsletter.db import utcnow
+from newsletter.errors import NewsletterError
+from subscribers.filters import Filter, condition
+from subscribers.lists import get_list
+from subscribers.models import (
+    STATUSES,
+    MailingList,
+    Subscriber,
+    Subscription,
+    email_hash,
+)
+from subscribers.suppressions import is_suppressed
+from subscribers.validate import (
+    clean_name,
+    email_key,
+    normalise_country,
+    normalise_email,
+    normalise_language,
+)
+
+
+class SubscriberError(NewsletterError):
+    """A subscriber cannot be found or changed as asked."""
+
+
+@dataclass(frozen=True)
+class NewSubscriber:
+    email: str
+    name: str = ""
+    country: str = ""
+    language: str = ""
+    lists: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, str], ...] = ()
+    consent_method: str = "cli:add"
+    consent_text: str | None = None
+    preconfirm: bool = False
+
+
+def find(session: Session, address: str) -> Subscriber:
+    key = email_key(address.strip())
+    found = session.scalar(select(Subscriber).where(Subscriber.email_key == key))
+    if found is None:
+        raise SubscriberError(
+            f"no subscriber with the address {address.strip()!r}: "
+            "`newsletter subscribers list --email PART` searches"
+        )
+    return found
+
+
+def add(
+    session: Session, new: NewSubscriber, *, languages: list[str], default_language: str
+) -> Subscriber:
+    """Add one person, with consent recorded; refuses a suppressed or existing address."""
+    email = normalise_email(new.email)
+    key = email_key(email)
+    if session.scalar(select(Subscriber.id).where(Subscriber.email_key == key)) is not None:
+        raise SubscriberError(
+            f"{email} is already a subscriber: use `newsletter subscribers update`"
+        )
+    if is_suppressed(session, email):
+        raise SubscriberError(
+            f"{email} is suppressed and must not be mailed: lift it with "
+            "`newsletter suppressions remove` only if the person asked to subscribe again"
+        )
+    targets = [get_list(session, name) for name in new.lists]
+    # pending only when every list asks for confirmation: a single opt-in list is enough
+    double = bool(targets) and all(m.opt_in == "double" for m in targets) and not new.preconfirm
+    person = Subscriber(
+        email=email,
+        email_key=key,
+        email_hash=email_hash(key),
+        name=clean_name(new.name),
+        country=normalise_country(new.country),
+        language=normalise_language(new.language, languages, default_language),
+        status="pending" if double else "active",
+        attributes=dict(new.attributes),
+        consent_at=utcnow(),
+        consent_method=new.consent_method,
+        consent_text=new.consent_text,
+    )
+    session.add(person)
+    session.flush()
+    for m in targets:
+        confirmed = m.opt_in == "single" or new.preconfirm
+        session.add(Subscription(list_id=m.id, subscriber_id=person.id,
+                                 status="confirmed" if confirmed else "unconfirmed"))
+    session.flush()
+    return person
+
+
+def update_subscriber(
+    session: Session,
+    address: str,
+    *,
+    languages: list[str],
+    default_language: str,
+    name: str | None = None,
+    country: str | None = None,
+    language: str | None = None,
+    status: str | None = None,
+    attributes: dict[str, str] | None = None,
+    add_lists: tuple[str, ...] = (),
+    remove_lists: tuple[str, ...] = (),
+) -> Subscriber:
+    person = find(session, address)
+    if name is not None:
+        person.name = clean_name(name)
+    if country is not None:
+        person.country = normalise_country(country)
+    if language is not None:
+        person.language = normalise_language(language, languages, default_language)
+    if status is not None:
+        if status not in STATUSES:
+            raise SubscriberError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+        if status == "active" and is_suppressed(session, person.email):
+            raise SubscriberError(
+                f"{person.email} is suppressed: `newsletter suppressions remove` it first"
+            )
+        person.status = status
+    if attributes:
+        person.attributes = {**(person.attributes or {}), **attributes}
+    for list_name in add_lists:
+        m = get_list(session, list_name)
+        existing = session.get(Subscription, (m.id, person.id))
+        if existing is None:
+            session.add(Subscription(list_id=m.id, subscriber_id=person.id, status="confirmed"))
+        else:
+            existing.status = "confirmed"
+    for list_name in remove_lists:
+        m = get_list(session, list_name)
+        session.execute(update(Subscription).where(
+            Subscription.list_id == m.id, Subscription.subscriber_id == person.id
+        ).values(status="unsubscribed", updated_at=utcnow()))
+    session.flush()
+    return person
+
+
+def unsubscribe(session: Session, address: str, *, list_name: str | None = None) -> Subscriber:
+    """From one list, or from everything (the subscriber's status becomes unsubscribed)."""
+    person = find(session, address)
+    now = utcnow()
+    stmt = update(Subscription).where(Subscription.subscriber_id == person.id)
+    if list_name is not None:
+        stmt = stmt.where(Subscription.list_id == get_list(session, list_name).id)
+    else:
+        person.status = "unsubscribed"
+    session.execute(stmt.values(status="unsubscribed", updated_at=now))
+    session.flush()
+    return person
+
+
+def delete_subscriber(session: Session, address: str) -> None:
+    """Delete the record (a later import could add the person again: see `erase`)."""
+    session.delete(find(session, address))
+    session.flush()
+
+
+def select_subscribers(
+    session: Session, f: Filter, *, limit: int | None = None, offset: int = 0
+) -> list[Subscriber]:
+    stmt = select(Subscriber).where(condition(session, f)).order_by(Subscriber.id)
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
+    return list(session.scalars(stmt))
+
+
+def lists_of(session: Session, subscriber_id: int) -> list[tuple[str, str]]:
+    rows = session.execute(
+        select(MailingList.name, Subscription.status)
+        .join(Subscription, Subscription.list_id == MailingList.id)
+        .where(Subscription.subscriber_id == subscriber_id)
+        .order_by(MailingList.name)
+    )
+    return [(name, status) for name, status in rows]
