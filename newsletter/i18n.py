@@ -24,6 +24,7 @@ CATALOG: dict[str, dict[str, str]] = {
             "Recibe este correo porque se suscribió a %(sender)s."
         ),
         "%(count)s news items": "%(count)s noticias",
+        "(in %(language)s)": "(en %(language)s)",
     },
     "fr": {
         "In %(country)s": "Au %(country)s",
@@ -38,6 +39,7 @@ CATALOG: dict[str, dict[str, str]] = {
             "Vous recevez ce courriel car vous êtes abonné·e à %(sender)s."
         ),
         "%(count)s news items": "%(count)s actualités",
+        "(in %(language)s)": "(en %(language)s)",
     },
 }
 
@@ -68,3 +70,13 @@ def format_date(value: date, language: str) -> str:
     if language == "es":
         return f"{value.day} de {month} de {value.year}"
     return f"{value.day} {month} {value.year}"
+
+
+def language_name(code: str, in_language: str) -> str:
+    """'inglés' for ('en', 'es'): a language's name in the reader's language."""
+    try:
+        from babel import Locale
+
+        return str(Locale.parse(in_language).languages.get(code, code))
+    except (ValueError, LookupError):
+        return code

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from newsletter.errors import NewsletterError
 from newsletter.items import list_items
 from newsletter.models import Issue, IssueItem, IssueTarget
-from newsletter.render import IssueContent, ItemView
+from newsletter.render import FOCUS_POLICIES, IssueContent, ItemText, ItemView
 from subscribers.filters import list_ids, on_list, segment_condition
 from subscribers.lists import get_list
 from subscribers.models import MailingList, Segment, Subscriber, Suppression
@@ -54,6 +54,7 @@ def create_issue(
     *,
     lists: Sequence[str] = (),
     segments: Sequence[str] = (),
+    focus: str = "first",
 ) -> Issue:
     """Collect the items published in [date_from, date_to], newest first, into a draft.
 
@@ -65,6 +66,8 @@ def create_issue(
             f"{slug!r} is not a usable issue name: use lower-case letters, digits, '-', '_' "
             "or '.', starting with a letter or digit (e.g. 2019-10)"
         )
+    if focus not in FOCUS_POLICIES:
+        raise IssueError(f"country focus {focus!r}: use one of {', '.join(FOCUS_POLICIES)}")
     if date_to < date_from:
         raise IssueError(f"the window ends ({date_to}) before it starts ({date_from})")
     try:
@@ -79,7 +82,8 @@ def create_issue(
             f"no items were published between {date_from} and {date_to}: import items "
             "first (`newsletter items import FILE`) or widen the window"
         )
-    issue = Issue(slug=slug, title=clean_title, date_from=date_from, date_to=date_to)
+    issue = Issue(slug=slug, title=clean_title, date_from=date_from, date_to=date_to,
+                  focus=focus)
     issue.entries = [IssueItem(item=item, position=n) for n, item in enumerate(items)]
     session.add(issue)
     session.flush()
@@ -150,12 +154,21 @@ def content_of(issue: Issue) -> IssueContent:
                 place=e.item.place,
                 paragraphs=e.item.paragraphs,
                 countries=e.item.country_codes,
+                language=e.item.language,
+                translations={
+                    lang: ItemText(t.title, t.place, t.paragraphs)
+                    for lang, t in e.item.translations.items()
+                },
             )
             for e in issue.entries
         ],
+        focus=issue.focus,
     )
 
 
 def countries_of(issue: Issue) -> set[str]:
-    """Countries some item of the issue is about: only those get a country-first variant."""
+    """Countries that get a variant of their own: those some item is about, unless the
+    issue's focus is "none" (everyone reads the regional order)."""
+    if issue.focus == "none":
+        return set()
     return {c for e in issue.entries for c in e.item.country_codes}

@@ -14,7 +14,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, attribute_keyed_dict, mapped_column, relationship
 
 from newsletter.db import Base, utcnow
 
@@ -35,6 +35,12 @@ class Item(Base):
     countries: Mapped[str] = mapped_column(String(200), default="")  # "CR,NI"
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
+    translations: Mapped[dict[str, ItemTranslation]] = relationship(
+        collection_class=attribute_keyed_dict("language"),
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
     @property
     def paragraphs(self) -> list[str]:
         return self.body.split(PARAGRAPH_SEPARATOR) if self.body else []
@@ -42,6 +48,25 @@ class Item(Base):
     @property
     def country_codes(self) -> list[str]:
         return [c for c in self.countries.split(",") if c]
+
+
+class ItemTranslation(Base):
+    """An item's title, dateline and paragraphs in another language."""
+
+    __tablename__ = "item_translations"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    place: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def paragraphs(self) -> list[str]:
+        return self.body.split(PARAGRAPH_SEPARATOR) if self.body else []
 
 
 class Issue(Base):
@@ -53,6 +78,8 @@ class Issue(Base):
     date_from: Mapped[date] = mapped_column(Date)
     date_to: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16), default="draft")
+    # first: the reader's country first; only: just their country; none: regional order
+    focus: Mapped[str] = mapped_column(String(8), default="first", server_default="first")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
 

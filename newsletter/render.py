@@ -9,8 +9,8 @@ so concurrent renders in different languages cannot mix).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
 from html import escape
@@ -23,7 +23,7 @@ from mjml import mjml2html
 
 from newsletter import geo
 from newsletter.errors import NewsletterError
-from newsletter.i18n import format_date, gettext_for
+from newsletter.i18n import format_date, gettext_for, language_name
 from newsletter.settings import Settings
 
 UNSUBSCRIBE = "%%UNSUBSCRIBE_URL%%"
@@ -39,12 +39,31 @@ class RenderError(NewsletterError):
 
 
 @dataclass(frozen=True)
+class ItemText:
+    """An item's words in one language."""
+
+    title: str
+    place: str | None
+    paragraphs: Sequence[str]
+
+
+@dataclass(frozen=True)
 class ItemView:
     published: date
     title: str
     place: str | None
     paragraphs: Sequence[str]
     countries: Sequence[str]
+    language: str = "en"  # the language of title/place/paragraphs
+    translations: Mapping[str, ItemText] = field(default_factory=dict)
+
+    def in_language(self, language: str) -> ItemView:
+        """The item as a reader of `language` sees it: translated, or else the source text."""
+        text = self.translations.get(language)
+        if language == self.language or text is None:
+            return self
+        return replace(self, title=text.title, place=text.place, paragraphs=text.paragraphs,
+                       language=language, translations={})
 
 
 @dataclass(frozen=True)
@@ -80,24 +99,34 @@ class Rendered:
     text: str
 
 
+FOCUS_POLICIES = ("first", "only", "none")
+
+
 @dataclass(frozen=True)
 class IssueContent:
     title: str  # "" = the default subject line in each language
     date_from: date
     date_to: date
     items: Sequence[ItemView]
+    focus: str = "first"  # first: the reader's country first; only: just it; none: regional
 
 
-def sections_for(items: Sequence[ItemView], variant: Variant, language: str) -> list[Section]:
-    """The subscriber's country first, under its own heading; the rest of the region after."""
+def sections_for(
+    items: Sequence[ItemView], variant: Variant, language: str, focus: str = "first"
+) -> list[Section]:
+    """The reader's country first under its own heading, then the rest of the region.
+
+    With focus "only", just the reader's country; "none" (or a reader without a
+    country, or a country no item is about) gives everyone the regional order.
+    """
     _ = gettext_for(language)
-    if variant.country:
+    if variant.country and focus != "none":
         mine = [i for i in items if variant.country in i.countries]
         rest = [i for i in items if variant.country not in i.countries]
         if mine:
             name = geo.country_name(variant.country, language)
             sections = [Section(_("In %(country)s") % {"country": name}, mine)]
-            if rest:
+            if rest and focus == "first":
                 sections.append(Section(_("Across the region"), rest))
             return sections
     return [Section(None, list(items))]
@@ -147,7 +176,10 @@ def _context(content: IssueContent, variant: Variant, sender: Sender) -> dict[st
             "end": format_date(content.date_to, lang),
         },
         "count": len(content.items),
-        "sections": sections_for(content.items, variant, lang),
+        "sections": sections_for(
+            [i.in_language(lang) for i in content.items], variant, lang, content.focus
+        ),
+        "language_name": lambda code: language_name(code, lang),
         "format_date": lambda d: format_date(d, lang),
         "unsubscribe_url": UNSUBSCRIBE,
         "preferences_url": PREFERENCES,

@@ -12,7 +12,7 @@ from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.output import console, emit_json, json_option, table
 from newsletter.issues import content_of, countries_of, create_issue, get_issue, list_issues
 from newsletter.preview import preview_variants, write_preview
-from newsletter.render import sender_from
+from newsletter.render import FOCUS_POLICIES, sender_from
 from subscribers.queries import audience
 
 DATE = click.DateTime(["%Y-%m-%d"])
@@ -38,10 +38,14 @@ def issues() -> None:
               help="Send to this list's confirmed subscribers (repeatable).")
 @click.option("--segment", "segments", multiple=True,
               help="Send to this segment (repeatable). Default: every active subscriber.")
+@click.option("--country-focus", "focus", type=click.Choice(FOCUS_POLICIES), default="first",
+              show_default=True,
+              help="first: the reader's country first, then the region; only: just their "
+                   "country; none: the regional order for everyone.")
 @pass_app
 @user_errors
 def create(app: App, slug: str, date_from: datetime, date_to: datetime, title: str,
-           lists: tuple[str, ...], segments: tuple[str, ...]) -> None:
+           lists: tuple[str, ...], segments: tuple[str, ...], focus: str) -> None:
     """Create issue SLUG from the items published in a window, newest first.
 
     \b
@@ -51,7 +55,7 @@ def create(app: App, slug: str, date_from: datetime, date_to: datetime, title: s
     """
     with app.transaction() as session:
         issue = create_issue(session, slug, date_from.date(), date_to.date(), title,
-                             lists=lists, segments=segments)
+                             lists=lists, segments=segments, focus=focus)
         count = len(issue.entries)
     audience = ", ".join([*(f"list {n}" for n in lists), *(f"segment {n}" for n in segments)])
     click.echo(f"issue {slug} created with {count} items ({date_from:%Y-%m-%d} to "

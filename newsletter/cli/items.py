@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 import click
 
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.output import emit_json, json_option, table
-from newsletter.items import list_items, read_items, store_items
+from newsletter.items import list_items, read_items, store_items, tag_item, translate_item
 
 
 @click.group()
@@ -52,29 +54,83 @@ def import_items(app: App, files: tuple[Path, ...], language: str) -> None:
 @items.command("list")
 @click.option("--from", "since", type=click.DateTime(["%Y-%m-%d"]), help="Published on or after.")
 @click.option("--to", "until", type=click.DateTime(["%Y-%m-%d"]), help="Published on or before.")
+@click.option("--country", default=None, help="Only items about this country (ISO code).")
 @json_option
 @pass_app
 @user_errors
-def list_cmd(app: App, since: date | None, until: date | None, as_json: bool) -> None:
+def list_cmd(app: App, since: datetime | None, until: datetime | None, country: str | None,
+             as_json: bool) -> None:
     """List items, newest first.
 
     \b
     Example:
-      newsletter items list --from 2019-10-01 --json
+      newsletter items list --from 2019-10-01 --country CR --json
     """
     with app.sessions() as session:
         rows = list_items(
             session,
-            since=since.date() if since else None,  # type: ignore[attr-defined]
-            until=until.date() if until else None,  # type: ignore[attr-defined]
+            since=since.date() if since else None,
+            until=until.date() if until else None,
+            country=country,
         )
         if as_json:
             emit_json([
                 {"id": i.id, "published": i.published, "title": i.title, "place": i.place,
                  "countries": i.country_codes, "language": i.language,
-                 "paragraphs": i.paragraphs}
+                 "paragraphs": i.paragraphs, "translations": sorted(i.translations)}
                 for i in rows
             ])
             return
-        table(f"{len(rows)} items", ["id", "date", "place", "countries", "title"],
-              [(i.id, i.published, i.place, ",".join(i.country_codes), i.title) for i in rows])
+        table(f"{len(rows)} items", ["id", "date", "place", "countries", "languages", "title"],
+              [(i.id, i.published, i.place, ",".join(i.country_codes),
+                ",".join([i.language, *sorted(i.translations)]), i.title) for i in rows])
+
+
+@items.command("tag")
+@click.argument("item_id", type=int)
+@click.option("--country", "countries", default="",
+              help="Countries the item is about, comma-separated ISO codes (CR,NI).")
+@click.option("--clear", is_flag=True, help="The item is about no country in particular.")
+@pass_app
+@user_errors
+def tag(app: App, item_id: int, countries: str, clear: bool) -> None:
+    """Set the countries item ITEM_ID is about (replacing what import detected).
+
+    \b
+    Example:
+      newsletter items tag 12 --country CR,NI
+      newsletter items tag 13 --clear
+    """
+    codes = [c for c in countries.split(",") if c.strip()]
+    if bool(codes) == clear:
+        raise click.UsageError("give either --country CODES or --clear")
+    with app.transaction() as session:
+        item = tag_item(session, item_id, codes)
+        shown = item.countries or "no country"
+    click.echo(f"item {item_id}: {shown}")
+
+
+@items.command("translate")
+@click.argument("item_id", type=int)
+@click.option("--language", required=True, help="Language of the translation (es, fr).")
+@click.option("--title", required=True, help="The translated title.")
+@click.option("--body-file", type=click.File("r", encoding="utf-8"), required=True,
+              help="The translated paragraphs, separated by blank lines (- for stdin).")
+@click.option("--place", default=None, help="The dateline place, if it is spelled differently.")
+@pass_app
+@user_errors
+def translate(app: App, item_id: int, language: str, title: str, body_file: TextIO,
+              place: str | None) -> None:
+    """Add or replace the translation of item ITEM_ID in one language.
+
+    Readers of that language get it; the others keep the source text.
+
+    \b
+    Example:
+      newsletter items translate 12 --language es --title "Estudio sobre..." --body-file es.txt
+    """
+    paragraphs = re.split(r"\n\s*\n", body_file.read())
+    with app.transaction() as session:
+        translate_item(session, item_id, language, title=title, paragraphs=paragraphs,
+                       place=place)
+    click.echo(f"item {item_id}: {language} translation saved")

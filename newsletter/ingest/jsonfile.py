@@ -17,10 +17,12 @@ import re
 from typing import Any
 
 from newsletter import geo
-from newsletter.ingest.model import ItemFormatError, ParsedItem
+from newsletter.ingest.model import ItemFormatError, ParsedItem, ParsedText
 from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date
 
-FIELDS = ("date", "title", "place", "paragraphs", "body", "language", "url", "countries")
+FIELDS = ("date", "title", "place", "paragraphs", "body", "language", "url", "countries",
+          "translations")
+TRANSLATION_FIELDS = ("title", "place", "paragraphs", "body")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})?")
 
 
@@ -85,6 +87,59 @@ class _Item:
         return [v.strip() for v in value]
 
 
+def _paragraphs(item: _Item) -> list[str]:
+    """The 'paragraphs' list or the 'body' text, as a list of non-empty paragraphs."""
+    paragraphs = item.strings("paragraphs")
+    body = item.string("body")
+    if paragraphs is not None and body is not None:
+        raise item.error("both 'paragraphs' and 'body' are given", "keep only one of them")
+    if paragraphs is not None:
+        for index, paragraph in enumerate(paragraphs, start=1):
+            if not paragraph:
+                raise item.error(f"field 'paragraphs': entry {index} is empty", "remove it")
+        paragraphs = [_clean(p) for p in paragraphs]
+    elif body is not None:
+        chunks = re.split(r"\n[ \t\u00a0]*\n", body.replace("\r\n", "\n"))
+        paragraphs = [_clean(c) for c in chunks if c.strip()]
+    if not paragraphs:
+        raise item.error(
+            "the item has no paragraphs",
+            "give 'paragraphs' (a list of strings) or 'body' (paragraphs separated by blank "
+            "lines)",
+        )
+    return paragraphs
+
+
+def _translations(item: _Item, source_language: str) -> tuple[tuple[str, ParsedText], ...]:
+    """`"translations": {"es": {"title": ..., "paragraphs": [...]}}`, checked like the item."""
+    value = item.data.get("translations")
+    if value is None:
+        return ()
+    example = '"translations": {"es": {"title": "...", "paragraphs": ["..."]}}'
+    if not isinstance(value, dict):
+        raise item.error(f"field 'translations' must be an object, not {_json_type(value)}",
+                         example)
+    found: list[tuple[str, ParsedText]] = []
+    for language, entry in value.items():
+        where = _Item(entry if isinstance(entry, dict) else {}, 0, item.source)
+        where.where = f"{item.where}, translation {language!r}"
+        if not _LANGUAGE.fullmatch(language.lower()) or language.lower() == source_language:
+            raise where.error("is not another language code", "use a code such as 'es'")
+        if not isinstance(entry, dict):
+            raise where.error(f"must be an object, not {_json_type(entry)}", example)
+        unknown = sorted(set(entry) - set(TRANSLATION_FIELDS))
+        if unknown:
+            raise where.error(f"unknown field(s) {', '.join(map(repr, unknown))}",
+                              f"allowed fields are {', '.join(TRANSLATION_FIELDS)}")
+        place = where.string("place")
+        found.append((language.lower(), ParsedText(
+            title=_clean(where.required_string("title")),
+            paragraphs=tuple(_paragraphs(where)),
+            place=_clean(place) if place else None,
+        )))
+    return tuple(found)
+
+
 def _parse_item(item: _Item, default_language: str) -> ParsedItem:
     """Check one object field by field and build its ParsedItem."""
     unknown = sorted(set(item.data) - set(FIELDS))
@@ -106,24 +161,7 @@ def _parse_item(item: _Item, default_language: str) -> ParsedItem:
             "a title is one short line; put longer text in 'paragraphs'",
         )
 
-    paragraphs = item.strings("paragraphs")
-    body = item.string("body")
-    if paragraphs is not None and body is not None:
-        raise item.error("both 'paragraphs' and 'body' are given", "keep only one of them")
-    if paragraphs is not None:
-        for index, paragraph in enumerate(paragraphs, start=1):
-            if not paragraph:
-                raise item.error(f"field 'paragraphs': entry {index} is empty", "remove it")
-        paragraphs = [_clean(p) for p in paragraphs]
-    elif body is not None:
-        chunks = re.split(r"\n[ \t\u00a0]*\n", body.replace("\r\n", "\n"))
-        paragraphs = [_clean(c) for c in chunks if c.strip()]
-    if not paragraphs:
-        raise item.error(
-            "the item has no paragraphs",
-            "give 'paragraphs' (a list of strings) or 'body' (paragraphs separated by blank "
-            "lines)",
-        )
+    paragraphs = _paragraphs(item)
 
     place = item.string("place")
     place = _clean(place) if place else None
@@ -160,6 +198,7 @@ def _parse_item(item: _Item, default_language: str) -> ParsedItem:
         language=language,
         url=url,
         countries=countries,
+        translations=_translations(item, language),
     )
 
 

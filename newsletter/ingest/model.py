@@ -25,6 +25,15 @@ class ItemFormatError(NewsletterError):
 
 
 @dataclass(frozen=True)
+class ParsedText:
+    """An item's words in another language."""
+
+    title: str
+    paragraphs: tuple[str, ...]
+    place: str | None = None
+
+
+@dataclass(frozen=True)
 class ParsedItem:
     """One news item as read from a file."""
 
@@ -36,6 +45,7 @@ class ParsedItem:
     url: str | None = None
     countries: tuple[str, ...] = field(default=())
     line: int | None = None  # where the item starts in its file, for messages
+    translations: tuple[tuple[str, ParsedText], ...] = field(default=())
 
     @property
     def source_key(self) -> str:
