@@ -113,6 +113,15 @@ def get_item(session: Session, item_id: int) -> Item:
     return item
 
 
+def find_item(session: Session, published: date, title: str) -> Item:
+    """The item with this date and title (matched as re-imports match: case, spacing aside)."""
+    key = ParsedItem(published, title, ()).source_key
+    item = session.scalar(select(Item).where(Item.source_key == key))
+    if item is None:
+        raise NewsletterError(f"no item titled {title!r} on {published}: import it first")
+    return item
+
+
 def tag_item(session: Session, item_id: int, countries: Sequence[str]) -> Item:
     """Set the countries an item is about (empty: none), replacing what detection found."""
     item = get_item(session, item_id)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import unicodedata
+from datetime import date
 from email import message_from_bytes, policy
 from importlib.resources import files
 from pathlib import Path
 
 import click
+from sqlalchemy.orm import Session
 
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.output import table
 from newsletter.ingest.text import parse_text
 from newsletter.issues import IssueError, content_of, countries_of, create_issue, get_issue
-from newsletter.items import store_items
+from newsletter.items import find_item, store_items, translate_item
 from newsletter.preview import preview_variants, write_preview
 from newsletter.render import sender_from
 from subscribers.importer import import_csv
@@ -31,6 +34,18 @@ LAST = ("Rodríguez", "Hernández", "Pérez", "Castillo", "Ramírez", "Flores", 
 
 def sample_items_text() -> str:
     return (files("newsletter") / "data" / "sample-items.txt").read_text(encoding="utf-8")
+
+
+def add_sample_translations(session: Session) -> int:
+    """The Spanish versions of some sample items (the rest show the English, marked)."""
+    raw = (files("newsletter") / "data" / "sample-translations.json").read_text("utf-8")
+    entries = json.loads(raw)
+    for entry in entries:
+        item = find_item(session, date.fromisoformat(entry["date"]), entry["title"])
+        text = entry["translation"]
+        translate_item(session, item.id, entry["language"], title=text["title"],
+                       paragraphs=text["paragraphs"], place=text.get("place"))
+    return len(entries)
 
 
 def demo_subscribers_csv(per_country: int = 3) -> str:
@@ -76,6 +91,7 @@ def demo(app: App, outbox_dir: Path | None) -> None:
     parsed = parse_text(sample_items_text(), "sample-items.txt")
     with app.transaction() as session:
         items = store_items(session, parsed)
+        add_sample_translations(session)
         people = import_csv(session, demo_subscribers_csv(), languages=settings.languages,
                             default_language=settings.default_language)
     click.echo(f"items: {items.added} added, {items.unchanged} already there; "
