@@ -155,6 +155,7 @@ def content_of(issue: Issue) -> IssueContent:
                 paragraphs=e.item.paragraphs,
                 countries=e.item.country_codes,
                 language=e.item.language,
+                url=e.item.url,
                 translations={
                     lang: ItemText(t.title, t.place, t.paragraphs)
                     for lang, t in e.item.translations.items()

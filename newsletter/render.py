@@ -1,33 +1,45 @@
 """Rendering an issue: Jinja2 -> MJML -> mjml-python -> premailer -> HTML, plus plain text.
 
 Rendering is pure and runs once per variant (language x country focus); what differs
-per recipient is left as placeholders that `personalise` fills in cheaply. Templates
-translate with `_()`, passed in the context (not installed on the shared environment,
-so concurrent renders in different languages cannot mix).
+per recipient is left as placeholders that `personalise` fills in cheaply. Every word of
+the email comes from the templates through gettext (`newsletter.i18n`), in an environment
+bound to the reader's language (`newsletter.templating`), so concurrent renders in
+different languages cannot mix. Templates are checked before their first use, and again
+whenever a template or catalog file changes: a broken custom template is refused with
+its file and line rather than mailed to thousands.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
 from html import escape
-from importlib.resources import files
 from pathlib import Path
 
-import jinja2
 import premailer
 from mjml import mjml2html
 
-from newsletter import geo
 from newsletter.errors import NewsletterError
-from newsletter.i18n import format_date, gettext_for, language_name
 from newsletter.settings import Settings
+from newsletter.templating import (
+    HTML_TEMPLATE,
+    SUBJECT_TEMPLATE,
+    TEXT_TEMPLATE,
+    Problem,
+    TemplateError,
+    environment,
+    fingerprint,
+    static_problems,
+)
 
 UNSUBSCRIBE = "%%UNSUBSCRIBE_URL%%"
 PREFERENCES = "%%PREFERENCES_URL%%"
+VIEW = "%%VIEW_URL%%"
+_PLACEHOLDERS = re.compile("|".join(re.escape(p) for p in (UNSUBSCRIBE, PREFERENCES, VIEW)))
 HTML_WARN_BYTES = 90_000
 HTML_LIMIT_BYTES = 100_000  # Gmail clips messages at about 102 KB
 
@@ -56,6 +68,7 @@ class ItemView:
     countries: Sequence[str]
     language: str = "en"  # the language of title/place/paragraphs
     translations: Mapping[str, ItemText] = field(default_factory=dict)
+    url: str | None = None  # "Read more" links here when set
 
     def in_language(self, language: str) -> ItemView:
         """The item as a reader of `language` sees it: translated, or else the source text."""
@@ -88,8 +101,15 @@ def sender_from(settings: Settings) -> Sender:
 
 @dataclass(frozen=True)
 class Section:
-    heading: str | None
+    """A run of items under one heading, which the template words in the reader's language.
+
+    kind: "country" (the reader's country, `country` set), "region" (the rest of the
+    region, after a country section) or "all" (the regional order, no heading).
+    """
+
+    kind: str
     items: Sequence[ItemView]
+    country: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,88 +132,61 @@ class IssueContent:
 
 
 def sections_for(
-    items: Sequence[ItemView], variant: Variant, language: str, focus: str = "first"
+    items: Sequence[ItemView], variant: Variant, focus: str = "first"
 ) -> list[Section]:
     """The reader's country first under its own heading, then the rest of the region.
 
     With focus "only", just the reader's country; "none" (or a reader without a
     country, or a country no item is about) gives everyone the regional order.
     """
-    _ = gettext_for(language)
     if variant.country and focus != "none":
         mine = [i for i in items if variant.country in i.countries]
         rest = [i for i in items if variant.country not in i.countries]
         if mine:
-            name = geo.country_name(variant.country, language)
-            sections = [Section(_("In %(country)s") % {"country": name}, mine)]
+            sections = [Section("country", mine, variant.country)]
             if rest and focus == "first":
-                sections.append(Section(_("Across the region"), rest))
+                sections.append(Section("region", rest))
             return sections
-    return [Section(None, list(items))]
+    return [Section("all", list(items))]
 
 
-def subject_for(content: IssueContent, language: str, sender: Sender) -> str:
-    if content.title:
-        return content.title
-    _ = gettext_for(language)
-    return _("%(sender)s: news from %(start)s to %(end)s") % {
-        "sender": sender.name,
-        "start": format_date(content.date_from, language),
-        "end": format_date(content.date_to, language),
-    }
-
-
-def template_dir() -> Path:
-    return Path(str(files("templates")))
-
-
-@lru_cache(maxsize=8)
-def environment(directory: Path | None = None) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(directory or template_dir())),
-        autoescape=jinja2.select_autoescape(
-            enabled_extensions=("mjml.j2", "html.j2"), default_for_string=True
-        ),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env
-
-
-def _context(content: IssueContent, variant: Variant, sender: Sender) -> dict[str, object]:
+def _context(
+    content: IssueContent, variant: Variant, sender: Sender, view_url: str = ""
+) -> dict[str, object]:
     lang = variant.language
-    _ = gettext_for(lang)
-    subject = subject_for(content, lang, sender)
     return {
-        "_": _,
         "lang": lang,
-        "subject": subject,
+        "title": content.title,
         "sender": sender,
-        "period": _("News from %(start)s to %(end)s")
-        % {
-            "start": format_date(content.date_from, lang),
-            "end": format_date(content.date_to, lang),
-        },
+        "date_from": content.date_from,
+        "date_to": content.date_to,
         "count": len(content.items),
         "sections": sections_for(
-            [i.in_language(lang) for i in content.items], variant, lang, content.focus
+            [i.in_language(lang) for i in content.items], variant, content.focus
         ),
-        "language_name": lambda code: language_name(code, lang),
-        "format_date": lambda d: format_date(d, lang),
         "unsubscribe_url": UNSUBSCRIBE,
         "preferences_url": PREFERENCES,
+        "view_url": view_url,  # "": no "view in browser" link
     }
+
+
+def _subject(directory: Path | None, context: Mapping[str, object]) -> str:
+    env = environment(directory, str(context["lang"]))
+    # one line, whatever the template's layout: a line break in a header is an injection
+    return " ".join(env.get_template(SUBJECT_TEMPLATE).render(context).split())
+
+
+def subject_for(
+    content: IssueContent, language: str, sender: Sender, directory: Path | None = None
+) -> str:
+    """The subject line in `language`: the issue's title, or the sender and the window."""
+    return _subject(directory, _context(content, Variant(language), sender))
 
 
 def mjml_to_html(source: str) -> str:
     """Compile MJML and inline its CSS, keeping @media rules and !important intact."""
-    try:
-        compiled = mjml2html(source, disable_comments=True, fonts={})
-    except Exception as exc:  # mjml-python raises a bare exception type
-        raise RenderError(f"the MJML template did not compile: {exc}") from exc
     inlined: str = premailer.Premailer(
-        compiled,
+        compile_mjml(source),
         strip_important=False,
         keep_style_tags=True,
         allow_network=False,
@@ -204,16 +197,45 @@ def mjml_to_html(source: str) -> str:
     return "<!doctype html>\n" + inlined
 
 
+def compile_mjml(source: str) -> str:
+    try:
+        compiled: str = mjml2html(source, disable_comments=True, fonts={})
+    except Exception as exc:  # mjml-python raises a bare exception type
+        raise RenderError(f"the MJML template did not compile: {_locate(source, exc)}") from exc
+    return compiled
+
+
+def _locate(source: str, exc: Exception) -> str:
+    """mjml-python says "at position 1234:1240": show the rendered line it means."""
+    message = str(exc)
+    found = re.search(r"position (\d+)", message)
+    if not found:
+        return message
+    offset = int(found.group(1))
+    line = source.count("\n", 0, offset) + 1
+    text = source.splitlines()[line - 1].strip() if source.splitlines() else ""
+    return f"{message} (line {line} of the rendered MJML: {text[:120]})"
+
+
 def render_variant(
     content: IssueContent,
     variant: Variant,
     sender: Sender,
     directory: Path | None = None,
+    view_url: str = "",
 ) -> Rendered:
-    env = environment(directory)
-    context = _context(content, variant, sender)
-    html = mjml_to_html(env.get_template("newsletter.mjml.j2").render(context))
-    text = env.get_template("newsletter.txt.j2").render(context)
+    """Subject, HTML and text of one variant.
+
+    `directory` is the template_dir setting (None: the shipped templates). `view_url` is
+    the variant's web version, the same for all its readers; "" leaves the "view in
+    browser" link out, and VIEW leaves a placeholder for `personalise` to fill.
+    """
+    check_templates(directory, variant.language)
+    env = environment(directory, variant.language)
+    context = _context(content, variant, sender, view_url)
+    context["subject"] = subject = _subject(directory, context)
+    html = mjml_to_html(env.get_template(HTML_TEMPLATE).render(context))
+    text = env.get_template(TEXT_TEMPLATE).render(context)
     size = len(html.encode())
     if size > HTML_LIMIT_BYTES:
         raise RenderError(
@@ -222,13 +244,156 @@ def render_variant(
         )
     if size > HTML_WARN_BYTES:
         log.warning("the %s HTML is %s bytes, close to Gmail's clipping limit", variant.label, size)
-    return Rendered(subject=subject_for(content, variant.language, sender), html=html, text=text)
+    return Rendered(subject=subject, html=html, text=text)
 
 
-def personalise(rendered: Rendered, *, unsubscribe_url: str, preferences_url: str) -> Rendered:
-    """Fill in one recipient's links: plain string replacement, microseconds per message."""
-    html = rendered.html.replace(UNSUBSCRIBE, escape(unsubscribe_url)).replace(
-        PREFERENCES, escape(preferences_url)
-    )
-    text = rendered.text.replace(UNSUBSCRIBE, unsubscribe_url).replace(PREFERENCES, preferences_url)
+def personalise(
+    rendered: Rendered, *, unsubscribe_url: str, preferences_url: str, view_url: str = ""
+) -> Rendered:
+    """Fill in one recipient's links: one regex pass per part, microseconds per message.
+
+    `view_url` fills a VIEW placeholder left by `render_variant(..., view_url=VIEW)`.
+    """
+    links = {UNSUBSCRIBE: unsubscribe_url, PREFERENCES: preferences_url, VIEW: view_url}
+    escaped = {key: escape(value) for key, value in links.items()}
+    html = _PLACEHOLDERS.sub(lambda m: escaped[m.group()], rendered.html)
+    text = _PLACEHOLDERS.sub(lambda m: links[m.group()], rendered.text)
     return Rendered(rendered.subject, html, text)
+
+
+# --- checking templates before use --------------------------------------------------
+
+
+def check_templates(directory: Path | None, language: str) -> None:
+    """Raise TemplateError naming each file and line at fault; cached until files change."""
+    problems = template_problems(directory, language)
+    if problems:
+        raise TemplateError(problems)
+
+
+def template_problems(
+    directory: Path | None, language: str, *, translations: bool = True
+) -> list[Problem]:
+    found = _problems(directory, language, fingerprint(directory, language))
+    return [p for p in found if translations or p.kind != "translation"]
+
+
+@lru_cache(maxsize=64)
+def _problems(
+    directory: Path | None, language: str, _fingerprint: tuple[tuple[str, int], ...]
+) -> tuple[Problem, ...]:
+    problems, complete = static_problems(directory, language)
+    if complete:
+        problems += _probe_problems(directory, language)
+    return tuple(problems)
+
+
+# A small issue that takes every branch of the shipped templates: a country section and
+# the region, an item in the reader's language and one left in another, a "Read more".
+_PROBE_SENDER = Sender("probe-sender", "probe-postal-address")
+_PROBE_TEXT = ("probe-title-1", "probe-paragraph-1", "probe-title-2", "probe-paragraph-2")
+
+
+def _probe(language: str) -> tuple[IssueContent, Variant]:
+    other = "es" if language == "en" else "en"
+    items = [
+        ItemView(date(2019, 10, 10), "probe-title-1", "probe-place", ("probe-paragraph-1",),
+                 ("CR",), language=other, url="https://example.org/probe"),
+        ItemView(date(2019, 10, 3), "probe-title-2", None, ("probe-paragraph-2",), (),
+                 language=language),
+    ]
+    return IssueContent("", date(2019, 10, 1), date(2019, 10, 31), items), Variant(language, "CR")
+
+
+@dataclass(frozen=True)
+class _Need:
+    marker: str  # what the rendered output must contain
+    what: str
+    hint: str
+    near: str  # where in the template it belongs, to point at a line
+
+
+_FOOTER_NEEDS = (
+    _Need(UNSUBSCRIBE, "no unsubscribe link", 'add <a href="{{ unsubscribe_url }}">…</a>: '
+          "every issue must let its reader unsubscribe", "footer"),
+    _Need(PREFERENCES, "no preferences link", 'add <a href="{{ preferences_url }}">…</a>',
+          "footer"),
+    _Need(_PROBE_SENDER.postal_address, "no postal address",
+          "add {{ sender.postal_address }}: the law requires the sender's postal address",
+          "footer"),
+    _Need(VIEW, 'no "view in browser" link',
+          'add {% if view_url %}<a href="{{ view_url }}">…</a>{% endif %}', "header"),
+    *(_Need(t, "item text is missing", "show every item's title and paragraphs: both parts "
+            "carry the same content", "items") for t in _PROBE_TEXT),
+)
+_NEEDS: dict[str, tuple[_Need, ...]] = {
+    HTML_TEMPLATE: (
+        *_FOOTER_NEEDS,
+        _Need("<mj-preview>", "no preheader", "add <mj-preview>…</mj-preview> to <mj-head>",
+              "mj-head"),
+    ),
+    TEXT_TEMPLATE: _FOOTER_NEEDS,
+}
+
+
+def _probe_problems(directory: Path | None, language: str) -> list[Problem]:
+    """Render a probe issue and check what each template produced."""
+    env = environment(directory, language)
+    content, variant = _probe(language)
+    context = _context(content, variant, _PROBE_SENDER, VIEW)
+    problems: list[Problem] = []
+    for name in (SUBJECT_TEMPLATE, HTML_TEMPLATE, TEXT_TEMPLATE):
+        template = env.get_template(name)
+        try:
+            output = template.render(context)
+        except Exception as exc:  # any template error: report where it happened
+            path, line = _template_frame(exc) or (template.filename or name, None)
+            problems.append(Problem(path, line, f"fails to render: {exc}"))
+            continue
+        where = template.filename or name
+        if name == SUBJECT_TEMPLATE:
+            context["subject"] = " ".join(output.split())
+            if not context["subject"]:
+                problems.append(Problem(where, None, "the subject line comes out empty"))
+        source = Path(where).read_text(encoding="utf-8") if Path(where).is_file() else ""
+        reported: set[str] = set()
+        for need in _NEEDS.get(name, ()):
+            if need.marker not in output and need.what not in reported:
+                reported.add(need.what)
+                problems.append(Problem(where, _line_near(source, need.near),
+                                        f"{need.what}: {need.hint}"))
+        if name == HTML_TEMPLATE:
+            problems += _html_problems(where, source, output, language)
+    return problems
+
+
+def _html_problems(where: str, source: str, output: str, language: str) -> list[Problem]:
+    if not re.search(rf'<mjml\b[^>]*\blang="{re.escape(language)}"', output):
+        return [Problem(where, _line_near(source, "<mjml"),
+                        '<mjml> has no lang="{{ lang }}": screen readers need the language')]
+    try:
+        compile_mjml(output)
+    except RenderError as exc:
+        return [Problem(where, None, str(exc))]
+    return []
+
+
+def _line_near(source: str, near: str) -> int | None:
+    """The line of `{% block near %}` or of `near` itself; else the last line."""
+    for pattern in (rf"\{{%-?\s*block\s+{re.escape(near)}\b", re.escape(near)):
+        found = re.search(pattern, source)
+        if found:
+            return source.count("\n", 0, found.start()) + 1
+    return source.count("\n") + 1 if source else None
+
+
+def _template_frame(exc: BaseException) -> tuple[str, int] | None:
+    """Jinja rewrites tracebacks so template frames carry the template's file and line."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith((".j2", ".mjml", ".html", ".txt")):
+            found = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found

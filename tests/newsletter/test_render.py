@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date
 from html.parser import HTMLParser
@@ -10,8 +11,10 @@ import pytest
 
 from newsletter.render import (
     HTML_LIMIT_BYTES,
+    HTML_WARN_BYTES,
     PREFERENCES,
     UNSUBSCRIBE,
+    VIEW,
     IssueContent,
     ItemView,
     RenderError,
@@ -149,15 +152,54 @@ def test_footer_has_address_and_links_to_fill_per_recipient() -> None:
 
 
 def test_country_without_items_gets_the_regional_order() -> None:
-    assert sections_for(ITEMS, Variant("en", "MX"), "en")[0].heading is None
-    focused = sections_for(ITEMS, Variant("en", "NI"), "en")
-    assert [s.heading for s in focused] == ["In Nicaragua", "Across the region"]
+    assert [s.kind for s in sections_for(ITEMS, Variant("en", "MX"))] == ["all"]
+    focused = sections_for(ITEMS, Variant("en", "NI"))
+    assert [(s.kind, s.country) for s in focused] == [("country", "NI"), ("region", "")]
     assert [i.title for i in focused[0].items] == ["Study in Costa Rica"]
+    shown = visible_text(render_variant(CONTENT, Variant("en", "NI"), SENDER).html)
+    assert shown.index("In Nicaragua") < shown.index("Study in Costa Rica") < shown.index(
+        "Across the region") < shown.index("Shelters in Panama")
+
+
+@pytest.mark.parametrize(("focus", "kinds"), [("only", ["country"]), ("none", ["all"])])
+def test_focus_only_and_none(focus: str, kinds: list[str]) -> None:
+    sections = sections_for(ITEMS, Variant("es", "CR"), focus)
+    assert [s.kind for s in sections] == kinds
+    content = IssueContent("", date(2019, 10, 1), date(2019, 10, 31), ITEMS, focus=focus)
+    shown = visible_text(render_variant(content, Variant("es", "CR"), SENDER).html)
+    assert ("Shelters in Panama" in shown) == (focus == "none")
+    assert ("En Costa Rica" in shown) == (focus == "only")
+
+
+def test_view_in_browser_link_when_the_caller_knows_the_url() -> None:
+    without = render_variant(CONTENT, Variant("es"), SENDER)
+    assert "Ver este correo en el navegador" not in without.html + without.text
+    url = "https://news.example.org/issues/2019-10/es-regional?a=1&b=2"
+    direct = render_variant(CONTENT, Variant("es"), SENDER, view_url=url)
+    assert 'href="https://news.example.org/issues/2019-10/es-regional?a=1&amp;b=2"' in direct.html
+    assert f"Ver este correo en el navegador: {url}" in direct.text
+    # or left as a placeholder, filled per message
+    later = render_variant(CONTENT, Variant("es"), SENDER, view_url=VIEW)
+    assert VIEW in later.html and VIEW in later.text
+    filled = personalise(later, unsubscribe_url="u", preferences_url="p", view_url=url)
+    assert VIEW not in filled.html + filled.text
+    same = personalise(direct, unsubscribe_url="u", preferences_url="p")
+    assert (same.html, same.text) == (filled.html, filled.text)
 
 
 def test_explicit_title_is_the_subject_in_every_language() -> None:
     content = IssueContent("October news", date(2019, 10, 1), date(2019, 10, 31), ITEMS)
     assert render_variant(content, Variant("es"), SENDER).subject == "October news"
+
+
+def test_warns_close_to_gmails_limit(caplog: pytest.LogCaptureFixture) -> None:
+    # 18 long items land between the two thresholds (about 93 KB)
+    big = [item(f"Item {n}", 1 + n % 28, (), "word " * 400) for n in range(18)]
+    content = IssueContent("", date(2019, 10, 1), date(2019, 10, 31), big)
+    with caplog.at_level(logging.WARNING, logger="newsletter.render"):
+        r = render_variant(content, Variant("en"), SENDER)
+    assert HTML_WARN_BYTES < len(r.html.encode()) <= HTML_LIMIT_BYTES
+    assert "close to Gmail's clipping limit" in caplog.text
 
 
 def test_refuses_html_that_gmail_would_clip() -> None:
