@@ -108,7 +108,8 @@ def demo(app: App, outbox_dir: Path | None) -> None:
         variants = preview_variants(audience(session), settings.languages,
                                     settings.default_language, countries_of(issue))
         index, _ = write_preview(content_of(issue), variants, sender_from(settings),
-                                 settings.var_dir / "preview" / DEMO_SLUG)
+                                 settings.var_dir / "preview" / DEMO_SLUG,
+                                 template_dir=settings.template_dir)
     configure_app(celery_app, settings)
     runtime = build(settings, OutboxTransport(outbox))
     configure(runtime)

@@ -6,10 +6,9 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from newsletter.cli.context import App, pass_app, user_errors
-from newsletter.cli.output import console, emit_json, json_option, table
+from newsletter.cli.output import emit_json, json_option, table
 from newsletter.issues import content_of, countries_of, create_issue, get_issue, list_issues
 from newsletter.preview import preview_variants, write_preview
 from newsletter.render import FOCUS_POLICIES, sender_from
@@ -87,18 +86,24 @@ def list_cmd(app: App, as_json: bool) -> None:
 @click.argument("slug")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Directory for the files (default: var/preview/SLUG).")
+@click.option("--screenshot", "screenshots", is_flag=True,
+              help="Also PNGs at 375 and 600 px (es-CR-375.png) from headless Chromium: "
+                   "sudo apt-get install -y chromium, or set NEWSLETTER_CHROMIUM.")
 @json_option
 @pass_app
 @user_errors
-def preview(app: App, slug: str, out_dir: Path | None, as_json: bool) -> None:
+def preview(app: App, slug: str, out_dir: Path | None, screenshots: bool,
+            as_json: bool) -> None:
     """Render every variant of issue SLUG to HTML and text files you can open.
 
     One pair of files per language and country focus (e.g. es-CR.html, en-regional.txt)
-    and an index.html linking them.
+    and an index.html linking them. With --screenshot, also a full-page PNG of each at a
+    phone's and a desktop's width (es-CR-375.png, es-CR-600.png), shown in the index.
 
     \b
     Example:
       newsletter issues preview 2019-10 --out /tmp/preview && xdg-open /tmp/preview/index.html
+      newsletter issues preview 2019-10 --screenshot
     """
     settings = app.settings
     with app.sessions() as session:
@@ -107,93 +112,16 @@ def preview(app: App, slug: str, out_dir: Path | None, as_json: bool) -> None:
         variants = preview_variants(audience(session), settings.languages,
                                     settings.default_language, countries_of(issue))
     directory = out_dir or settings.var_dir / "preview" / slug
-    index, files = write_preview(content, variants, sender_from(settings), directory)
+    index, files = write_preview(content, variants, sender_from(settings), directory,
+                                 screenshots=screenshots, template_dir=settings.template_dir)
     if as_json:
         emit_json({"index": str(index), "variants": [
             {"language": f.variant.language, "country": f.variant.country or None,
              "subject": f.subject, "html": str(f.html_path), "text": str(f.text_path),
-             "html_bytes": f.html_bytes} for f in files]})
+             "html_bytes": f.html_bytes, "text_bytes": f.text_bytes,
+             "screenshots": [str(p) for p in f.screenshots]} for f in files]})
         return
     table(f"issue {slug}: {len(files)} variants", ["variant", "subject", "html", "size"],
           [(f.variant.label, f.subject, f.html_path, f"{f.html_bytes / 1024:.1f} KB")
            for f in files])
     click.echo(f"open {index}")
-
-
-@issues.command("send")
-@click.argument("slug")
-@click.option("--no-wait", is_flag=True, help="With a broker: enqueue and return at once.")
-@json_option
-@pass_app
-@user_errors
-def send(app: App, slug: str, no_wait: bool, as_json: bool) -> None:
-    """Send issue SLUG to every active subscriber who has not had it yet.
-
-    Without NEWSLETTER_BROKER_URL the batches run in this process; with it they go to
-    the workers (`newsletter worker`) and this command follows their progress. Sending
-    twice is safe: nobody gets the issue twice; deferred messages are tried again.
-
-    \b
-    Example:
-      newsletter issues send 2019-10
-    """
-    from worker.app import app as celery_app
-    from worker.app import configure_app
-    from worker.delivery import send_issue
-    from worker.runtime import build, configure
-
-    problem = app.settings.insecure_for_mailing() if app.settings.smtp_url else None
-    if problem:
-        raise click.ClickException(problem)
-    configure_app(celery_app, app.settings)
-    runtime = build(app.settings)
-    configure(runtime)
-    with Progress(TextColumn("sending {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console, transient=True,
-                  disable=as_json) as bar:
-        task = bar.add_task(slug, total=None)
-
-        def show(counts: dict[str, int]) -> None:
-            pending = counts["queued"] + counts["sending"]
-            bar.update(task, total=sum(counts.values()), completed=sum(counts.values()) - pending)
-
-        try:
-            summary = send_issue(runtime, slug, progress=show, wait=not no_wait)
-        finally:
-            configure(None)
-    if as_json:
-        emit_json({"issue": slug, "planned": summary.planned, "batches": summary.batches,
-                   "variants": summary.variants, "counts": summary.counts})
-        return
-    table(f"issue {slug}: {summary.planned} new deliveries planned, {summary.batches} batches",
-          ["status", "messages"], [(k, v) for k, v in summary.counts.items() if v])
-    if summary.counts.get("deferred"):
-        click.echo(f"{summary.counts['deferred']} deferred: run `newsletter issues send {slug}` "
-                   "again to retry them", err=True)
-    if summary.counts.get("bounced"):
-        click.echo(f"{summary.counts['bounced']} bounced: the server refused them for good",
-                   err=True)
-
-
-@issues.command("status")
-@click.argument("slug")
-@json_option
-@pass_app
-@user_errors
-def status(app: App, slug: str, as_json: bool) -> None:
-    """Show how many deliveries of issue SLUG are in each state.
-
-    \b
-    Example:
-      newsletter issues status 2019-10 --json
-    """
-    from worker.ledger import counts
-
-    with app.sessions() as session:
-        issue = get_issue(session, slug)
-        by_status = counts(session, issue.id)
-        state = issue.status
-    if as_json:
-        emit_json(by_status)
-        return
-    table(f"issue {slug}: {state}", ["status", "messages"], by_status.items())

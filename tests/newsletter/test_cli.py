@@ -172,3 +172,34 @@ def test_smtp_sending_refuses_the_development_secret(
                                   "NEWSLETTER_SECRET_KEY": None}  # None: unset
     result = CliRunner(env=env).invoke(cli, ["issues", "send", "2019-10"])
     assert result.exit_code == 1 and "NEWSLETTER_SECRET_KEY" in result.output
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # a browser test: once is enough
+def test_preview_screenshots_at_phone_and_desktop_width(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    assert runner.invoke(cli, ["demo", "--outbox", str(tmp_path / "o")]).exit_code == 0
+    out = tmp_path / "shots"
+    result = runner.invoke(cli, ["issues", "preview", "demo-2019-10", "--out", str(out),
+                                 "--screenshot", "--json"])
+    assert result.exit_code == 0, result.output
+    for variant in json.loads(result.output)["variants"]:
+        stem = Path(variant["html"]).stem
+        assert [Path(p).name for p in variant["screenshots"]] == [f"{stem}-375.png",
+                                                                   f"{stem}-600.png"]
+        assert all(Path(p).stat().st_size > 1000 for p in variant["screenshots"])
+    assert 'src="es-CR-375.png"' in (out / "index.html").read_text()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_preview_screenshot_without_chromium_says_how_to_install_it(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter import screenshots
+
+    assert runner.invoke(cli, ["demo", "--outbox", str(tmp_path / "o")]).exit_code == 0
+    monkeypatch.delenv("NEWSLETTER_CHROMIUM", raising=False)
+    monkeypatch.setattr(screenshots, "DEFAULT_PATHS", ())
+    monkeypatch.setattr(screenshots, "PATH_NAMES", ())
+    result = runner.invoke(cli, ["issues", "preview", "demo-2019-10", "--screenshot"])
+    assert result.exit_code == 1 and "sudo apt-get install -y chromium" in result.output
