@@ -80,6 +80,8 @@ class Issue(Base):
     status: Mapped[str] = mapped_column(String(16), default="draft")
     # first: the reader's country first; only: just their country; none: regional order
     focus: Mapped[str] = mapped_column(String(8), default="first", server_default="first")
+    # why the issue is paused or failed, for `issues status` (e.g. the relay refuses us)
+    status_note: Mapped[str] = mapped_column(String(500), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -116,7 +118,7 @@ class IssueVariant(Base):
     rendered_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "bounced", "failed")
+DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "bounced", "failed", "cancelled")
 
 
 class Delivery(Base):
@@ -138,6 +140,13 @@ class Delivery(Base):
     last_reply: Mapped[str | None] = mapped_column(String(1000))
     message_id: Mapped[str | None] = mapped_column(String(300))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # a deferred row is tried again from this time on (exponential backoff)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # when a batch task was last queued for this row: the sweeper re-enqueues lost ones
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime)
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    relay: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)

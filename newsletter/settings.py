@@ -33,9 +33,21 @@ class Settings(BaseSettings):
     secret_key: str = DEV_SECRET
 
     languages: list[str] = Field(default_factory=lambda: ["en", "es"])
+    # templates (and their locale/) that override the shipped ones file by file
+    template_dir: Path | None = None
     default_language: str = "en"
     batch_size: int = 200
     lease_seconds: int = 600
+
+    # delivery: retries of temporary failures, sweeping, global rate limits
+    retry_base_seconds: int = 60  # first retry after this, doubling each time
+    retry_max_delay_seconds: int = 6 * 3600
+    retry_for_seconds: int = 3 * 86400  # give up (failed) this long after the first try
+    sweep_seconds: int = 30  # how often the sweeper requeues expired leases and due retries
+    requeue_after_seconds: int = 900  # re-enqueue queued rows whose task was lost this long ago
+    rate_per_second: float = 0  # messages per second per relay, all workers together; 0: none
+    rate_per_hour: int = 0
+    redis_url: str = ""  # for rate limits and live settings; default: the broker if Redis
 
     @field_validator("public_base_url")
     @classmethod
@@ -60,6 +72,17 @@ class Settings(BaseSettings):
     @property
     def resolved_outbox_dir(self) -> Path:
         return self.outbox_dir if self.outbox_dir is not None else self.var_dir / "outbox"
+
+    @property
+    def resolved_redis_url(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        return self.broker_url if self.broker_url.startswith(("redis://", "rediss://")) else ""
+
+    @property
+    def smtp_urls(self) -> list[str]:
+        """Relays in order of preference: NEWSLETTER_SMTP_URL may list several, comma-separated."""
+        return [u.strip() for u in self.smtp_url.split(",") if u.strip()]
 
     @property
     def sender_domain(self) -> str:

@@ -755,13 +755,15 @@ class SmtpServer:
         with self._handler.cond:
             self._handler.rejected.update(replies)
 
-    def start(self, attempts: int = 5) -> None:
+    def start(self, attempts: int = 5, port: int | None = None) -> None:
+        """Start on a free port, or on `port` (to come back where clients expect it)."""
         from aiosmtpd.controller import Controller
 
         began = time.monotonic()
         error: OSError | None = None
+        wanted = port
         for _ in range(attempts):  # retry if another process grabbed the port meanwhile
-            port = free_port()
+            port = wanted or free_port()
             controller = Controller(
                 self._handler,
                 hostname=self.host,
@@ -778,6 +780,8 @@ class SmtpServer:
                 error = exc
                 with contextlib.suppress(Exception):
                     controller.stop(no_assert=True)
+                if wanted:
+                    time.sleep(0.5)  # the old socket may linger for a moment
                 continue
             self._controller = controller
             self.port = port

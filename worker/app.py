@@ -30,6 +30,9 @@ def configure_app(app: Celery, settings: Settings) -> None:
         broker_transport_options={"visibility_timeout": max(3600, settings.lease_seconds * 2)},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep": {"task": "newsletter.sweep", "schedule": float(settings.sweep_seconds)},
+        },
     )
 
 

@@ -1,8 +1,9 @@
-"""Every SQL statement about deliveries: plan, claim, record, count.
+"""Every SQL statement about deliveries: plan, claim, record, count, sweep.
 
 The ledger holds one row per (issue, subscriber). Rows move
 queued -> sending (claimed, with a lease) -> sent | deferred | bounced | failed;
-a deferred row or a row whose lease expired can be claimed again.
+a deferred row whose retry time has come, or a row whose lease expired (its worker
+died), can be claimed again; cancelling an issue turns what is left into cancelled.
 """
 
 from __future__ import annotations
@@ -10,18 +11,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, case, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from newsletter.db import utcnow
 from newsletter.models import DELIVERY_STATUSES, Delivery
 from newsletter.render import Variant
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, Suppression
 
-CLAIMABLE = ("queued", "deferred")
-FINAL = ("sent", "bounced", "failed")
+PENDING = ("queued", "sending", "deferred")
+FINAL = ("sent", "bounced", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,8 @@ class Claimed:
     name: str
     subscriber_id: int
     variant: Variant
+    attempts: int
+    first_attempt_at: datetime
 
 
 def plan(
@@ -65,13 +80,13 @@ def plan(
     ).where(audience, ~existing.exists())
     columns = ["issue_id", "subscriber_id", "language", "country", "status", "attempts",
                "created_at", "updated_at"]
-    before = _total(session, issue_id)
+    before = total(session, issue_id)
     session.execute(insert(Delivery).from_select(columns, source))
     # rowcount of INSERT ... SELECT is not reliable across drivers (psycopg may say -1)
-    return _total(session, issue_id) - before
+    return total(session, issue_id) - before
 
 
-def _total(session: Session, issue_id: int) -> int:
+def total(session: Session, issue_id: int) -> int:
     return session.scalar(
         select(func.count()).select_from(Delivery).where(Delivery.issue_id == issue_id)
     ) or 0
@@ -87,25 +102,26 @@ def variants(session: Session, issue_id: int) -> list[Variant]:
     return [Variant(language, country) for language, country in rows]
 
 
-def _claimable(issue_id: int, now: datetime) -> list[ColumnElement[bool]]:
-    return [
+def claimable(issue_id: int, now: datetime) -> ColumnElement[bool]:
+    return and_(
         Delivery.issue_id == issue_id,
         or_(
-            Delivery.status.in_(CLAIMABLE),
+            Delivery.status == "queued",
+            and_(Delivery.status == "deferred",
+                 or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now)),
             and_(Delivery.status == "sending", Delivery.lease_until < now),
         ),
-    ]
+    )
 
 
-def batch_ranges(session: Session, issue_id: int, size: int) -> list[tuple[int, int]]:
-    """Keyset ranges of about `size` claimable rows each: (first id, last id)."""
-    now = utcnow()
+def ranges(session: Session, where: ColumnElement[bool], size: int) -> list[tuple[int, int]]:
+    """Keyset ranges of about `size` rows each matching `where`: (first id, last id)."""
     numbered = (
         select(
             Delivery.id.label("id"),
             ((func.row_number().over(order_by=Delivery.id) - 1) // size).label("bucket"),
         )
-        .where(*_claimable(issue_id, now))
+        .where(where)
         .subquery()
     )
     rows = session.execute(
@@ -116,6 +132,43 @@ def batch_ranges(session: Session, issue_id: int, size: int) -> list[tuple[int, 
     return [(lo, hi) for lo, hi in rows]
 
 
+def batch_ranges(session: Session, issue_id: int, size: int) -> list[tuple[int, int]]:
+    """Ranges of everything claimable now."""
+    return ranges(session, claimable(issue_id, utcnow()), size)
+
+
+def lost_ranges(
+    session: Session, issue_id: int, size: int, requeue_after: timedelta
+) -> list[tuple[int, int]]:
+    """What the sweeper enqueues: expired leases, retries that are due, and queued rows
+    whose task has not claimed them for `requeue_after` (lost with a broker restart)."""
+    now = utcnow()
+    where = and_(
+        Delivery.issue_id == issue_id,
+        or_(
+            and_(Delivery.status == "sending", Delivery.lease_until < now),
+            and_(Delivery.status == "deferred",
+                 or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+                 or_(Delivery.enqueued_at.is_(None),
+                     Delivery.enqueued_at < Delivery.next_attempt_at,
+                     Delivery.enqueued_at < now - requeue_after)),
+            and_(Delivery.status == "queued",
+                 or_(Delivery.enqueued_at.is_(None),
+                     Delivery.enqueued_at < now - requeue_after)),
+        ),
+    )
+    return ranges(session, where, size)
+
+
+def mark_enqueued(session: Session, issue_id: int, lo: int, hi: int) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.issue_id == issue_id, Delivery.id.between(lo, hi),
+               Delivery.status.in_(PENDING))
+        .values(enqueued_at=utcnow())
+    )
+
+
 def claim(
     session: Session, issue_id: int, lo: int, hi: int, lease: timedelta
 ) -> list[Claimed]:
@@ -123,8 +176,9 @@ def claim(
     now = utcnow()
     ids = session.scalars(
         update(Delivery)
-        .where(*_claimable(issue_id, now), Delivery.id.between(lo, hi))
+        .where(claimable(issue_id, now), Delivery.id.between(lo, hi))
         .values(status="sending", lease_until=now + lease, attempts=Delivery.attempts + 1,
+                first_attempt_at=func.coalesce(Delivery.first_attempt_at, now),
                 updated_at=now)
         .returning(Delivery.id)
     ).all()
@@ -132,14 +186,15 @@ def claim(
         return []
     rows = session.execute(
         select(Delivery.id, Subscriber.email, Subscriber.name, Subscriber.id,
-               Delivery.language, Delivery.country)
+               Delivery.language, Delivery.country, Delivery.attempts,
+               Delivery.first_attempt_at)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.id.in_(ids))
         .order_by(Delivery.id)
     )
     return [
-        Claimed(did, email, name, sid, Variant(language, country))
-        for did, email, name, sid, language, country in rows
+        Claimed(did, email, name, sid, Variant(language, country), attempts, first or now)
+        for did, email, name, sid, language, country, attempts, first in rows
     ]
 
 
@@ -149,21 +204,46 @@ def record(
     status: str,
     reply: str,
     message_id: str | None = None,
+    *,
+    code: int | None = None,
+    relay: str | None = None,
+    next_attempt_at: datetime | None = None,
 ) -> None:
     """Write what the server said about one message; only a row we hold can change."""
     now = utcnow()
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == "sending")
+    # Core, not ORM, UPDATE: this runs once per message, and the ORM layer costs more
+    # than the database round trip
+    table = cast(Table, Delivery.__table__)
+    session.connection().execute(
+        update(table)
+        .where(table.c.id == delivery_id, table.c.status == "sending")
         .values(
             status=status,
             last_reply=reply[:1000],
             message_id=message_id,
+            smtp_code=code,
+            relay=relay,
             lease_until=None,
+            next_attempt_at=next_attempt_at,
             updated_at=now,
             sent_at=now if status == "sent" else None,
         )
     )
+
+
+def suppress_recipient(session: Session, delivery_id: int) -> None:
+    """The mailbox does not exist: mark the subscriber bounced and never mail it again."""
+    subscriber_id = select(Delivery.subscriber_id).where(Delivery.id == delivery_id)
+    session.execute(
+        update(Subscriber).where(Subscriber.id.in_(subscriber_id)).values(status="bounced")
+    )
+    digest = session.scalar(
+        select(Subscriber.email_hash).where(Subscriber.id.in_(subscriber_id))
+    )
+    if digest and session.get(Suppression, digest) is None:
+        session.add(Suppression(email_hash=digest, reason="bounced",
+                                note=f"5.1.x reply to delivery {delivery_id}"))
+        session.flush()
 
 
 def release(session: Session, delivery_ids: Sequence[int]) -> None:
@@ -174,6 +254,29 @@ def release(session: Session, delivery_ids: Sequence[int]) -> None:
             .where(Delivery.id.in_(list(delivery_ids)), Delivery.status == "sending")
             .values(status="queued", lease_until=None, attempts=Delivery.attempts - 1)
         )
+
+
+def cancel(session: Session, issue_id: int) -> int:
+    """Everything not yet sent will not be: returns how many rows were cancelled."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.issue_id == issue_id, Delivery.status.in_(("queued", "deferred")))
+        .values(status="cancelled", updated_at=utcnow())
+        .returning(Delivery.id)
+    )
+    return len(result.all())
+
+
+def retry(session: Session, issue_id: int, status: str) -> int:
+    """Make rows in `status` (deferred or failed) claimable now; returns how many."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.issue_id == issue_id, Delivery.status == status)
+        .values(status="queued", next_attempt_at=None, enqueued_at=None,
+                first_attempt_at=None, updated_at=utcnow())
+        .returning(Delivery.id)
+    )
+    return len(result.all())
 
 
 def counts(session: Session, issue_id: int) -> dict[str, int]:
@@ -187,8 +290,16 @@ def counts(session: Session, issue_id: int) -> dict[str, int]:
     return {status: int(found.get(status, 0)) for status in DELIVERY_STATUSES}
 
 
+def sent_since(session: Session, issue_id: int, since: datetime) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Delivery)
+        .where(Delivery.issue_id == issue_id, Delivery.status == "sent",
+               Delivery.sent_at >= since)
+    ) or 0
+
+
 def deliveries(
-    session: Session, issue_id: int, status: str | None = None
+    session: Session, issue_id: int, status: str | None = None, limit: int | None = None
 ) -> list[tuple[Delivery, str]]:
     stmt = (
         select(Delivery, Subscriber.email)
@@ -198,4 +309,12 @@ def deliveries(
     )
     if status:
         stmt = stmt.where(Delivery.status == status)
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return [(d, email) for d, email in session.execute(stmt)]
+
+
+def has_pending(session: Session, issue_id: int) -> bool:
+    return bool(session.scalar(
+        select(exists().where(Delivery.issue_id == issue_id, Delivery.status.in_(PENDING)))
+    ))

@@ -6,13 +6,16 @@ environment on first use (after the fork, so no connection crosses processes).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.db import make_engine, session_factory
 from newsletter.settings import Settings, get_settings
-from worker.transports import OutboxTransport, SMTPTransport, Transport
+from worker.ratelimit import Limiter, Limits, LocalLimiter, RedisLimiter, Unlimited
+from worker.transports import OutboxTransport, RelayPool, SMTPTransport, Transport
 
 
 @dataclass
@@ -21,12 +24,42 @@ class Runtime:
     sessions: sessionmaker[Session]
     transport: Transport
 
+    @contextmanager
+    def batch_session(self) -> Iterator[Session]:
+        """One connection held for a whole batch: a commit per message then costs one
+        round trip, not a pool checkout and ping. On PostgreSQL the commits are
+        asynchronous (synchronous_commit off): a worker that dies loses nothing
+        committed; only a database crash could forget the last milliseconds, and
+        those messages would be sent again, never lost."""
+        engine = self.sessions.kw["bind"]
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET synchronous_commit TO off")
+                conn.commit()
+            with Session(bind=conn, expire_on_commit=False) as session:
+                yield session
+
+
+def limiter_for(settings: Settings) -> Limiter:
+    defaults = Limits(settings.rate_per_second, settings.rate_per_hour)
+    if settings.resolved_redis_url:
+        import redis
+
+        return RedisLimiter(redis.Redis.from_url(settings.resolved_redis_url), defaults)
+    if defaults.per_second or defaults.per_hour:
+        return LocalLimiter(defaults)
+    return Unlimited()
+
 
 def transport_for(settings: Settings) -> Transport:
-    if settings.smtp_url:
-        return SMTPTransport(
-            settings.smtp_url, timeout=settings.smtp_timeout, local_hostname=settings.sender_domain
-        )
+    """SMTP relays (with failover and shared rate limits) or, without any, the outbox."""
+    if settings.smtp_urls:
+        relays = [
+            SMTPTransport(url, timeout=settings.smtp_timeout,
+                          local_hostname=settings.sender_domain)
+            for url in settings.smtp_urls
+        ]
+        return RelayPool(relays, limiter_for(settings))
     return OutboxTransport(settings.resolved_outbox_dir)
 
 

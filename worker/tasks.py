@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from worker.app import app
+from worker.control import sweep as sweep_issues
 from worker.delivery import deliver_range
 from worker.runtime import current
 
@@ -11,3 +12,9 @@ from worker.runtime import current
 def deliver_batch(issue_id: int, lo: int, hi: int) -> dict[str, int]:
     """Send the claimable deliveries of `issue_id` with ids in [lo, hi]."""
     return deliver_range(current(), issue_id, lo, hi)
+
+
+@app.task(name="newsletter.sweep")  # type: ignore[untyped-decorator]
+def sweep() -> dict[str, int]:
+    """Requeue expired leases, due retries and lost batches (run by `newsletter scheduler`)."""
+    return sweep_issues(current())

@@ -12,12 +12,14 @@ import re
 import smtplib
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from newsletter.errors import NewsletterError
+from worker.ratelimit import Limiter, Unlimited
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ConnectionFailure(TemporaryFailure):
 
 class Transport(Protocol):
     name: str
+    last_relay: str  # which server took (or refused) the last message
 
     def send(self, envelope: Envelope) -> str: ...
 
@@ -84,6 +87,8 @@ class SMTPTransport:
         self.password = unquote(parts.password) if parts.password else None
         self.timeout = timeout
         self.local_hostname = local_hostname
+        self.relay = f"{self.host}:{self.port}"
+        self.last_relay = self.relay
         self._conn: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
@@ -163,6 +168,7 @@ class OutboxTransport:
     """
 
     name = "outbox"
+    last_relay = "outbox"
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -185,6 +191,7 @@ class MemoryTransport:
     """Keeps messages in a list; for tests of code above the transport."""
 
     name: str = "memory"
+    last_relay: str = "memory"
     sent: list[Envelope] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -195,3 +202,52 @@ class MemoryTransport:
 
     def close(self) -> None:
         return None
+
+
+class RelayPool:
+    """Several SMTP relays in order of preference, with failover and rate limits.
+
+    A relay that cannot be reached is skipped for `cooldown` seconds; if every relay is
+    down the send is a `ConnectionFailure` (retried later, never a bounce). Each message
+    first waits for its relay's rate limit, which all workers share.
+    """
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        relays: list[SMTPTransport],
+        limiter: Limiter | None = None,
+        cooldown: float = 60.0,
+    ) -> None:
+        if not relays:
+            raise NewsletterError("no SMTP relay configured: set NEWSLETTER_SMTP_URL")
+        self.relays = relays
+        self.limiter = limiter or Unlimited()
+        self.cooldown = cooldown
+        self._down_until: dict[str, float] = {}
+        self.last_relay = relays[0].relay
+
+    def send(self, envelope: Envelope) -> str:
+        failures: list[str] = []
+        now = time.monotonic()
+        candidates = [r for r in self.relays if self._down_until.get(r.relay, 0) <= now]
+        for relay in candidates or self.relays:
+            self.limiter.acquire(relay.relay)
+            try:
+                reply = relay.send(envelope)
+            except ConnectionFailure as exc:
+                self._down_until[relay.relay] = time.monotonic() + self.cooldown
+                failures.append(str(exc))
+                continue
+            except TransportError:
+                self.last_relay = relay.relay
+                raise
+            self._down_until.pop(relay.relay, None)
+            self.last_relay = relay.relay
+            return reply
+        raise ConnectionFailure("; ".join(failures) or "no SMTP relay is reachable")
+
+    def close(self) -> None:
+        for relay in self.relays:
+            relay.close()

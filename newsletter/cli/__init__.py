@@ -11,10 +11,22 @@ import click
 
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.demo import demo
+from newsletter.cli.i18n import i18n
 from newsletter.cli.issues import issues
 from newsletter.cli.items import items
 from newsletter.cli.lists import lists
+from newsletter.cli.operations import limits, scheduler, worker
 from newsletter.cli.segments import segments
+from newsletter.cli.sending import (
+    cancel,
+    deliveries,
+    pause,
+    resume,
+    retry,
+    send,
+    status,
+    test_send,
+)
 from newsletter.cli.subscribers import subscribers
 from newsletter.cli.suppressions import suppressions
 from newsletter.db import upgrade
@@ -74,39 +86,19 @@ def db_upgrade(app: App) -> None:
     click.echo(f"database at {app.engine.url.render_as_string(hide_password=True)} is up to date")
 
 
-@cli.command()
-@click.option("-c", "--concurrency", type=int, default=None,
-              help="Worker processes (default: one per CPU).")
-@click.option("--loglevel", default="INFO", show_default=True)
-@pass_app
-def worker(app: App, concurrency: int | None, loglevel: str) -> None:
-    """Start a Celery worker that delivers batches (needs NEWSLETTER_BROKER_URL).
-
-    \b
-    Example:
-      NEWSLETTER_BROKER_URL=redis://localhost:6379/0 newsletter worker -c 2
-    """
-    if not app.settings.broker_url:
-        raise click.ClickException(
-            "NEWSLETTER_BROKER_URL is not set: without a broker, `issues send` delivers "
-            "in-process and no worker is needed. Set it, e.g. redis://localhost:6379/0"
-        )
-    from worker.app import QUEUE
-    from worker.app import app as celery_app
-
-    argv = ["worker", "-Q", QUEUE, "--loglevel", loglevel]
-    if concurrency:
-        argv += ["--concurrency", str(concurrency)]
-    celery_app.worker_main(argv)
-
-
+for command in (send, status, pause, resume, cancel, retry, deliveries, test_send):
+    issues.add_command(command)
 cli.add_command(items)
+cli.add_command(worker)
+cli.add_command(scheduler)
+cli.add_command(limits)
 cli.add_command(subscribers)
 cli.add_command(lists)
 cli.add_command(segments)
 cli.add_command(suppressions)
 cli.add_command(issues)
 cli.add_command(demo)
+cli.add_command(i18n)
 
 
 def main() -> None:

@@ -136,4 +136,4 @@ def test_worker_delivers_each_subscriber_exactly_once(
 
     status = json.loads(newsletter(env, tmp_path, "issues", "status", "2019-10", "--json").stdout)
     assert status == {"queued": 0, "sending": 0, "sent": 33, "deferred": 0, "bounced": 0,
-                      "failed": 0}
+                      "failed": 0, "cancelled": 0}

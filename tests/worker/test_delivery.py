@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from email import message_from_bytes, policy
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.db import utcnow
 from newsletter.models import Delivery, Issue
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
 from tests.servers import SmtpServer
 from tests.worker.conftest import runtime_with
 from worker import ledger
+from worker.control import retry
 from worker.delivery import SendError, send_issue
 from worker.runtime import configure
 from worker.transports import MemoryTransport, SMTPTransport
@@ -118,13 +121,27 @@ def test_smtp_replies_are_recorded_and_deferred_ones_retried(
     assert rows[deferred[0]].last_reply == "451 4.3.0 Try again later"
     assert sorted(smtp_server.messages[i].rcpt_tos[0] for i in range(3)) == sorted(
         e for e, d in rows.items() if d.status == "sent")
-    # the second send retries only the deferred one; the bounce is never retried
+    # a deferred message waits for its backoff: sending again now sends nothing
+    retry_at = rows[deferred[0]].next_attempt_at
+    assert retry_at is not None and retry_at > utcnow() + timedelta(seconds=50)
+    assert rows["bob@example.org"].smtp_code == 550 and rows[deferred[0]].smtp_code == 451
     counts = send(settings, sessions, transport, issue_slug)
+    assert counts["deferred"] == 1 and len(smtp_server.messages) == 3
+    # `issues retry` makes it due now; the bounce is never retried
+    runtime = runtime_with(settings, sessions, transport)
+    configure(runtime)
+    assert retry(runtime, issue_slug, "deferred") == 1
+    counts = ledger_counts(sessions)
     assert counts["sent"] == 4 and counts["bounced"] == 1 and counts["deferred"] == 0
     received = [m.rcpt_tos[0] for m in smtp_server.messages]
     assert len(received) == len(set(received)) == 4
     assert "bob@example.org" not in received
     transport.close()
+
+
+def ledger_counts(sessions: sessionmaker[Session]) -> dict[str, int]:
+    with sessions() as session:
+        return ledger.counts(session, 1)
 
 
 def test_server_going_away_defers_and_releases_the_rest(

@@ -31,7 +31,7 @@ def test_plan_adds_a_row_per_active_subscriber_once(
         assert plan(session, issue.id) == 0
         counts = ledger.counts(session, issue.id)
         assert counts == {"queued": 4, "sending": 0, "sent": 0, "deferred": 0, "bounced": 0,
-                          "failed": 0}
+                          "failed": 0, "cancelled": 0}
         variants = {(v.language, v.country) for v in ledger.variants(session, issue.id)}
     # BZ is not in the focus list given here, so Bob shares the regional English variant
     assert variants == {("es", "CR"), ("en", ""), ("es", "SV")}

@@ -1,0 +1,287 @@
+"""`newsletter issues send|status|pause|resume|cancel|retry|deliveries|test-send`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from newsletter.cli.context import App, pass_app, user_errors
+from newsletter.cli.filtering import emit_rows, format_options
+from newsletter.cli.output import console, emit_json, json_option, table
+from newsletter.issues import get_issue
+from newsletter.models import DELIVERY_STATUSES
+from worker.runtime import Runtime
+
+
+@contextmanager
+def delivering(app: App) -> Iterator[Runtime]:
+    """The runtime tasks use in this process, with the Celery app pointed at our broker."""
+    from worker.app import app as celery_app
+    from worker.app import configure_app
+    from worker.runtime import build, configure
+
+    configure_app(celery_app, app.settings)
+    runtime = build(app.settings)
+    configure(runtime)
+    try:
+        yield runtime
+    finally:
+        configure(None)
+
+
+def _refuse_insecure(app: App) -> None:
+    problem = app.settings.insecure_for_mailing() if app.settings.smtp_url else None
+    if problem:
+        raise click.ClickException(problem)
+
+
+@click.command("send")
+@click.argument("slug")
+@click.option("--no-wait", is_flag=True, help="With a broker: enqueue and return at once.")
+@json_option
+@pass_app
+@user_errors
+def send(app: App, slug: str, no_wait: bool, as_json: bool) -> None:
+    """Send issue SLUG to every subscriber in its audience who has not had it yet.
+
+    Without NEWSLETTER_BROKER_URL the batches run in this process; with it they go to
+    the workers (`newsletter worker`) and this command follows their progress. Sending
+    twice is safe: nobody gets the issue twice.
+
+    \b
+    Example:
+      newsletter issues send 2019-10
+    """
+    from worker.delivery import send_issue
+
+    _refuse_insecure(app)
+    with delivering(app) as runtime, Progress(
+        TextColumn("sending {task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeRemainingColumn(), console=console, transient=True, disable=as_json,
+    ) as bar:
+        task = bar.add_task(slug, total=None)
+
+        def show(counts: dict[str, int]) -> None:
+            pending = counts["queued"] + counts["sending"]
+            bar.update(task, total=sum(counts.values()), completed=sum(counts.values()) - pending)
+
+        summary = send_issue(runtime, slug, progress=show, wait=not no_wait)
+    if as_json:
+        emit_json({"issue": slug, "planned": summary.planned, "batches": summary.batches,
+                   "variants": summary.variants, "counts": summary.counts})
+        return
+    table(f"issue {slug}: {summary.planned} new deliveries planned, {summary.batches} batches",
+          ["status", "messages"], [(k, v) for k, v in summary.counts.items() if v])
+    _advice(slug, summary.counts, bool(app.settings.broker_url))
+
+
+def _advice(slug: str, counts: dict[str, int], broker: bool) -> None:
+    if counts.get("deferred"):
+        later = ("the workers retry them with growing delays" if broker
+                 else f"run `newsletter issues send {slug}` again to retry them")
+        click.echo(f"{counts['deferred']} deferred (temporary failures): {later}", err=True)
+    if counts.get("bounced"):
+        click.echo(f"{counts['bounced']} bounced: `newsletter issues deliveries {slug} "
+                   "--status bounced` shows who and why", err=True)
+    if counts.get("failed"):
+        click.echo(f"{counts['failed']} failed: `newsletter issues deliveries {slug} "
+                   "--status failed` shows why", err=True)
+
+
+def _status_table(slug: str, state: str, note: str, counts: dict[str, int],
+                  rate: dict[str, float]) -> Table:
+    t = Table(title=f"issue {slug}: {state}", title_justify="left")
+    t.add_column("status")
+    t.add_column("messages", justify="right")
+    for name in DELIVERY_STATUSES:
+        t.add_row(name, str(counts[name]))
+    eta = f"{rate['eta_seconds']:.0f} s" if rate["eta_seconds"] >= 0 else "-"
+    t.caption = f"{rate['rate']:.1f} messages/s over the last minute; time left: {eta}"
+    if note:
+        t.caption += f"\n{note}"
+    return t
+
+
+@click.command("status")
+@click.argument("slug")
+@click.option("--watch", is_flag=True, help="Keep the table up to date until nothing is left.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between updates.")
+@json_option
+@pass_app
+@user_errors
+def status(app: App, slug: str, watch: bool, interval: float, as_json: bool) -> None:
+    """Show issue SLUG's deliveries by status, the current rate and the time left.
+
+    --json prints one count per status, e.g. {"queued": 0, "sent": 99998, "bounced": 2, ...}.
+
+    \b
+    Example:
+      newsletter issues status 2019-10 --watch
+    """
+    from worker.control import progress
+    from worker.ledger import PENDING, counts
+
+    def snapshot() -> tuple[Table, dict[str, int]]:
+        with app.sessions() as session:
+            issue = get_issue(session, slug)
+            by_status = counts(session, issue.id)
+            state, note = issue.status, issue.status_note
+        return _status_table(slug, state, note, by_status,
+                             progress(app.sessions, slug)), by_status
+
+    shown, by_status = snapshot()
+    if as_json:
+        emit_json(by_status)
+        return
+    if not watch:
+        console.print(shown)
+        return
+    with Live(shown, console=console, refresh_per_second=4) as live:
+        while any(by_status[s] for s in PENDING):
+            time.sleep(interval)
+            shown, by_status = snapshot()
+            live.update(shown)
+
+
+@click.command("pause")
+@click.argument("slug")
+@pass_app
+@user_errors
+def pause(app: App, slug: str) -> None:
+    """Pause sending issue SLUG (messages in flight finish; `resume` carries on).
+
+    \b
+    Example:
+      newsletter issues pause 2019-10
+    """
+    from worker.control import pause as do_pause
+
+    with delivering(app) as runtime:
+        do_pause(runtime, slug)
+    click.echo(f"issue {slug} paused")
+
+
+@click.command("resume")
+@click.argument("slug")
+@pass_app
+@user_errors
+def resume(app: App, slug: str) -> None:
+    """Resume sending a paused issue SLUG.
+
+    \b
+    Example:
+      newsletter issues resume 2019-10
+    """
+    from worker.control import resume as do_resume
+
+    _refuse_insecure(app)
+    with delivering(app) as runtime:
+        batches = do_resume(runtime, slug)
+    click.echo(f"issue {slug} resumed: {batches} batches handed to the workers")
+
+
+@click.command("cancel")
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+@user_errors
+def cancel(app: App, slug: str, yes: bool) -> None:
+    """Cancel issue SLUG: what has not been sent never will be.
+
+    \b
+    Example:
+      newsletter issues cancel 2019-10 --yes
+    """
+    from worker.control import cancel as do_cancel
+
+    if not yes:
+        click.confirm(f"Cancel issue {slug}? Unsent messages will never go out.", abort=True)
+    with delivering(app) as runtime:
+        left = do_cancel(runtime, slug)
+    click.echo(f"issue {slug} cancelled: {left} messages will not be sent")
+
+
+@click.command("retry")
+@click.argument("slug")
+@click.option("--status", "from_status", type=click.Choice(["deferred", "failed"]),
+              default="deferred", show_default=True, help="Which messages to try again.")
+@pass_app
+@user_errors
+def retry(app: App, slug: str, from_status: str) -> None:
+    """Try issue SLUG's deferred (or failed) messages again now.
+
+    \b
+    Example:
+      newsletter issues retry 2019-10 --status failed
+    """
+    from worker.control import retry as do_retry
+
+    _refuse_insecure(app)
+    with delivering(app) as runtime:
+        count = do_retry(runtime, slug, from_status)
+    click.echo(f"{count} {from_status} messages of issue {slug} queued again")
+
+
+@click.command("deliveries")
+@click.argument("slug")
+@click.option("--status", "only", type=click.Choice(DELIVERY_STATUSES), default=None,
+              help="Only deliveries in this state.")
+@click.option("--limit", type=int, default=None, help="Show at most this many.")
+@format_options
+@pass_app
+@user_errors
+def deliveries(app: App, slug: str, only: str | None, limit: int | None, as_json: bool,
+               as_csv: bool) -> None:
+    """List issue SLUG's deliveries: who, in which state, and what the server said.
+
+    \b
+    Example:
+      newsletter issues deliveries 2019-10 --status bounced
+    """
+    from worker.ledger import deliveries as rows_of
+    from worker.replies import queue_id
+
+    with app.sessions() as session:
+        issue = get_issue(session, slug)
+        rows = [(email, d.status, f"{d.language}-{d.country or 'regional'}", d.attempts,
+                 d.smtp_code, d.last_reply, queue_id(d.last_reply or ""), d.relay, d.sent_at)
+                for d, email in rows_of(session, issue.id, only, limit)]
+    emit_rows(f"issue {slug}: {len(rows)} deliveries",
+              ["email", "status", "variant", "attempts", "code", "reply", "queue_id", "relay",
+               "sent_at"],
+              rows, as_json=as_json, as_csv=as_csv)
+
+
+@click.command("test-send")
+@click.argument("slug")
+@click.option("--to", "to", required=True, multiple=True, help="Address to send to.")
+@click.option("--variant", default=None,
+              help="LANGUAGE or LANGUAGE:COUNTRY, e.g. es:CR (default: the default language).")
+@pass_app
+@user_errors
+def test_send(app: App, slug: str, to: tuple[str, ...], variant: str | None) -> None:
+    """Send one variant of issue SLUG to test addresses, outside the ledger.
+
+    \b
+    Example:
+      newsletter issues test-send 2019-10 --to editor@example.org --variant es:CR
+    """
+    from newsletter.render import Variant
+    from subscribers.validate import normalise_email
+    from worker.control import test_send as do_test_send
+
+    language, _, country = (variant or app.settings.default_language).partition(":")
+    if language not in app.settings.languages:
+        raise click.BadParameter(f"{language!r}: use one of {', '.join(app.settings.languages)}",
+                                 param_hint="--variant")
+    chosen = Variant(language, country.upper())
+    with delivering(app) as runtime:
+        for address in to:
+            result = do_test_send(runtime, slug, normalise_email(address), chosen)
+            click.echo(f"{result.variant} sent to {result.to}: {result.reply}")
