@@ -1,98 +1,293 @@
-"""CSV import: every good row lands once, every bad row is reported with its row number."""
+"""Importing subscribers: every good row lands once, every bad row is reported with its row.
+
+The file is streamed: records are read, validated (`subscribers.rows`) and merged
+by address in batches of `batch_size`, and each batch is written (`subscribers.bulk`)
+and committed in its own transaction. Memory stays flat in the file's size; an
+interrupted import leaves whole batches behind, and running it again finishes the
+job, since an address already stored is updated, never added twice.
+
+Counting: every data row ends up in exactly one of added, updated, unchanged,
+merged (an address repeated in the file) or rejected (suppressed rows included).
+A repeat is recognised as such within a batch, and across batches when the earlier
+row added or changed the subscriber; a repeat of a row that changed nothing counts
+as unchanged. A dry run writes each batch and rolls it back, so its counts are a
+real import's, except that a repeat in a later batch counts as added again.
+"""
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import io
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
 
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.errors import NewsletterError
-from subscribers import queries
-from subscribers.validate import (
-    InvalidValue,
-    clean_name,
-    email_key,
-    language_or_none,
-    normalise_country,
-    normalise_email,
+from subscribers.bulk import (
+    BULK_CHECKPOINT_PAGES,
+    BatchResult,
+    BatchSettings,
+    ConcurrentChange,
+    end_bulk,
+    write_batch,
+)
+from subscribers.models import MailingList
+from subscribers.readers import (
+    COLUMNS,
+    FORMATS,
+    ByteCount,
+    ImportFileError,
+    format_for,
+    read_records,
+)
+from subscribers.rows import (
+    MAX_CONSENT_METHOD,
+    MAX_CONSENT_TEXT,
+    RowChecker,
+    RowError,
+    SubscriberRow,
 )
 
-COLUMNS = ("email", "name", "country", "language")
+__all__ = [
+    "COLUMNS", "FORMATS", "ImportFileError", "ImportInterrupted", "ImportOptions",
+    "ImportOptionError", "ImportReport", "RowError", "SubscriberRow", "UnknownListError",
+    "check_rows", "format_for", "import_csv", "import_subscribers",
+]
+
+MAX_KEPT_ERRORS = 100
+RETRIES = 3
 
 
-class ImportFileError(NewsletterError):
-    """The file as a whole cannot be imported (no header, missing columns, bad encoding)."""
+class ImportOptionError(NewsletterError):
+    """The options of an import contradict each other or the schema."""
+
+
+class UnknownListError(ImportFileError):
+    """`--list` names a list that does not exist; nothing was read."""
 
 
 @dataclass(frozen=True)
-class RowError:
-    row: int  # the line of the file, the header being row 1
-    field: str
-    value: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"row {self.row}: {self.field} {self.value[:60]!r} {self.reason}"
-
-
-@dataclass(frozen=True)
-class SubscriberRow:
-    row: int
-    email: str
-    name: str
-    country: str | None
-    language: str | None  # None: keep the stored one (or the default for a new subscriber)
+class ImportOptions:
+    format: str = "csv"
+    delimiter: str = ","
+    encoding: str = "utf-8-sig"  # UTF-8, with or without a byte order mark
+    list_name: str | None = None
+    dry_run: bool = False
+    resubscribe: bool = False  # reactivate people who left, lift their suppressions
+    preconfirm: bool = False  # double opt-in lists: these people already confirmed
+    consent_method: str = "import"  # how consent was given, e.g. "import:people.csv"
+    consent_text: str | None = None  # the version of the wording they agreed to
+    batch_size: int = 20_000  # rows per transaction (SQLite, 1M rows: 5,000: 33 s; 20,000: 20 s)
 
 
 @dataclass
 class ImportReport:
+    read: int = 0  # data rows (blank rows are not counted)
     added: int = 0
     updated: int = 0
     unchanged: int = 0
     merged: int = 0  # rows that repeated an address seen earlier in the same file
-    errors: list[RowError] = field(default_factory=list)
+    rejected: int = 0
+    suppressed: int = 0  # rejected because the address is suppressed (part of `rejected`)
+    resubscribed: int = 0
+    inactive: int = 0  # existing subscribers left unsubscribed, bounced or complained
+    subscribed: int = 0  # new subscriptions to the list
+    committed: int = 0  # rows whose batch is committed (or rolled back, in a dry run)
+    dry_run: bool = False
+    errors: list[RowError] = field(default_factory=list)  # the first MAX_KEPT_ERRORS
+    max_errors: int = field(default=MAX_KEPT_ERRORS, repr=False)
 
     @property
     def imported(self) -> int:
         return self.added + self.updated + self.unchanged
 
+    def reject(self, error: RowError) -> None:
+        self.rejected += 1
+        if len(self.errors) < self.max_errors:
+            self.errors.append(error)
 
-def read_rows(
-    lines: Iterable[str], *, languages: Sequence[str]
-) -> tuple[list[SubscriberRow], list[RowError], int]:
-    """Validate a CSV; returns the good rows (merged by address), the errors, the merge count."""
-    reader = csv.DictReader(lines)
-    header = [h.strip().lower().lstrip("\ufeff") for h in (reader.fieldnames or [])]
-    missing = [c for c in ("email",) if c not in header]
-    if missing:
-        raise ImportFileError(
-            f"the first row must be a header with the columns {','.join(COLUMNS)}; "
-            f"found {','.join(header) or 'nothing'}"
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read, "added": self.added, "updated": self.updated,
+            "unchanged": self.unchanged, "merged": self.merged, "rejected": self.rejected,
+            "suppressed": self.suppressed, "resubscribed": self.resubscribed,
+            "inactive": self.inactive, "subscribed": self.subscribed, "dry_run": self.dry_run,
+            "errors": [{"row": e.row, "field": e.field, "value": e.value, "reason": e.reason}
+                       for e in self.errors],
+        }
+
+
+class ImportInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an import: the batch in progress was rolled back, earlier ones stay."""
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__(f"interrupted after {report.committed} rows")
+        self.report = report
+
+
+@dataclass
+class _Batch:
+    rows: dict[str, SubscriberRow] = field(default_factory=dict)
+    errors: list[RowError] = field(default_factory=list)
+    read: int = 0
+    merged: int = 0
+
+
+def _batches(records: Iterator[Any], checker: RowChecker, size: int) -> Iterator[_Batch]:
+    batch = _Batch()
+    for record in records:
+        batch.read += 1
+        row = checker.check(record)
+        if isinstance(row, RowError):
+            batch.errors.append(row)
+        elif (earlier := batch.rows.get(row.key)) is not None:
+            batch.merged += 1
+            batch.rows[row.key] = earlier.then(row)
+        else:
+            batch.rows[row.key] = row
+        if len(batch.rows) >= size:
+            yield batch
+            batch = _Batch()
+    if batch.read:
+        yield batch
+
+
+def check_rows(
+    stream: BinaryIO, options: ImportOptions, *, languages: Sequence[str]
+) -> Iterator[SubscriberRow | RowError]:
+    """Validate a file without a database: each record as a clean row or its error."""
+    checker = RowChecker(languages)
+    records = read_records(stream, options.format, delimiter=options.delimiter,
+                           encoding=options.encoding)
+    return (checker.check(record) for record in records)
+
+
+def _settings(session: Session, options: ImportOptions, default_language: str) -> BatchSettings:
+    """Check the options and find the list, before a single row is read."""
+    if options.format not in FORMATS:
+        raise ImportOptionError(f"unknown format {options.format!r}: use {', '.join(FORMATS)}")
+    if options.batch_size < 1:
+        raise ImportOptionError("the batch size must be at least 1")
+    if options.consent_text is not None and len(options.consent_text) > MAX_CONSENT_TEXT:
+        raise ImportOptionError(
+            f"the consent text is the VERSION of the wording (e.g. 2024-05), at most "
+            f"{MAX_CONSENT_TEXT} characters, not the wording itself"
         )
-    reader.fieldnames = header
-    by_key: dict[str, SubscriberRow] = {}
-    errors: list[RowError] = []
-    merged = 0
-    for raw in reader:
-        row_number = reader.line_num
-        if not any((v or "").strip() for v in raw.values() if isinstance(v, str)):
-            continue  # a blank line is not a subscriber
+    if len(options.consent_method) > MAX_CONSENT_METHOD:
+        raise ImportOptionError(f"the consent method is longer than {MAX_CONSENT_METHOD} "
+                                "characters")
+    list_id, double = None, False
+    if options.list_name is not None:
+        found = session.execute(
+            select(MailingList.id, MailingList.opt_in).where(MailingList.name == options.list_name)
+        ).first()
+        if found is None:
+            raise UnknownListError(
+                f"no list called {options.list_name!r}: create it first with "
+                f"`newsletter lists create {options.list_name}`, or leave out --list"
+            )
+        list_id, double = found.id, found.opt_in == "double"
+    elif options.preconfirm:
+        raise ImportOptionError("--preconfirm is about a double opt-in list: give --list too")
+    return BatchSettings(
+        now=datetime.now(UTC).replace(tzinfo=None), default_language=default_language,
+        consent_method=options.consent_method, consent_text=options.consent_text,
+        list_id=list_id, double_opt_in=double, resubscribe=options.resubscribe,
+        preconfirm=options.preconfirm,
+    )
+
+
+def _suppression_error(row: SubscriberRow, reason: str) -> RowError:
+    return RowError(
+        row.row, "email", row.email,
+        f"is suppressed ({reason}): it is never mailed again; use --resubscribe if the "
+        "person asked to subscribe again",
+    )
+
+
+def _record(report: ImportReport, batch: _Batch, result: BatchResult,
+            on_error: Callable[[RowError], None] | None) -> None:
+    """Count a written batch and hand on its errors, in row order."""
+    errors = batch.errors + [_suppression_error(r, why) for r, why in result.suppressed]
+    errors.sort(key=lambda e: e.row)
+    for error in errors:
+        report.reject(error)
+        if on_error is not None:
+            on_error(error)
+    report.read += batch.read
+    report.committed += batch.read
+    report.merged += batch.merged + result.merged
+    report.suppressed += len(result.suppressed)
+    for name in ("added", "updated", "unchanged", "resubscribed", "inactive", "subscribed"):
+        setattr(report, name, getattr(report, name) + getattr(result, name))
+
+
+def import_subscribers(
+    sessions: sessionmaker[Session],
+    stream: BinaryIO,
+    options: ImportOptions,
+    *,
+    languages: Sequence[str],
+    default_language: str,
+    on_error: Callable[[RowError], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import a whole file, committing every batch; `progress` gets the bytes read.
+
+    Raises ImportFileError (nothing more is read) for a problem with the file as a
+    whole, and ImportInterrupted (a KeyboardInterrupt) on Ctrl-C, after rolling back
+    the batch in progress; the report it carries counts the committed rows.
+    """
+    report = ImportReport(dry_run=options.dry_run)
+    count = ByteCount()
+    with sessions() as session:
+        with session.begin():
+            settings = _settings(session, options, default_language)
+        settings = replace(settings, checkpoint_pages=BULK_CHECKPOINT_PAGES)
+        records = read_records(stream, options.format, delimiter=options.delimiter,
+                               encoding=options.encoding, count=count)
+        shown = 0
         try:
-            email = normalise_email(raw.get("email") or "")
-            name = clean_name(raw.get("name") or "")
-            country = normalise_country(raw.get("country") or "")
-            language = language_or_none(raw.get("language") or "", languages)
-        except InvalidValue as exc:
-            errors.append(RowError(row_number, exc.field, exc.value, exc.reason))
+            for batch in _batches(records, RowChecker(languages), options.batch_size):
+                result = _write(session, batch, settings, dry_run=options.dry_run)
+                _record(report, batch, result, on_error)
+                if progress is not None:
+                    progress(count.value - shown)
+                    shown = count.value
+        except KeyboardInterrupt:
+            raise ImportInterrupted(report) from None
+        finally:
+            with contextlib.suppress(SQLAlchemyError), session.begin():
+                end_bulk(session)  # housekeeping: never hides the error that got us here
+    return report
+
+
+def _write(session: Session, batch: _Batch, settings: BatchSettings, *,
+           dry_run: bool) -> BatchResult:
+    """One batch in one transaction, retried when another process got in the way."""
+    for attempt in range(1, RETRIES + 1):
+        session.begin()
+        try:
+            result = write_batch(session, batch.rows.values(), settings)
+        except ConcurrentChange:
+            session.rollback()
+            if attempt == RETRIES:
+                raise
             continue
-        key = email_key(email)
-        if key in by_key:
-            merged += 1
-        by_key[key] = SubscriberRow(row_number, email, name, country, language)
-    return list(by_key.values()), errors, merged
+        except BaseException:
+            session.rollback()
+            raise
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+        return result
+    raise AssertionError("unreachable")
 
 
 def import_csv(
@@ -101,21 +296,20 @@ def import_csv(
     *,
     languages: Sequence[str],
     default_language: str,
+    options: ImportOptions | None = None,
 ) -> ImportReport:
-    """Validate every row first, then upsert the good ones in the caller's transaction."""
-    if isinstance(data, bytes):
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data[: exc.start].count(b"\n") + 1
-            raise ImportFileError(
-                f"row {line}: the file is not UTF-8 (byte {exc.start}); save it as UTF-8 CSV"
-            ) from exc
-    else:
-        text = data.lstrip("\ufeff")
-    rows, errors, merged = read_rows(io.StringIO(text, newline=""), languages=languages)
-    report = ImportReport(errors=errors, merged=merged)
-    report.added, report.updated, report.unchanged = queries.upsert(
-        session, rows, default_language=default_language
-    )
+    """Import CSV text in the caller's transaction (no commits): for small, in-memory data.
+
+    Every error is kept in the report. `options.dry_run` is not honoured here: the
+    caller owns the transaction and can roll it back.
+    """
+    options = options or ImportOptions()
+    raw = data if isinstance(data, bytes) else data.encode("utf-8")
+    session.flush()
+    settings = _settings(session, options, default_language)
+    report = ImportReport(max_errors=2**62)
+    records = read_records(io.BytesIO(raw), options.format, delimiter=options.delimiter,
+                           encoding=options.encoding)
+    for batch in _batches(records, RowChecker(languages), options.batch_size):
+        _record(report, batch, write_batch(session, batch.rows.values(), settings), None)
     return report

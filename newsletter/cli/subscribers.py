@@ -9,7 +9,7 @@ import click
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.filtering import build_filter, emit_rows, filter_options, format_options
 from newsletter.cli.output import emit_json
-from newsletter.cli.transfer import import_cmd
+from newsletter.cli.transfer import export_cmd, import_cmd
 from newsletter.privacy import erase, export_data
 from subscribers.filters import Filter
 from subscribers.models import STATUSES, Subscriber
@@ -275,3 +275,4 @@ def erase_cmd(app: App, email: str, yes: bool) -> None:
 
 
 subscribers.add_command(import_cmd, "import")
+subscribers.add_command(export_cmd, "export")

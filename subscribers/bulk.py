@@ -1,0 +1,329 @@
+"""The bulk SQL of an import, in one place: one batch of valid rows per call.
+
+Per batch: one lookup of the suppressions and one of the existing subscribers (by
+`email_key`), the decisions in Python (what changes, which status, which consent),
+then set-based writes. New subscribers go in with a plain executemany on SQLite and
+with COPY into a temporary table plus one `INSERT ... SELECT` on PostgreSQL
+(measured on 1M rows: COPY 23 s, executemany 29 s). Both inserts say
+`ON CONFLICT (email_key) DO NOTHING` and are counted, so a row another process
+added meanwhile is noticed (`ConcurrentChange`) instead of doubled or lost.
+
+The statements go through the DB-API cursor of the session's own connection (same
+transaction): at a million rows SQLAlchemy's per-row parameter processing would
+cost more than the database does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from newsletter.errors import NewsletterError
+from subscribers.models import STICKY_STATUSES
+from subscribers.rows import SubscriberRow
+
+_COLUMNS = ("email", "email_key", "email_hash", "name", "country", "language", "status",
+            "attributes", "consent_at", "consent_method", "consent_text")
+_EXISTING = ("id, email_key, name, country, language, status, attributes, created_at, "
+             "updated_at")
+SQLITE_CHECKPOINT_PAGES = 1000  # SQLite's default
+BULK_CHECKPOINT_PAGES = 50_000  # 200 MB of 4 KB pages
+_STICKY = ", ".join(f"'{s}'" for s in STICKY_STATUSES)
+
+
+class ConcurrentChange(NewsletterError):
+    """Another process changed some of this batch's subscribers meanwhile: retry the batch."""
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    now: datetime  # one instant per import: consent time, created_at and updated_at
+    default_language: str
+    consent_method: str
+    consent_text: str | None = None
+    list_id: int | None = None
+    double_opt_in: bool = False
+    resubscribe: bool = False
+    preconfirm: bool = False
+    # SQLite: let the write-ahead log grow to this many pages before copying it back.
+    # Each batch touches pages all over the email_key and email_hash indexes; copying
+    # (and fsyncing) them after every commit doubled the wall time of a 1M-row import.
+    checkpoint_pages: int | None = None
+
+    @property
+    def new_status(self) -> str:
+        return "pending" if self.double_opt_in and not self.preconfirm else "active"
+
+    @property
+    def subscription_status(self) -> str:
+        return "unconfirmed" if self.double_opt_in and not self.preconfirm else "confirmed"
+
+
+@dataclass
+class BatchResult:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    merged: int = 0  # the address was already written earlier in this same import
+    resubscribed: int = 0  # suppression lifted or sticky status reactivated (--resubscribe)
+    inactive: int = 0  # existing subscribers left unsubscribed, bounced or complained
+    subscribed: int = 0  # new list subscriptions
+    suppressed: list[tuple[SubscriberRow, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Existing:
+    id: int
+    name: str
+    country: str | None
+    language: str
+    status: str
+    attributes: Any  # JSON text (SQLite) or the decoded object (PostgreSQL)
+    created_at: Any
+    updated_at: Any
+
+
+class _Bulk:
+    """The dialect-specific statements, on the DB-API cursor of the session's connection."""
+
+    def __init__(self, session: Session, *, lock: bool = True) -> None:
+        connection = session.connection()
+        self.sqlite = connection.dialect.name == "sqlite"
+        self.raw = connection.connection
+        self.cursor = self.raw.cursor()
+        self.mark = "?" if self.sqlite else "%s"
+        # SQLite: take the write lock now, so nobody changes these rows between read and write
+        driver: Any = self.raw.driver_connection
+        if lock and self.sqlite and not driver.in_transaction:
+            self.cursor.execute("BEGIN IMMEDIATE")
+
+    def checkpoint_every(self, pages: int) -> None:
+        if self.sqlite:
+            self.cursor.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
+
+    def time(self, when: datetime | None) -> Any:
+        """A timestamp as SQLAlchemy stores it: text on SQLite, a datetime on PostgreSQL."""
+        if when is None or not self.sqlite:
+            return when
+        return when.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def any_of(self, column: str) -> str:
+        """`column` is one of a list given as ONE parameter (no limit on the list's length)."""
+        if self.sqlite:
+            return f"{column} IN (SELECT value FROM json_each(?))"
+        return f"{column} = ANY(%s)"
+
+    def many(self, values: Sequence[str]) -> Any:
+        return json.dumps(list(values)) if self.sqlite else list(values)
+
+    def suppressions(self, hashes: Sequence[str]) -> dict[str, str]:
+        self.cursor.execute(
+            f"SELECT email_hash, reason FROM suppressions WHERE {self.any_of('email_hash')}",
+            (self.many(hashes),),
+        )
+        return dict(self.cursor.fetchall())
+
+    def lift_suppressions(self, hashes: Sequence[str]) -> None:
+        self.cursor.execute(
+            f"DELETE FROM suppressions WHERE {self.any_of('email_hash')}", (self.many(hashes),)
+        )
+
+    def existing(self, keys: Sequence[str]) -> dict[str, _Existing]:
+        self.cursor.execute(
+            f"SELECT {_EXISTING} FROM subscribers WHERE {self.any_of('email_key')}",
+            (self.many(keys),),
+        )
+        return {key: _Existing(sid, *rest) for sid, key, *rest in self.cursor.fetchall()}
+
+    def insert(self, rows: list[tuple[Any, ...]], now: datetime) -> int:
+        columns = ", ".join(_COLUMNS)
+        if self.sqlite:
+            marks = ", ".join("?" * len(_COLUMNS))
+            self.cursor.executemany(
+                f"INSERT INTO subscribers ({columns}, created_at, updated_at) "
+                f"VALUES ({marks}, ?, ?) ON CONFLICT (email_key) DO NOTHING",
+                rows,
+            )
+            return int(self.cursor.rowcount)
+        self.cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS import_rows (email text, email_key text, "
+            "email_hash text, name text, country text, language text, status text, "
+            "attributes text, consent_at timestamp, consent_method text, consent_text text) "
+            "ON COMMIT DROP"
+        )
+        self.cursor.execute("TRUNCATE import_rows")
+        with self.cursor.copy(f"COPY import_rows ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row[:-2])
+        selected = columns.replace("attributes", "attributes::json")
+        self.cursor.execute(
+            f"INSERT INTO subscribers ({columns}, created_at, updated_at) "
+            f"SELECT {selected}, %s, %s FROM import_rows ORDER BY email_key "
+            "ON CONFLICT (email_key) DO NOTHING",
+            (now, now),
+        )
+        return int(self.cursor.rowcount)
+
+    def update(self, rows: list[tuple[Any, ...]]) -> int:
+        """(name, country, language, attributes, status, consent?, consent_at, consent_method,
+        consent_text, updated_at, id, old status) per row; consent is written when flagged."""
+        m = self.mark
+        cast = "" if self.sqlite else "::json"
+        self.cursor.executemany(
+            f"UPDATE subscribers SET name = {m}, country = {m}, language = {m}, "
+            f"attributes = {m}{cast}, status = {m}, "
+            f"consent_at = CASE WHEN {m} THEN {m} ELSE consent_at END, "
+            f"consent_method = CASE WHEN {m} THEN {m} ELSE consent_method END, "
+            f"consent_text = CASE WHEN {m} THEN {m} ELSE consent_text END, "
+            f"updated_at = {m} WHERE id = {m} AND status = {m}",
+            [(n, c, lang, a, st, f, ca, f, cm, f, ct, u, i, old)
+             for n, c, lang, a, st, f, ca, cm, ct, u, i, old in rows],
+        )
+        return int(self.cursor.rowcount)
+
+    def subscribe(self, keys: Sequence[str], s: BatchSettings) -> int:
+        """Put these subscribers on the list (those not unsubscribed everywhere)."""
+        m, now = self.mark, self.time(s.now)
+        people = f"SELECT id FROM subscribers WHERE {self.any_of('email_key')}"
+        if s.resubscribe:
+            self.cursor.execute(
+                f"UPDATE subscriptions SET status = {m}, updated_at = {m} WHERE list_id = {m} "
+                f"AND status = 'unsubscribed' AND subscriber_id IN ({people})",
+                (s.subscription_status, now, s.list_id, self.many(keys)),
+            )
+        if s.preconfirm:
+            self.cursor.execute(
+                f"UPDATE subscriptions SET status = 'confirmed', updated_at = {m} "
+                f"WHERE list_id = {m} AND status = 'unconfirmed' AND subscriber_id IN ({people})",
+                (now, s.list_id, self.many(keys)),
+            )
+        self.cursor.execute(
+            "INSERT INTO subscriptions (list_id, subscriber_id, status, created_at, updated_at) "
+            f"SELECT {m}, id, {m}, {m}, {m} FROM subscribers WHERE {self.any_of('email_key')} "
+            f"AND status NOT IN ({_STICKY}) ON CONFLICT (list_id, subscriber_id) DO NOTHING",
+            (s.list_id, s.subscription_status, now, now, self.many(keys)),
+        )
+        return int(self.cursor.rowcount)
+
+    def dumps(self, attributes: dict[str, object]) -> str:
+        return json.dumps(attributes, ensure_ascii=False)
+
+    def loads(self, stored: Any) -> dict[str, object]:
+        value = json.loads(stored) if isinstance(stored, str) else stored
+        return dict(value) if isinstance(value, dict) else {}
+
+
+def end_bulk(session: Session) -> None:
+    """After the last batch: SQLite's usual checkpoint interval, and a checkpoint now."""
+    db = _Bulk(session, lock=False)
+    if db.sqlite:
+        db.checkpoint_every(SQLITE_CHECKPOINT_PAGES)
+        db.cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    db.cursor.close()
+
+
+def write_batch(session: Session, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchResult:
+    """Write one batch of rows (one per address) in the session's transaction."""
+    db = _Bulk(session)
+    try:
+        return _write(db, rows, s)
+    finally:
+        db.cursor.close()
+
+
+def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchResult:
+    if s.checkpoint_pages:
+        db.checkpoint_every(s.checkpoint_pages)
+    result = BatchResult()
+    batch = sorted(rows, key=lambda r: r.key)  # index order: fewer pages touched
+    if not batch:
+        return result
+    lifted: set[str] = set()
+    suppressed = db.suppressions([r.hash for r in batch])
+    if suppressed and s.resubscribe:
+        db.lift_suppressions(list(suppressed))
+        lifted = set(suppressed)
+    elif suppressed:
+        result.suppressed = [(r, suppressed[r.hash]) for r in batch if r.hash in suppressed]
+        batch = [r for r in batch if r.hash not in suppressed]
+    existing = db.existing([r.key for r in batch])
+    new_status = s.new_status
+    new: list[tuple[Any, ...]] = []
+    changes: list[tuple[Any, ...]] = []
+    this_run = db.time(s.now)
+    for r in batch:
+        current = existing.get(r.key)
+        if current is None:
+            new.append((
+                r.email, r.key, r.hash, r.name, r.country, r.language or s.default_language,
+                r.status or new_status, db.dumps(r.attributes) if r.attributes else "{}",
+                db.time(r.consent_at) if r.consent_at else this_run,
+                r.consent_method or s.consent_method, r.consent_text or s.consent_text,
+                this_run, this_run,
+            ))
+            continue
+        change, reactivated = _decide(db, r, current, s)
+        if change is not None:
+            changes.append(change)
+        if this_run in (current.created_at, current.updated_at):
+            result.merged += 1  # written by an earlier batch of this import
+        elif change is not None:
+            result.updated += 1
+        else:
+            result.unchanged += 1
+        result.resubscribed += reactivated or r.hash in lifted
+        result.inactive += (change[4] if change else current.status) in STICKY_STATUSES
+    result.resubscribed += sum(1 for r in batch if r.hash in lifted and r.key not in existing)
+    if new:
+        result.added = db.insert(new, s.now)
+        if result.added != len(new):
+            raise ConcurrentChange(
+                f"{len(new) - result.added} of these addresses were added by someone else "
+                "while this batch was written: run the import again"
+            )
+    if changes and db.update(changes) != len(changes):
+        raise ConcurrentChange(
+            "some of these subscribers changed status while this batch was written: "
+            "run the import again"
+        )
+    if s.list_id is not None:
+        result.subscribed = db.subscribe([r.key for r in batch], s)
+    return result
+
+
+def _decide(
+    db: _Bulk, r: SubscriberRow, current: _Existing, s: BatchSettings
+) -> tuple[tuple[Any, ...] | None, bool]:
+    """The UPDATE parameters `r` calls for (None: nothing changes), and whether it
+    reactivates someone who had left."""
+    status, reactivated = current.status, False
+    if r.status in STICKY_STATUSES and status not in STICKY_STATUSES:
+        status = r.status  # the file says they left: believe it
+    elif s.resubscribe and status in STICKY_STATUSES and r.status not in STICKY_STATUSES:
+        status, reactivated = s.new_status, True
+    elif s.preconfirm and status == "pending":
+        status = "active"
+    attributes = None
+    if r.attributes:
+        stored = db.loads(current.attributes)
+        merged = {**stored, **r.attributes}
+        if merged != stored:
+            attributes = db.dumps(merged)
+    fields = (r.name or current.name, r.country or current.country,
+              r.language or current.language)
+    if (attributes is None and status == current.status
+            and fields == (current.name, current.country, current.language)):
+        return None, False
+    if attributes is None:
+        attributes = (current.attributes if isinstance(current.attributes, str)
+                      else db.dumps(current.attributes))
+    return (
+        *fields, attributes, status, reactivated, db.time(r.consent_at or s.now),
+        r.consent_method or s.consent_method, r.consent_text or s.consent_text,
+        db.time(s.now), current.id, current.status,
+    ), reactivated
