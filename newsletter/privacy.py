@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from newsletter.models import Delivery, Issue
+from newsletter.render import Variant
 from subscribers.models import Subscription
 from subscribers.people import find, lists_of
 from subscribers.suppressions import is_suppressed, suppress
@@ -46,7 +47,7 @@ def export_data(session: Session, address: str) -> dict[str, Any]:
         "lists": [{"list": name, "status": status}
                   for name, status in lists_of(session, person.id)],
         "deliveries": [
-            {"issue": slug, "status": status, "variant": f"{lang}-{country or 'regional'}",
+            {"issue": slug, "status": status, "variant": Variant(lang, country).label,
              "attempts": attempts, "last_reply": reply, "message_id": mid,
              "planned_at": planned.isoformat(), "sent_at": sent.isoformat() if sent else None}
             for slug, status, lang, country, attempts, reply, mid, planned, sent in deliveries

@@ -26,6 +26,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.db import utcnow
@@ -232,7 +233,10 @@ def record(
 
 
 def suppress_recipient(session: Session, delivery_id: int) -> None:
-    """The mailbox does not exist: mark the subscriber bounced and never mail it again."""
+    """The mailbox does not exist: mark the subscriber bounced and never mail it again.
+
+    Runs on the autocommit connection of a batch; a suppression that another worker
+    wrote a moment earlier is not an error."""
     subscriber_id = select(Delivery.subscriber_id).where(Delivery.id == delivery_id)
     session.execute(
         update(Subscriber).where(Subscriber.id.in_(subscriber_id)).values(status="bounced")
@@ -240,10 +244,17 @@ def suppress_recipient(session: Session, delivery_id: int) -> None:
     digest = session.scalar(
         select(Subscriber.email_hash).where(Subscriber.id.in_(subscriber_id))
     )
-    if digest and session.get(Suppression, digest) is None:
-        session.add(Suppression(email_hash=digest, reason="bounced",
-                                note=f"5.1.x reply to delivery {delivery_id}"))
-        session.flush()
+    if not digest or session.get(Suppression, digest) is not None:
+        return
+    try:
+        session.connection().execute(
+            insert(cast(Table, Suppression.__table__)).values(
+                email_hash=digest, reason="bounced", created_at=utcnow(),
+                note=f"5.1.x reply to delivery {delivery_id}",
+            )
+        )
+    except IntegrityError:
+        pass  # suppressed by someone else meanwhile: the outcome we wanted
 
 
 def release(session: Session, delivery_ids: Sequence[int]) -> None:

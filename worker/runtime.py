@@ -26,16 +26,16 @@ class Runtime:
 
     @contextmanager
     def batch_session(self) -> Iterator[Session]:
-        """One connection held for a whole batch: a commit per message then costs one
-        round trip, not a pool checkout and ping. On PostgreSQL the commits are
-        asynchronous (synchronous_commit off): a worker that dies loses nothing
-        committed; only a database crash could forget the last milliseconds, and
-        those messages would be sent again, never lost."""
+        """One connection held for a whole batch, in autocommit: recording a reply is one
+        statement and one round trip, not a pool checkout, a ping and a COMMIT. Every
+        ledger write of a batch is a single statement, so autocommit loses no atomicity.
+        On PostgreSQL the commits are asynchronous (synchronous_commit off): a worker
+        that dies loses nothing committed; only a database crash could forget the last
+        milliseconds, and those messages would be sent again, never lost."""
         engine = self.sessions.kw["bind"]
-        with engine.connect() as conn:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("SET synchronous_commit TO off")
-                conn.commit()
             with Session(bind=conn, expire_on_commit=False) as session:
                 yield session
 

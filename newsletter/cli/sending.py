@@ -16,6 +16,7 @@ from newsletter.cli.filtering import emit_rows, format_options
 from newsletter.cli.output import console, emit_json, json_option, table
 from newsletter.issues import get_issue
 from newsletter.models import DELIVERY_STATUSES
+from newsletter.render import Variant
 from worker.runtime import Runtime
 
 
@@ -249,7 +250,7 @@ def deliveries(app: App, slug: str, only: str | None, limit: int | None, as_json
 
     with app.sessions() as session:
         issue = get_issue(session, slug)
-        rows = [(email, d.status, f"{d.language}-{d.country or 'regional'}", d.attempts,
+        rows = [(email, d.status, Variant(d.language, d.country).label, d.attempts,
                  d.smtp_code, d.last_reply, queue_id(d.last_reply or ""), d.relay, d.sent_at)
                 for d, email in rows_of(session, issue.id, only, limit)]
     emit_rows(f"issue {slug}: {len(rows)} deliveries",
@@ -272,7 +273,6 @@ def test_send(app: App, slug: str, to: tuple[str, ...], variant: str | None) -> 
     Example:
       newsletter issues test-send 2019-10 --to editor@example.org --variant es:CR
     """
-    from newsletter.render import Variant
     from subscribers.validate import normalise_email
     from worker.control import test_send as do_test_send
 

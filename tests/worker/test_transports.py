@@ -26,8 +26,14 @@ def envelope(n: int, rcpt: str = "") -> Envelope:
     return Envelope("news@example.org", rcpt, body.encode(), f"<m{n}@example.org>")
 
 
-def test_one_connection_carries_many_messages(smtp_server: SmtpServer) -> None:
-    transport = SMTPTransport(smtp_server.url)
+@pytest.fixture(params=["off", "on"])
+def pipelining(request: pytest.FixtureRequest) -> str:
+    """Every SMTP test runs with and without RFC 2920 pipelining."""
+    return str(request.param)
+
+
+def test_one_connection_carries_many_messages(smtp_server: SmtpServer, pipelining: str) -> None:
+    transport = SMTPTransport(smtp_server.url, pipelining=pipelining)
     replies = [transport.send(envelope(n)) for n in range(5)]
     transport.close()
     assert all(r.startswith("250 ") for r in replies)
@@ -38,9 +44,11 @@ def test_one_connection_carries_many_messages(smtp_server: SmtpServer) -> None:
     assert b"\r\n.leading dot\r\n" in received[0].content
 
 
-def test_replies_map_to_temporary_and_permanent_failures(smtp_server: SmtpServer) -> None:
+def test_replies_map_to_temporary_and_permanent_failures(
+    smtp_server: SmtpServer, pipelining: str
+) -> None:
     smtp_server.reject_recipients({"gone@example.org": "550 5.1.1 No such user"})
-    transport = SMTPTransport(smtp_server.url)
+    transport = SMTPTransport(smtp_server.url, pipelining=pipelining)
     with pytest.raises(PermanentFailure) as bounced:
         transport.send(envelope(1, "gone@example.org"))
     assert bounced.value.code == 550 and "No such user" in bounced.value.reply
@@ -56,9 +64,9 @@ def test_replies_map_to_temporary_and_permanent_failures(smtp_server: SmtpServer
 
 
 def test_a_server_that_goes_away_is_a_connection_failure_then_reconnects(
-    smtp_server: SmtpServer,
+    smtp_server: SmtpServer, pipelining: str
 ) -> None:
-    transport = SMTPTransport(smtp_server.url, timeout=5)
+    transport = SMTPTransport(smtp_server.url, timeout=5, pipelining=pipelining)
     transport.send(envelope(1))
     port = smtp_server.port
     smtp_server.stop()
@@ -83,3 +91,17 @@ def test_outbox_writes_one_file_per_message_id(tmp_path: Path) -> None:
     assert files == ["m1@example.org.eml", "m2@example.org.eml"]
     msg = message_from_bytes((tmp_path / "out" / files[0]).read_bytes(), policy=policy.default)
     assert msg["Subject"] == "test 1"
+
+
+def test_pipelined_rcpt_refusal_then_more_messages(smtp_server: SmtpServer) -> None:
+    smtp_server.fail_next(1, "450 4.2.0 Mailbox busy", stage="RCPT")
+    transport = SMTPTransport(smtp_server.url, pipelining="on")
+    with pytest.raises(TemporaryFailure) as refused:
+        transport.send(envelope(1))
+    assert refused.value.code == 450 and "Mailbox busy" in refused.value.reply
+    for n in range(2, 5):
+        assert transport.send(envelope(n)).startswith("250")
+    assert [m.rcpt_tos for m in smtp_server.messages] == [[f"r{n}@example.org"]
+                                                          for n in range(2, 5)]
+    assert b"\r\n.leading dot\r\n" in smtp_server.messages[0].content
+    transport.close()
