@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from newsletter.errors import NewsletterError
@@ -134,11 +134,19 @@ def get_issue(session: Session, slug: str) -> Issue:
 
 
 def list_issues(session: Session) -> list[IssueSummary]:
-    issues = session.scalars(select(Issue).order_by(Issue.date_from.desc(), Issue.id.desc()))
-    return [
-        IssueSummary(i.slug, i.title, i.date_from, i.date_to, i.status, len(i.entries))
-        for i in issues
-    ]
+    item_counts = (
+        select(IssueItem.issue_id, func.count().label("n"))
+        .group_by(IssueItem.issue_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Issue.slug, Issue.title, Issue.date_from, Issue.date_to, Issue.status,
+               func.coalesce(item_counts.c.n, 0))
+        .outerjoin(item_counts, item_counts.c.issue_id == Issue.id)
+        .order_by(Issue.date_from.desc(), Issue.id.desc())
+    )
+    return [IssueSummary(slug, title, start, end, status, int(n))
+            for slug, title, start, end, status, n in rows]
 
 
 def content_of(issue: Issue) -> IssueContent:

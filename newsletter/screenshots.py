@@ -34,6 +34,10 @@ CHROMIUM_ARGS = (
     "--disable-sync",
     "--disable-quic",
     "--no-first-run",
+    # a second wall behind the request routing (which a background image once slipped
+    # past): every http(s) request, loopback included, goes to a proxy that is not there
+    "--proxy-server=http://127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
 )
 INSTALL_CHROMIUM = "install it: sudo apt-get install -y chromium"
 

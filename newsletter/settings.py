@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
+        if not value.isascii() or any(c.isspace() for c in value):
+            raise ValueError(
+                "NEWSLETTER_PUBLIC_BASE_URL must be an ASCII URL without spaces "
+                "(write an internationalised domain in its xn-- form)"
+            )
         return value.rstrip("/")
 
     def insecure_for_mailing(self) -> str | None:

@@ -8,18 +8,6 @@ from sqlalchemy.orm import Session
 from subscribers.models import Subscriber
 
 
-def count_by_status(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status))
-    return {status: count for status, count in rows}
-
-
-def list_subscribers(session: Session, limit: int | None = None) -> list[Subscriber]:
-    stmt = select(Subscriber).order_by(Subscriber.id)
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return list(session.scalars(stmt))
-
-
 def audience(session: Session) -> list[tuple[str, str | None]]:
     """The distinct (language, country) pairs of active subscribers."""
     rows = session.execute(

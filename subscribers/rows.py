@@ -267,4 +267,6 @@ def _attributes(value: object) -> dict[str, object]:
     if not isinstance(value, dict):
         raise InvalidValue("attributes", json.dumps(value, ensure_ascii=False),
                            'is not a JSON object such as {"city": "León"}')
-    return {str(k): v for k, v in value.items() if v is not None and v != ""}
+    # values are kept as text: filters compare text, the same on SQLite and PostgreSQL
+    return {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+            for k, v in value.items() if v is not None and v != ""}

@@ -48,8 +48,9 @@ def normalise_email(raw: str) -> str:
 
 
 def email_key(email: str) -> str:
-    """The case-insensitive identity of an address."""
-    return email.casefold()
+    """The case-insensitive identity of an address. lower(), not casefold(): casefold
+    turns ß into ss and would make straße.de and strasse.de one person."""
+    return email.lower()
 
 
 def clean_header_text(raw: str, field: str, max_length: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -108,8 +108,7 @@ def test_send(runtime: Runtime, slug: str, to: str, variant: Variant) -> TestSen
     rendered = personalise(rendered, unsubscribe_url=preview_link, preferences_url=preview_link)
     mid = f"<{slug}.test.{int(utcnow().timestamp() * 1000)}@{s.sender_domain}>"
     message = build_message(
-        rendered.__class__(f"[TEST {variant.label}] {rendered.subject}", rendered.html,
-                           rendered.text),
+        replace(rendered, subject=f"[TEST {variant.label}] {rendered.subject}"),
         Headers(s.sender_name, s.sender_email, "", to, mid, f"{slug}.{s.sender_domain}",
                 preview_link, s.reply_to),
     )

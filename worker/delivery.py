@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,12 +29,13 @@ from newsletter.render import (
     render_variant,
     sender_from,
 )
+from subscribers.suppressions import suppress
 from subscribers.tokens import subscriber_links
 from worker import ledger
 from worker.mime import MessageTemplate, Recipient, ascii_address, message_id
 from worker.replies import classify, next_attempt
 from worker.runtime import Runtime
-from worker.transports import ConnectionFailure, Envelope, TransportError
+from worker.transports import ConnectionFailure, Envelope, SenderProblem, TransportError
 
 Progress = Callable[[dict[str, int]], None]
 STATUS_CHECK_EVERY = 100  # messages between checks for pause/cancel
@@ -54,10 +55,8 @@ class SendSummary:
     batches: int
     counts: dict[str, int] = field(default_factory=dict)
     variants: list[str] = field(default_factory=list)
-
-    @property
-    def finished(self) -> bool:
-        return not any(self.counts.get(s, 0) for s in ledger.PENDING)
+    status: str = ""  # the issue's status when sending stopped (sent, sending, paused...)
+    note: str = ""  # why it paused, and what to do
 
 
 def render_missing_variants(runtime: Runtime, session: Session, issue: Issue) -> list[Variant]:
@@ -95,7 +94,8 @@ def view_url(base_url: str, slug: str, variant: Variant) -> str:
     return f"{base_url}/v/{slug}/{variant.label}"
 
 
-_templates: dict[tuple[int, str, str], MessageTemplate] = {}
+TEMPLATE_CACHE = 64  # variants kept encoded per worker process
+_templates: OrderedDict[tuple[int, str, str], MessageTemplate] = OrderedDict()
 
 
 def _template(
@@ -122,6 +122,9 @@ def _template(
             reply_to=s.reply_to,
             slots=(UNSUBSCRIBE, PREFERENCES),
         )
+        while len(_templates) > TEMPLATE_CACHE:
+            _templates.popitem(last=False)
+    _templates.move_to_end(key)
     return _templates[key]
 
 
@@ -130,41 +133,45 @@ def _issue_status(session: Session, issue_id: int) -> str | None:
 
 
 def deliver_range(runtime: Runtime, issue_id: int, lo: int, hi: int) -> dict[str, int]:
-    """Claim, send and record the deliveries in [lo, hi]; returns counts of outcomes."""
+    """Claim, send and record the deliveries in [lo, hi]; returns counts of outcomes.
+
+    Safe to run twice and alongside other workers: rows are claimed with a lease and a
+    fencing token (their attempt number), the lease is renewed while the batch runs
+    (rate limits can make it long), and a row another worker took over is skipped.
+    """
     settings = runtime.settings
+    lease = timedelta(seconds=settings.lease_seconds)
     outcome: Counter[str] = Counter()
     with runtime.batch_session() as session:
         issue = session.get(Issue, issue_id)
         if issue is None or issue.status != "sending":
             return {}
-        claimed = ledger.claim(session, issue_id, lo, hi, timedelta(seconds=settings.lease_seconds))
-        session.commit()
+        outcome["skipped"] = ledger.drop_ineligible(
+            session, issue_id, lo, hi, audience_of(session, issue))
+        claimed = ledger.claim(session, issue_id, lo, hi, lease)
+        renewed_at = time.monotonic()
+        held = {row.delivery_id for row in claimed}
         sender_problems = 0
         for n, row in enumerate(claimed):
-            if n and n % STATUS_CHECK_EVERY == 0 and _issue_status(session, issue_id) != "sending":
-                ledger.release(session, [r.delivery_id for r in claimed[n:]])
-                session.commit()
-                outcome["released"] += len(claimed) - n
-                break
-            unsubscribe, preferences = subscriber_links(
-                settings.public_base_url, settings.secret_key, row.subscriber_id
-            )
-            mid = message_id(issue.slug, row.delivery_id, settings.sender_domain)
-            message = _template(runtime, session, issue, row.variant).render(
-                Recipient(row.name, row.email, mid, unsubscribe,
-                          {UNSUBSCRIBE: unsubscribe, PREFERENCES: preferences})
-            )
-            envelope = Envelope(settings.sender_email, ascii_address(row.email), message, mid)
-            code: int | None
-            try:
-                reply = runtime.transport.send(envelope)
-                code = int(reply[:3]) if reply[:3].isdigit() else 250
-            except ConnectionFailure as exc:
-                reply, code = str(exc), None
-            except TransportError as exc:
-                reply, code = str(exc), exc.code
-            result = classify(code, reply)
-            status, retry_at = result.status, None
+            if n and n % STATUS_CHECK_EVERY == 0:
+                state = _issue_status(session, issue_id)
+                if state != "sending":
+                    ledger.release(session, [r.delivery_id for r in claimed[n:]])
+                    if state == "cancelled":
+                        ledger.cancel(session, issue_id)
+                    outcome["released"] += len(claimed) - n
+                    break
+            runtime.transport.ready()  # the rate limits may hold us here for a while
+            if time.monotonic() - renewed_at > lease.total_seconds() / 3:
+                held = ledger.renew(
+                    session, [(r.delivery_id, r.attempts) for r in claimed[n:]], lease)
+                renewed_at = time.monotonic()
+            if row.delivery_id not in held:
+                outcome["taken_over"] += 1  # its lease ran out; another worker has it
+                continue
+            attempt = _attempt(runtime, session, issue, row)
+            status, reply, code = attempt.status, attempt.reply, attempt.code
+            retry_at = None
             if status == "deferred":
                 retry_at = next_attempt(
                     row.attempts, row.first_attempt_at, utcnow(),
@@ -174,37 +181,90 @@ def deliver_range(runtime: Runtime, issue_id: int, lo: int, hi: int) -> dict[str
                 )
                 if retry_at is None:
                     status, reply = "failed", f"gave up after repeated temporary failures: {reply}"
-            ledger.record(session, row.delivery_id, status, reply, mid, code=code,
-                          relay=runtime.transport.last_relay, next_attempt_at=retry_at)
-            if result.suppress:
-                ledger.suppress_recipient(session, row.delivery_id)
-            sender_problems = sender_problems + 1 if result.sender_problem else 0
-            if sender_problems >= SENDER_PROBLEM_PAUSE:
-                _pause_for_sender_problem(session, issue, reply)
-            session.commit()  # each reply is on disk before the next message goes out
+            # each reply is on disk (one autocommitted statement) before the next message
+            ledger.record(session, row.delivery_id, status, reply, attempt.message_id, code=code,
+                          relay=runtime.transport.last_relay, next_attempt_at=retry_at,
+                          attempts=row.attempts)
+            if status == "bounced" and classify(code, reply).suppress:
+                _suppress_dead_address(session, row, reply)
             outcome[status] += 1
-            if code is None:
-                # the relays are unreachable: hand the rest back untouched for later
+            sender_problems = sender_problems + 1 if attempt.sender_problem else 0
+            if attempt.connection_lost or sender_problems >= SENDER_PROBLEM_PAUSE:
+                if sender_problems >= SENDER_PROBLEM_PAUSE:
+                    _pause_for_sender_problem(session, issue, reply)
+                # relays unreachable, or our setup refused: hand the rest back untouched
                 ledger.release(session, [r.delivery_id for r in claimed[n + 1 :]])
-                session.commit()
                 outcome["released"] += len(claimed) - n - 1
                 break
-            if sender_problems >= SENDER_PROBLEM_PAUSE:
-                ledger.release(session, [r.delivery_id for r in claimed[n + 1 :]])
-                session.commit()
-                break
-    return dict(outcome)
+    return {k: v for k, v in outcome.items() if v}
+
+
+def _suppress_dead_address(session: Session, row: ledger.Claimed, reply: str) -> None:
+    """A 5.1.x reply: the mailbox does not exist. Never mail the address again."""
+    ledger.mark_bounced(session, row.subscriber_id)
+    try:
+        suppress(session, row.email, reason="bounced",
+                 note=f"{reply[:200]} (delivery {row.delivery_id})")
+    except IntegrityError:
+        session.rollback()  # another worker suppressed it a moment ago: the same outcome
+
+
+@dataclass(frozen=True)
+class Attempt:
+    status: str
+    reply: str
+    code: int | None
+    message_id: str
+    sender_problem: bool = False  # our setup is refused: no recipient is to blame
+    connection_lost: bool = False  # no relay reachable: the rest of the batch waits
+
+
+def _attempt(
+    runtime: Runtime, session: Session, issue: Issue, row: ledger.Claimed
+) -> Attempt:
+    """Build and send one message, and say what came of it."""
+    settings = runtime.settings
+    mid = message_id(issue.slug, row.delivery_id, settings.sender_domain)
+    try:
+        unsubscribe, preferences = subscriber_links(
+            settings.public_base_url, settings.secret_key, row.subscriber_id
+        )
+        message = _template(runtime, session, issue, row.variant).render(
+            Recipient(row.name, row.email, mid, unsubscribe,
+                      {UNSUBSCRIBE: unsubscribe, PREFERENCES: preferences})
+        )
+        envelope = Envelope(settings.sender_email, ascii_address(row.email), message, mid)
+    except (ValueError, UnicodeError, NewsletterError) as exc:
+        # this message cannot be made (a bad link setting, an odd address): say so and
+        # go on, rather than crash the batch again at every retry
+        return Attempt("failed", f"could not build the message: {exc}", None, mid)
+    try:
+        reply = runtime.transport.send(envelope)
+    except SenderProblem as exc:
+        return Attempt("failed", str(exc), exc.code, mid, sender_problem=True)
+    except ConnectionFailure as exc:
+        return Attempt("deferred", str(exc), None, mid, connection_lost=True)
+    except TransportError as exc:
+        result = classify(exc.code, str(exc))
+        return Attempt(result.status, str(exc), exc.code, mid,
+                       sender_problem=result.sender_problem)
+    code = int(reply[:3]) if reply[:3].isdigit() else 250
+    return Attempt("sent", reply, code, mid)
 
 
 def _pause_for_sender_problem(session: Session, issue: Issue, reply: str) -> None:
-    issue.status = "paused"
-    issue.status_note = (
+    note = (
         f"paused: the mail server refuses our messages for a policy reason ({reply[:200]}). "
         "This is the sending setup (SPF/DKIM, relay login or permissions), not the "
         f"subscribers: fix it, then `newsletter issues retry {issue.slug} --status failed` "
         f"and `newsletter issues resume {issue.slug}`"
     )
-    log.error("issue %s %s", issue.slug, issue.status_note)
+    # only a sending issue pauses: a cancel that came meanwhile stands
+    session.execute(
+        update(Issue).where(Issue.id == issue.id, Issue.status == "sending")
+        .values(status="paused", status_note=note)
+    )
+    log.error("issue %s %s", issue.slug, note)
 
 
 def enqueue(runtime: Runtime, issue_id: int, ranges: list[tuple[int, int]],
@@ -279,12 +339,21 @@ def send_issue(
                 progress(now_counts)
             if not now_counts["queued"] and not now_counts["sending"]:
                 break
+            if _state(runtime, issue_id)[0] != "sending":
+                break  # paused (by someone, or by itself) or cancelled: nothing more comes
             if timeout is not None and time.monotonic() - started > timeout:
                 break
             time.sleep(poll_seconds)
     summary.counts = counts(runtime, issue_id)
     finish_if_done(runtime, issue_id)
+    summary.status, summary.note = _state(runtime, issue_id)
     return summary
+
+
+def _state(runtime: Runtime, issue_id: int) -> tuple[str, str]:
+    with runtime.sessions() as session:
+        issue = session.get(Issue, issue_id)
+        return (issue.status, issue.status_note) if issue else ("", "")
 
 
 def finish_if_done(runtime: Runtime, issue_id: int) -> bool:

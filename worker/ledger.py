@@ -24,15 +24,15 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    tuple_,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.db import utcnow
 from newsletter.models import DELIVERY_STATUSES, Delivery
 from newsletter.render import Variant
-from subscribers.models import Subscriber, Suppression
+from subscribers.models import Subscriber
 
 PENDING = ("queued", "sending", "deferred")
 FINAL = ("sent", "bounced", "failed", "cancelled")
@@ -120,7 +120,9 @@ def ranges(session: Session, where: ColumnElement[bool], size: int) -> list[tupl
     numbered = (
         select(
             Delivery.id.label("id"),
-            ((func.row_number().over(order_by=Delivery.id) - 1) // size).label("bucket"),
+            # "/" on two integers divides without remainder on SQLite and PostgreSQL
+            (func.row_number().over(order_by=Delivery.id) - 1).self_group().op("/")(size)
+            .label("bucket"),
         )
         .where(where)
         .subquery()
@@ -147,7 +149,10 @@ def lost_ranges(
     where = and_(
         Delivery.issue_id == issue_id,
         or_(
-            and_(Delivery.status == "sending", Delivery.lease_until < now),
+            and_(Delivery.status == "sending", Delivery.lease_until < now,
+                 or_(Delivery.enqueued_at.is_(None),
+                     Delivery.enqueued_at < Delivery.lease_until,
+                     Delivery.enqueued_at < now - requeue_after)),
             and_(Delivery.status == "deferred",
                  or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
                  or_(Delivery.enqueued_at.is_(None),
@@ -209,15 +214,20 @@ def record(
     code: int | None = None,
     relay: str | None = None,
     next_attempt_at: datetime | None = None,
+    attempts: int | None = None,
 ) -> None:
-    """Write what the server said about one message; only a row we hold can change."""
+    """Write what the server said about one message; only a row we hold can change
+    (`attempts` is the claim's fencing token: a row claimed again since is not ours)."""
     now = utcnow()
     # Core, not ORM, UPDATE: this runs once per message, and the ORM layer costs more
     # than the database round trip
     table = cast(Table, Delivery.__table__)
+    held = [table.c.id == delivery_id, table.c.status == "sending"]
+    if attempts is not None:
+        held.append(table.c.attempts == attempts)
     session.connection().execute(
         update(table)
-        .where(table.c.id == delivery_id, table.c.status == "sending")
+        .where(*held)
         .values(
             status=status,
             last_reply=reply[:1000],
@@ -232,47 +242,71 @@ def record(
     )
 
 
-def suppress_recipient(session: Session, delivery_id: int) -> None:
-    """The mailbox does not exist: mark the subscriber bounced and never mail it again.
+def drop_ineligible(
+    session: Session, issue_id: int, lo: int, hi: int, audience: ColumnElement[bool]
+) -> int:
+    """Cancel claimable rows in [lo, hi] whose subscriber left the audience since the
+    plan (unsubscribed, bounced, suppressed, off the list): they must not be mailed."""
+    now = utcnow()
+    still_in = select(Subscriber.id).where(audience)
+    result = session.execute(
+        update(Delivery)
+        .where(claimable(issue_id, now), Delivery.id.between(lo, hi),
+               Delivery.subscriber_id.not_in(still_in))
+        .values(status="cancelled", updated_at=now, lease_until=None,
+                last_reply="not sent: unsubscribed, suppressed or no longer in the audience")
+        .returning(Delivery.id)
+    )
+    return len(result.all())
 
-    Runs on the autocommit connection of a batch; a suppression that another worker
-    wrote a moment earlier is not an error."""
-    subscriber_id = select(Delivery.subscriber_id).where(Delivery.id == delivery_id)
-    session.execute(
-        update(Subscriber).where(Subscriber.id.in_(subscriber_id)).values(status="bounced")
+
+def mark_bounced(session: Session, subscriber_id: int) -> None:
+    session.execute(update(Subscriber).where(Subscriber.id == subscriber_id)
+                    .values(status="bounced", updated_at=utcnow()))
+
+
+def renew(
+    session: Session, held: Sequence[tuple[int, int]], lease: timedelta
+) -> set[int]:
+    """Extend the lease of rows this batch still holds, given as (id, attempts); returns
+    the ids still ours (a row whose lease ran out may have been claimed by another)."""
+    if not held:
+        return set()
+    result = session.execute(
+        update(Delivery)
+        .where(tuple_(Delivery.id, Delivery.attempts).in_(list(held)),
+               Delivery.status == "sending")
+        .values(lease_until=utcnow() + lease)
+        .returning(Delivery.id)
     )
-    digest = session.scalar(
-        select(Subscriber.email_hash).where(Subscriber.id.in_(subscriber_id))
-    )
-    if not digest or session.get(Suppression, digest) is not None:
-        return
-    try:
-        session.connection().execute(
-            insert(cast(Table, Suppression.__table__)).values(
-                email_hash=digest, reason="bounced", created_at=utcnow(),
-                note=f"5.1.x reply to delivery {delivery_id}",
-            )
-        )
-    except IntegrityError:
-        pass  # suppressed by someone else meanwhile: the outcome we wanted
+    return {row[0] for row in result}
 
 
 def release(session: Session, delivery_ids: Sequence[int]) -> None:
-    """Give claimed rows back untouched (the transport went away before trying them)."""
+    """Give claimed rows back untouched (the transport went away before trying them):
+    the claim's attempt is undone, and the sweeper hands them out at its next round."""
     if delivery_ids:
         session.execute(
             update(Delivery)
             .where(Delivery.id.in_(list(delivery_ids)), Delivery.status == "sending")
-            .values(status="queued", lease_until=None, attempts=Delivery.attempts - 1)
+            .values(
+                status="queued", lease_until=None, enqueued_at=None,
+                attempts=Delivery.attempts - 1,
+                first_attempt_at=case((Delivery.attempts <= 1, None),
+                                      else_=Delivery.first_attempt_at),
+            )
         )
 
 
 def cancel(session: Session, issue_id: int) -> int:
     """Everything not yet sent will not be: returns how many rows were cancelled."""
+    now = utcnow()
     result = session.execute(
         update(Delivery)
-        .where(Delivery.issue_id == issue_id, Delivery.status.in_(("queued", "deferred")))
-        .values(status="cancelled", updated_at=utcnow())
+        .where(Delivery.issue_id == issue_id,
+               or_(Delivery.status.in_(("queued", "deferred")),
+                   and_(Delivery.status == "sending", Delivery.lease_until < now)))
+        .values(status="cancelled", updated_at=now, lease_until=None)
         .returning(Delivery.id)
     )
     return len(result.all())
@@ -283,7 +317,7 @@ def retry(session: Session, issue_id: int, status: str) -> int:
     result = session.execute(
         update(Delivery)
         .where(Delivery.issue_id == issue_id, Delivery.status == status)
-        .values(status="queued", next_attempt_at=None, enqueued_at=None,
+        .values(status="queued", next_attempt_at=None, enqueued_at=None, attempts=0,
                 first_attempt_at=None, updated_at=utcnow())
         .returning(Delivery.id)
     )

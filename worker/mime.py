@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from email import policy
 from email.utils import format_datetime, formataddr
 
+import idna
+
 from newsletter.render import Rendered
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
@@ -68,7 +70,9 @@ def ascii_address(email: str) -> str:
     if email.isascii():
         return email
     local, _, domain = email.rpartition("@")
-    return f"{local}@{domain.encode('idna').decode('ascii')}"
+    # IDNA 2008 with UTS 46 (as email-validator checks it): Python's own 'idna' codec is
+    # IDNA 2003, which maps straße.de to strasse.de, someone else's domain
+    return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
 
 
 def _address_header(name: str, display: str, email: str) -> bytes:
@@ -138,6 +142,7 @@ class MessageTemplate:
     text: list[bytes | str]
     html: list[bytes | str]
     boundary: str
+    when: datetime | None = None  # a fixed Date (tests); None: the time of each message
 
     @classmethod
     def build(
@@ -154,7 +159,6 @@ class MessageTemplate:
         head = [
             _address_header("From", from_name, from_email),
             _fold("Subject", header_text(rendered.subject)),
-            _fold("Date", format_datetime(when or datetime.now(UTC))),
         ]
         if reply_to:
             head.append(_fold("Reply-To", reply_to))
@@ -165,6 +169,7 @@ class MessageTemplate:
             text=_segments(rendered.text, slots),
             html=_segments(rendered.html, slots),
             boundary=f"=_{secrets.token_hex(12)}",
+            when=when,
         )
 
     def render(self, to: Recipient) -> bytes:
@@ -177,6 +182,7 @@ class MessageTemplate:
 
         return b"".join((
             self.head,
+            _date_header(self.when),
             _address_header("To", to.name, to.email),
             b"Message-ID: ", to.message_id.encode("ascii"), b"\r\n",
             _list_headers(self.list_id, to.unsubscribe_url),
@@ -191,6 +197,23 @@ class MessageTemplate:
             body(self.html), b"\r\n",
             b"--", boundary, b"--\r\n",
         ))
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def _date_header(when: datetime | None) -> bytes:
+    """The Date header: when the message is made (a retry days later says so), computed
+    once a second, since it changes no faster."""
+    global _date_cache
+    if when is not None:
+        return f"Date: {format_datetime(when)}\r\n".encode("ascii")
+    now = datetime.now(UTC)
+    second = int(now.timestamp())
+    if _date_cache[0] != second:
+        _date_cache = (second, f"Date: {format_datetime(now.replace(microsecond=0))}\r\n"
+                       .encode("ascii"))
+    return _date_cache[1]
 
 
 def _list_headers(list_id: str, unsubscribe_url: str) -> bytes:

@@ -127,22 +127,27 @@ class RedisLimiter:
         return parse_limits(table, relay, self.defaults)
 
     def acquire(self, relay: str) -> None:
+        """First a token from the per-second bucket, then one unit of the hour: each is
+        taken once per message (a wait never spends the hourly quota twice)."""
         while True:
             limits = self.limits_for(relay)
-            if limits.per_hour:
-                wait = int(self._hourly(keys=[f"{self.prefix}:hour:{relay}"],
-                                        args=[limits.per_hour]))
-                if wait > 0:
-                    time.sleep(min(wait, REFRESH_SECONDS))
-                    continue
-            if limits.per_second > 0:
-                burst = max(limits.per_second, 1.0)
-                wait_us = int(self._bucket(keys=[f"{self.prefix}:bucket:{relay}"],
-                                           args=[limits.per_second, burst]))
-                if wait_us > 0:
-                    time.sleep(wait_us / 1_000_000)
-                    continue
-            return
+            if limits.per_second <= 0:
+                break
+            burst = max(limits.per_second, 1.0)
+            wait_us = int(self._bucket(keys=[f"{self.prefix}:bucket:{relay}"],
+                                       args=[limits.per_second, burst]))
+            if wait_us <= 0:
+                break
+            time.sleep(wait_us / 1_000_000)
+        while True:
+            limits = self.limits_for(relay)
+            if not limits.per_hour:
+                return
+            wait = int(self._hourly(keys=[f"{self.prefix}:hour:{relay}"],
+                                    args=[limits.per_hour]))
+            if wait <= 0:
+                return
+            time.sleep(min(wait, REFRESH_SECONDS))
 
 
 def _text(value: Any) -> str:
@@ -161,10 +166,16 @@ def parse_limits(table: dict[str, str], relay: str, defaults: Limits) -> Limits:
                   per_hour=int(pick("per_hour", defaults.per_hour)))
 
 
-def set_limits(client: Any, relay: str, limits: Limits) -> None:
-    """Store limits for a relay ('*': all); workers pick them up within seconds."""
-    client.hset(LIMITS_KEY, mapping={f"{relay}:per_second": str(limits.per_second),
-                                     f"{relay}:per_hour": str(limits.per_hour)})
+def set_limits(
+    client: Any, relay: str, *, per_second: float | None = None, per_hour: int | None = None
+) -> None:
+    """Store the limits given for a relay ('*': all); workers pick them up within seconds.
+    A limit not given stays as it was (0 means no limit)."""
+    mapping = {f"{relay}:{name}": str(value)
+               for name, value in (("per_second", per_second), ("per_hour", per_hour))
+               if value is not None}
+    if mapping:
+        client.hset(LIMITS_KEY, mapping=mapping)
 
 
 def stored_limits(client: Any) -> dict[str, str]:

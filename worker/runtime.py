@@ -34,10 +34,16 @@ class Runtime:
         milliseconds, and those messages would be sent again, never lost."""
         engine = self.sessions.kw["bind"]
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            if conn.dialect.name == "postgresql":
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:
                 conn.exec_driver_sql("SET synchronous_commit TO off")
-            with Session(bind=conn, expire_on_commit=False) as session:
-                yield session
+            try:
+                with Session(bind=conn, expire_on_commit=False) as session:
+                    yield session
+            finally:
+                if postgres and not conn.closed and not conn.invalidated:
+                    # the connection goes back to the pool: other work commits durably
+                    conn.exec_driver_sql("RESET synchronous_commit")
 
 
 def limiter_for(settings: Settings) -> Limiter:

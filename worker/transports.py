@@ -49,9 +49,16 @@ class ConnectionFailure(TemporaryFailure):
     """The server could not be reached or went away mid-conversation."""
 
 
+class SenderProblem(PermanentFailure):
+    """Our side is at fault (login refused, relaying denied): no recipient is to blame."""
+
+
 class Transport(Protocol):
     name: str
     last_relay: str  # which server took (or refused) the last message
+
+    def ready(self) -> None:
+        """Wait until the rate limits allow the next message (it may take long)."""
 
     def send(self, envelope: Envelope) -> str: ...
 
@@ -118,7 +125,7 @@ class SMTPTransport:
             if self.username:
                 conn.login(self.username, self.password or "")
         except smtplib.SMTPAuthenticationError as exc:
-            raise PermanentFailure(
+            raise SenderProblem(
                 f"the SMTP server refused the login: {exc.smtp_error!r}; check the user and "
                 "password in NEWSLETTER_SMTP_URL", exc.smtp_code,
             ) from exc
@@ -161,6 +168,9 @@ class SMTPTransport:
             raise ConnectionFailure(f"the SMTP server went away: {exc}") from exc
         except smtplib.SMTPResponseException as exc:
             raise _failure(exc.smtp_code, exc.smtp_error) from exc
+
+    def ready(self) -> None:
+        return None
 
     @staticmethod
     def _send_pipelined(conn: smtplib.SMTP, envelope: Envelope, mail_options: list[str]) -> str:
@@ -218,6 +228,9 @@ class OutboxTransport:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
+    def ready(self) -> None:
+        return None
+
     def send(self, envelope: Envelope) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
         stem = _UNSAFE.sub("_", envelope.message_id.strip("<>"))
@@ -239,6 +252,9 @@ class MemoryTransport:
     last_relay: str = "memory"
     sent: list[Envelope] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def ready(self) -> None:
+        return None
 
     def send(self, envelope: Envelope) -> str:
         with self._lock:
@@ -272,13 +288,25 @@ class RelayPool:
         self.cooldown = cooldown
         self._down_until: dict[str, float] = {}
         self.last_relay = relays[0].relay
+        self._granted: str | None = None  # the relay whose rate limit ready() waited for
+
+    def _candidates(self) -> list[SMTPTransport]:
+        now = time.monotonic()
+        up = [r for r in self.relays if self._down_until.get(r.relay, 0) <= now]
+        return up or self.relays
+
+    def ready(self) -> None:
+        relay = self._candidates()[0].relay
+        self.limiter.acquire(relay)
+        self._granted = relay
 
     def send(self, envelope: Envelope) -> str:
         failures: list[str] = []
-        now = time.monotonic()
-        candidates = [r for r in self.relays if self._down_until.get(r.relay, 0) <= now]
-        for relay in candidates or self.relays:
-            self.limiter.acquire(relay.relay)
+        granted, self._granted = self._granted, None
+        for relay in self._candidates():
+            if relay.relay != granted:
+                self.limiter.acquire(relay.relay)
+            granted = None
             try:
                 reply = relay.send(envelope)
             except ConnectionFailure as exc:

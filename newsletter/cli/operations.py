@@ -32,6 +32,9 @@ def worker(app: App, concurrency: int | None, loglevel: str) -> None:
       NEWSLETTER_BROKER_URL=redis://localhost:6379/0 newsletter worker -c 2
     """
     _need_broker(app)
+    problem = app.settings.insecure_for_mailing() if app.settings.smtp_urls else None
+    if problem:
+        raise click.ClickException(problem)
     from worker.app import QUEUE
     from worker.app import app as celery_app
 
@@ -85,25 +88,29 @@ def _redis(app: App) -> object:
 
 
 @limits.command("set")
-@click.option("--per-second", type=float, default=0.0, show_default=True,
-              help="Messages per second (0: no limit).")
-@click.option("--per-hour", type=int, default=0, show_default=True,
-              help="Messages per hour (0: no limit).")
+@click.option("--per-second", type=float, default=None,
+              help="Messages per second (0: no limit). Not given: unchanged.")
+@click.option("--per-hour", type=int, default=None,
+              help="Messages per hour (0: no limit). Not given: unchanged.")
 @click.option("--relay", default="*", show_default=True,
               help="host:port of one relay, or * for each relay.")
 @pass_app
 @user_errors
-def limits_set(app: App, per_second: float, per_hour: int, relay: str) -> None:
+def limits_set(app: App, per_second: float | None, per_hour: int | None, relay: str) -> None:
     """Set the rate limits; running workers follow within seconds.
 
     \b
     Example:
       newsletter limits set --per-second 14 --relay smtp.example.org:587
     """
-    from worker.ratelimit import Limits, set_limits
+    from worker.ratelimit import set_limits
 
-    set_limits(_redis(app), relay, Limits(per_second, per_hour))
-    click.echo(f"limits for {relay}: {per_second or 'no'} per second, {per_hour or 'no'} per hour")
+    if per_second is None and per_hour is None:
+        raise click.UsageError("give --per-second, --per-hour or both")
+    set_limits(_redis(app), relay, per_second=per_second, per_hour=per_hour)
+    shown = [f"{v or 'no limit'} per {unit}" for v, unit in ((per_second, "second"),
+                                                           (per_hour, "hour")) if v is not None]
+    click.echo(f"limits for {relay}: {', '.join(shown)}")
 
 
 @limits.command("show")

@@ -75,17 +75,22 @@ def send(app: App, slug: str, no_wait: bool, as_json: bool) -> None:
         summary = send_issue(runtime, slug, progress=show, wait=not no_wait)
     if as_json:
         emit_json({"issue": slug, "planned": summary.planned, "batches": summary.batches,
-                   "variants": summary.variants, "counts": summary.counts})
-        return
-    table(f"issue {slug}: {summary.planned} new deliveries planned, {summary.batches} batches",
-          ["status", "messages"], [(k, v) for k, v in summary.counts.items() if v])
-    _advice(slug, summary.counts, bool(app.settings.broker_url))
+                   "variants": summary.variants, "counts": summary.counts,
+                   "status": summary.status, "note": summary.note})
+    else:
+        table(f"issue {slug}: {summary.planned} new deliveries planned, "
+              f"{summary.batches} batches", ["status", "messages"],
+              [(k, v) for k, v in summary.counts.items() if v])
+        _advice(slug, summary.counts, bool(app.settings.broker_url))
+    if summary.status == "paused":
+        raise click.ClickException(summary.note or f"issue {slug} is paused")
 
 
 def _advice(slug: str, counts: dict[str, int], broker: bool) -> None:
     if counts.get("deferred"):
-        later = ("the workers retry them with growing delays" if broker
-                 else f"run `newsletter issues send {slug}` again to retry them")
+        later = ("the scheduler hands them to the workers again, with growing delays"
+                 if broker else f"`newsletter issues send {slug}` retries them once their "
+                 f"delay has passed; `newsletter issues retry {slug}` retries them now")
         click.echo(f"{counts['deferred']} deferred (temporary failures): {later}", err=True)
     if counts.get("bounced"):
         click.echo(f"{counts['bounced']} bounced: `newsletter issues deliveries {slug} "

@@ -157,3 +157,38 @@ def test_server_going_away_defers_and_releases_the_rest(
     with sessions() as session:
         attempts = sorted(session.scalars(select(Delivery.attempts)))
     assert attempts == [0, 0, 0, 0, 1]
+
+
+def test_someone_who_unsubscribes_after_the_plan_is_not_mailed(
+    settings: Settings, sessions: sessionmaker[Session], memory: MemoryTransport,
+    issue_slug: str,
+) -> None:
+    from newsletter.issues import audience_of, countries_of, get_issue
+
+    with sessions() as session, session.begin():
+        issue = get_issue(session, issue_slug)
+        ledger.plan(session, issue.id, languages=["en", "es"], default_language="en",
+                    focus_countries=sorted(countries_of(issue)),
+                    audience=audience_of(session, issue))
+        session.execute(update(Subscriber).where(Subscriber.email == "ana@example.org")
+                        .values(status="unsubscribed"))
+    counts = send(settings, sessions, memory, issue_slug)
+    assert "ana@example.org" not in [e.recipient for e in memory.sent]
+    assert counts["sent"] == 4 and counts["cancelled"] == 1
+    with sessions() as session:
+        (row, _), = ledger.deliveries(session, 1, "cancelled")
+        assert row.last_reply is not None and "unsubscribed" in row.last_reply
+
+
+def test_a_message_that_cannot_be_built_fails_alone(
+    settings: Settings, sessions: sessionmaker[Session], memory: MemoryTransport,
+    issue_slug: str,
+) -> None:
+    with sessions() as session, session.begin():
+        session.execute(update(Subscriber).where(Subscriber.email == "bob@example.org")
+                        .values(email="bob@exa mple.örg"))  # a corrupt row
+    counts = send(settings, sessions, memory, issue_slug)
+    assert counts["sent"] == 4 and counts["failed"] == 1 and counts["sending"] == 0
+    with sessions() as session:
+        (row, email), = ledger.deliveries(session, 1, "failed")
+    assert email == "bob@exa mple.örg" and "could not build the message" in (row.last_reply or "")

@@ -22,7 +22,7 @@ def test_limits_per_relay_override_the_defaults() -> None:
 def test_a_bucket_in_redis_is_shared_by_every_limiter(redis_server: RedisServer) -> None:
     client = redis.Redis.from_url(redis_server.url)
     client.flushdb()
-    set_limits(client, "*", Limits(per_second=20))
+    set_limits(client, "*", per_second=20)
     # four "workers" (threads with their own limiters) taking 60 messages between them
     limiters = [RedisLimiter(redis.Redis.from_url(redis_server.url), Limits()) for _ in range(4)]
     started = time.monotonic()
@@ -49,7 +49,7 @@ def test_a_new_limit_takes_effect_without_a_restart(redis_server: RedisServer) -
     for _ in range(50):
         limiter.acquire("r:25")
     assert time.monotonic() - started < 1.0  # no limit yet
-    set_limits(client, "*", Limits(per_second=5))
+    set_limits(client, "*", per_second=5)
     time.sleep(2.1)  # workers re-read limits every 2 s
     started = time.monotonic()
     for _ in range(15):
@@ -60,7 +60,7 @@ def test_a_new_limit_takes_effect_without_a_restart(redis_server: RedisServer) -
 def test_hourly_limit_blocks_when_used_up(redis_server: RedisServer) -> None:
     client = redis.Redis.from_url(redis_server.url)
     client.flushdb()
-    set_limits(client, "h:25", Limits(per_hour=3))
+    set_limits(client, "h:25", per_hour=3)
     limiter = RedisLimiter(redis.Redis.from_url(redis_server.url), Limits())
     for _ in range(3):
         limiter.acquire("h:25")
@@ -101,3 +101,23 @@ def test_failover_to_the_next_relay_and_back(smtp_server: SmtpServer) -> None:
         pool.close()
     finally:
         backup.stop()
+
+
+def test_setting_one_limit_leaves_the_other(redis_server: RedisServer) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    set_limits(client, "*", per_hour=1000)
+    set_limits(client, "mx:25", per_second=14)
+    table = {k.decode(): v.decode() for k, v in client.hgetall("newsletter:limits").items()}
+    assert parse_limits(table, "mx:25", Limits()) == Limits(per_second=14, per_hour=1000)
+
+
+def test_waiting_for_the_bucket_does_not_spend_the_hour(redis_server: RedisServer) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    set_limits(client, "w:25", per_second=5, per_hour=12)
+    limiter = RedisLimiter(redis.Redis.from_url(redis_server.url), Limits())
+    for _ in range(12):  # the bucket makes most of these wait
+        limiter.acquire("w:25")
+    hour_keys = client.keys("newsletter:rate:hour:w:25:*")
+    assert [int(client.get(k) or 0) for k in hour_keys] == [12]
