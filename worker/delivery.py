@@ -185,7 +185,7 @@ def deliver_range(runtime: Runtime, issue_id: int, lo: int, hi: int) -> dict[str
             ledger.record(session, row.delivery_id, status, reply, attempt.message_id, code=code,
                           relay=runtime.transport.last_relay, next_attempt_at=retry_at,
                           attempts=row.attempts)
-            if status == "bounced" and classify(code, reply).suppress:
+            if attempt.suppress:
                 _suppress_dead_address(session, row, reply)
             outcome[status] += 1
             sender_problems = sender_problems + 1 if attempt.sender_problem else 0
@@ -207,6 +207,8 @@ def _suppress_dead_address(session: Session, row: ledger.Claimed, reply: str) ->
                  note=f"{reply[:200]} (delivery {row.delivery_id})")
     except IntegrityError:
         session.rollback()  # another worker suppressed it a moment ago: the same outcome
+    except NewsletterError as exc:  # a stored address that no longer validates
+        log.warning("could not suppress %s after %s: %s", row.email, reply[:80], exc)
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,7 @@ class Attempt:
     message_id: str
     sender_problem: bool = False  # our setup is refused: no recipient is to blame
     connection_lost: bool = False  # no relay reachable: the rest of the batch waits
+    suppress: bool = False  # the mailbox does not exist (5.1.x): never mail it again
 
 
 def _attempt(
@@ -247,7 +250,7 @@ def _attempt(
     except TransportError as exc:
         result = classify(exc.code, str(exc))
         return Attempt(result.status, str(exc), exc.code, mid,
-                       sender_problem=result.sender_problem)
+                       sender_problem=result.sender_problem, suppress=result.suppress)
     code = int(reply[:3]) if reply[:3].isdigit() else 250
     return Attempt("sent", reply, code, mid)
 
