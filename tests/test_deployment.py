@@ -36,7 +36,8 @@ def resolve(argv: list[str]) -> click.Command:
 
 def test_services_are_the_ones_the_product_needs() -> None:
     services = compose()["services"]
-    assert {"postgres", "redis", "worker", "scheduler", "mailpit", "migrate"} <= set(services)
+    assert {"postgres", "redis", "worker", "scheduler", "web", "mailpit", "migrate"} <= set(
+        services)
     assert services["worker"]["deploy"]["replicas"] >= 2
 
 

@@ -95,14 +95,18 @@ def view_url(base_url: str, slug: str, variant: Variant) -> str:
 
 
 TEMPLATE_CACHE = 64  # variants kept encoded per worker process
-_templates: OrderedDict[tuple[int, str, str], MessageTemplate] = OrderedDict()
+_templates: OrderedDict[tuple[str, int, str, str, str], MessageTemplate] = OrderedDict()
 
 
 def _template(
     runtime: Runtime, session: Session, issue: Issue, variant: Variant
 ) -> MessageTemplate:
-    """A variant's message, encoded once per worker process and reused for every recipient."""
-    key = (issue.id, variant.language, variant.country)
+    """A variant's message, encoded once per worker process and reused for every recipient.
+
+    The key names the database and the issue's creation time as well as its id: an id
+    can come back (SQLite reuses a deleted row's id), and its variants must not."""
+    key = (str(session.get_bind().engine.url), issue.id, issue.created_at.isoformat(),
+           variant.language, variant.country)
     if key not in _templates:
         row = session.scalar(
             select(IssueVariant).where(

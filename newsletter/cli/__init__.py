@@ -29,6 +29,7 @@ from newsletter.cli.sending import (
 )
 from newsletter.cli.subscribers import subscribers
 from newsletter.cli.suppressions import suppressions
+from newsletter.cli.web import serve
 from newsletter.db import upgrade
 from newsletter.settings import Settings
 
@@ -99,6 +100,7 @@ cli.add_command(suppressions)
 cli.add_command(issues)
 cli.add_command(demo)
 cli.add_command(i18n)
+cli.add_command(serve)
 
 
 def main() -> None:
