@@ -1,4 +1,5 @@
-"""The subscriber-facing web app: one-click unsubscribe, preferences, issues on the web.
+"""The subscriber-facing web app: one-click unsubscribe, preferences, double opt-in
+confirmation, issues on the web.
 
 Every personal link was signed by `subscribers.tokens` and mailed to one person, so the
 token is the credential: no login, no cookie, no CSRF token. RFC 8058 asks exactly that
@@ -41,7 +42,7 @@ from newsletter.settings import DEV_SECRET, Settings
 from newsletter.templating import environment
 from subscribers.countries import fold
 from subscribers.models import Subscriber
-from subscribers.people import lists_of, unsubscribe, update_subscriber
+from subscribers.people import confirm, lists_of, unsubscribe, update_subscriber
 from subscribers.tokens import make_token, read_token
 from subscribers.validate import InvalidValue
 
@@ -177,6 +178,22 @@ class Site:
         log.info("subscriber %s unsubscribed on the web", person.id)
         return self.page("unsubscribed", language, address=address)
 
+    def confirm_form(self, token: str) -> Response:
+        """GET of a double opt-in link: a button that posts back. Confirms nothing."""
+        with self.sessions() as session:
+            person = self.person(session, token, "confirm")
+            return self.page("confirm", person.language, address=masked(person.email),
+                             action=url_for("confirm", token=token))
+
+    def confirm(self, token: str) -> Response:
+        """POST: confirm the subscription (idempotent) and say so, without a redirect."""
+        with transaction(self.sessions) as session:
+            person = confirm(session, self.person(session, token, "confirm").id)
+            person_id, status = person.id, person.status
+            language, address = person.language, masked(person.email)
+        log.info("subscriber %s confirmed on the web (now %s)", person_id, status)
+        return self.page("confirmed", language, address=address, status=status)
+
     def preferences(self, token: str) -> Response:
         """GET shows the form; POST saves it and shows it again (400 with the reason)."""
         saved, problem = False, ""
@@ -286,6 +303,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[EXTENSION] = site
     app.add_url_rule("/u/<token>", "unsubscribe_form", site.unsubscribe_form, methods=["GET"])
     app.add_url_rule("/u/<token>", "unsubscribe", site.unsubscribe, methods=["POST"])
+    app.add_url_rule("/c/<token>", "confirm_form", site.confirm_form, methods=["GET"])
+    app.add_url_rule("/c/<token>", "confirm", site.confirm, methods=["POST"])
     app.add_url_rule("/p/<token>", "preferences", site.preferences, methods=["GET", "POST"])
     app.add_url_rule("/v/<slug>/<label>", "view", site.view, methods=["GET"])
     app.add_url_rule("/links", "about_links", site.about_links, methods=["GET"])

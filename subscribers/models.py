@@ -51,6 +51,8 @@ class Subscriber(Base):
     consent_at: Mapped[datetime | None] = mapped_column(DateTime)
     consent_method: Mapped[str | None] = mapped_column(String(200))
     consent_text: Mapped[str | None] = mapped_column(String(50))  # version of the wording
+    # when the last double opt-in request went out (None: never)
+    confirmation_sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

@@ -181,3 +181,32 @@ def lists_of(session: Session, subscriber_id: int) -> list[tuple[str, str]]:
         .order_by(MailingList.name)
     )
     return [(name, status) for name, status in rows]
+
+
+CONFIRMATION_METHOD = "double opt-in confirmation"
+
+
+def confirm(session: Session, subscriber_id: int) -> Subscriber:
+    """The person followed their confirmation link: pending becomes active and every
+    unconfirmed subscription confirmed, with the moment recorded as their consent.
+
+    Idempotent, and it undoes no other choice: someone who unsubscribed since stays so.
+    """
+    person = session.get(Subscriber, subscriber_id)
+    if person is None:
+        raise SubscriberError(f"no subscriber with the id {subscriber_id}")
+    waiting = list(session.scalars(select(Subscription).where(
+        Subscription.subscriber_id == person.id, Subscription.status == "unconfirmed")))
+    if person.status != "pending" and not waiting:
+        return person
+    if person.status in ("pending", "active"):
+        now = utcnow()
+        for subscription in waiting:
+            subscription.status = "confirmed"
+            subscription.updated_at = now
+        if person.status == "pending":
+            person.status = "active"
+        person.consent_at = now
+        person.consent_method = CONFIRMATION_METHOD
+    session.flush()
+    return person

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import datetime
+
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from subscribers.models import Subscriber
+from subscribers.models import Subscriber, Subscription
 
 
 def audience(session: Session) -> list[tuple[str, str | None]]:
@@ -26,3 +28,19 @@ def stats(session: Session) -> list[tuple[str | None, str, str, int]]:
         .order_by(Subscriber.country, Subscriber.language, Subscriber.status)
     )
     return [(country, language, status, int(n)) for country, language, status, n in rows]
+
+
+def awaiting_confirmation(
+    session: Session, *, list_id: int | None = None, sent_before: datetime | None = None
+) -> list[int]:
+    """Ids of pending people with an unconfirmed subscription (on one list, if given),
+    and, with `sent_before`, not asked to confirm since then."""
+    waiting = select(Subscription.subscriber_id).where(
+        Subscription.subscriber_id == Subscriber.id, Subscription.status == "unconfirmed")
+    if list_id is not None:
+        waiting = waiting.where(Subscription.list_id == list_id)
+    stmt = select(Subscriber.id).where(Subscriber.status == "pending", exists(waiting))
+    if sent_before is not None:
+        stmt = stmt.where(or_(Subscriber.confirmation_sent_at.is_(None),
+                              Subscriber.confirmation_sent_at <= sent_before))
+    return list(session.scalars(stmt.order_by(Subscriber.id)))

@@ -32,3 +32,8 @@ def subscriber_links(base_url: str, secret: str, subscriber_id: int) -> tuple[st
     unsubscribe = make_token(secret, subscriber_id, "unsubscribe")
     preferences = make_token(secret, subscriber_id, "preferences")
     return f"{base_url}/u/{unsubscribe}", f"{base_url}/p/{preferences}"
+
+
+def confirm_link(base_url: str, secret: str, subscriber_id: int) -> str:
+    """The double opt-in link: opening it and pressing the button confirms the address."""
+    return f"{base_url}/c/{make_token(secret, subscriber_id, 'confirm')}"

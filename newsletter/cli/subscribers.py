@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -272,6 +273,41 @@ def erase_cmd(app: App, email: str, yes: bool) -> None:
     with app.transaction() as session:
         erase(session, email)
     click.echo(f"{email} erased; a hashed suppression keeps it from being mailed again")
+
+
+@subscribers.command("send-confirmations")
+@click.option("--list", "list_name", default=None, help="Only people waiting on this list.")
+@click.option("--resend-after-hours", type=click.FloatRange(min=0), default=24.0,
+              show_default=True, help="Ask again people last asked at least this long ago.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@user_errors
+def send_confirmations_cmd(app: App, list_name: str | None, resend_after_hours: float,
+                           as_json: bool) -> None:
+    """Email pending people on double opt-in lists their confirmation link.
+
+    Safe to repeat: nobody is asked again within --resend-after-hours.
+
+    \b
+    Example:
+      newsletter subscribers send-confirmations --list partners
+      newsletter subscribers send-confirmations --resend-after-hours 72 --json
+    """
+    problem = app.settings.insecure_for_mailing() if app.settings.smtp_urls else None
+    if problem:
+        raise click.ClickException(problem)
+    from worker.confirmations import send_confirmations
+
+    report = send_confirmations(app.settings, app.sessions, list_name=list_name,
+                                resend_after=timedelta(hours=resend_after_hours))
+    if as_json:
+        emit_json({"sent": report.sent, "skipped": report.skipped,
+                   "failed": [{"email": e, "reason": r} for e, r in report.failed]})
+    else:
+        click.echo(f"{report.sent} sent, {report.skipped} skipped, "
+                   f"{len(report.failed)} failed")
+        for address, reason in report.failed:
+            click.echo(f"  {address}: {reason}")
 
 
 subscribers.add_command(import_cmd, "import")

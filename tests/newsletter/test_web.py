@@ -33,7 +33,7 @@ from newsletter.cli import cli
 from newsletter.cli.demo import sample_items_text
 from newsletter.i18n import translated_in
 from newsletter.ingest.text import parse_text
-from newsletter.issues import create_issue
+from newsletter.issues import audience_of, create_issue, get_issue
 from newsletter.items import store_items
 from newsletter.models import IssueVariant
 from newsletter.render import PREFERENCES, UNSUBSCRIBE
@@ -43,10 +43,11 @@ from newsletter.web import WebConfigError, create_app, dispose
 from subscribers.importer import import_csv
 from subscribers.lists import create_list
 from subscribers.models import Subscriber, Subscription
-from subscribers.people import find, update_subscriber
-from subscribers.tokens import make_token, subscriber_links
+from subscribers.people import NewSubscriber, add, find, unsubscribe, update_subscriber
+from subscribers.tokens import confirm_link, make_token, subscriber_links
 from tests.newsletter.test_accessibility import html_validate, summary
 from tests.worker.conftest import PEOPLE, SLUG, runtime_with
+from worker.confirmations import send_confirmations
 from worker.delivery import send_issue
 from worker.runtime import configure
 from worker.transports import MemoryTransport
@@ -248,6 +249,105 @@ def test_unsubscribing_from_a_sent_email_leaves_the_person_out_of_the_next_send(
     assert not any("ana@example.org" in to for to in again)
 
 
+# --- double opt-in confirmation -----------------------------------------------------
+
+
+@pytest.fixture
+def fay(sessions: sessionmaker[Session], settings: Settings, people: dict[str, int]) -> int:
+    """Fay subscribed to a double opt-in list only: pending, her subscription unconfirmed."""
+    with sessions() as session, session.begin():
+        create_list(session, "digest", opt_in="double")
+        person = add(session, NewSubscriber("fay@example.org", "Fay Solís", "NI", "es",
+                                            ("digest",)),
+                     languages=settings.languages, default_language=settings.default_language)
+        return person.id
+
+
+def planned(sessions: sessionmaker[Session], slug: str = SLUG) -> set[str]:
+    """Who the issue would be sent to now."""
+    with sessions() as session:
+        issue = get_issue(session, slug)
+        return set(session.scalars(select(Subscriber.email).where(audience_of(session, issue))))
+
+
+def test_confirm_get_only_asks_and_post_confirms_without_redirect(
+    site: Site, sessions: sessionmaker[Session], fay: int
+) -> None:
+    link = confirm_link(site.settings.public_base_url, site.settings.secret_key, fay)
+    assert "fay@example.org" not in planned(sessions)
+    for _scanner in range(2):
+        asked = site.get(link)
+        assert asked.status == 200
+        assert_private(asked)
+        path = site.url(link).removeprefix(site.base)
+        assert re.search(rf'<form method="post" action="{re.escape(path)}">', asked.body)
+        assert '<html lang="es">' in asked.body and "Confirmar mi suscripción" in asked.body
+        assert "f***@example.org" in asked.body and "fay@example.org" not in asked.body
+    assert status_of(sessions, "fay@example.org") == ("pending", ["unconfirmed"])
+    assert "fay@example.org" not in planned(sessions)
+
+    for _attempt in range(2):  # idempotent
+        done = site.post(link)
+        assert done.status == 200, done.body
+        assert done.headers.get("Location") is None
+        assert_private(done)
+        assert "Su suscripción está confirmada" in done.body
+        assert status_of(sessions, "fay@example.org") == ("active", ["confirmed"])
+    with sessions() as session:
+        person = find(session, "fay@example.org")
+        assert person.consent_method == "double opt-in confirmation"
+    assert "fay@example.org" in planned(sessions)
+
+
+def test_an_old_confirmation_link_does_not_resubscribe(
+    site: Site, sessions: sessionmaker[Session], fay: int
+) -> None:
+    with sessions() as session, session.begin():
+        unsubscribe(session, "fay@example.org")
+    link = confirm_link(site.settings.public_base_url, site.settings.secret_key, fay)
+    reply = site.post(link)
+    assert reply.status == 200 and "Su suscripción está confirmada" not in reply.body
+    assert status_of(sessions, "fay@example.org") == ("unsubscribed", ["unsubscribed"])
+    assert "fay@example.org" not in planned(sessions)
+
+
+def test_the_link_in_the_confirmation_email_confirms(
+    site: Site, settings: Settings, sessions: sessionmaker[Session], fay: int
+) -> None:
+    memory = MemoryTransport()
+    assert send_confirmations(settings, sessions, transport=memory).sent == 1
+    message = message_from_bytes(memory.sent[0].message, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    text = message.get_body(("plain",))
+    assert text is not None
+    found = re.search(r"https://\S+/c/\S+", text.get_content())
+    assert found is not None
+    assert site.get(found.group()).status == 200
+    assert status_of(sessions, "fay@example.org")[0] == "pending"
+    assert site.post(found.group()).status == 200
+    assert status_of(sessions, "fay@example.org") == ("active", ["confirmed"])
+    sent = [str(m["To"]) for m in send(settings, sessions, SLUG)]
+    assert any("fay@example.org" in to for to in sent)
+
+
+def test_confirmation_links_that_do_not_verify_are_404(
+    site: Site, sessions: sessionmaker[Session], fay: int, people: dict[str, int]
+) -> None:
+    s = site.settings
+    good = make_token(s.secret_key, fay, "confirm")
+    for token in (make_token(s.secret_key, fay, "unsubscribe"),
+                  make_token("another-secret", fay, "confirm"),
+                  good[:-1] + ("A" if good[-1] != "A" else "B"),
+                  f"{people['bob@example.org']}.{good.partition('.')[2]}",
+                  make_token(s.secret_key, 999_999, "confirm"), "not-a-token"):
+        link = f"{s.public_base_url}/c/{token}"
+        for reply in (site.get(link), site.post(link)):
+            assert reply.status == 404, token
+            assert "This link is not valid" in reply.body
+            assert_private(reply)
+    assert status_of(sessions, "fay@example.org") == ("pending", ["unconfirmed"])
+
+
 # --- preferences --------------------------------------------------------------------
 
 
@@ -394,11 +494,15 @@ def test_every_page_passes_html_validate_with_the_accessibility_rules(
     site: Site, people: dict[str, int], tmp_path: Path
 ) -> None:
     unsubscribe, preferences = links(site.settings, people["carla@example.org"])
+    confirm = confirm_link(site.settings.public_base_url, site.settings.secret_key,
+                           people["carla@example.org"])
     pages = {
         "unsubscribe.html": site.get(unsubscribe),
         "preferences.html": site.get(preferences),
         "refused.html": site.post(preferences, b"country=ZZ"),
         "saved.html": site.post(preferences, b"country=SV&language=es"),
+        "confirm.html": site.get(confirm),
+        "confirmed.html": site.post(confirm),
         "unsubscribed.html": site.post(unsubscribe, ONE_CLICK),
         "not_found.html": fetch(site.base + "/u/nothing"),
         "links.html": fetch(site.base + "/links?lang=en"),
