@@ -60,8 +60,9 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     def insecure_for_mailing(self) -> str | None:
-        """Why these settings must not mail real people, or None when they may."""
-        if self.secret_key == DEV_SECRET:
+        """Why these settings must not mail real people, or None when they may (the
+        outbox mails nobody, so only an SMTP relay makes the development secret unsafe)."""
+        if self.smtp_urls and self.secret_key == DEV_SECRET:
             return (
                 "NEWSLETTER_SECRET_KEY is the development default, so anyone could forge "
                 "unsubscribe links: set it to a long random value before sending by SMTP"

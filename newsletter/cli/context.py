@@ -55,3 +55,10 @@ def user_errors(func: F) -> F:
             raise click.ClickException(str(exc)) from exc
 
     return cast(F, wrapper)
+
+
+def refuse_insecure_mailing(app: App) -> None:
+    """Stop before mailing real people with settings that would make links forgeable."""
+    problem = app.settings.insecure_for_mailing()
+    if problem:
+        raise click.ClickException(problem)

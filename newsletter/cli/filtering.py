@@ -19,7 +19,8 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
-def _attributes(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+def parse_attributes(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """`--attr KEY=VALUE` options as sorted pairs."""
     pairs = []
     for value in values:
         key, sep, val = value.partition("=")
@@ -56,7 +57,7 @@ def build_filter(kwargs: dict[str, Any]) -> Filter:
         lists=_split(kwargs.pop("lists")),
         statuses=_split(kwargs.pop("status")),
         segments=_split(kwargs.pop("segment")),
-        attributes=_attributes(kwargs.pop("attr")),
+        attributes=parse_attributes(kwargs.pop("attr")),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from newsletter.cli.context import App, pass_app, user_errors
+from newsletter.cli.context import App, pass_app, refuse_insecure_mailing, user_errors
 from newsletter.cli.output import emit_json, table
 
 
@@ -32,9 +32,7 @@ def worker(app: App, concurrency: int | None, loglevel: str) -> None:
       NEWSLETTER_BROKER_URL=redis://localhost:6379/0 newsletter worker -c 2
     """
     _need_broker(app)
-    problem = app.settings.insecure_for_mailing() if app.settings.smtp_urls else None
-    if problem:
-        raise click.ClickException(problem)
+    refuse_insecure_mailing(app)
     from worker.app import QUEUE
     from worker.app import app as celery_app
 

@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from newsletter.cli.context import App, pass_app, user_errors
+from newsletter.cli.context import App, pass_app, refuse_insecure_mailing, user_errors
 from newsletter.cli.filtering import emit_rows, format_options
 from newsletter.cli.output import console, emit_json, json_option, table
 from newsletter.issues import get_issue
@@ -36,12 +36,6 @@ def delivering(app: App) -> Iterator[Runtime]:
         configure(None)
 
 
-def _refuse_insecure(app: App) -> None:
-    problem = app.settings.insecure_for_mailing() if app.settings.smtp_url else None
-    if problem:
-        raise click.ClickException(problem)
-
-
 @click.command("send")
 @click.argument("slug")
 @click.option("--no-wait", is_flag=True, help="With a broker: enqueue and return at once.")
@@ -61,7 +55,7 @@ def send(app: App, slug: str, no_wait: bool, as_json: bool) -> None:
     """
     from worker.delivery import send_issue
 
-    _refuse_insecure(app)
+    refuse_insecure_mailing(app)
     with delivering(app) as runtime, Progress(
         TextColumn("sending {task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), console=console, transient=True, disable=as_json,
@@ -186,7 +180,7 @@ def resume(app: App, slug: str) -> None:
     """
     from worker.control import resume as do_resume
 
-    _refuse_insecure(app)
+    refuse_insecure_mailing(app)
     with delivering(app) as runtime:
         batches = do_resume(runtime, slug)
     click.echo(f"issue {slug} resumed: {batches} batches handed to the workers")
@@ -228,7 +222,7 @@ def retry(app: App, slug: str, from_status: str) -> None:
     """
     from worker.control import retry as do_retry
 
-    _refuse_insecure(app)
+    refuse_insecure_mailing(app)
     with delivering(app) as runtime:
         count = do_retry(runtime, slug, from_status)
     click.echo(f"{count} {from_status} messages of issue {slug} queued again")

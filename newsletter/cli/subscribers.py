@@ -7,8 +7,14 @@ from typing import Any
 
 import click
 
-from newsletter.cli.context import App, pass_app, user_errors
-from newsletter.cli.filtering import build_filter, emit_rows, filter_options, format_options
+from newsletter.cli.context import App, pass_app, refuse_insecure_mailing, user_errors
+from newsletter.cli.filtering import (
+    build_filter,
+    emit_rows,
+    filter_options,
+    format_options,
+    parse_attributes,
+)
 from newsletter.cli.output import emit_json
 from newsletter.cli.transfer import export_cmd, import_cmd
 from newsletter.privacy import erase, export_data
@@ -67,8 +73,7 @@ def add_cmd(app: App, email: str, name: str, country: str, language: str,
       newsletter subscribers add ana@example.org --name "Ana Mora" --country CR \\
           --language es --list partners --consent "form:2019-10"
     """
-    attributes = build_filter({"email": "", "country": (), "language": (), "lists": (),
-                               "status": (), "segment": (), "attr": attr}).attributes
+    attributes = parse_attributes(attr)
     settings = app.settings
     with app.transaction() as session:
         person = add(
@@ -152,8 +157,7 @@ def update(app: App, email: str, name: str | None, country: str | None,
     Example:
       newsletter subscribers update ana@example.org --language en --add-list partners
     """
-    attributes = dict(build_filter({"email": "", "country": (), "language": (), "lists": (),
-                                    "status": (), "segment": (), "attr": attr}).attributes)
+    attributes = dict(parse_attributes(attr))
     with app.transaction() as session:
         update_subscriber(
             session, email, languages=app.settings.languages,
@@ -293,9 +297,7 @@ def send_confirmations_cmd(app: App, list_name: str | None, resend_after_hours: 
       newsletter subscribers send-confirmations --list partners
       newsletter subscribers send-confirmations --resend-after-hours 72 --json
     """
-    problem = app.settings.insecure_for_mailing() if app.settings.smtp_urls else None
-    if problem:
-        raise click.ClickException(problem)
+    refuse_insecure_mailing(app)
     from worker.confirmations import send_confirmations
 
     report = send_confirmations(app.settings, app.sessions, list_name=list_name,

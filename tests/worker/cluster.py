@@ -79,6 +79,21 @@ class Process:
                 self.kill()
 
 
+def service_env(tmp_path: Path, db_url: str, broker_url: str, smtp_url: str,
+                **settings: str) -> dict[str, str]:
+    """The environment of CLI and worker subprocesses: this machine's, minus any
+    NEWSLETTER_* of its own, plus the test's services and `settings` (NAME=value)."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")},
+        "NEWSLETTER_VAR_DIR": str(tmp_path / "var"),
+        "NEWSLETTER_DATABASE_URL": db_url,
+        "NEWSLETTER_BROKER_URL": broker_url,
+        "NEWSLETTER_SMTP_URL": smtp_url,
+        "NEWSLETTER_SECRET_KEY": "test-secret",
+        **{f"NEWSLETTER_{name.upper()}": value for name, value in settings.items()},
+    }
+
+
 def start_workers(env: dict[str, str], cwd: Path, count: int) -> list[Process]:
     workers = [Process(["worker", "-c", "1", "--loglevel", "INFO"], env, cwd)
                for _ in range(count)]

@@ -4,10 +4,6 @@ on a private Redis broker, delivering to an SMTP server on loopback."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,84 +15,31 @@ import pytest
 from newsletter.cli.demo import demo_subscribers_csv, sample_items_text
 from tests.conftest_servers import record_started
 from tests.servers import RedisServer, SmtpServer
+from tests.worker.cluster import Process, newsletter, service_env
 
 pytestmark = pytest.mark.timeout(180)
-
-
-class Worker:
-    """A worker subprocess whose log is collected as it runs."""
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "newsletter", "worker", "-c", "2", "--loglevel", "INFO"],
-            env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(" ready." in line for line in self.lines):
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        pytest.fail("the worker did not start:\n" + "\n".join(self.lines[-40:]))
-
-    def announce(self) -> None:
-        record_started(f"started `newsletter worker -c 2` (Celery, prefork), pid {self.proc.pid}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture
 def env(tmp_path: Path, db_url: str, redis_server: RedisServer,
         smtp_server: SmtpServer) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")},
-        "NEWSLETTER_VAR_DIR": str(tmp_path / "var"),
-        "NEWSLETTER_DATABASE_URL": db_url,
-        "NEWSLETTER_BROKER_URL": redis_server.url,
-        "NEWSLETTER_SMTP_URL": smtp_server.url,
-        "NEWSLETTER_BATCH_SIZE": "7",
-        "NEWSLETTER_SECRET_KEY": "test-secret",
-        "NEWSLETTER_PUBLIC_BASE_URL": "https://news.example.org",
-    }
+    return service_env(tmp_path, db_url, redis_server.url, smtp_server.url, batch_size="7",
+                       public_base_url="https://news.example.org")
 
 
 @pytest.fixture
-def worker(env: dict[str, str], tmp_path: Path) -> Iterator[Worker]:
-    w = Worker(env, tmp_path)
+def worker(env: dict[str, str], tmp_path: Path) -> Iterator[Process]:
+    w = Process(["worker", "-c", "2", "--loglevel", "INFO"], env, tmp_path)
     try:
-        w.wait_ready()
-        w.announce()
+        w.wait_for(" ready.")
+        record_started(f"started `newsletter worker -c 2` (Celery, prefork), pid {w.proc.pid}")
         yield w
     finally:
         w.stop()
 
 
-def newsletter(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "newsletter", *args], env=env, cwd=cwd,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"newsletter {' '.join(args)}:\n{result.stdout}{result.stderr}"
-    return result
-
-
 def test_worker_delivers_each_subscriber_exactly_once(
-    env: dict[str, str], tmp_path: Path, worker: Worker, smtp_server: SmtpServer,
+    env: dict[str, str], tmp_path: Path, worker: Process, smtp_server: SmtpServer,
     redis_server: RedisServer,
 ) -> None:
     (tmp_path / "items.txt").write_text(sample_items_text(), encoding="utf-8")

@@ -20,6 +20,7 @@ from tests.worker.cluster import (
     newsletter,
     populate,
     received,
+    service_env,
     start_scheduler,
     start_workers,
     wait_until,
@@ -40,21 +41,12 @@ def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
 @pytest.fixture
 def env(tmp_path: Path, pg_url: str, redis_server: RedisServer,
         smtp_server: SmtpServer) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")},
-        "NEWSLETTER_VAR_DIR": str(tmp_path / "var"),
-        "NEWSLETTER_DATABASE_URL": pg_url,
-        "NEWSLETTER_BROKER_URL": redis_server.url,
-        "NEWSLETTER_SMTP_URL": smtp_server.url,
-        "NEWSLETTER_SECRET_KEY": "test-secret",
-        "NEWSLETTER_BATCH_SIZE": "10",
-        "NEWSLETTER_LEASE_SECONDS": "4",
-        "NEWSLETTER_RETRY_BASE_SECONDS": "1",
-        "NEWSLETTER_RETRY_MAX_DELAY_SECONDS": "3",
-        "NEWSLETTER_SWEEP_SECONDS": "1",
-        "NEWSLETTER_REQUEUE_AFTER_SECONDS": "5",
-        "NEWSLETTER_SMTP_TIMEOUT": "5",
-    }
+    return service_env(
+        tmp_path, pg_url, redis_server.url, smtp_server.url,
+        batch_size="10", lease_seconds="4", retry_base_seconds="1",
+        retry_max_delay_seconds="3", sweep_seconds="1", requeue_after_seconds="5",
+        smtp_timeout="5",
+    )
 
 
 @pytest.fixture
