@@ -6,12 +6,15 @@ The server fixtures (`redis_server`, `postgres_server`, `smtp_server`) come from
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +23,19 @@ from newsletter.settings import Settings
 from tests.servers import PostgresServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+# Property-based tests of everything that reads outside input. The suite runs a bounded
+# number of examples; NEWSLETTER_FUZZ_EXAMPLES=10000 makes the long run, e.g.
+#   NEWSLETTER_FUZZ_EXAMPLES=10000 .venv/bin/python -m pytest -m fuzz
+hypothesis_settings.register_profile(
+    "suite",
+    max_examples=int(os.environ.get("NEWSLETTER_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    derandomize=os.environ.get("NEWSLETTER_FUZZ_EXAMPLES") is None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    database=None,
+)
+hypothesis_settings.load_profile("suite")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
