@@ -2,12 +2,13 @@
 
 Translations live where translators and their tools expect them, as
 `<templates>/locale/<lang>/LC_MESSAGES/newsletter.po`; English is the source language
-and needs no catalog. A catalog is compiled to `.mo` when it is first loaded (and again
-whenever its `.po` is newer), so a git clone and an installed wheel behave the same with
-no build step: the `.mo` is written beside the `.po` when that directory is writable, and
-otherwise compiled in memory (a few milliseconds for a catalog this size). Loaded
+and needs no catalog. A catalog is read from its `.po` and compiled in memory when first
+loaded (a few milliseconds for a catalog this size): nothing is ever written beside it,
+because the shipped templates are part of the installed package, and a file the program
+leaves in site-packages survives `pip uninstall` and shadows the next install. Loaded
 catalogs are cached by the `.po` file's modification time, so a long-running worker
-picks up a corrected translation without a restart.
+picks up a corrected translation without a restart; a `.mo` file beside a `.po` (left
+by an older version, or by a translator's tools) is ignored.
 
 A custom template directory may carry a `locale/` of its own; its catalogs come first
 and the package's fill the gaps, so a team translates only the strings it added.
@@ -17,8 +18,6 @@ from __future__ import annotations
 
 import gettext as gettext_module
 import io
-import logging
-import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -41,15 +40,30 @@ DOMAIN = "newsletter"
 # "10 October 2019", which the region's readers of English expect (en_US says "October 10").
 DATE_LOCALES = {"en": "en_GB"}
 
-log = logging.getLogger(__name__)
-
-
 class CatalogError(NewsletterError):
     """A .po file that cannot be read."""
 
 
+def shipped_templates_dir() -> Path:
+    """The templates that ship with the program (the repository's top-level `templates/`).
+
+    A wheel installs them as `newsletter/templates/` (pyproject.toml maps the folder
+    there); an editable install maps the same name to the repository's folder, and in a
+    bare checkout (`python -m newsletter` from the repository) the folder is used as it
+    is. Never a top-level `templates` package: a folder of that name left in site-packages
+    by an older version would shadow ours.
+    """
+    try:
+        return Path(str(files("newsletter.templates")))
+    except ModuleNotFoundError:
+        source = Path(__file__).resolve().parents[1]
+        if (source / "pyproject.toml").is_file() and (source / "templates").is_dir():
+            return source / "templates"
+        raise
+
+
 def package_locale_dir() -> Path:
-    return Path(str(files("templates"))) / "locale"
+    return shipped_templates_dir() / "locale"
 
 
 def locale_dirs(directory: Path | None = None) -> list[Path]:
@@ -114,30 +128,11 @@ def load_catalog(locale_dir: Path, language: str) -> LoadedCatalog | None:
 
 @lru_cache(maxsize=64)
 def _load(po: Path, language: str, mtime_ns: int) -> LoadedCatalog:
-    mo = po.with_suffix(".mo")
-    data: bytes | None = None
-    try:
-        if mo.stat().st_mtime_ns >= mtime_ns:
-            data = mo.read_bytes()
-    except OSError:
-        pass
-    if data is None:
-        buffer = io.BytesIO()
-        write_mo(buffer, read_catalog(po, language))
-        data = buffer.getvalue()
-        _save(mo, data)
-    return LoadedCatalog(language, po, gettext_module.GNUTranslations(io.BytesIO(data)))
-
-
-def _save(mo: Path, data: bytes) -> None:
-    """Write the .mo atomically if we may; an installed package is often read-only."""
-    temporary = mo.with_name(f".{mo.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, mo)
-    except OSError as exc:
-        log.debug("compiled %s in memory only (%s)", mo, exc)
-        temporary.unlink(missing_ok=True)
+    """Compile the .po in memory; never write a .mo (see the module's docstring)."""
+    buffer = io.BytesIO()
+    write_mo(buffer, read_catalog(po, language))
+    buffer.seek(0)
+    return LoadedCatalog(language, po, gettext_module.GNUTranslations(buffer))
 
 
 @dataclass(frozen=True)

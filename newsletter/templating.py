@@ -22,7 +22,6 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from newsletter.i18n import (
     locale_dirs,
     missing_languages,
     po_path,
+    shipped_templates_dir,
     translated_in,
     translations_for,
 )
@@ -105,7 +105,8 @@ class TemplateError(NewsletterError):
 
 
 def package_dir() -> Path:
-    return Path(str(files("templates")))
+    """The shipped templates (`newsletter/templates/` once installed)."""
+    return shipped_templates_dir()
 
 
 def search_path(directory: Path | None) -> tuple[Path, ...]:

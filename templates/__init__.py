@@ -1,1 +1,2 @@
-"""Email templates (Jinja2 + MJML); a package so an installed wheel can find them."""
+"""Email templates (Jinja2 + MJML) and their catalogs; installed as `newsletter.templates`
+(pyproject.toml maps this folder there), never as a top-level `templates` package."""

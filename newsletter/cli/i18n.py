@@ -35,7 +35,7 @@ def i18n() -> None:
     """Translate the email: extract the templates' strings, check the catalogs.
 
     Catalogs are gettext .po files in <templates>/locale/<lang>/LC_MESSAGES/; they are
-    compiled to .mo automatically when first used.
+    read as they are (no .mo to compile, nothing written at run time).
 
     \b
     Example:

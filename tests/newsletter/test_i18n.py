@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from newsletter import i18n, templating
+from newsletter import i18n, render, templating
 from newsletter.cli import cli
 from newsletter.i18n import (
     format_date,
@@ -80,30 +80,69 @@ def set_mtime(path: Path, seconds_ago: int) -> None:
     os.utime(path, ns=(when, when))
 
 
-def test_po_is_compiled_to_mo_on_load_and_again_when_edited(tmp_path: Path) -> None:
+def tree(directory: Path) -> dict[str, int]:
+    """Every file under `directory` with its modification time."""
+    return {str(p.relative_to(directory)): p.stat().st_mtime_ns
+            for p in sorted(directory.rglob("*"))}
+
+
+def test_po_is_compiled_in_memory_and_again_when_edited(tmp_path: Path) -> None:
     locale = tmp_path / "locale"
     po = write_po(locale, "es", {"Unsubscribe": "Darse de baja"})
+    before = tree(tmp_path)
     catalog = load_catalog(locale, "es")
     assert catalog is not None
     assert catalog.translations.gettext("Unsubscribe") == "Darse de baja"
-    mo = po.with_suffix(".mo")
-    assert mo.is_file() and mo.stat().st_mtime_ns >= po.stat().st_mtime_ns
     assert load_catalog(locale, "es") is catalog  # cached while the .po is unchanged
+    # nothing written beside the .po: an installed package must stay as pip left it
+    assert tree(tmp_path) == before
 
-    # edited after its .mo was made: compiled again, and the .mo rewritten
+    # edited: compiled again, still in memory only
     write_po(locale, "es", {"Unsubscribe": "Cancelar"})
-    set_mtime(mo, 100)
     set_mtime(po, 50)
+    before = tree(tmp_path)
     reloaded = load_catalog(locale, "es")
     assert reloaded is not None and reloaded.translations.gettext("Unsubscribe") == "Cancelar"
-    assert mo.stat().st_mtime_ns >= po.stat().st_mtime_ns
+    assert tree(tmp_path) == before
 
-    # a .mo newer than its .po is used as it is (a new process: nothing cached)
-    write_po(locale, "es", {"Unsubscribe": "ignored, the .mo is newer"})
-    set_mtime(po, 200)
+
+def test_a_mo_left_beside_the_po_is_ignored(tmp_path: Path) -> None:
+    """Older versions wrote .mo files into the package; the .po is the only truth now."""
+    locale = tmp_path / "locale"
+    write_po(locale, "es", {"Unsubscribe": "old"})
+    i18n._load.cache_clear()
+    stale = load_catalog(locale, "es")
+    assert stale is not None
+    po = write_po(locale, "es", {"Unsubscribe": "Darse de baja"})
+    mo = po.with_suffix(".mo")
+    mo.write_bytes(b"not a catalog at all")
+    set_mtime(po, 200)  # the .mo is newer than the .po
     i18n._load.cache_clear()
     fresh = load_catalog(locale, "es")
-    assert fresh is not None and fresh.translations.gettext("Unsubscribe") == "Cancelar"
+    assert fresh is not None and fresh.translations.gettext("Unsubscribe") == "Darse de baja"
+    assert mo.read_bytes() == b"not a catalog at all"
+
+
+def test_rendering_every_language_writes_nothing_into_the_templates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped templates are package files: rendering must leave them as installed."""
+    copy = tmp_path / "templates"
+    shutil.copytree(SHIPPED, copy, ignore=shutil.ignore_patterns("*.mo", "__pycache__"))
+    monkeypatch.setattr(templating, "package_dir", lambda: copy)
+    monkeypatch.setattr(i18n, "package_locale_dir", lambda: copy / "locale")
+    caches = (i18n._load, templating._environment, render._problems)
+    for cache in caches:
+        cache.cache_clear()
+    before = tree(copy)
+    languages = i18n.catalog_languages(copy / "locale")
+    assert {"es", "fr"} <= set(languages)
+    for language in ["en", *languages]:
+        render.check_templates(None, language)  # renders a sample issue in that language
+        assert gettext_for(language)("Unsubscribe")
+    for cache in caches:
+        cache.cache_clear()  # nothing that points into the copy outlives the test
+    assert tree(copy) == before
 
 
 def test_unwritable_mo_compiles_in_memory(tmp_path: Path) -> None:
