@@ -7,8 +7,11 @@ Load it with ``-p tests.conftest_servers`` (pyproject's addopts does) or
 * ``postgres_server`` (session)  -> :class:`tests.servers.PostgresServer`
 * ``smtp_server``     (function) -> :class:`tests.servers.SmtpServer`
 
-A missing server binary makes the test FAIL (never skip) with the install hint,
-so a green run always means the service-backed tests really ran. Each started
+Before the first test, programs the suite needs and the machine lacks are installed
+with apt-get when the run may (as root or with ``sudo -n``; see tests/system_packages.py),
+so README command 2 is the whole set-up on a fresh Debian machine. A server binary that
+is still missing makes the test FAIL (never skip) with the install hint, so a green run
+always means the service-backed tests really ran. Each started
 server is announced on stderr, in the ``tests.servers`` log, and in the
 terminal summary at the end of the run. Tests using these fixtures get the
 ``services`` marker automatically (select them with ``-m services``).
@@ -23,6 +26,7 @@ from typing import TypeVar
 
 import pytest
 
+from tests import system_packages
 from tests.servers import (
     PostgresServer,
     RedisServer,
@@ -45,6 +49,7 @@ T = TypeVar("T")
 
 # What the fixtures started during this run, for the terminal summary.
 _started: list[str] = []
+_installed: list[str] = []  # what apt-get was asked for, and what came of it
 _smtp_starts = 0
 
 
@@ -119,11 +124,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.services)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    lines = list(_started)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Once per run, before the first test: install the programs the suite needs."""
+    if session.config.option.collectonly or not session.items:
+        return
+    outcome = system_packages.ensure_installed(announce)
+    if outcome is not None:
+        announce(outcome.message)
+        _installed.append(outcome.message)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int
+) -> None:
+    lines = [*_installed, *_started]
     if _smtp_starts:
         lines.append(f"started {_smtp_starts} private SMTP server(s) on 127.0.0.1 (aiosmtpd)")
-    if lines:
-        terminalreporter.write_sep("-", "private test servers")
-        for line in lines:
-            terminalreporter.write_line(line)
+    terminalreporter.write_sep("-", "private test servers")
+    for line in lines or ["none started in this run"]:
+        terminalreporter.write_line(line)
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        terminalreporter.write_line(
+            "NO TESTS RAN (pytest exit status 5): check the paths, -k and -m given; "
+            "a run that tests nothing is a failure, not a pass", red=True, bold=True)

@@ -1,7 +1,9 @@
-"""docker-compose.yml cannot run here (no Docker engine): check it stays true to the code."""
+"""docker-compose.yml cannot run here (no Docker engine): check it stays true to the code;
+and CI (.ci/run) is exactly what the README tells a new user to run."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +69,24 @@ def test_image_contains_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("newsletter", "subscribers", "worker", "templates"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def readme_command(number: int) -> str:
+    """The shell command under README's "**<number>. ...**" heading."""
+    readme = (ROOT / "README.md").read_text()
+    heading = re.search(rf"^\*\*{number}\. .*\*\*$", readme, re.M)
+    assert heading is not None, f"README has no command {number}"
+    block = re.search(r"```sh\n(.*?)\n```", readme[heading.end():], re.S)
+    assert block is not None
+    return block.group(1).strip()
+
+
+def test_ci_runs_readme_command_2_and_nothing_more() -> None:
+    """CI is what a new user does: the test command sets up whatever the tests need."""
+    script = (ROOT / ".ci" / "run").read_text()
+    commands = [line.strip() for line in script.splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    assert commands == ["set -euo pipefail", 'cd "$(dirname "$0")/.."', readme_command(2)]
+    assert readme_command(2) == (
+        "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' "
+        "&& .venv/bin/python -m pytest")
