@@ -1,6 +1,7 @@
 """End-to-end delivery speed against the ceiling of raw SMTP on the same machine.
 
     .venv/bin/python bench/delivery.py [--subscribers 100000] [--workers 2] [--plan 1000000]
+                                       [--timeout SECONDS]
 
 Starts private PostgreSQL and Redis servers (tests/servers.py) and Postfix's
 `smtp-sink` on loopback; imports N subscribers across 16 (country, language)
@@ -9,11 +10,16 @@ times it until the ledger shows every message accepted. In the same run, Postfix
 `smtp-source` sends the same number of messages of the same size to the same sink:
 that is the ceiling. Then plans an issue for --plan subscribers and times it.
 Needs Postfix's tools: apt-get install postfix (no configuration needed).
+
+Everything it starts (servers, workers, the sender, smtp-source) is stopped on every way
+out: the end, an error, Ctrl-C, SIGTERM or SIGHUP (a CI job's timeout, a closed
+terminal) and --timeout. Only SIGKILL leaves them behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import shutil
@@ -25,6 +31,8 @@ import threading
 import time
 from datetime import date
 from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,6 +52,80 @@ from worker.mime import MessageTemplate, Recipient  # noqa: E402
 
 COUNTRIES = ["CR", "NI", "SV", "HN", "GT", "BZ", "MX", "PA"]
 LANGUAGES = ["en", "es"]  # 8 countries x 2 languages = 16 segments
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+GRACE_SECONDS = 10  # a process group gets this long after SIGTERM before SIGKILL
+
+
+class Stop(BaseException):
+    """A signal or --timeout: unwinds like Ctrl-C, so every started thing is stopped."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def stop_on_signals(timeout: float) -> None:
+    """Turn SIGINT/SIGTERM/SIGHUP, and SIGALRM after `timeout` seconds, into Stop."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGALRM:
+            raise Stop(f"timed out after {timeout:g} s (--timeout)", 1)
+        raise Stop(f"interrupted by {signal.Signals(signum).name}", 128 + signum)
+
+    for sig in (*STOP_SIGNALS, signal.SIGALRM):
+        signal.signal(sig, handler)
+    if timeout > 0:
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+
+
+def stop_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Signal `proc`'s whole process group, wait, SIGKILL what is left, reap the leader."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the leader's children too, even if it is gone
+    proc.wait()
+
+
+class Started(contextlib.ExitStack):
+    """What the bench started, stopped in reverse order however `main` ends.
+
+    Signals are ignored while stopping, so a second Ctrl-C cannot cut the cleanup short
+    (each step is bounded: SIGKILL after GRACE_SECONDS)."""
+
+    def spawn(self, argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        """Start `argv` in its own process group, stopped (with its children) on exit."""
+        proc: subprocess.Popen[bytes] = subprocess.Popen(argv, start_new_session=True, **options)
+        self.callback(stop_group, proc)
+        return proc
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig in (*STOP_SIGNALS, signal.SIGALRM):
+            signal.signal(sig, signal.SIG_IGN)
+        return bool(super().__exit__(exc_type, exc, tb))
+
+
+def wait_ready(workers: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+    """Until every worker has logged Celery's "ready." (one that exits is an error)."""
+    while True:
+        for proc, log in zip(workers, logs, strict=True):
+            if proc.poll() is not None:
+                sys.exit(f"a worker exited with status {proc.returncode} while starting; "
+                         f"its log, {log}:\n{log.read_text(errors='replace')[-2000:]}")
+        if all(" ready." in log.read_text(errors="replace") for log in logs):
+            return
+        time.sleep(0.1)
 
 
 def tool(name: str) -> str:
@@ -125,103 +207,115 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--plan", type=int, default=1_000_000)
+    parser.add_argument("--timeout", type=float, default=0,
+                        help="stop everything and exit 1 after this many seconds (0: never)")
     args = parser.parse_args()
     sink_bin, source_bin = tool("smtp-sink"), tool("smtp-source")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
+    stop_on_signals(args.timeout)
+    with Started() as started:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
+        started.callback(shutil.rmtree, tmp, ignore_errors=True)
+        run(args, started, tmp, sink_bin, source_bin)
+
+
+def run(args: argparse.Namespace, started: Started, tmp: Path, sink_bin: str,
+        source_bin: str) -> None:
     pg = start_postgres(tmp / "pg")
+    started.callback(pg.stop)
     redis = start_redis(tmp / "redis")
+    started.callback(redis.stop)
     sink_port = free_port()
-    sink = subprocess.Popen([sink_bin, "-u", "root", "-c", f"127.0.0.1:{sink_port}", "1000"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started.spawn([sink_bin, "-u", "root", "-c", f"127.0.0.1:{sink_port}", "1000"],
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pg.create_database("bench")
+    db_url = pg.url_for("bench")
+    engine = make_engine(db_url)
+    started.callback(engine.dispose)
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with sessions() as session, session.begin():
+        store_items(session, parse_text(sample_items_text(), "sample"))
+        create_issue(session, "bench", date(2019, 9, 1), date(2019, 10, 31))
+    fill_subscribers(db_url, args.subscribers)
+    env = {**os.environ, "NEWSLETTER_DATABASE_URL": db_url,
+           "NEWSLETTER_BROKER_URL": redis.url,
+           "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{sink_port}",
+           "NEWSLETTER_SECRET_KEY": "bench-secret", "NEWSLETTER_VAR_DIR": str(tmp / "var"),
+           "NEWSLETTER_BATCH_SIZE": "500"}
     procs: list[subprocess.Popen[bytes]] = []
-    try:
-        pg.create_database("bench")
-        db_url = pg.url_for("bench")
-        engine = make_engine(db_url)
-        upgrade(engine)
-        sessions = session_factory(engine)
-        with sessions() as session, session.begin():
-            store_items(session, parse_text(sample_items_text(), "sample"))
-            create_issue(session, "bench", date(2019, 9, 1), date(2019, 10, 31))
-        fill_subscribers(db_url, args.subscribers)
-        env = {**os.environ, "NEWSLETTER_DATABASE_URL": db_url,
-               "NEWSLETTER_BROKER_URL": redis.url,
-               "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{sink_port}",
-               "NEWSLETTER_SECRET_KEY": "bench-secret", "NEWSLETTER_VAR_DIR": str(tmp / "var"),
-               "NEWSLETTER_BATCH_SIZE": "500"}
-        for _ in range(args.workers):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "newsletter", "worker", "-c", "1", "--loglevel",
-                 "WARNING"], env=env, cwd=tmp, start_new_session=True))
-        time.sleep(4)  # let the workers connect
-        watch = RssWatch([p.pid for p in procs])
-        watch.start()
-        started = time.monotonic()
-        send = subprocess.Popen([sys.executable, "-m", "newsletter", "issues", "send", "bench",
-                                 "--no-wait"], env=env, cwd=tmp)
-        watch.roots.append(send.pid)
-        send.wait()
-        n = args.subscribers
-        while True:
-            with sessions() as session:
-                sent = session.scalar(select(func.count()).select_from(Delivery)
-                                      .where(Delivery.status == "sent")) or 0
-            if sent >= n:
-                break
-            time.sleep(0.05)
-        elapsed = time.monotonic() - started
-        watch.stop.set()
+    logs = [tmp / f"worker-{i}.log" for i in range(args.workers)]
+    for log in logs:
+        with log.open("wb") as output:
+            procs.append(started.spawn(
+                [sys.executable, "-m", "newsletter", "worker", "-c", "1", "--loglevel", "INFO"],
+                env=env, cwd=tmp, stdout=output, stderr=subprocess.STDOUT))
+    wait_ready(procs, logs)
+    print(f"{args.workers} workers ready (pids {', '.join(str(p.pid) for p in procs)})",
+          flush=True)
+    watch = RssWatch([p.pid for p in procs])
+    watch.start()
+    started.callback(watch.stop.set)
+    began = time.monotonic()
+    send = started.spawn([sys.executable, "-m", "newsletter", "issues", "send", "bench",
+                          "--no-wait"], env=env, cwd=tmp)
+    watch.roots.append(send.pid)
+    send.wait()
+    n = args.subscribers
+    while True:
         with sessions() as session:
-            variants = session.scalar(select(func.count()).select_from(IssueVariant))
-            sample = session.scalars(select(IssueVariant).limit(1)).one()
-            size = len(message_bytes(sample))
-        size_kb = max(1, round(size / 1024))
-        # the ceiling: smtp-source, same count, same size, same sink, one connection
+            sent = session.scalar(select(func.count()).select_from(Delivery)
+                                  .where(Delivery.status == "sent")) or 0
+        if sent >= n:
+            break
+        if all(p.poll() is not None for p in procs):
+            sys.exit(f"every worker exited with {sent:,} of {n:,} sent; logs in {tmp}")
+        time.sleep(0.05)
+    elapsed = time.monotonic() - began
+    watch.stop.set()
+    with sessions() as session:
+        variants = session.scalar(select(func.count()).select_from(IssueVariant))
+        sample = session.scalars(select(IssueVariant).limit(1)).one()
+        size = len(message_bytes(sample))
+    size_kb = max(1, round(size / 1024))
+    # the ceiling: smtp-source, same count, same size, same sink, one connection
+    t0 = time.monotonic()
+    source = started.spawn([source_bin, "-s", "1", "-l", str(size_kb * 1024), "-m", str(n),
+                            "-f", "news@example.org", "-t", "person@example.org",
+                            f"127.0.0.1:{sink_port}"])
+    if source.wait() != 0:
+        sys.exit(f"smtp-source failed with status {source.returncode}")
+    raw = time.monotonic() - t0
+    ours, ceiling = n / elapsed, n / raw
+    print(f"\nDelivery: {n:,} subscribers, {variants} variants, {args.workers} worker "
+          f"processes, PostgreSQL + Redis, smtp-sink on loopback, {size:,}-byte messages")
+    print(f"  newsletter end to end : {elapsed:8.2f} s  {ours:9,.0f} msg/s")
+    print(f"  smtp-source (ceiling) : {raw:8.2f} s  {ceiling:9,.0f} msg/s")
+    print(f"  ratio                 : {ours / ceiling:8.2f} x smtp-source")
+    peaks = sorted(watch.peaks.items())
+    print("  peak RSS per process  : " + ", ".join(f"{pid}: {mb:.0f} MB"
+                                                   for pid, mb in peaks if mb))
+    # planning at scale: --plan subscribers, one INSERT ... SELECT
+    if args.plan:
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE deliveries"))
+        fill_subscribers(db_url, max(0, args.plan - n), first=n + 1)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t0 = time.monotonic()
-        subprocess.run([source_bin, "-s", "1", "-l", str(size_kb * 1024), "-m", str(n),
-                        "-f", "news@example.org", "-t", "person@example.org",
-                        f"127.0.0.1:{sink_port}"], check=True)
-        raw = time.monotonic() - t0
-        ours, ceiling = n / elapsed, n / raw
-        print(f"\nDelivery: {n:,} subscribers, {variants} variants, {args.workers} worker "
-              f"processes, PostgreSQL + Redis, smtp-sink on loopback, {size:,}-byte messages")
-        print(f"  newsletter end to end : {elapsed:8.2f} s  {ours:9,.0f} msg/s")
-        print(f"  smtp-source (ceiling) : {raw:8.2f} s  {ceiling:9,.0f} msg/s")
-        print(f"  ratio                 : {ours / ceiling:8.2f} x smtp-source")
-        peaks = sorted(watch.peaks.items())
-        print("  peak RSS per process  : " + ", ".join(f"{pid}: {mb:.0f} MB"
-                                                       for pid, mb in peaks if mb))
-        # planning at scale: --plan subscribers, one INSERT ... SELECT
-        if args.plan:
-            with engine.begin() as conn:
-                conn.execute(text("TRUNCATE deliveries"))
-            fill_subscribers(db_url, max(0, args.plan - n), first=n + 1)
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            t0 = time.monotonic()
-            with sessions() as session, session.begin():
-                issue = get_issue(session, "bench")
-                planned = ledger.plan(session, issue.id, languages=LANGUAGES,
-                                      default_language="en",
-                                      focus_countries=sorted(countries_of(issue)),
-                                      audience=audience_of(session, issue))
-            took = time.monotonic() - t0
-            after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"\nPlanning {planned:,} deliveries (one INSERT ... SELECT): {took:.2f} s; "
-                  f"this process's peak RSS {before:.0f} MB before, {after:.0f} MB after")
-        engine.dispose()
-    finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            p.wait(timeout=30)
-        sink.terminate()
-        redis.stop()
-        pg.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        with sessions() as session, session.begin():
+            issue = get_issue(session, "bench")
+            planned = ledger.plan(session, issue.id, languages=LANGUAGES,
+                                  default_language="en",
+                                  focus_countries=sorted(countries_of(issue)),
+                                  audience=audience_of(session, issue))
+        took = time.monotonic() - t0
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"\nPlanning {planned:,} deliveries (one INSERT ... SELECT): {took:.2f} s; "
+              f"this process's peak RSS {before:.0f} MB before, {after:.0f} MB after")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Stop as stop:
+        print(f"bench: {stop.reason}; stopped everything it had started", file=sys.stderr)
+        sys.exit(stop.status)

@@ -2,10 +2,12 @@
 
 README command 2 is the whole set-up: on a fresh machine the first run installs the
 server binaries the tests start privately (Redis, PostgreSQL), the Chromium the layout
-tests drive and the Node.js/npm that fetches the pinned html-validate and mjml, with
-apt-get, once per session, when it may: as root, or through `sudo -n` (no password
-prompt). Otherwise it says what to run, and the tests that need a missing program fail
-with that hint (never skipped). NEWSLETTER_TESTS_NO_INSTALL=1 turns installing off.
+tests drive, the Node.js/npm that fetches the pinned html-validate and mjml, and
+Postfix's smtp-sink and smtp-source for the delivery benchmark's test (Postfix installed
+with "No configuration": no mail server runs), with apt-get, once per session, when it
+may: as root, or through `sudo -n` (no password prompt). Otherwise it says what to run,
+and the tests that need a missing program fail with that hint (never skipped).
+NEWSLETTER_TESTS_NO_INSTALL=1 turns installing off.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from newsletter.screenshots import BrowserMissing, find_chromium
 from tests.servers import ServerUnavailable, find_postgres_bindir
 
 NO_INSTALL_ENV = "NEWSLETTER_TESTS_NO_INSTALL"
+SBIN = Path("/usr/sbin")  # a module attribute so tests can point it elsewhere
 
 # What the tests run -> the Debian package that provides it.
 APT_PACKAGES: dict[str, str] = {
@@ -29,7 +33,11 @@ APT_PACKAGES: dict[str, str] = {
     "chromium": "chromium",
     "node": "nodejs",
     "npm": "npm",
+    "smtp-sink": "postfix",
+    "smtp-source": "postfix",
 }
+# Answers to the questions a package would ask while installing.
+DEBCONF = {"postfix": "postfix postfix/main_mailer_type select No configuration"}
 
 
 def _postgres(name: str) -> str | None:
@@ -46,11 +54,21 @@ def _chromium(name: str) -> str | None:
         return None
 
 
+def _sbin(name: str) -> str | None:
+    """On PATH, or in /usr/sbin where Postfix puts its tools (not on a user's PATH)."""
+    found = shutil.which(name)
+    if found is None and os.access(SBIN / name, os.X_OK):
+        return str(SBIN / name)
+    return found
+
+
 # How each program is looked for: where the code that starts it looks.
 _FINDERS: dict[str, Callable[[str], str | None]] = {
     "initdb": _postgres,
     "postgres": _postgres,
     "chromium": _chromium,
+    "smtp-sink": _sbin,
+    "smtp-source": _sbin,
 }
 
 
@@ -119,9 +137,13 @@ def install_missing(
     announce(f"installing {', '.join(wanted)} with apt-get (the tests need them; this "
              f"happens once per machine; {NO_INSTALL_ENV}=1 turns it off)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in ([apt_get, "update", "-qq"], [apt_get, "install", "-y", "-qq", *wanted]):
+    answers = "".join(DEBCONF[p] + "\n" for p in wanted if p in DEBCONF)
+    steps = [([apt_get, "update", "-qq"], None), ([apt_get, "install", "-y", "-qq", *wanted], None)]
+    if answers:
+        steps.insert(0, (["debconf-set-selections"], answers))
+    for argv, stdin in steps:
         try:
-            result = subprocess.run([*prefix, *argv], env=env, stdin=subprocess.DEVNULL,
+            result = subprocess.run([*prefix, *argv], env=env, input=stdin or "",
                                     capture_output=True, text=True, timeout=timeout)
         except (OSError, subprocess.SubprocessError) as exc:
             return Outcome(wanted, False, f"`{' '.join(argv)}` failed ({exc}): {hint}")

@@ -19,12 +19,21 @@ def finder(*present: str) -> Callable[[str], str | None]:
     return lambda program: f"/usr/bin/{program}" if program in present else None
 
 
+ALL = ("redis-server", "initdb", "postgres", "chromium", "node", "npm", "smtp-sink",
+       "smtp-source")
+
+
+def but(*absent: str) -> tuple[str, ...]:
+    return tuple(p for p in ALL if p not in absent)
+
+
 @pytest.mark.parametrize(("present", "packages"), [
-    ((), ["redis-server", "postgresql", "chromium", "nodejs", "npm"]),
-    (("redis-server", "initdb", "postgres", "chromium", "node", "npm"), []),
-    (("redis-server", "initdb", "chromium", "node", "npm"), ["postgresql"]),  # no server
-    (("initdb", "postgres", "chromium"), ["redis-server", "nodejs", "npm"]),
-    (("redis-server", "initdb", "postgres", "chromium", "node"), ["npm"]),
+    ((), ["redis-server", "postgresql", "chromium", "nodejs", "npm", "postfix"]),
+    (ALL, []),
+    (but("postgres"), ["postgresql"]),  # initdb alone (libpq's tools) is not the server
+    (but("redis-server", "node", "npm"), ["redis-server", "nodejs", "npm"]),
+    (but("npm"), ["npm"]),
+    (but("smtp-source"), ["postfix"]),
 ])
 def test_missing_programs_become_the_apt_packages_ci_installed(
     present: tuple[str, ...], packages: list[str]
@@ -46,7 +55,8 @@ def test_programs_are_looked_for_where_the_tests_look(
     assert locate("chromium") == str(tmp_path / "chrome")  # as newsletter.screenshots finds it
     assert locate("npm") is None
     assert locate("initdb") is None
-    assert apt_packages(missing_programs()) == ["postgresql", "nodejs", "npm"]
+    monkeypatch.setattr(system_packages, "SBIN", tmp_path / "nowhere")
+    assert apt_packages(missing_programs()) == ["postgresql", "nodejs", "npm", "postfix"]
 
 
 def test_when_it_may_not_install_it_says_what_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
