@@ -105,7 +105,8 @@ def files_under(directory: Path) -> set[str]:
 
 def test_upgrading_from_a_wheel_to_an_editable_install_still_sends(tmp_path: Path) -> None:
     """`pip install .`, send, then `pip install -e .` over it (with the .mo files an older
-    version left in site-packages/templates/), and send again: both demos reach the outbox.
+    version left in site-packages/templates/), send, then `pip install .` again and send:
+    every demo reaches the outbox.
 
     The throwaway virtualenv borrows this one's dependencies through a .pth file placed
     after its own site-packages, so nothing is downloaded and pip sees the throwaway
@@ -145,3 +146,8 @@ def test_upgrading_from_a_wheel_to_an_editable_install_still_sends(tmp_path: Pat
     pip(python, "install", "--editable", str(source), env=env)
     assert not (site / "newsletter").exists()  # the wheel's files are gone
     demo("editable")
+
+    # and back again: a regular install over the editable one
+    pip(python, "install", str(source), env=env)
+    assert (site / "newsletter" / "templates" / "newsletter.mjml.j2").is_file()
+    demo("reinstalled")
