@@ -66,6 +66,18 @@ def package_locale_dir() -> Path:
     return shipped_templates_dir() / "locale"
 
 
+def refuse_installed(templates: Path) -> None:
+    """Catalogs are edited in a clone of the repository, never inside an installed package
+    (`<site-packages>/newsletter/templates`): pip would not know the files and a later
+    install would find them there."""
+    if templates.name == "templates" and (templates.parent / "__init__.py").is_file():
+        raise CatalogError(
+            f"{templates} belongs to the installed newsletter package, which is never "
+            "changed: run this in a clone of the repository (an editable install), or "
+            "give --templates DIR to work on your own template directory"
+        )
+
+
 def locale_dirs(directory: Path | None = None) -> list[Path]:
     """Where catalogs are looked up, first match wins: a custom directory's, then ours."""
     dirs = [directory / "locale"] if directory is not None else []

@@ -54,7 +54,8 @@ def extract(app: App, directory: Path | None, languages: tuple[str, ...]) -> Non
 
     New strings arrive untranslated, changed ones fuzzy; translate them, then run
     `newsletter i18n check`. For a custom template directory, new entries start with
-    the shipped translation where there is one.
+    the shipped translation where there is one. The shipped catalogs are changed only in
+    a clone of the repository, never inside an installed package.
 
     \b
     Example:
@@ -63,6 +64,7 @@ def extract(app: App, directory: Path | None, languages: tuple[str, ...]) -> Non
     """
     directory = directory or app.settings.template_dir
     source = directory or templating.package_dir()
+    catalogs.refuse_installed(source)
     locale_dir = catalogs.locale_dirs(directory)[0]
     pot, updates = catalogs.update_catalogs(
         templating.extract_messages(source), locale_dir, _languages(app, directory, languages),

@@ -279,3 +279,27 @@ def test_check_catches_a_placeholder_the_english_does_not_have(shipped_copy: Pat
     line = line_of(po, 'msgid "In %(country)s"')
     assert (f"{po}, line {line}: es: bad translation (unknown named placeholder 'pais'): "
             '"In %(country)s"') in result.output
+
+
+def test_extract_never_writes_into_an_installed_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed, the shipped catalogs are site-packages/newsletter/templates: an extract
+    there would leave files pip does not know about (a new language's .po)."""
+    package = tmp_path / "site-packages" / "newsletter"
+    shutil.copytree(SHIPPED, package / "templates",
+                    ignore=shutil.ignore_patterns("*.mo", "__pycache__"))
+    (package / "__init__.py").write_text("")
+    monkeypatch.setattr(templating, "package_dir", lambda: package / "templates")
+    monkeypatch.setattr(i18n, "package_locale_dir", lambda: package / "templates" / "locale")
+    before = tree(package)
+    result = newsletter("i18n", "extract", "--language", "pt")
+    assert result.exit_code == 1
+    assert "belongs to the installed newsletter package" in result.output
+    assert "--templates DIR" in result.output
+    assert tree(package) == before
+    own = tmp_path / "mine"
+    (own / "locale").mkdir(parents=True)
+    result = newsletter("i18n", "extract", "--templates", str(own), "--language", "pt")
+    assert result.exit_code == 0, result.output
+    assert po_path(own / "locale", "pt").is_file()
