@@ -196,7 +196,8 @@ def test_non_ascii_local_part_is_refused_at_import_not_at_send() -> None:
 
 
 def test_long_list_unsubscribe_url_is_not_encoded() -> None:
-    url, _ = subscriber_links("https://www.boletin-regional.example.org/newsletter", "s", 123456)
+    url, _ = subscriber_links("https://www.boletin-regional.example.org/newsletter", "s", 123456,
+                              "")
     assert len(url) == 85
     headers = raw_headers(build(unsubscribe_url=url))
     assert headers["list-unsubscribe"] == [f"<{url}>"]
