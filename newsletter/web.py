@@ -39,7 +39,7 @@ from newsletter.i18n import language_name
 from newsletter.issues import SLUG
 from newsletter.models import Issue, IssueVariant
 from newsletter.render import Rendered, personalise
-from newsletter.settings import DEV_SECRET, Settings
+from newsletter.settings import DEV_SECRET, Settings, load_settings
 from newsletter.templating import environment
 from subscribers.countries import fold
 from subscribers.models import Subscriber
@@ -299,10 +299,11 @@ def _secure_headers(response: Response) -> Response:
 def create_app(settings: Settings | None = None) -> Flask:
     """The WSGI app, with one engine and sessionmaker for all requests.
 
-    Raises WebConfigError for settings that must not face the public (see
-    `check_settings`), before touching the database.
+    Raises SettingsError for NEWSLETTER_* variables that do not load, WebConfigError for
+    settings that must not face the public (see `check_settings`), before touching the
+    database.
     """
-    settings = settings or Settings()
+    settings = settings or load_settings()
     check_settings(settings)
     engine = make_engine(settings.resolved_database_url)
     ensure_schema(engine)
