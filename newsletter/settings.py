@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from email import policy
-from email.errors import HeaderParseError, ObsoleteHeaderDefect
+from email.errors import ObsoleteHeaderDefect
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -186,7 +186,7 @@ def _one_mailbox(value: str, address: str) -> bool:
     try:
         header: Any = policy.SMTP.header_factory("Reply-To", value)
         mailboxes = header.addresses
-    except (ValueError, IndexError, TypeError, HeaderParseError):
+    except Exception:  # the stdlib parser raises AttributeError, IndexError... on odd text
         return False
     harmful = [d for d in header.defects if not isinstance(d, ObsoleteHeaderDefect)]
     return len(mailboxes) == 1 and mailboxes[0].addr_spec == address and not harmful

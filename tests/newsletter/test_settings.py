@@ -160,3 +160,10 @@ def test_any_value_is_refused_by_name_or_makes_a_clean_message(
     assert [a.addr_spec for a in msg["From"].addresses] == [settings.sender_email]
     if settings.reply_to:
         assert len(msg["Reply-To"].addresses) == 1
+
+
+@pytest.mark.parametrize("value", [".<0@0.A>", "0.<0@0.A>"])
+def test_a_reply_to_that_trips_the_header_parser_is_refused(value: str) -> None:
+    """Found by the fuzz: the email package raised AttributeError on these."""
+    with pytest.raises(SettingsError, match="^NEWSLETTER_REPLY_TO: .* not one address"):
+        load_settings(reply_to=value)
