@@ -143,11 +143,13 @@ def fill_subscribers(db_url: str, count: int, first: int = 1) -> None:
     with engine.begin() as conn:
         conn.execute(text("""
             INSERT INTO subscribers (email, email_key, email_hash, name, country, language,
-                                     status, attributes, created_at, updated_at)
+                                     status, attributes, token_salt, created_at,
+                                     updated_at)
             SELECT 'person' || n || '@example.org', 'person' || n || '@example.org',
                    md5('person' || n), 'Person ' || n,
                    (ARRAY['CR','NI','SV','HN','GT','BZ','MX','PA'])[1 + n % 8],
-                   (ARRAY['en','es'])[1 + (n / 8) % 2], 'active', '{}', now(), now()
+                   (ARRAY['en','es'])[1 + (n / 8) % 2], 'active', '{}',
+                   substr(md5(random()::text), 1, 22), now(), now()
             FROM generate_series(:first, :first + :count - 1) AS n
         """), {"count": count, "first": first})
     engine.dispose()

@@ -52,6 +52,7 @@ LANGUAGES = ("en", "es", "fr")
 COUNTRIES = DEMO_COUNTRIES  # ten
 SENDER = Sender(name="Boletín Regional", postal_address="Apartado 123-1000, San José, Costa Rica")
 BASE_URL = "https://news.example.org"
+SALT = "bench-salt"
 SECRET = "bench-secret"
 
 # Compiles every source `rounds` times in one process; prints per-round totals (ms).
@@ -182,10 +183,10 @@ def bench_variants(content: IssueContent, variants: Sequence[Variant], rounds: i
 
 
 def bench_recipient(rendered: Rendered, n: int = 20_000) -> None:
-    unsubscribe, preferences = subscriber_links(BASE_URL, SECRET, 12345)
+    unsubscribe, preferences = subscriber_links(BASE_URL, SECRET, 12345, SALT)
     personalise_s = _per_call(lambda: personalise(rendered, unsubscribe_url=unsubscribe,
                                                   preferences_url=preferences), n)
-    links_s = _per_call(lambda: subscriber_links(BASE_URL, SECRET, 12345), n // 4)
+    links_s = _per_call(lambda: subscriber_links(BASE_URL, SECRET, 12345, SALT), n // 4)
     headers = mime.Headers(
         from_name=SENDER.name, from_email="news@example.org", to_name="María Pérez",
         to_email="maria@example.org", message_id="<demo.1@example.org>",

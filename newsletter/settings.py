@@ -6,13 +6,53 @@ an SQLite file and an outbox directory under `./var/`, tasks run in-process.
 
 from __future__ import annotations
 
+import re
+from email import policy
+from email.errors import ObsoleteHeaderDefect
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from email_validator import EmailNotValidError, validate_email
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
+
+from newsletter.errors import NewsletterError
 
 DEV_SECRET = "dev-only-secret-change-me"
+MAX_HEADER_NAME = 200  # characters in the sender's (or Reply-To's) display name
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED_ADDRESS = re.compile(r"(?:(?P<name>.*?)\s*<(?P<address>[^<>]*)>|(?P<bare>[^<>]*))")
+
+
+class SettingsError(NewsletterError):
+    """NEWSLETTER_* variables the program cannot run with; the message names each one."""
+
+
+def _header_problem(value: str) -> str | None:
+    """Why `value` cannot go into a mail header as it is (None: it can)."""
+    if _CONTROL.search(value):
+        return "contains a line break or control character, which would start a new header"
+    if "=?" in value:
+        return "contains '=?', which mail programs would decode as an encoded-word (RFC 2047)"
+    return None
+
+
+def _address_problem(address: str) -> str | None:
+    if not address.isascii():
+        return "is not ASCII (write an internationalised domain in its xn-- form)"
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return f"is not an email address ({exc})"
+    return None
+
+
+def _name_problem(name: str) -> str | None:
+    if len(name) > MAX_HEADER_NAME:
+        return f"is longer than {MAX_HEADER_NAME} characters"
+    return _header_problem(name)
 
 
 class Settings(BaseSettings):
@@ -59,6 +99,52 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
+    @field_validator("sender_name")
+    @classmethod
+    def _one_line_name(cls, value: str) -> str:
+        value = value.strip()
+        problem = _name_problem(value)
+        if problem:
+            raise ValueError(
+                f"NEWSLETTER_SENDER_NAME: {value[:80]!r} {problem}: set the name readers "
+                f"see the newsletter come from, on one line, at most {MAX_HEADER_NAME} "
+                "characters"
+            )
+        return value
+
+    @field_validator("sender_email")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        value = value.strip()
+        problem = _header_problem(value) or _address_problem(value)
+        if problem:
+            raise ValueError(
+                f"NEWSLETTER_SENDER_EMAIL: {value[:80]!r} {problem}: set the one address "
+                "the newsletter is sent from, e.g. news@example.org"
+            )
+        return value
+
+    @field_validator("reply_to")
+    @classmethod
+    def _one_reply_address(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        problem = _header_problem(value)
+        if problem is None:
+            found = _NAMED_ADDRESS.fullmatch(value)
+            assert found is not None  # the pattern matches any text without a line break
+            address = found["address"] if found["bare"] is None else found["bare"]
+            problem = _address_problem(address.strip()) or _name_problem(found["name"] or "")
+            if problem is None and not _one_mailbox(value, address.strip()):
+                problem = "is not one address (put a name that has a comma in quotes)"
+        if problem:
+            raise ValueError(
+                f"NEWSLETTER_REPLY_TO: {value[:80]!r} {problem}: set one address, e.g. "
+                'desk@example.org or "News desk <desk@example.org>", or leave it empty'
+            )
+        return value
+
     def insecure_for_mailing(self) -> str | None:
         """Why these settings must not mail real people, or None when they may (the
         outbox mails nobody, so only an SMTP relay makes the development secret unsafe)."""
@@ -95,7 +181,37 @@ class Settings(BaseSettings):
         return self.sender_email.rpartition("@")[2] or "localhost"
 
 
+def _one_mailbox(value: str, address: str) -> bool:
+    """Whether the email package reads `value` as exactly the one mailbox `address`."""
+    try:
+        header: Any = policy.SMTP.header_factory("Reply-To", value)
+        mailboxes = header.addresses
+    except Exception:  # the stdlib parser raises AttributeError, IndexError... on odd text
+        return False
+    harmful = [d for d in header.defects if not isinstance(d, ObsoleteHeaderDefect)]
+    return len(mailboxes) == 1 and mailboxes[0].addr_spec == address and not harmful
+
+
+def load_settings(**values: Any) -> Settings:
+    """Settings from the environment (and `values`), or a SettingsError that names each
+    NEWSLETTER_* variable that is wrong and why, instead of pydantic's report."""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            cause = (error.get("ctx") or {}).get("error")
+            message = str(cause) if isinstance(cause, ValueError) else error["msg"]
+            if not message.startswith("NEWSLETTER_"):
+                field = "_".join(str(part) for part in error["loc"][:1]).upper()
+                message = f"NEWSLETTER_{field}: {message}"
+            problems.append(message)
+        raise SettingsError("; ".join(problems)) from None
+    except SourceError as exc:  # a list or number that does not parse
+        raise SettingsError(f"{exc} (NEWSLETTER_* variables)") from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; entry points read it once and pass pieces down."""
-    return Settings()
+    return load_settings()

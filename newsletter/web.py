@@ -36,14 +36,15 @@ from newsletter import geo
 from newsletter.db import ensure_schema, make_engine, session_factory, transaction
 from newsletter.errors import NewsletterError
 from newsletter.i18n import language_name
+from newsletter.issues import SLUG
 from newsletter.models import Issue, IssueVariant
 from newsletter.render import Rendered, personalise
-from newsletter.settings import DEV_SECRET, Settings
+from newsletter.settings import DEV_SECRET, Settings, load_settings
 from newsletter.templating import environment
 from subscribers.countries import fold
 from subscribers.models import Subscriber
 from subscribers.people import confirm, lists_of, unsubscribe, update_subscriber
-from subscribers.tokens import make_token, read_token
+from subscribers.tokens import make_token, read_token, token_id
 from subscribers.validate import InvalidValue
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -146,15 +147,20 @@ class Site:
         return found or self.settings.default_language
 
     def person(self, session: Session, token: str, purpose: str) -> Subscriber:
-        """The subscriber a token names, or a 404 that says nothing about why."""
-        subscriber_id = read_token(self.settings.secret_key, token, purpose)
+        """The subscriber a token was made for, or a 404 that says nothing about why.
+
+        The token is checked against the row its id names, with that row's salt: a link
+        mailed to someone whose id now belongs to someone else does not verify.
+        """
+        subscriber_id = token_id(token)
         person = None if subscriber_id is None else session.get(Subscriber, subscriber_id)
-        if person is None:
+        if person is None or read_token(self.settings.secret_key, token, purpose,
+                                        person.token_salt) != person.id:
             abort(404)
         return person
 
     def token(self, person: Subscriber, purpose: str) -> str:
-        return make_token(self.settings.secret_key, person.id, purpose)
+        return make_token(self.settings.secret_key, person.id, purpose, person.token_salt)
 
     # --- routes --------------------------------------------------------------------
 
@@ -238,6 +244,9 @@ class Site:
         country = "" if focus == "regional" else focus
         if country and not (len(country) == 2 and country.isascii() and country.isupper()):
             abort(404)
+        # only names we could have made reach the database (PostgreSQL refuses a NUL)
+        if not (SLUG.fullmatch(slug) and language.isascii() and language.isalnum()):
+            abort(404)
         with self.sessions() as session:
             row = session.scalar(
                 select(IssueVariant)
@@ -290,10 +299,11 @@ def _secure_headers(response: Response) -> Response:
 def create_app(settings: Settings | None = None) -> Flask:
     """The WSGI app, with one engine and sessionmaker for all requests.
 
-    Raises WebConfigError for settings that must not face the public (see
-    `check_settings`), before touching the database.
+    Raises SettingsError for NEWSLETTER_* variables that do not load, WebConfigError for
+    settings that must not face the public (see `check_settings`), before touching the
+    database.
     """
-    settings = settings or Settings()
+    settings = settings or load_settings()
     check_settings(settings)
     engine = make_engine(settings.resolved_database_url)
     ensure_schema(engine)

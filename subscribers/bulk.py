@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 from newsletter.errors import NewsletterError
 from subscribers.models import STICKY_STATUSES
 from subscribers.rows import SubscriberRow
+from subscribers.tokens import new_salt
 
 _COLUMNS = ("email", "email_key", "email_hash", "name", "country", "language", "status",
-            "attributes", "consent_at", "consent_method", "consent_text")
+            "attributes", "consent_at", "consent_method", "consent_text", "token_salt")
 _EXISTING = ("id, email_key, name, country, language, status, attributes, created_at, "
              "updated_at")
 SQLITE_CHECKPOINT_PAGES = 1000  # SQLite's default
@@ -153,7 +154,8 @@ class _Bulk:
         self.cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS import_rows (email text, email_key text, "
             "email_hash text, name text, country text, language text, status text, "
-            "attributes text, consent_at timestamp, consent_method text, consent_text text) "
+            "attributes text, consent_at timestamp, consent_method text, consent_text text, "
+            "token_salt text) "
             "ON COMMIT DROP"
         )
         self.cursor.execute("TRUNCATE import_rows")
@@ -264,7 +266,7 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
                 r.status or new_status, db.dumps(r.attributes) if r.attributes else "{}",
                 db.time(r.consent_at) if r.consent_at else this_run,
                 r.consent_method or s.consent_method, r.consent_text or s.consent_text,
-                this_run, this_run,
+                new_salt(), this_run, this_run,
             ))
             continue
         change, reactivated = _decide(db, r, current, s)

@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from newsletter.db import Base, utcnow
+from subscribers.tokens import new_salt
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 # a re-import never undoes these: the person asked, or their mailbox refused us
@@ -53,6 +54,9 @@ class Subscriber(Base):
     consent_text: Mapped[str | None] = mapped_column(String(50))  # version of the wording
     # when the last double opt-in request went out (None: never)
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # signed into this person's links (subscribers.tokens): ids are reused, salts are not.
+    # No server default: an INSERT that forgets it fails instead of making guessable links
+    token_salt: Mapped[str] = mapped_column(String(32), default=new_salt)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

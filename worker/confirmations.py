@@ -59,10 +59,11 @@ def render_confirmation(
 
 def _message(settings: Settings, person: Subscriber) -> tuple[bytes, str]:
     s = settings
-    unsubscribe_url, _ = subscriber_links(s.public_base_url, s.secret_key, person.id)
+    salt = person.token_salt
+    unsubscribe_url, _ = subscriber_links(s.public_base_url, s.secret_key, person.id, salt)
     rendered = render_confirmation(
         sender_from(s), person.language, person.name,
-        confirm_link(s.public_base_url, s.secret_key, person.id), unsubscribe_url,
+        confirm_link(s.public_base_url, s.secret_key, person.id, salt), unsubscribe_url,
         s.template_dir,
     )
     mid = f"<confirm.{person.id}.{int(utcnow().timestamp() * 1000)}@{s.sender_domain}>"

@@ -234,7 +234,7 @@ def _attempt(
     mid = message_id(issue.slug, row.delivery_id, settings.sender_domain)
     try:
         unsubscribe, preferences = subscriber_links(
-            settings.public_base_url, settings.secret_key, row.subscriber_id
+            settings.public_base_url, settings.secret_key, row.subscriber_id, row.token_salt
         )
         message = _template(runtime, session, issue, row.variant).render(
             Recipient(row.name, row.email, mid, unsubscribe,

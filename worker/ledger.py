@@ -44,6 +44,7 @@ class Claimed:
     email: str
     name: str
     subscriber_id: int
+    token_salt: str  # signed into the subscriber's links (subscribers.tokens)
     variant: Variant
     attempts: int
     first_attempt_at: datetime
@@ -192,15 +193,16 @@ def claim(
         return []
     rows = session.execute(
         select(Delivery.id, Subscriber.email, Subscriber.name, Subscriber.id,
-               Delivery.language, Delivery.country, Delivery.attempts,
-               Delivery.first_attempt_at)
+               Subscriber.token_salt, Delivery.language, Delivery.country,
+               Delivery.attempts, Delivery.first_attempt_at)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.id.in_(ids))
         .order_by(Delivery.id)
     )
     return [
-        Claimed(did, email, name, sid, Variant(language, country), attempts, first or now)
-        for did, email, name, sid, language, country, attempts, first in rows
+        Claimed(did, email, name, sid, salt, Variant(language, country), attempts,
+                first or now)
+        for did, email, name, sid, salt, language, country, attempts, first in rows
     ]
 
 

@@ -25,6 +25,11 @@ from newsletter.render import Rendered
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SOFT_BREAK = b"=\r\n"
 _QP_LINE = 73  # URL chunk per encoded line: 73 + "=" stays within the 76 RFC 2045 allows
+_FOLD_AT = 78  # RFC 5322's recommended line length (998 octets is the hard limit)
+_PHRASE_LINE = 900  # an ASCII name longer than this (none we accept) is encoded and folded
+# UTF-8 octets per encoded-word: 60 in base64, 72 with "=?utf-8?b?" and "?=", so a word
+# and the space that folds before it stay within 78 octets (RFC 2047 allows 75 per word)
+_WORD_BYTES = 45
 
 
 def header_text(value: str) -> str:
@@ -75,10 +80,60 @@ def ascii_address(email: str) -> str:
     return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
 
 
+def _encoded_words(text: str) -> list[str]:
+    """`text` as RFC 2047 encoded-words of whole characters, each short enough to sit on
+    a line of its own within the 78 octets RFC 5322 recommends."""
+    raw = text.encode("utf-8")
+    if len(raw) <= _WORD_BYTES:  # the usual name: one word
+        return [f"=?utf-8?b?{binascii.b2a_base64(raw, newline=False).decode()}?="]
+    chunks: list[bytes] = []
+    chunk = b""
+    for char in text:  # never split a character between two words
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > _WORD_BYTES:
+            chunks.append(chunk)
+            chunk = b""
+        chunk += encoded
+    chunks.append(chunk)
+    return [f"=?utf-8?b?{binascii.b2a_base64(c, newline=False).decode()}?=" for c in chunks]
+
+
+def _fold_before_spaces(start: str, text: str) -> list[str]:
+    """`start + text` as lines of at most 78 octets where a space allows: each break goes
+    before a space, so unfolding (which removes only the CRLF) gives the text back,
+    inside a quoted string too (RFC 5322 section 3.2.4)."""
+    first, *rest = re.split(r"(?= )", text)
+    lines, line = [], start + first
+    for part in rest:  # each starts with its space
+        if len(line) + len(part) > _FOLD_AT and line.strip():
+            lines.append(line)
+            line = part
+        else:
+            line += part
+    lines.append(line)
+    return lines
+
+
 def _address_header(name: str, display: str, email: str) -> bytes:
-    """An address header in a few µs (per recipient): RFC 2047 for non-ASCII names."""
-    value = formataddr((header_text(display), ascii_address(email)), charset="utf-8")
-    return f"{name}: {value}\r\n".replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")
+    """An address header in a few µs (per recipient), folded by octets so that no line
+    comes near the 998 octets SMTP allows (a 200-character name of 4-byte characters is
+    800 octets before encoding): an ASCII name as it is, broken before spaces; any other
+    as RFC 2047 encoded-words, one per line. The address goes on a line of its own when
+    it would take the line past 78."""
+    address = ascii_address(email)
+    display = header_text(display)
+    if not display:
+        return f"{name}: {address}\r\n".encode("ascii")
+    phrase = formataddr((display, "@")).removesuffix(" <@>") if display.isascii() else ""
+    lines = _fold_before_spaces(f"{name}: ", phrase) if phrase else []
+    if not lines or max(len(line) for line in lines) > _PHRASE_LINE:
+        words = _encoded_words(display)
+        lines = [f"{name}: {words[0]}", *(f" {word}" for word in words[1:])]
+    if len(lines[-1]) + len(address) + 3 <= _FOLD_AT:
+        lines[-1] += f" <{address}>"
+    else:
+        lines.append(f" <{address}>")
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
 def _qp(text: str) -> bytes:

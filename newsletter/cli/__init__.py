@@ -31,7 +31,7 @@ from newsletter.cli.subscribers import subscribers
 from newsletter.cli.suppressions import suppressions
 from newsletter.cli.web import serve
 from newsletter.db import upgrade
-from newsletter.settings import Settings
+from newsletter.settings import SettingsError, load_settings
 
 
 @click.group(
@@ -60,7 +60,11 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = App(Settings())
+    try:
+        settings = load_settings()
+    except SettingsError as exc:  # which NEWSLETTER_* variable, and why: no traceback
+        raise click.ClickException(str(exc)) from exc
+    ctx.obj = App(settings)
 
 
 @cli.group()

@@ -78,6 +78,7 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedire
 class Site:
     base: str  # where the test server listens
     settings: Settings
+    sessions: sessionmaker[Session]
 
     def url(self, link: str) -> str:
         """A link as mailed (https://news.example.org/...), pointed at the test server."""
@@ -117,13 +118,15 @@ def people(sessions: sessionmaker[Session], settings: Settings) -> dict[str, int
 
 
 @pytest.fixture
-def site(settings: Settings, people: dict[str, int]) -> Iterator[Site]:
+def site(
+    settings: Settings, sessions: sessionmaker[Session], people: dict[str, int]
+) -> Iterator[Site]:
     app = create_app(settings)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Site(f"http://127.0.0.1:{server.port}", settings)
+        yield Site(f"http://127.0.0.1:{server.port}", settings, sessions)
     finally:
         server.shutdown()
         server.server_close()
@@ -137,8 +140,29 @@ def _reset_runtime() -> Iterator[None]:
     configure(None)
 
 
-def links(settings: Settings, subscriber_id: int) -> tuple[str, str]:
-    return subscriber_links(settings.public_base_url, settings.secret_key, subscriber_id)
+def salt_of(sessions: sessionmaker[Session], subscriber_id: int) -> str:
+    with sessions() as session:
+        person = session.get(Subscriber, subscriber_id)
+        assert person is not None
+        return person.token_salt
+
+
+def links(site: Site, subscriber_id: int) -> tuple[str, str]:
+    s = site.settings
+    return subscriber_links(s.public_base_url, s.secret_key, subscriber_id,
+                            salt_of(site.sessions, subscriber_id))
+
+
+def token(site: Site, subscriber_id: int, purpose: str, secret: str = "") -> str:
+    """The token an email to this subscriber carries (signed with `secret` if given)."""
+    return make_token(secret or site.settings.secret_key, subscriber_id, purpose,
+                      salt_of(site.sessions, subscriber_id))
+
+
+def confirm_url(site: Site, subscriber_id: int) -> str:
+    s = site.settings
+    return confirm_link(s.public_base_url, s.secret_key, subscriber_id,
+                        salt_of(site.sessions, subscriber_id))
 
 
 def status_of(sessions: sessionmaker[Session], email: str) -> tuple[str, list[str]]:
@@ -173,7 +197,7 @@ def assert_private(reply: Reply) -> None:
 def test_get_asks_and_unsubscribes_nobody(
     site: Site, sessions: sessionmaker[Session], people: dict[str, int]
 ) -> None:
-    unsubscribe, preferences = links(site.settings, people["ana@example.org"])
+    unsubscribe, preferences = links(site, people["ana@example.org"])
     reply = site.get(unsubscribe)
     assert reply.status == 200
     assert_private(reply)
@@ -189,7 +213,7 @@ def test_get_asks_and_unsubscribes_nobody(
 def test_one_click_post_unsubscribes_without_cookies_or_redirect_and_is_idempotent(
     site: Site, sessions: sessionmaker[Session], people: dict[str, int]
 ) -> None:
-    unsubscribe, _ = links(site.settings, people["ana@example.org"])
+    unsubscribe, _ = links(site, people["ana@example.org"])
     for _attempt in range(2):
         reply = site.post(unsubscribe, ONE_CLICK)
         assert reply.status == 200, reply.body
@@ -199,7 +223,7 @@ def test_one_click_post_unsubscribes_without_cookies_or_redirect_and_is_idempote
         assert status_of(sessions, "ana@example.org") == (
             "unsubscribed", ["unsubscribed", "unsubscribed"])
     # the page's own button: a plain form post, with an empty body
-    bob, _ = links(site.settings, people["bob@example.org"])
+    bob, _ = links(site, people["bob@example.org"])
     reply = site.post(bob)
     assert reply.status == 200 and '<html lang="en">' in reply.body
     assert "You are unsubscribed" in reply.body
@@ -210,26 +234,26 @@ def test_links_that_do_not_verify_are_404_and_name_no_address(
     site: Site, sessions: sessionmaker[Session], people: dict[str, int]
 ) -> None:
     s, ana = site.settings, people["ana@example.org"]
-    good = make_token(s.secret_key, ana, "unsubscribe")
+    good = token(site, ana, "unsubscribe")
     tokens = [
-        make_token("another-secret", ana, "unsubscribe"),
-        make_token(s.secret_key, ana, "preferences"),  # another purpose
+        token(site, ana, "unsubscribe", "another-secret"),
+        token(site, ana, "preferences"),  # another purpose
         good[:-1] + ("A" if good[-1] != "A" else "B"),  # tampered signature
         f"{people['bob@example.org']}.{good.partition('.')[2]}",  # another subscriber's id
-        make_token(s.secret_key, 999_999, "unsubscribe"),  # nobody (erased)
+        make_token(s.secret_key, 999_999, "unsubscribe", ""),  # nobody (erased)
         "not-a-token",
     ]
-    for token in tokens:
-        link = f"{s.public_base_url}/u/{token}"
+    for bad in tokens:
+        link = f"{s.public_base_url}/u/{bad}"
         for reply in (site.get(link), site.post(link, ONE_CLICK)):
-            assert reply.status == 404, token
+            assert reply.status == 404, bad
             assert "This link is not valid" in reply.body
             assert "example.org" not in reply.body and "***" not in reply.body
             assert_private(reply)
     assert status_of(sessions, "ana@example.org")[0] == "active"
     assert status_of(sessions, "bob@example.org")[0] == "active"
     # preferences tokens are checked the same way
-    reply = site.get(f"{s.public_base_url}/p/{make_token(s.secret_key, ana, 'unsubscribe')}")
+    reply = site.get(f"{s.public_base_url}/p/{token(site, ana, 'unsubscribe')}")
     assert reply.status == 404
 
 
@@ -273,7 +297,7 @@ def planned(sessions: sessionmaker[Session], slug: str = SLUG) -> set[str]:
 def test_confirm_get_only_asks_and_post_confirms_without_redirect(
     site: Site, sessions: sessionmaker[Session], fay: int
 ) -> None:
-    link = confirm_link(site.settings.public_base_url, site.settings.secret_key, fay)
+    link = confirm_url(site, fay)
     assert "fay@example.org" not in planned(sessions)
     for _scanner in range(2):
         asked = site.get(link)
@@ -304,7 +328,7 @@ def test_an_old_confirmation_link_does_not_resubscribe(
 ) -> None:
     with sessions() as session, session.begin():
         unsubscribe(session, "fay@example.org")
-    link = confirm_link(site.settings.public_base_url, site.settings.secret_key, fay)
+    link = confirm_url(site, fay)
     reply = site.post(link)
     assert reply.status == 200 and "Su suscripción está confirmada" not in reply.body
     assert status_of(sessions, "fay@example.org") == ("unsubscribed", ["unsubscribed"])
@@ -334,15 +358,15 @@ def test_confirmation_links_that_do_not_verify_are_404(
     site: Site, sessions: sessionmaker[Session], fay: int, people: dict[str, int]
 ) -> None:
     s = site.settings
-    good = make_token(s.secret_key, fay, "confirm")
-    for token in (make_token(s.secret_key, fay, "unsubscribe"),
-                  make_token("another-secret", fay, "confirm"),
-                  good[:-1] + ("A" if good[-1] != "A" else "B"),
-                  f"{people['bob@example.org']}.{good.partition('.')[2]}",
-                  make_token(s.secret_key, 999_999, "confirm"), "not-a-token"):
-        link = f"{s.public_base_url}/c/{token}"
+    good = token(site, fay, "confirm")
+    for bad in (token(site, fay, "unsubscribe"),
+                token(site, fay, "confirm", "another-secret"),
+                good[:-1] + ("A" if good[-1] != "A" else "B"),
+                f"{people['bob@example.org']}.{good.partition('.')[2]}",
+                make_token(s.secret_key, 999_999, "confirm", ""), "not-a-token"):
+        link = f"{s.public_base_url}/c/{bad}"
         for reply in (site.get(link), site.post(link)):
-            assert reply.status == 404, token
+            assert reply.status == 404, bad
             assert "This link is not valid" in reply.body
             assert_private(reply)
     assert status_of(sessions, "fay@example.org") == ("pending", ["unconfirmed"])
@@ -354,7 +378,7 @@ def test_confirmation_links_that_do_not_verify_are_404(
 def test_preferences_change_language_country_and_lists(
     site: Site, sessions: sessionmaker[Session], people: dict[str, int]
 ) -> None:
-    unsubscribe, preferences = links(site.settings, people["ana@example.org"])
+    unsubscribe, preferences = links(site, people["ana@example.org"])
     form = site.get(preferences)
     assert form.status == 200
     assert_private(form)
@@ -391,7 +415,7 @@ def test_preferences_refuse_bad_values_with_400_and_change_nothing(
     site: Site, sessions: sessionmaker[Session], people: dict[str, int],
     body: bytes, message: str,
 ) -> None:
-    _, preferences = links(site.settings, people["bob@example.org"])
+    _, preferences = links(site, people["bob@example.org"])
     reply = site.post(preferences, body)
     assert reply.status == 400
     assert message in reply.body and 'role="alert"' in reply.body
@@ -493,9 +517,8 @@ def test_newsletter_serve_serves(settings: Settings, tmp_path: Path) -> None:
 def test_every_page_passes_html_validate_with_the_accessibility_rules(
     site: Site, people: dict[str, int], tmp_path: Path
 ) -> None:
-    unsubscribe, preferences = links(site.settings, people["carla@example.org"])
-    confirm = confirm_link(site.settings.public_base_url, site.settings.secret_key,
-                           people["carla@example.org"])
+    unsubscribe, preferences = links(site, people["carla@example.org"])
+    confirm = confirm_url(site, people["carla@example.org"])
     pages = {
         "unsubscribe.html": site.get(unsubscribe),
         "preferences.html": site.get(preferences),

@@ -68,19 +68,22 @@ def test_pending_people_get_one_request_in_their_language_with_their_link(
 
     ana = sent["ana@example.org"]
     assert ana["Subject"] == "Confirme su suscripción a Boletín Regional"
-    link = confirm_link(settings.public_base_url, settings.secret_key, people["ana@example.org"])
+    with sessions() as session:
+        salts = {email: find(session, email).token_salt for email in people}
+    link = confirm_link(settings.public_base_url, settings.secret_key, people["ana@example.org"],
+                        salts["ana@example.org"])
     assert link.startswith("https://news.example.org/c/")
     assert link in body(ana, "plain") and f'href="{link}"' in body(ana, "html")
     assert "Hola, Ana Rodríguez:" in body(ana, "plain")
     assert '<html lang="es">' in body(ana, "html")
     unsubscribe, _ = subscriber_links(settings.public_base_url, settings.secret_key,
-                                      people["ana@example.org"])
+                                      people["ana@example.org"], salts["ana@example.org"])
     assert ana["List-Unsubscribe"] == f"<{unsubscribe}>"
 
     bob = sent["bob@example.org"]
     assert bob["Subject"] == "Please confirm your subscription to Boletín Regional"
     bob_link = confirm_link(settings.public_base_url, settings.secret_key,
-                            people["bob@example.org"])
+                            people["bob@example.org"], salts["bob@example.org"])
     assert bob_link in body(bob, "plain") and link not in body(bob, "plain")
     with sessions() as session:
         assert find(session, "ana@example.org").confirmation_sent_at is not None

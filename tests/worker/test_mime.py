@@ -5,17 +5,22 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import email.utils
 import re
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from newsletter.render import Rendered
 from subscribers.tokens import subscriber_links
 from subscribers.validate import InvalidValue, normalise_email
+from tests.servers import SmtpServer
 from worker.mime import Headers, build_message, header_text, message_id
+from worker.transports import Envelope, SMTPTransport
 
 SUBJECT = "Noticias de octubre — edición especial"
 TEXT = (
@@ -196,7 +201,8 @@ def test_non_ascii_local_part_is_refused_at_import_not_at_send() -> None:
 
 
 def test_long_list_unsubscribe_url_is_not_encoded() -> None:
-    url, _ = subscriber_links("https://www.boletin-regional.example.org/newsletter", "s", 123456)
+    url, _ = subscriber_links("https://www.boletin-regional.example.org/newsletter", "s", 123456,
+                              "")
     assert len(url) == 85
     headers = raw_headers(build(unsubscribe_url=url))
     assert headers["list-unsubscribe"] == [f"<{url}>"]
@@ -284,3 +290,81 @@ def test_header_text_leaves_no_line_break_or_encoded_word(value: str) -> None:
     assert "=?" not in cleaned
     assert not re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", cleaned)
     assert cleaned == cleaned.strip()
+
+
+# --- long names: folded by octets -----------------------------------------------------------
+
+FOUR_BYTE_NAME = "𝔸" * 200  # 200 characters (the most a name may have), 800 octets in UTF-8
+LONG_NAMES = [
+    FOUR_BYTE_NAME,
+    "José " + "𝔸ñ " * 66,
+    "María  de los Ángeles " * 9,  # a double space, on a fold
+    "A" * 200,
+    'Ana "la jefa" O\'Neil, Jr. (ONU) \\ ' * 6,
+]
+
+
+def decoded_address(raw: bytes, header: str) -> tuple[str, str]:
+    """(display name, address) as a reader gets them. Encoded-words are decoded with
+    `decode_header`, which ignores the white space between adjacent encoded-words (RFC 2047
+    section 6.2); the modern parser of this Python keeps a space at every fold between
+    encoded-words in an address (CPython gh-128110, fixed later), and the legacy
+    `getaddresses` mangles some escaped quotes, so each reads what it reads right."""
+    (address,) = parse(raw)[header].addresses
+    (value,) = raw_headers(raw)[header.lower()]
+    if "=?utf-8?" not in value:
+        return address.display_name, address.addr_spec
+    phrase = value.rpartition(" <")[0]
+    return str(make_header(decode_header(phrase))), address.addr_spec
+
+
+def header_lines(raw: bytes) -> list[bytes]:
+    return raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+@pytest.mark.parametrize("name", LONG_NAMES)
+def test_a_long_name_is_folded_within_the_line_limits_and_decodes_back(name: str) -> None:
+    raw = build(to_name=name, from_name=name)
+    lines = header_lines(raw)
+    assert max(len(line) for line in lines) <= 998
+    if " " in name or not name.isascii():  # a word of 200 letters cannot be broken
+        assert max(len(line) for line in lines if not line.startswith(b"Subject")) <= 78
+    assert decoded_address(raw, "To") == (header_text(name), "jose@example.com")
+    assert decoded_address(raw, "From") == (header_text(name), "news@example.org")
+    msg = parse(raw)
+    assert not msg.defects and set(msg.keys()) == EXPECTED_HEADERS
+    for header in ("To", "From"):
+        (address,) = msg[header].addresses
+        assert address.display_name.replace(" ", "") == header_text(name).replace(" ", "")
+
+
+def test_the_issue_8_name_made_a_to_line_over_998_octets() -> None:
+    """The exact case: 200 four-byte characters were one 1,090-octet encoded-word."""
+    raw = build(to_name=FOUR_BYTE_NAME)
+    to = [line for line in header_lines(raw) if line.startswith(b"To:")]
+    assert len(to) == 1 and len(to[0]) <= 78
+    assert decoded_address(raw, "To")[0] == FOUR_BYTE_NAME
+    assert parse(raw)["To"].addresses[0].display_name.replace(" ", "") == FOUR_BYTE_NAME
+
+
+@pytest.mark.fuzz
+@given(name=st.text(st.characters(codec="utf-8"), max_size=200))
+def test_any_name_gives_header_lines_within_998_octets_that_decode_back(name: str) -> None:
+    raw = build(to_name=name, from_name=name)
+    assert raw.isascii()
+    assert max(len(line) for line in header_lines(raw)) <= 998
+    assert decoded_address(raw, "To") == (header_text(name), "jose@example.com")
+    assert decoded_address(raw, "From") == (header_text(name), "news@example.org")
+
+
+def test_a_long_name_goes_through_a_real_smtp_server(smtp_server: SmtpServer) -> None:
+    """SMTP allows 1,000 octets per line, CRLF included; the server refuses longer ones."""
+    raw = build(to_name=FOUR_BYTE_NAME, from_name=FOUR_BYTE_NAME)
+    transport = SMTPTransport(smtp_server.url)
+    try:
+        reply = transport.send(Envelope("news@example.org", "jose@example.com", raw, "<m@x>"))
+    finally:
+        transport.close()
+    assert reply.startswith("250")
+    (received,) = smtp_server.wait_for_messages(1)
+    assert decoded_address(received.content, "To")[0] == FOUR_BYTE_NAME
