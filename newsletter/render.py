@@ -285,6 +285,9 @@ def _culprit(
         plain = {"title": replace(alone, title="title"), "place": replace(alone, place=None),
                  "paragraphs": replace(alone, paragraphs=("paragraph",)),
                  "url": replace(alone, url=None)}
+        if fails(replace(alone, title="title", place=None, paragraphs=("paragraph",),
+                         url=None)):
+            return None  # even a plain item fails: not this item's fault
         for field_name, made_plain in plain.items():
             if not fails(made_plain):
                 language = f" ({shown.language} text)" if shown.language != item.language else ""
