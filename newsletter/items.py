@@ -27,6 +27,9 @@ class ItemImportReport:
     unchanged: int
     kept: int = 0  # items whose file changed a field a person had edited: the edit stayed
     refound: int = 0  # items found again by date and first paragraph (their title changed)
+    # new items with the date and place of a stored item this import did not touch: an
+    # item whose title and first paragraph both changed, perhaps (ids of the stored ones)
+    lookalikes: tuple[int, ...] = ()
 
 
 def read_items(
@@ -106,6 +109,7 @@ def store_items(session: Session, parsed: Sequence[ParsedItem]) -> ItemImportRep
         by_print.setdefault(found.fingerprint or "", found)
     claimed = {found.id for found in existing.values()}
     added = updated = unchanged = kept = refound = 0
+    fresh: list[Item] = []
     for key, p in by_key.items():
         item = existing.get(key)
         if item is None:
@@ -119,6 +123,7 @@ def store_items(session: Session, parsed: Sequence[ParsedItem]) -> ItemImportRep
                         edited="", **_source_fields(p))
             session.add(item)
             _set_translations(item, p.translations)
+            fresh.append(item)
             added += 1
             continue
         claimed.add(item.id)
@@ -138,7 +143,23 @@ def store_items(session: Session, parsed: Sequence[ParsedItem]) -> ItemImportRep
         unchanged += not changed
         kept += overruled
     session.flush()
-    return ItemImportReport(added, updated, unchanged, kept, refound)
+    return ItemImportReport(added, updated, unchanged, kept, refound,
+                            _lookalikes(session, fresh, claimed))
+
+
+def _lookalikes(session: Session, fresh: Sequence[Item], claimed: set[int]) -> tuple[int, ...]:
+    """Stored items, not in this import, with the date and place of a new one."""
+    wanted = {(item.published, item.place) for item in fresh if item.place}
+    if not wanted:
+        return ()
+    new = {item.id for item in fresh}
+    rows = session.execute(
+        select(Item.id, Item.published, Item.place)
+        .where(Item.published.in_({day for day, _ in wanted}))
+        .order_by(Item.id)
+    )
+    return tuple(row_id for row_id, day, place in rows
+                 if (day, place) in wanted and row_id not in new and row_id not in claimed)
 
 
 def _refresh(item: Item, p: ParsedItem) -> tuple[bool, bool]:

@@ -73,6 +73,10 @@ def _import_summary(read: int, report: ItemImportReport) -> str:
     if report.refound:
         line += (f"; {report.refound} found again by date and first paragraph (their title "
                  "changed in the file)")
+    if report.lookalikes:
+        shown = ", ".join(map(str, report.lookalikes))
+        line += (f"; new items share their date and place with item(s) {shown}: if a new "
+                 "one replaces an old one, `newsletter items delete` the old")
     if report.kept:
         line += (f"; {report.kept} kept a person's edits where the file changed the same "
                  "field (`items edit` to change them)")

@@ -204,3 +204,17 @@ def test_items_stored_before_the_upgrade_keep_what_differs_from_their_file(
     assert "0 added, 1 updated" in run(runner, "items", "import", str(news), "--language", "en")
     row = listed(runner)["2019-10-11"]
     assert row["countries"] == ["NI", "CR"] and row["paragraphs"][0].startswith("The new")
+
+
+def test_an_item_rewritten_in_the_file_is_new_but_its_lookalike_is_named(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    news = write(tmp_path / "news.txt", NEWS)
+    run(runner, "items", "import", str(news), "--language", "en")
+    old = ids(runner)["2019-10-10"]
+    write(news, NEWS.replace("Drought in Guanacaste", "Dry season").replace(
+        "Farmers in the north report", "Northern farmers report"))
+    output = run(runner, "items", "import", str(news), "--language", "en")
+    assert "1 added, 0 updated, 1 already there" in output
+    assert f"new items share their date and place with item(s) {old}" in output
+    assert "newsletter items delete" in output
