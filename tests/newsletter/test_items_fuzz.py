@@ -9,6 +9,7 @@ NEWSLETTER_FUZZ_EXAMPLES=10000 makes the long run (see tests/conftest.py).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from datetime import date
@@ -27,7 +28,9 @@ from newsletter.issues import content_of, create_issue
 from newsletter.items import parse_bytes, store_items
 from newsletter.render import Sender, Variant, render_variant
 
-pytestmark = pytest.mark.fuzz
+# a long run (NEWSLETTER_FUZZ_EXAMPLES=10000) takes minutes: give it the time it needs
+EXAMPLES = int(os.environ.get("NEWSLETTER_FUZZ_EXAMPLES", "150"))
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(max(300, EXAMPLES // 5))]
 T = TypeVar("T")
 U = TypeVar("U")
 
