@@ -164,6 +164,7 @@ def content_of(issue: Issue) -> IssueContent:
                 countries=e.item.country_codes,
                 language=e.item.language,
                 url=e.item.url,
+                id=e.item.id,
                 translations={
                     lang: ItemText(t.title, t.place, t.paragraphs)
                     for lang, t in e.item.translations.items()

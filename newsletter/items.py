@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session
 
 from newsletter import geo
 from newsletter.errors import NewsletterError
+from newsletter.i18n import SOURCE_LANGUAGE
 from newsletter.ingest.jsonfile import parse_json
-from newsletter.ingest.model import ItemFormatError, ParsedItem, ParsedText
-from newsletter.ingest.text import parse_text
+from newsletter.ingest.language import detect_language
+from newsletter.ingest.model import ItemFormatError, ParsedItem, ParsedText, check_characters
+from newsletter.ingest.text import parse_text, split_dateline
 from newsletter.models import PARAGRAPH_SEPARATOR, Item, ItemTranslation
 
 
@@ -23,19 +25,34 @@ class ItemImportReport:
     added: int
     updated: int
     unchanged: int
+    kept: int = 0  # items whose file changed a field a person had edited: the edit stayed
+    refound: int = 0  # items found again by date and first paragraph (their title changed)
+    # new items with the date and place of a stored item this import did not touch: an
+    # item whose title and first paragraph both changed, perhaps (ids of the stored ones)
+    lookalikes: tuple[int, ...] = ()
 
 
-def read_items(path: Path, *, language: str = "en") -> list[ParsedItem]:
-    """Parse an item file by its extension (`.json`, anything else: the text format)."""
+def read_items(
+    path: Path, *, language: str | None = "en", among: Sequence[str] | None = None
+) -> list[ParsedItem]:
+    """Parse an item file by its extension (`.json`, anything else: the text format).
+
+    `language` None: detect each item's language (one of `among`, see
+    `newsletter.ingest.language`); a JSON item's own "language" field always wins.
+    """
     source = str(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ItemFormatError(source, "file", f"cannot be read: {exc.strerror}") from exc
-    return parse_bytes(raw, source, language=language, json=path.suffix.lower() == ".json")
+    return parse_bytes(raw, source, language=language, json=path.suffix.lower() == ".json",
+                       among=among)
 
 
-def parse_bytes(raw: bytes, source: str, *, language: str, json: bool) -> list[ParsedItem]:
+def parse_bytes(
+    raw: bytes, source: str, *, language: str | None, json: bool,
+    among: Sequence[str] | None = None,
+) -> list[ParsedItem]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -44,44 +61,141 @@ def parse_bytes(raw: bytes, source: str, *, language: str, json: bool) -> list[P
             source, f"line {line}", "is not valid UTF-8", "save the file as UTF-8"
         ) from exc
     if json:
-        return parse_json(text, source, default_language=language)
-    return parse_text(text, source, language=language)
+        items = parse_json(text, source, default_language=language or "")
+    else:
+        items = parse_text(text, source, language=language or "")
+    return [item if item.language else _detected(item, among) for item in items]
+
+
+def _detected(item: ParsedItem, among: Sequence[str] | None) -> ParsedItem:
+    """The item in the language its words are in; the first of `among` (or English)
+    when the detector is not sure."""
+    others = {language for language, _ in item.translations}
+    candidates = [c for c in among or () if c not in others] or None
+    found = detect_language(" ".join([item.title, *item.paragraphs]), candidates)
+    fallback = next(iter(candidates or ()), SOURCE_LANGUAGE)
+    return replace(item, language=found or fallback, detected=found is not None)
+
+
+def _source_fields(p: ParsedItem) -> dict[str, object]:
+    return {
+        "published": p.published,
+        "title": p.title,
+        "place": p.place,
+        "body": PARAGRAPH_SEPARATOR.join(p.paragraphs),
+        "language": p.language,
+        "url": p.url,
+        "countries": ",".join(p.countries),
+    }
 
 
 def store_items(session: Session, parsed: Sequence[ParsedItem]) -> ItemImportReport:
-    """Add new items and refresh changed ones; the same item twice is stored once."""
+    """Add new items and refresh those whose file changed; the same item twice is stored once.
+
+    An item is found again by its source key (date and title) or, when its title was
+    corrected in the file, by its fingerprint (date and first paragraph). A field a person
+    changed (`items edit`, `tag`, `translate`) keeps the person's value: only a change in
+    the file itself updates an item, and then only the fields nobody edited.
+    """
     by_key = {p.source_key: p for p in parsed}
     existing = {
         item.source_key: item
         for item in session.scalars(select(Item).where(Item.source_key.in_(list(by_key))))
     }
-    added = updated = unchanged = 0
+    by_print: dict[str, Item] = {}
+    prints = list({p.fingerprint for p in by_key.values()})
+    for found in session.scalars(select(Item).where(Item.fingerprint.in_(prints))
+                                 .order_by(Item.id)):
+        by_print.setdefault(found.fingerprint or "", found)
+    claimed = {found.id for found in existing.values()}
+    added = updated = unchanged = kept = refound = 0
+    fresh: list[Item] = []
     for key, p in by_key.items():
-        fields = {
-            "published": p.published,
-            "title": p.title,
-            "place": p.place,
-            "body": PARAGRAPH_SEPARATOR.join(p.paragraphs),
-            "language": p.language,
-            "url": p.url,
-            "countries": ",".join(p.countries),
-        }
         item = existing.get(key)
         if item is None:
-            item = Item(source_key=key, **fields)
+            candidate = by_print.get(p.fingerprint)
+            if (candidate is not None and candidate.id not in claimed
+                    and candidate.source_key not in by_key):
+                item = candidate
+                refound += 1
+        if item is None:
+            item = Item(source_key=key, source_hash=p.content_hash, fingerprint=p.fingerprint,
+                        edited="", **_source_fields(p))
             session.add(item)
             _set_translations(item, p.translations)
+            fresh.append(item)
             added += 1
-        elif all(getattr(item, k) == v for k, v in fields.items()) and not _set_translations(
-            item, p.translations
-        ):
+            continue
+        claimed.add(item.id)
+        if item.source_hash == p.content_hash and item.source_key == key:
             unchanged += 1
-        else:
-            for k, v in fields.items():
-                setattr(item, k, v)
-            updated += 1
+            continue
+        if item.source_hash is None:
+            # Stored before edits were recorded: what differs from the file can only be
+            # a person's correction, so it is marked as one and kept.
+            _adopt_legacy(item, p)
+            item.source_key, item.fingerprint = key, p.fingerprint
+            unchanged += 1
+            continue
+        changed, overruled = _refresh(item, p)
+        item.source_key, item.source_hash, item.fingerprint = key, p.content_hash, p.fingerprint
+        updated += changed
+        unchanged += not changed
+        kept += overruled
     session.flush()
-    return ItemImportReport(added, updated, unchanged)
+    return ItemImportReport(added, updated, unchanged, kept, refound,
+                            _lookalikes(session, fresh, claimed))
+
+
+def _lookalikes(session: Session, fresh: Sequence[Item], claimed: set[int]) -> tuple[int, ...]:
+    """Stored items, not in this import, with the date and place of a new one."""
+    wanted = {(item.published, item.place) for item in fresh if item.place}
+    if not wanted:
+        return ()
+    new = {item.id for item in fresh}
+    rows = session.execute(
+        select(Item.id, Item.published, Item.place)
+        .where(Item.published.in_({day for day, _ in wanted}))
+        .order_by(Item.id)
+    )
+    return tuple(row_id for row_id, day, place in rows
+                 if (day, place) in wanted and row_id not in new and row_id not in claimed)
+
+
+def _refresh(item: Item, p: ParsedItem) -> tuple[bool, bool]:
+    """Take the file's fields nobody edited: (anything changed, an edit was kept)."""
+    edited = item.edited_fields
+    changed = overruled = False
+    for name, value in _source_fields(p).items():
+        if getattr(item, name) == value:
+            continue
+        if name in edited:
+            overruled = True
+            continue
+        setattr(item, name, value)
+        changed = True
+    mine = {f.partition(":")[2] for f in edited if f.startswith("translation:")}
+    theirs = [(lang, t) for lang, t in p.translations if lang not in mine]
+    overruled |= len(theirs) < len(p.translations)
+    changed |= _set_translations(item, theirs)
+    return changed, overruled
+
+
+def _adopt_legacy(item: Item, p: ParsedItem) -> None:
+    """Record the file's hash for an item imported before hashes were kept."""
+    differs = [name for name, value in _source_fields(p).items()
+               if getattr(item, name) != value]
+    for language, text in p.translations:
+        current = item.translations.get(language)
+        body = PARAGRAPH_SEPARATOR.join(text.paragraphs)
+        if current is None:
+            item.translations[language] = ItemTranslation(
+                language=language, title=text.title, place=text.place, body=body
+            )
+        elif (current.title, current.place, current.body) != (text.title, text.place, body):
+            differs.append(f"translation:{language}")
+    item.mark_edited(*differs)
+    item.source_hash = p.content_hash
 
 
 def _set_translations(item: Item, translations: Sequence[tuple[str, ParsedText]]) -> bool:
@@ -135,6 +249,7 @@ def tag_item(session: Session, item_id: int, countries: Sequence[str]) -> Item:
         if code not in codes:
             codes.append(code)
     item.countries = ",".join(codes)
+    item.mark_edited("countries")
     session.flush()
     return item
 
@@ -148,7 +263,12 @@ def translate_item(
     paragraphs: Sequence[str],
     place: str | None = None,
 ) -> Item:
-    """Add or replace an item's text in `language`."""
+    """Add or replace an item's text in `language`.
+
+    A leading dateline ("San José. ...") is taken off the first paragraph, as the text
+    format does, and becomes the translation's place unless `place` is given: the email
+    prints the place itself before the first paragraph.
+    """
     item = get_item(session, item_id)
     language = language.strip().lower().split("-")[0]
     if language == item.language:
@@ -159,8 +279,15 @@ def translate_item(
     clean = [" ".join(p.split()) for p in paragraphs if p.strip()]
     if not title or not clean:
         raise NewsletterError("a translation needs a title and at least one paragraph")
-    text = ParsedText(title=title, paragraphs=tuple(clean), place=place or item.place)
+    fields = [("the title", title), ("the place", place),
+              *((f"paragraph {n}", p) for n, p in enumerate(clean, start=1))]
+    for what, value in fields:
+        check_characters(f"item {item_id}", f"{language} translation", what, value)
+    dateline, clean[0] = split_dateline(clean[0])
+    text = ParsedText(title=title, paragraphs=tuple(clean),
+                      place=place or dateline or item.place)
     _set_translations(item, [(language, text)])
+    item.mark_edited(f"translation:{language}")
     session.flush()
     return item
 
@@ -177,7 +304,8 @@ def list_items(
     if country:
         code = country.strip().upper()
         # countries are stored "CR,NI": match a whole code, not a substring
-        stmt = stmt.where(("," + Item.countries + ",").contains(f",{code},"))
+        # autoescape: "%" and "_" are characters here, not LIKE wildcards
+        stmt = stmt.where(("," + Item.countries + ",").contains(f",{code},", autoescape=True))
     if since is not None:
         stmt = stmt.where(Item.published >= since)
     if until is not None:

@@ -34,6 +34,12 @@ class Item(Base):
     url: Mapped[str | None] = mapped_column(String(2000))
     countries: Mapped[str] = mapped_column(String(200), default="")  # "CR,NI"
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # What the source file last said (ParsedItem.content_hash), how to find the item again
+    # when its title is corrected there (ParsedItem.fingerprint), and the fields a person
+    # changed since ("title,countries,translation:es"), which re-imports leave alone.
+    source_hash: Mapped[str | None] = mapped_column(String(64))
+    fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)
+    edited: Mapped[str] = mapped_column(String(300), default="", server_default="")
 
     translations: Mapped[dict[str, ItemTranslation]] = relationship(
         collection_class=attribute_keyed_dict("language"),
@@ -48,6 +54,14 @@ class Item(Base):
     @property
     def country_codes(self) -> list[str]:
         return [c for c in self.countries.split(",") if c]
+
+    @property
+    def edited_fields(self) -> set[str]:
+        return {f for f in self.edited.split(",") if f}
+
+    def mark_edited(self, *fields: str) -> None:
+        """Remember that a person set these fields: a re-import will not undo them."""
+        self.edited = ",".join(sorted(self.edited_fields | set(fields)))
 
 
 class ItemTranslation(Base):

@@ -69,6 +69,7 @@ class ItemView:
     language: str = "en"  # the language of title/place/paragraphs
     translations: Mapping[str, ItemText] = field(default_factory=dict)
     url: str | None = None  # "Read more" links here when set
+    id: int | None = None  # the stored item's id, for error messages
 
     def in_language(self, language: str) -> ItemView:
         """The item as a reader of `language` sees it: translated, or else the source text."""
@@ -231,11 +232,14 @@ def render_variant(
     browser" link out, and VIEW leaves a placeholder for `personalise` to fill.
     """
     check_templates(directory, variant.language)
-    env = environment(directory, variant.language)
-    context = _context(content, variant, sender, view_url)
-    context["subject"] = subject = _subject(directory, context)
-    html = mjml_to_html(env.get_template(HTML_TEMPLATE).render(context))
-    text = env.get_template(TEXT_TEMPLATE).render(context)
+    try:
+        subject, html, text = _render_parts(content, variant, sender, directory, view_url)
+    except Exception as exc:
+        culprit = _culprit(content, variant, sender, directory)
+        if culprit is None:
+            raise
+        raise RenderError(f"the {variant.label} variant cannot be rendered because of "
+                          f"{culprit}: {exc}") from exc
     size = len(html.encode())
     if size > HTML_LIMIT_BYTES:
         raise RenderError(
@@ -245,6 +249,51 @@ def render_variant(
     if size > HTML_WARN_BYTES:
         log.warning("the %s HTML is %s bytes, close to Gmail's clipping limit", variant.label, size)
     return Rendered(subject=subject, html=html, text=text)
+
+
+def _render_parts(
+    content: IssueContent, variant: Variant, sender: Sender, directory: Path | None,
+    view_url: str = "",
+) -> tuple[str, str, str]:
+    env = environment(directory, variant.language)
+    context = _context(content, variant, sender, view_url)
+    context["subject"] = subject = _subject(directory, context)
+    html = mjml_to_html(env.get_template(HTML_TEMPLATE).render(context))
+    text = env.get_template(TEXT_TEMPLATE).render(context)
+    return subject, html, text
+
+
+def _culprit(
+    content: IssueContent, variant: Variant, sender: Sender, directory: Path | None
+) -> str | None:
+    """Which item and field make a render fail: each item alone, then each of its fields
+    made plain. Only run after a failure, so its cost does not matter."""
+
+    def fails(item: ItemView) -> bool:
+        try:
+            _render_parts(replace(content, items=[item]), variant, sender, directory)
+        except Exception:
+            return True
+        return False
+
+    for item in content.items:
+        shown = item.in_language(variant.language)
+        alone = replace(shown, translations={})
+        if not fails(alone):
+            continue
+        name = f"item {item.id} ({shown.title[:60]!r})" if item.id else repr(shown.title[:60])
+        plain = {"title": replace(alone, title="title"), "place": replace(alone, place=None),
+                 "paragraphs": replace(alone, paragraphs=("paragraph",)),
+                 "url": replace(alone, url=None)}
+        if fails(replace(alone, title="title", place=None, paragraphs=("paragraph",),
+                         url=None)):
+            return None  # even a plain item fails: not this item's fault
+        for field_name, made_plain in plain.items():
+            if not fails(made_plain):
+                language = f" ({shown.language} text)" if shown.language != item.language else ""
+                return f"{name}, field {field_name}{language}"
+        return name
+    return None
 
 
 def personalise(

@@ -48,6 +48,7 @@ from newsletter.i18n import (
     translated_in,
     translations_for,
 )
+from newsletter.ingest.model import UNUSABLE
 
 HTML_TEMPLATE = "newsletter.mjml.j2"
 TEXT_TEMPLATE = "newsletter.txt.j2"
@@ -152,6 +153,16 @@ def environment(directory: Path | None, language: str) -> jinja2.Environment:
     return _environment(search_path(directory), translations_for(language, directory))
 
 
+def printable(value: Any) -> Any:
+    """Jinja's finalize: every value a template prints loses the characters no email can
+    carry (control characters, non-characters; see UNUSABLE). Imports refuse them, but an
+    item stored before that, or edited in the database, must not stop a whole issue."""
+    if isinstance(value, str) and UNUSABLE.search(value):
+        cleaned = UNUSABLE.sub("", value)
+        return Markup(cleaned) if isinstance(value, Markup) else cleaned
+    return value
+
+
 @lru_cache(maxsize=32)
 def _environment(search: tuple[Path, ...], translations: Translations) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -160,6 +171,7 @@ def _environment(search: tuple[Path, ...], translations: Translations) -> jinja2
             enabled_extensions=("mjml.j2", "mjml", "html.j2", "html"), default_for_string=True
         ),
         undefined=jinja2.StrictUndefined,
+        finalize=printable,
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],

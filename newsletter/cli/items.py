@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -11,7 +12,15 @@ import click
 
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.output import emit_json, json_option, table
-from newsletter.items import list_items, read_items, store_items, tag_item, translate_item
+from newsletter.item_edits import ItemChanges, delete_item, edit_item
+from newsletter.items import (
+    ItemImportReport,
+    list_items,
+    read_items,
+    store_items,
+    tag_item,
+    translate_item,
+)
 
 
 @click.group()
@@ -26,29 +35,52 @@ def items() -> None:
 
 @items.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--language", default="en", show_default=True,
-              help="Language the items are written in.")
+@click.option("--language", default=None,
+              help="Language the items are written in (default: detected for each item, "
+                   "among the configured languages).")
 @pass_app
 @user_errors
-def import_items(app: App, files: tuple[Path, ...], language: str) -> None:
+def import_items(app: App, files: tuple[Path, ...], language: str | None) -> None:
     """Import items from text-format or .json FILES.
 
     The text format is: a date line ("10 October, 2019"), a title line, then
     paragraphs separated by blank lines; the first paragraph may start with a
-    dateline ("San José. "). Re-importing a file adds nothing. A file with an
-    error imports nothing and the message names the line.
+    dateline ("San José. "). Each item's language is detected unless --language
+    (or a JSON item's "language") says it. Re-importing a file adds nothing, and
+    keeps what a person changed with `items edit`, `tag` or `translate`. A file
+    with an error imports nothing and the message names the line.
 
     \b
     Example:
       newsletter items import news-2019-10.txt more.json
+      newsletter items import noticias.txt --language es
     """
-    parsed = [item for path in files for item in read_items(path, language=language)]
+    among = app.settings.languages
+    parsed = [item for path in files
+              for item in read_items(path, language=language, among=among)]
     with app.transaction() as session:
         report = store_items(session, parsed)
-    click.echo(
-        f"{len(parsed)} items read: {report.added} added, {report.updated} updated, "
-        f"{report.unchanged} already there"
-    )
+    click.echo(_import_summary(len(parsed), report))
+    detected = Counter(item.language for item in parsed if item.detected)
+    if detected:
+        counts = ", ".join(f"{n} {lang}" for lang, n in sorted(detected.items()))
+        click.echo(f"languages detected: {counts} (--language sets it instead)")
+
+
+def _import_summary(read: int, report: ItemImportReport) -> str:
+    line = (f"{read} items read: {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} already there")
+    if report.refound:
+        line += (f"; {report.refound} found again by date and first paragraph (their title "
+                 "changed in the file)")
+    if report.lookalikes:
+        shown = ", ".join(map(str, report.lookalikes))
+        line += (f"; new items share their date and place with item(s) {shown}: if a new "
+                 "one replaces an old one, `newsletter items delete` the old")
+    if report.kept:
+        line += (f"; {report.kept} kept a person's edits where the file changed the same "
+                 "field (`items edit` to change them)")
+    return line
 
 
 @items.command("list")
@@ -134,3 +166,63 @@ def translate(app: App, item_id: int, language: str, title: str, body_file: Text
         translate_item(session, item_id, language, title=title, paragraphs=paragraphs,
                        place=place)
     click.echo(f"item {item_id}: {language} translation saved")
+
+
+@items.command("edit")
+@click.argument("item_id", type=int)
+@click.option("--title", default=None, help="The corrected title.")
+@click.option("--place", default=None, help='The dateline place ("" removes it).')
+@click.option("--body-file", type=click.File("r", encoding="utf-8"), default=None,
+              help="The paragraphs, separated by blank lines (- for stdin).")
+@click.option("--date", "published", default=None, help="Published on (2019-10-10).")
+@click.option("--url", default=None, help='The "Read more" address ("" removes it).')
+@click.option("--language", default=None, help="The language the item is written in.")
+@pass_app
+@user_errors
+def edit(app: App, item_id: int, title: str | None, place: str | None,
+         body_file: TextIO | None, published: str | None, url: str | None,
+         language: str | None) -> None:
+    """Correct item ITEM_ID; re-importing its file will not undo the change.
+
+    Issues already sent keep the text they were sent with.
+
+    \b
+    Example:
+      newsletter items edit 12 --title "Drought ends in Guanacaste" --place "Liberia"
+      newsletter items edit 12 --body-file fixed.txt
+    """
+    paragraphs = re.split(r"\n\s*\n", body_file.read()) if body_file else None
+    changes = ItemChanges(title=title, place=place, paragraphs=paragraphs,
+                          published=published, url=url, language=language)
+    if changes == ItemChanges():
+        raise click.UsageError("say what to change: --title, --place, --body-file, --date, "
+                               "--url or --language")
+    with app.transaction() as session:
+        changed = edit_item(session, item_id, changes)
+    shown = ", ".join(changed) if changed else "nothing (the values were already so)"
+    click.echo(f"item {item_id}: changed {shown}")
+
+
+@items.command("delete")
+@click.argument("item_id", type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+@user_errors
+def delete(app: App, item_id: int, yes: bool) -> None:
+    """Delete item ITEM_ID (and its translations).
+
+    An item in an issue that was approved, scheduled or sent cannot be deleted, so
+    what readers received stays as it was; a draft issue just loses the item.
+
+    \b
+    Example:
+      newsletter items delete 12 --yes
+    """
+    if not yes:
+        click.confirm(f"Delete item {item_id}?", abort=True)
+    with app.transaction() as session:
+        item, drafts = delete_item(session, item_id)
+        title = item.title
+    click.echo(f"item {item_id} deleted: {title!r}")
+    if drafts:
+        click.echo(f"taken out of draft issue(s): {', '.join(drafts)}")

@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from newsletter import geo
-from newsletter.ingest.model import ItemFormatError, ParsedItem, ParsedText
+from newsletter.ingest.model import ItemFormatError, ParsedItem, ParsedText, check_characters
 from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date
 
 FIELDS = ("date", "title", "place", "paragraphs", "body", "language", "url", "countries",
@@ -59,6 +59,7 @@ class _Item:
                 f"field {name!r} must be a string, not {_json_type(value)}",
                 f'write it in double quotes, e.g. "{name}": "..."',
             )
+        check_characters(self.source, self.where, f"field {name!r}", value)
         return value.strip() or None
 
     def required_string(self, name: str) -> str:
@@ -84,6 +85,7 @@ class _Item:
                     f"field {name!r}: entry {index} is a {_json_type(entry)}, not a string",
                     example,
                 )
+            check_characters(self.source, self.where, f"field {name!r}, entry {index},", entry)
         return [v.strip() for v in value]
 
 
@@ -166,8 +168,9 @@ def _parse_item(item: _Item, default_language: str) -> ParsedItem:
     place = item.string("place")
     place = _clean(place) if place else None
 
+    # "" (no default): the language is detected after reading, see newsletter.items
     language = (item.string("language") or default_language).lower()
-    if not _LANGUAGE.fullmatch(language):
+    if language and not _LANGUAGE.fullmatch(language):
         raise item.error(f"field 'language': {language!r} is not a language code",
                          "use a code such as 'en' or 'es'")
 
@@ -202,17 +205,74 @@ def _parse_item(item: _Item, default_language: str) -> ParsedItem:
     )
 
 
+MAX_DEPTH = 20  # an item file needs 5 levels: list, item, translations, language, paragraphs
+MAX_DIGITS = 100  # no field is a number; a longer run of digits is not worth converting
+
+
+def _line_at(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _too_deep(text: str) -> int | None:
+    """The offset where brackets nest deeper than MAX_DEPTH (outside strings), or None.
+
+    Checked before decoding: Python's decoder recurses once per level and would stop
+    with a RecursionError, naming no place in the file.
+    """
+    depth = 0
+    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return match.start()
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
+def _whole_number(text: str) -> int | float:
+    """json's parse_int: refuse numbers too long to convert (Python limits them to 4,300
+    digits, and a ValueError would name no place)."""
+    if len(text) > MAX_DIGITS:
+        raise _LongNumber(text)
+    return int(text)
+
+
+class _LongNumber(Exception):
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+
 def parse_json(
     text: str, source: str = "<json>", default_language: str = "en"
 ) -> list[ParsedItem]:
     """Read every item of a JSON file, or raise ItemFormatError naming the item or line."""
+    text = text.removeprefix("\ufeff")
+    deep = _too_deep(text)
+    if deep is not None:
+        raise ItemFormatError(
+            source, f"line {_line_at(text, deep)}",
+            f"the JSON nests more than {MAX_DEPTH} levels deep here",
+            "an item file is a list of flat objects: check the brackets",
+        )
     try:
-        data = json.loads(text.removeprefix("\ufeff"))
+        data = json.loads(text, parse_int=_whole_number)
     except json.JSONDecodeError as exc:
         raise ItemFormatError(
             source, f"line {exc.lineno}", f"invalid JSON: {exc.msg} (column {exc.colno})",
             "look for a missing comma, quote or bracket at or just before that place",
         ) from None
+    except _LongNumber as exc:
+        raise ItemFormatError(
+            source, f"line {_line_at(text, text.find(exc.digits))}",
+            f"a number of {len(exc.digits):,} digits",
+            "no item field is a number: write text in double quotes",
+        ) from None
+    except RecursionError:  # nesting our scan did not see, e.g. a very deep stack already
+        raise ItemFormatError(source, "line 1", "the JSON nests too deeply",
+                              "an item file is a list of flat objects: check the brackets"
+                              ) from None
     if not isinstance(data, list):
         raise ItemFormatError(
             source, "line 1", f"expected a list of items, found a JSON {_json_type(data)}",

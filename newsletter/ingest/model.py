@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,6 +23,44 @@ class ItemFormatError(NewsletterError):
         if hint:
             text += f" ({hint})"
         super().__init__(text)
+
+
+# Characters no email can carry: C0 controls other than tab and line breaks, DEL and the
+# C1 controls (usually Windows-1252 text decoded as Latin-1), lone surrogates, and the
+# Unicode noncharacters (U+FDD0-U+FDEF, and U+xFFFE/U+xFFFF in every plane). MJML's XML
+# parser refuses most of them, and PostgreSQL refuses NUL.
+UNUSABLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+    + "]"
+)
+
+
+def unusable_character(text: str) -> str | None:
+    """A description of the first character that cannot be mailed, or None."""
+    found = UNUSABLE.search(text)
+    if found is None:
+        return None
+    return f"U+{ord(found.group()):04X} at character {found.start() + 1}"
+
+
+def check_characters(source: str, where: str, what: str, text: str | None) -> None:
+    """Refuse a field holding a character no email can carry, naming file, place and field
+    (`what`, e.g. "the title" or "field 'body'")."""
+    if text is None:
+        return
+    problem = unusable_character(text)
+    if problem is not None:
+        raise ItemFormatError(
+            source, where, f"{what} holds a control character or a non-character ({problem})",
+            "remove it, it cannot be shown in an email; text pasted from another program "
+            "sometimes carries them",
+        )
+
+
+def strip_unusable(text: str) -> str:
+    """The text without the characters no email can carry (for text already stored)."""
+    return UNUSABLE.sub("", text)
 
 
 @dataclass(frozen=True)
@@ -46,6 +85,24 @@ class ParsedItem:
     countries: tuple[str, ...] = field(default=())
     line: int | None = None  # where the item starts in its file, for messages
     translations: tuple[tuple[str, ParsedText], ...] = field(default=())
+    detected: bool = False  # the language was detected, not given
+
+    @property
+    def fingerprint(self) -> str:
+        """Date and opening paragraph: finds the item again after its title was corrected."""
+        opening = re.sub(r"\s+", " ", self.paragraphs[0] if self.paragraphs else "")
+        raw = f"{self.published.isoformat()}\n{opening.strip().casefold()}".encode()
+        return hashlib.sha256(raw).hexdigest()[:32]
+
+    @property
+    def content_hash(self) -> str:
+        """Everything the source says about the item: unchanged hash, unchanged source."""
+        data = [self.published.isoformat(), self.title, self.place, list(self.paragraphs),
+                self.language, self.url, list(self.countries),
+                sorted([lang, t.title, t.place, list(t.paragraphs)]
+                       for lang, t in self.translations)]
+        raw = json.dumps(data, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        return hashlib.sha256(raw).hexdigest()[:32]
 
     @property
     def source_key(self) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from newsletter import geo
-from newsletter.ingest.model import ItemFormatError, ParsedItem
+from newsletter.ingest.model import ItemFormatError, ParsedItem, check_characters
 
 MAX_TITLE_LENGTH = 200
 
@@ -185,6 +185,7 @@ def parse_text(text: str, source: str = "<text>", language: str = "en") -> list[
         title_block = blocks[i]
         title = title_block.lines[0]
         where = f"line {title_block.first_line}"
+        check_characters(source, where, "the title", title)
         if len(title) > MAX_TITLE_LENGTH:
             raise ItemFormatError(
                 source, where,
@@ -203,6 +204,9 @@ def parse_text(text: str, source: str = "<text>", language: str = "en") -> list[
         i += 1
         paragraphs: list[str] = []
         while i < len(blocks) and blocks[i].published is None:
+            for offset, line in enumerate(blocks[i].lines):
+                check_characters(source, f"line {blocks[i].first_line + offset}",
+                                 f"paragraph {len(paragraphs) + 1}", line)
             paragraphs.append(" ".join(blocks[i].lines))
             i += 1
         if not paragraphs:
