@@ -16,7 +16,7 @@ from newsletter.cli.filtering import emit_rows, format_options
 from newsletter.cli.output import console, emit_json, json_option, table
 from newsletter.issues import get_issue
 from newsletter.models import DELIVERY_STATUSES
-from newsletter.render import Variant
+from newsletter.render import UnknownVariant, Variant, parse_variant
 from worker.runtime import Runtime
 
 
@@ -262,7 +262,8 @@ def deliveries(app: App, slug: str, only: str | None, limit: int | None, as_json
 @click.argument("slug")
 @click.option("--to", "to", required=True, multiple=True, help="Address to send to.")
 @click.option("--variant", default=None,
-              help="LANGUAGE or LANGUAGE:COUNTRY, e.g. es:CR (default: the default language).")
+              help="LANGUAGE or LANGUAGE-COUNTRY as the preview files are named, e.g. es-CR "
+                   "(es:CR works too; default: the default language, regional order).")
 @pass_app
 @user_errors
 def test_send(app: App, slug: str, to: tuple[str, ...], variant: str | None) -> None:
@@ -270,16 +271,15 @@ def test_send(app: App, slug: str, to: tuple[str, ...], variant: str | None) -> 
 
     \b
     Example:
-      newsletter issues test-send 2019-10 --to editor@example.org --variant es:CR
+      newsletter issues test-send 2019-10 --to editor@example.org --variant es-CR
     """
     from subscribers.validate import normalise_email
     from worker.control import test_send as do_test_send
 
-    language, _, country = (variant or app.settings.default_language).partition(":")
-    if language not in app.settings.languages:
-        raise click.BadParameter(f"{language!r}: use one of {', '.join(app.settings.languages)}",
-                                 param_hint="--variant")
-    chosen = Variant(language, country.upper())
+    try:
+        chosen = parse_variant(variant or app.settings.default_language, app.settings.languages)
+    except UnknownVariant as exc:
+        raise click.BadParameter(str(exc), param_hint="--variant") from exc
     with delivering(app) as runtime:
         for address in to:
             result = do_test_send(runtime, slug, normalise_email(address), chosen)
