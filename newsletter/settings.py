@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     public_base_url: str = "http://localhost:8000"
     secret_key: str = DEV_SECRET
 
-    languages: list[str] = Field(default_factory=lambda: ["en", "es"])
+    # the editions made (each needs a catalog in templates/locale/, English aside); a
+    # subscriber who prefers another language gets the nearest one, else default_language
+    languages: list[str] = Field(default_factory=lambda: ["en", "es", "fr"])
     # templates (and their locale/) that override the shipped ones file by file
     template_dir: Path | None = None
     default_language: str = "en"

@@ -8,6 +8,7 @@ from subscribers.validate import (
     MAX_EMAIL,
     MAX_NAME,
     InvalidValue,
+    best_edition,
     clean_name,
     email_key,
     normalise_country,
@@ -207,33 +208,59 @@ def test_normalise_country_refuses_unknown(raw: str) -> None:
 # --- normalise_language ----------------------------------------------------------------
 
 
+# A preference is kept as the person gave it (any valid BCP 47 tag, normalised); which
+# edition they get is `best_edition`'s choice at send time. These expectations changed
+# with issue 8 (item 18): `es-GT` used to become `es`, and `de` or `pt_BR` were refused.
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
         ("es", "es"),
-        ("es-GT", "es"),
+        ("es-GT", "es-GT"),
         ("ES", "es"),
-        ("es_CR", "es"),
-        (" fr-CA ", "fr"),
-        ("EN-us", "en"),
-        ("es-419", "es"),
+        ("es_CR", "es-CR"),
+        (" fr-CA ", "fr-CA"),
+        ("EN-us", "en-US"),
+        ("es-419", "es-419"),
+        ("pt_br", "pt-BR"),
+        ("ht", "ht"),
+        ("zh-hant-tw", "zh-Hant-TW"),
+        ("de-AT", "de-AT"),
     ],
 )
-def test_normalise_language_primary_subtag(raw: str, expected: str) -> None:
-    assert normalise_language(raw, SUPPORTED, "en") == expected
+def test_normalise_language_keeps_the_tag_normalised(raw: str, expected: str) -> None:
+    assert normalise_language(raw, "en") == expected
 
 
 @pytest.mark.parametrize("raw", ["", "  "])
 def test_normalise_language_empty_is_the_default(raw: str) -> None:
-    assert normalise_language(raw, SUPPORTED, "es") == "es"
-    assert normalise_language(raw, SUPPORTED, "fr") == "fr"
+    assert normalise_language(raw, "es") == "es"
+    assert normalise_language(raw, "fr") == "fr"
 
 
-@pytest.mark.parametrize("raw", ["de", "DE-at", "pt_BR", "esp"])
-def test_normalise_language_refuses_unsupported(raw: str) -> None:
+@pytest.mark.parametrize("raw", ["esp", "english", "xx", "a-b", "es--CR", "en US", "und",
+                                 "x-private", "e" * 40, "es-CR\nBcc"])
+def test_normalise_language_refuses_what_is_not_a_language_tag(raw: str) -> None:
     with pytest.raises(InvalidValue) as info:
-        normalise_language(raw, SUPPORTED, "en")
+        normalise_language(raw, "en")
     assert info.value.field == "language"
     assert info.value.value == raw
-    assert "en, es, fr" in info.value.reason
-    assert "not supported" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("es", "es"),
+        ("es-CR", "es"),
+        ("ES-cr", "es"),
+        ("fr-HT", "fr"),
+        ("pt-BR", "en"),
+        ("ht", "en"),
+        ("zh-Hant-TW", "zh-Hant"),
+        ("zh-Hans-CN", "zh"),
+        ("en-a-bbb-x-foo", "en"),
+    ],
+)
+def test_best_edition_is_the_tag_then_broader_tags_then_the_default(
+    tag: str, expected: str
+) -> None:
+    assert best_edition(tag, ["en", "es", "fr", "zh", "zh-Hant"], "en") == expected
