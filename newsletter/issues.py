@@ -125,8 +125,7 @@ def _edition(language: str, languages: Sequence[str], what: str) -> str:
             return edition
     raise IssueError(
         f"--{what} {language}=...: there is no {language!r} edition, so nobody would read "
-        f"it; the editions are {', '.join(languages)} (NEWSLETTER_LANGUAGES). For every "
-        f"language, with '=' in the text, start it with '=': --{what} '={language}=...'"
+        f"it; the editions are {', '.join(languages)} (NEWSLETTER_LANGUAGES)"
     )
 
 
@@ -143,10 +142,8 @@ def clean_intro(raw: str, language: str = "") -> str:
 def split_language_value(raw: str, languages: Sequence[str]) -> tuple[str, str]:
     """`es=Boletín` -> ("es", "Boletín"); a value without a language prefix -> ("", raw).
 
-    A prefix counts when it looks like a language code; one that is no edition is refused
-    later. A leading "=" keeps the rest whole, for every language: `=Hi=there`."""
-    if raw.startswith("="):
-        return "", raw[1:]
+    A prefix counts when it looks like a language code (one that is no edition is refused
+    later), so a title for every language that starts like `Hi=` is written `en=...`."""
     head, sep, text = raw.partition("=")
     if sep and (head.strip().lower() in {lang.lower() for lang in languages}
                 or _LANGUAGE_PREFIX.match(head.strip())):
