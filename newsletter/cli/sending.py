@@ -18,7 +18,8 @@ from newsletter.cli.issues import print_audience
 from newsletter.cli.output import console, emit_json, json_option, table
 from newsletter.issues import get_issue
 from newsletter.models import DELIVERY_STATUSES
-from newsletter.render import UnknownVariant, Variant, parse_variant
+from newsletter.render import Variant
+from newsletter.variants import UnknownVariant, parse_variant
 from newsletter.words import plural
 from worker.runtime import Runtime
 

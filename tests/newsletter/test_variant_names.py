@@ -9,8 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import cli
-from newsletter.render import UnknownVariant, Variant, parse_variant
+from newsletter.render import Variant
 from newsletter.settings import Settings
+from newsletter.variants import UnknownVariant, parse_variant
 
 LANGUAGES = ["en", "es", "fr"]
 
