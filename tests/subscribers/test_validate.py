@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from subscribers.validate import (
     MAX_EMAIL,
+    MAX_LANGUAGE_TAG,
     MAX_NAME,
     InvalidValue,
     best_edition,
     clean_name,
     email_key,
+    language_or_none,
     normalise_country,
     normalise_email,
     normalise_language,
@@ -264,3 +268,21 @@ def test_best_edition_is_the_tag_then_broader_tags_then_the_default(
     tag: str, expected: str
 ) -> None:
     assert best_edition(tag, ["en", "es", "fr", "zh", "zh-Hant"], "en") == expected
+
+
+@pytest.mark.fuzz
+@given(st.one_of(
+    st.text(),
+    st.from_regex(r"[A-Za-z]{1,9}([-_][A-Za-z0-9]{1,9}){0,6}", fullmatch=True),
+))
+def test_a_language_cell_is_a_stored_tag_or_a_row_error(raw: str) -> None:
+    """Whatever a file holds, the answer is a tag the column can hold, or an InvalidValue."""
+    try:
+        tag = language_or_none(raw)
+    except InvalidValue as exc:
+        assert exc.field == "language"
+        return
+    if tag is not None:
+        assert 0 < len(tag) <= MAX_LANGUAGE_TAG and tag.isascii() and tag == tag.strip()
+        assert language_or_none(tag) == tag  # normalised once and for all
+        assert best_edition(tag, ["en", "es", "fr"], "en") in ("en", "es", "fr")
