@@ -81,7 +81,7 @@ def audience_report(
         list_id = get_list(session, name).id
         left_out += _list_reasons(name, _breakdown(session, true(), list_id))
     for name in segments:
-        left_out += _group_reasons(f"segment {name}", _breakdown(
+        left_out += _group_reasons(f"in segment {name}", _breakdown(
             session, segment_condition(session, name)))
     if not lists and not segments:
         left_out += _group_reasons("", _breakdown(session, true()))
@@ -139,8 +139,8 @@ def _group_reasons(where: str, counts: Breakdown, list_option: str = "") -> list
     """Sentences for the people of one target who will not receive the issue."""
     on = f" {where}" if where else ""
     if not counts:
-        if where.startswith("segment"):
-            return [f"{where} matches no subscriber"]
+        if where.startswith("in segment"):
+            return [f"{where.removeprefix('in ')} matches no subscriber"]
         return [f"there are no subscribers yet: {IMPORT_HINT}"]
     reasons = []
     by_status: Counter[str] = Counter()

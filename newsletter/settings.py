@@ -9,10 +9,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import langcodes
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me"
+MAX_EDITION_TAG = 8  # what the deliveries' and variants' language columns hold
 
 
 class Settings(BaseSettings):
@@ -50,6 +52,22 @@ class Settings(BaseSettings):
     rate_per_second: float = 0  # messages per second per relay, all workers together; 0: none
     rate_per_hour: int = 0
     redis_url: str = ""  # for rate limits and live settings; default: the broker if Redis
+
+    @field_validator("languages")
+    @classmethod
+    def _editions(cls, value: list[str]) -> list[str]:
+        editions = []
+        for raw in value:
+            tag = raw.strip().replace("_", "-")
+            if not langcodes.tag_is_valid(tag) or len(tag) > MAX_EDITION_TAG:
+                raise ValueError(
+                    f"NEWSLETTER_LANGUAGES: {raw!r} is not a language tag of at most "
+                    f"{MAX_EDITION_TAG} characters (e.g. [\"en\", \"es\", \"fr\"])"
+                )
+            editions.append(langcodes.standardize_tag(tag))
+        if not editions:
+            raise ValueError("NEWSLETTER_LANGUAGES: name at least one language, e.g. [\"en\"]")
+        return editions
 
     @field_validator("public_base_url")
     @classmethod

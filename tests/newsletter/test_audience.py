@@ -16,8 +16,10 @@ from newsletter.ingest.text import parse_text
 from newsletter.issues import create_issue
 from newsletter.items import store_items
 from newsletter.settings import Settings
+from subscribers.filters import Filter
 from subscribers.lists import create_list
 from subscribers.people import NewSubscriber, add
+from subscribers.segments import create_segment
 from subscribers.suppressions import suppress
 
 TWELVE = "email,name,country,language\n" + "".join(
@@ -101,3 +103,11 @@ def test_reasons_come_from_real_counts(
             "opt-in): `newsletter subscribers send-confirmations --list press` asks them",
             "1 active subscriber on list press is suppressed (`newsletter suppressions list`)",
         ]
+
+        create_segment(session, "nicaragua", Filter(countries=("NI",)))
+        nobody = create_issue(session, "ni", date(2019, 9, 1), date(2019, 10, 31),
+                              segments=("nicaragua",))
+        report = audience_report(session, nobody, langs, default)
+        assert report.empty_explanation() == (
+            "nobody would receive this issue (on segment nicaragua): segment nicaragua "
+            "matches no subscriber")

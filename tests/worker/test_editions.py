@@ -210,3 +210,11 @@ def test_the_cli_takes_titles_and_intro_files_per_language(
     missing = runner.invoke(cli, ["issues", "create", "2019-11", "--from", "2019-09-01",
                                   "--to", "2019-10-31", "--intro-file", "es=/nonexistent"])
     assert missing.exit_code == 2 and "/nonexistent" in missing.output
+
+
+def test_editions_are_checked_when_the_settings_load() -> None:
+    assert Settings(languages=["EN", "es_cr"]).languages == ["en", "es-CR"]
+    with pytest.raises(ValueError, match="NEWSLETTER_LANGUAGES: 'klingonese'"):
+        Settings(languages=["klingonese"])
+    with pytest.raises(ValueError, match="NEWSLETTER_LANGUAGES: 'zh-Hant-TW'"):
+        Settings(languages=["en", "zh-Hant-TW"])  # longer than a delivery's language column
