@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -22,6 +23,9 @@ from subscribers.validate import InvalidValue, clean_header_text
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_TITLE = 200
+MAX_INTRO = 2000
+_INTRO_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff\ud800-\udfff]")
+_LANGUAGE_PREFIX = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 
 
 class IssueError(NewsletterError):
@@ -52,14 +56,19 @@ def create_issue(
     date_to: date,
     title: str = "",
     *,
+    titles: Mapping[str, str] | None = None,
+    intros: Mapping[str, str] | None = None,
+    languages: Sequence[str] = (),
     lists: Sequence[str] = (),
     segments: Sequence[str] = (),
     focus: str = "first",
 ) -> Issue:
     """Collect the items published in [date_from, date_to], newest first, into a draft.
 
-    With `lists` or `segments`, the issue goes to the people in any of them; without,
-    to every active subscriber.
+    `title` is every language's subject title ("": the default subject line); `titles`
+    gives some languages their own, and `intros` an introduction per language ("": every
+    language). Both name only editions in `languages`. With `lists` or `segments`, the
+    issue goes to the people in any of them; without, to every active subscriber.
     """
     if not SLUG.match(slug):
         raise IssueError(
@@ -72,6 +81,15 @@ def create_issue(
         raise IssueError(f"the window ends ({date_to}) before it starts ({date_from})")
     try:
         clean_title = clean_header_text(title, "title", MAX_TITLE)
+        clean_titles = {
+            _edition(lang, languages, "title"): clean_header_text(text, f"title ({lang})",
+                                                                  MAX_TITLE)
+            for lang, text in (titles or {}).items()
+        }
+        clean_intros = {
+            "" if not lang else _edition(lang, languages, "intro"): clean_intro(text, lang)
+            for lang, text in (intros or {}).items()
+        }
     except InvalidValue as exc:
         raise IssueError(f"the issue {exc}") from exc
     if session.scalar(select(Issue.id).where(Issue.slug == slug)) is not None:
@@ -83,7 +101,8 @@ def create_issue(
             "first (`newsletter items import FILE`) or widen the window"
         )
     issue = Issue(slug=slug, title=clean_title, date_from=date_from, date_to=date_to,
-                  focus=focus)
+                  focus=focus, titles={k: v for k, v in clean_titles.items() if v},
+                  intros={k: v for k, v in clean_intros.items() if v})
     issue.entries = [IssueItem(item=item, position=n) for n, item in enumerate(items)]
     session.add(issue)
     session.flush()
@@ -97,6 +116,39 @@ def create_issue(
         raise IssueError(str(exc)) from exc
     session.flush()
     return issue
+
+
+def _edition(language: str, languages: Sequence[str], what: str) -> str:
+    """The edition a per-language title or intro is for, spelled as configured."""
+    for edition in languages:
+        if edition.lower() == language.strip().replace("_", "-").lower():
+            return edition
+    raise IssueError(
+        f"--{what} {language}=...: there is no {language!r} edition, so nobody would read "
+        f"it; the editions are {', '.join(languages)} (NEWSLETTER_LANGUAGES)"
+    )
+
+
+def clean_intro(raw: str, language: str = "") -> str:
+    """An introduction: text (escaped when shown), paragraphs separated by blank lines."""
+    value = unicodedata.normalize("NFC", raw).replace("\r\n", "\n").replace("\r", "\n")
+    value = _INTRO_CONTROL.sub(" ", value).strip()
+    if len(value) > MAX_INTRO:
+        field = f"introduction ({language})" if language else "introduction"
+        raise InvalidValue(field, raw, f"is longer than {MAX_INTRO} characters")
+    return value
+
+
+def split_language_value(raw: str, languages: Sequence[str]) -> tuple[str, str]:
+    """`es=Boletín` -> ("es", "Boletín"); a value without a language prefix -> ("", raw).
+
+    A prefix counts when it looks like a language code (one that is no edition is refused
+    later), so a title for every language that starts like `Hi=` is written `en=...`."""
+    head, sep, text = raw.partition("=")
+    if sep and (head.strip().lower() in {lang.lower() for lang in languages}
+                or _LANGUAGE_PREFIX.match(head.strip())):
+        return head.strip(), text
+    return "", raw
 
 
 def targets_of(session: Session, issue: Issue) -> tuple[list[str], list[str]]:
@@ -173,6 +225,8 @@ def content_of(issue: Issue) -> IssueContent:
             for e in issue.entries
         ],
         focus=issue.focus,
+        titles=dict(issue.titles or {}),
+        intros=dict(issue.intros or {}),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
+    JSON,
     Date,
     DateTime,
     ForeignKey,
@@ -88,7 +89,10 @@ class Issue(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
-    title: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200))  # every language's, unless `titles` has one
+    # per-language subject lines {"es": "..."} and introductions ({"": for every language})
+    titles: Mapped[dict[str, str] | None] = mapped_column(JSON, default=dict)
+    intros: Mapped[dict[str, str] | None] = mapped_column(JSON, default=dict)
     date_from: Mapped[date] = mapped_column(Date)
     date_to: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16), default="draft")

@@ -15,6 +15,7 @@ from pathlib import Path
 from newsletter import geo
 from newsletter.render import IssueContent, Sender, Variant, personalise, render_variant
 from newsletter.screenshots import WIDTHS, png_path, screenshot_variants
+from subscribers.validate import best_edition
 
 PREVIEW_LINK = "#preview-link"
 
@@ -40,7 +41,7 @@ def preview_variants(
     focus = set(focus_countries)
     variants = {Variant(lang) for lang in languages}
     for language, country in audience:
-        lang = language if language in languages else default_language
+        lang = best_edition(language, languages, default_language)
         variants.add(Variant(lang, country if country in focus else ""))
     return sorted(variants, key=lambda v: (v.language, v.country))
 
@@ -54,6 +55,7 @@ def write_preview(
     screenshots: bool = False,
     widths: Sequence[int] = WIDTHS,
     template_dir: Path | None = None,
+    slug: str = "",
 ) -> tuple[Path, list[PreviewFile]]:
     """Write `<lang>-<country>.html/.txt` per variant and an `index.html` linking them;
     with `screenshots`, also `<lang>-<country>-<width>.png` per width (needs Chromium)."""
@@ -77,7 +79,7 @@ def write_preview(
     if screenshots:
         files = add_screenshots(files, widths)
     index = out_dir / "index.html"
-    index.write_text(_index_html(files), encoding="utf-8")
+    index.write_text(_index_html(files, slug, content), encoding="utf-8")
     return index, files
 
 
@@ -108,7 +110,22 @@ def _thumbnails(f: PreviewFile) -> str:
     return f'<td class="shots">{" ".join(links)}</td>'
 
 
-def _index_html(files: Sequence[PreviewFile]) -> str:
+def _titles_html(files: Sequence[PreviewFile], content: IssueContent) -> str:
+    """Each language's title (or that it gets the default subject line)."""
+    languages = sorted({f.variant.language for f in files})
+    rows = "".join(
+        f"<li><strong>{escape(lang)}</strong>: "
+        + (escape(content.title_in(lang)) if content.title_in(lang)
+           else "<em>no title: the default subject line</em>")
+        + ("" if not content.intro_in(lang) else " (with an introduction)")
+        + "</li>"
+        for lang in languages
+    )
+    return f"<h2>Title in each language</h2><ul>{rows}</ul>"
+
+
+def _index_html(files: Sequence[PreviewFile], slug: str, content: IssueContent) -> str:
+    name = f"Issue {slug} preview" if slug else "Issue preview"
     shots = any(f.screenshots for f in files)
     rows = "\n".join(
         f"<tr><td>{escape(f.variant.language)}</td>"
@@ -122,11 +139,12 @@ def _index_html(files: Sequence[PreviewFile]) -> str:
     )
     shots_heading = '<th scope="col">Screenshots</th>' if shots else ""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Issue preview</title>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em .8em;text-align:left}}
 td.shots{{white-space:nowrap}}
 img{{object-fit:cover;object-position:top;border:1px solid #ccc;vertical-align:top}}</style>
-</head><body><h1>Issue preview</h1>
+</head><body><h1>{escape(name)}</h1>
+{_titles_html(files, content)}
 <table><thead><tr><th scope="col">Language</th><th scope="col">Country focus</th>
 <th scope="col">Subject</th><th scope="col">HTML</th><th scope="col">Text</th>{shots_heading}
 </tr></thead><tbody>

@@ -87,6 +87,7 @@ class Variant:
 
     @property
     def label(self) -> str:
+        """The one spelling users see and type: `es-CR`, `en-regional` (files, tables, URLs)."""
         return f"{self.language}-{self.country or 'regional'}"
 
 
@@ -130,6 +131,17 @@ class IssueContent:
     date_to: date
     items: Sequence[ItemView]
     focus: str = "first"  # first: the reader's country first; only: just it; none: regional
+    titles: Mapping[str, str] = field(default_factory=dict)  # per language, over `title`
+    intros: Mapping[str, str] = field(default_factory=dict)  # per language; "": every one
+
+    def title_in(self, language: str) -> str:
+        """The subject's title for readers of `language` ("" = the default subject line)."""
+        return self.titles.get(language) or self.title
+
+    def intro_in(self, language: str) -> list[str]:
+        """The introduction's paragraphs for readers of `language` (none: no introduction)."""
+        text = self.intros.get(language) or self.intros.get("", "")
+        return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
 
 
 def sections_for(
@@ -157,7 +169,8 @@ def _context(
     lang = variant.language
     return {
         "lang": lang,
-        "title": content.title,
+        "title": content.title_in(lang),
+        "intro": content.intro_in(lang),
         "sender": sender,
         "date_from": content.date_from,
         "date_to": content.date_to,

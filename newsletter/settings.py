@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import langcodes
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,7 @@ def _name_problem(name: str) -> str | None:
     if len(name) > MAX_HEADER_NAME:
         return f"is longer than {MAX_HEADER_NAME} characters"
     return _header_problem(name)
+MAX_EDITION_TAG = 8  # what the deliveries' and variants' language columns hold
 
 
 class Settings(BaseSettings):
@@ -72,7 +74,9 @@ class Settings(BaseSettings):
     public_base_url: str = "http://localhost:8000"
     secret_key: str = DEV_SECRET
 
-    languages: list[str] = Field(default_factory=lambda: ["en", "es"])
+    # the editions made (each needs a catalog in templates/locale/, English aside); a
+    # subscriber who prefers another language gets the nearest one, else default_language
+    languages: list[str] = Field(default_factory=lambda: ["en", "es", "fr"])
     # templates (and their locale/) that override the shipped ones file by file
     template_dir: Path | None = None
     default_language: str = "en"
@@ -88,6 +92,22 @@ class Settings(BaseSettings):
     rate_per_second: float = 0  # messages per second per relay, all workers together; 0: none
     rate_per_hour: int = 0
     redis_url: str = ""  # for rate limits and live settings; default: the broker if Redis
+
+    @field_validator("languages")
+    @classmethod
+    def _editions(cls, value: list[str]) -> list[str]:
+        editions = []
+        for raw in value:
+            tag = raw.strip().replace("_", "-")
+            if not langcodes.tag_is_valid(tag) or len(tag) > MAX_EDITION_TAG:
+                raise ValueError(
+                    f"NEWSLETTER_LANGUAGES: {raw!r} is not a language tag of at most "
+                    f"{MAX_EDITION_TAG} characters (e.g. [\"en\", \"es\", \"fr\"])"
+                )
+            editions.append(langcodes.standardize_tag(tag))
+        if not editions:
+            raise ValueError("NEWSLETTER_LANGUAGES: name at least one language, e.g. [\"en\"]")
+        return editions
 
     @field_validator("public_base_url")
     @classmethod

@@ -45,7 +45,7 @@ from subscribers.countries import fold
 from subscribers.models import Subscriber
 from subscribers.people import confirm, lists_of, unsubscribe, update_subscriber
 from subscribers.tokens import make_token, read_token, token_id
-from subscribers.validate import InvalidValue
+from subscribers.validate import InvalidValue, best_edition
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 EXTENSION = "newsletter"  # app.extensions[EXTENSION]: the Site, for its engine and settings
@@ -134,7 +134,9 @@ class Site:
     # --- helpers ---------------------------------------------------------------------
 
     def page(self, name: str, lang: str, code: int = 200, /, **context: Any) -> Response:
-        """templates/web/<name>.html.j2 in `lang`, with the HTTP status `code`."""
+        """templates/web/<name>.html.j2 in `lang`, with the HTTP status `code`; a person whose
+        language has no edition reads the nearest one (`best_edition`)."""
+        lang = best_edition(lang, self.settings.languages, self.settings.default_language)
         env = environment(self.settings.template_dir, lang)
         html = env.get_template(f"web/{name}.html.j2").render(
             lang=lang, sender=self.settings.sender_name, **context
@@ -216,8 +218,11 @@ class Site:
                 "preferences", person.language, 400 if problem else 200,
                 saved=saved, problem=problem, address=masked(person.email),
                 status=person.status, language=person.language, country=person.country or "",
-                languages=[(code, own_name(code)) for code in self.settings.languages],
-                countries=country_choices(person.language),
+                languages=[(code, own_name(code)) for code in self.settings.languages]
+                + ([] if person.language in self.settings.languages
+                   else [(person.language, own_name(person.language))]),
+                countries=country_choices(best_edition(
+                    person.language, self.settings.languages, self.settings.default_language)),
                 lists=[(name, status != "unsubscribed") for name, status
                        in lists_of(session, person.id)],
                 action=url_for("preferences", token=token),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from newsletter.errors import NewsletterError
@@ -107,7 +107,11 @@ def condition(
             either.append(Subscriber.country.is_(None))
         parts.append(or_(*either))
     if f.languages:
-        parts.append(Subscriber.language.in_([lang.lower() for lang in f.languages]))
+        # `es` is everyone who reads Spanish: es, es-CR, es-419 (tags are kept as given)
+        tag = func.lower(Subscriber.language)
+        wanted = [lang.strip().lower().replace("_", "-") for lang in f.languages]
+        parts.append(or_(tag.in_(wanted), *(tag.like(f"{_like(w)}-%", escape="\\")
+                                            for w in wanted)))
     if f.statuses:
         unknown = [s for s in f.statuses if s not in STATUSES]
         if unknown:
@@ -120,6 +124,10 @@ def condition(
     if f.segments:
         parts.append(or_(*(segment_condition(session, name, _seen) for name in f.segments)))
     return and_(true(), *parts)
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def segment_condition(

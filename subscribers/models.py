@@ -46,7 +46,8 @@ class Subscriber(Base):
     email_hash: Mapped[str] = mapped_column(String(64), index=True, default="")
     name: Mapped[str] = mapped_column(String(200), default="")
     country: Mapped[str | None] = mapped_column(String(2), index=True)
-    language: Mapped[str] = mapped_column(String(8), default="en")
+    # a BCP 47 tag as the person gave it (normalised): es, pt-BR, zh-Hant-TW
+    language: Mapped[str] = mapped_column(String(35), default="en")
     status: Mapped[str] = mapped_column(String(16), default="active", index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     consent_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -80,7 +80,7 @@ def add(
         email_hash=email_hash(key),
         name=clean_name(new.name),
         country=normalise_country(new.country),
-        language=normalise_language(new.language, languages, default_language),
+        language=normalise_language(new.language, default_language),
         status="pending" if double else "active",
         attributes=dict(new.attributes),
         consent_at=utcnow(),
@@ -117,7 +117,7 @@ def update_subscriber(
     if country is not None:
         person.country = normalise_country(country)
     if language is not None:
-        person.language = normalise_language(language, languages, default_language)
+        person.language = normalise_language(language, default_language)
     if status is not None:
         if status not in STATUSES:
             raise SubscriberError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")

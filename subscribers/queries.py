@@ -33,13 +33,15 @@ def stats(session: Session) -> list[tuple[str | None, str, str, int]]:
 def awaiting_confirmation(
     session: Session, *, list_id: int | None = None, sent_before: datetime | None = None
 ) -> list[int]:
-    """Ids of pending people with an unconfirmed subscription (on one list, if given),
-    and, with `sent_before`, not asked to confirm since then."""
+    """Ids of people with an unconfirmed subscription (on one list, if given): pending
+    newcomers, and active subscribers added to a double opt-in list, who must confirm it
+    too; with `sent_before`, only those not asked to confirm since then."""
     waiting = select(Subscription.subscriber_id).where(
         Subscription.subscriber_id == Subscriber.id, Subscription.status == "unconfirmed")
     if list_id is not None:
         waiting = waiting.where(Subscription.list_id == list_id)
-    stmt = select(Subscriber.id).where(Subscriber.status == "pending", exists(waiting))
+    stmt = select(Subscriber.id).where(Subscriber.status.in_(("pending", "active")),
+                                       exists(waiting))
     if sent_before is not None:
         stmt = stmt.where(or_(Subscriber.confirmation_sent_at.is_(None),
                               Subscriber.confirmation_sent_at <= sent_before))

@@ -188,7 +188,7 @@ class RowChecker:
 
     def _language_uncached(self, raw: str) -> str | None | InvalidValue:
         try:
-            return language_or_none(raw, self.languages)
+            return language_or_none(raw)
         except InvalidValue as exc:
             return exc
 

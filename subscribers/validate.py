@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+import langcodes
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import NewsletterError
@@ -13,6 +14,8 @@ from subscribers.countries import country_code
 
 MAX_NAME = 200
 MAX_EMAIL = 254
+MAX_LANGUAGE_TAG = 35  # what RFC 5646 (4.4.1) asks implementations to hold
+_NO_LANGUAGE = frozenset({"und", "zxx", "mul", "mis", "x"})  # tags that name no language
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -87,19 +90,42 @@ def normalise_country(raw: str) -> str | None:
     return code
 
 
-def normalise_language(raw: str, supported: Sequence[str], default: str) -> str:
-    """A supported language from a BCP 47 tag: `es-GT` and `ES` become `es`."""
-    return language_or_none(raw, supported) or default
+def normalise_language(raw: str, default: str) -> str:
+    """A subscriber's language preference as a normalised BCP 47 tag (`es_cr` -> `es-CR`);
+    empty means `default`. Any valid tag is kept, whether or not an edition exists in it:
+    `best_edition` picks what the person gets at send time."""
+    return language_or_none(raw) or default
 
 
-def language_or_none(raw: str, supported: Sequence[str]) -> str | None:
+def language_or_none(raw: str) -> str | None:
     """Like `normalise_language`, but an empty value stays None (keep what is stored)."""
     value = raw.strip().replace("_", "-")
     if not value:
         return None
-    primary = value.split("-", 1)[0].lower()
-    if primary not in supported:
+    if len(value) > MAX_LANGUAGE_TAG or not langcodes.tag_is_valid(value):
         raise InvalidValue(
-            "language", raw, f"is not supported: use one of {', '.join(supported)}"
+            "language", raw, "is not a language tag (BCP 47): use a code such as es, fr, "
+            "pt-BR or zh-Hant-TW"
         )
-    return primary
+    tag = langcodes.standardize_tag(value)
+    if tag.split("-", 1)[0].lower() in _NO_LANGUAGE:
+        raise InvalidValue("language", raw, "names no language: use a code such as es or fr")
+    if len(tag) > MAX_LANGUAGE_TAG:
+        raise InvalidValue("language", raw, f"is longer than {MAX_LANGUAGE_TAG} characters")
+    return tag
+
+
+def best_edition(tag: str, editions: Sequence[str], default: str) -> str:
+    """The edition a reader of `tag` gets: the exact tag, else its nearest broader tag
+    (`zh-Hant-TW` -> `zh-Hant` -> `zh`: RFC 4647 lookup, ending at the primary language),
+    else `default`. Matching ignores case."""
+    by_key = {edition.lower(): edition for edition in editions}
+    parts = tag.lower().split("-")
+    while parts:
+        found = by_key.get("-".join(parts))
+        if found is not None:
+            return found
+        parts.pop()
+        if parts and len(parts[-1]) == 1:  # never end on a singleton (x-, u-, t-...)
+            parts.pop()
+    return default

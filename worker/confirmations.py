@@ -26,6 +26,7 @@ from subscribers.models import Subscriber
 from subscribers.queries import awaiting_confirmation
 from subscribers.suppressions import is_suppressed
 from subscribers.tokens import confirm_link, subscriber_links
+from subscribers.validate import best_edition
 from worker.mime import Headers, ascii_address, build_message
 from worker.runtime import transport_for
 from worker.transports import Envelope, Transport, TransportError
@@ -62,7 +63,8 @@ def _message(settings: Settings, person: Subscriber) -> tuple[bytes, str]:
     salt = person.token_salt
     unsubscribe_url, _ = subscriber_links(s.public_base_url, s.secret_key, person.id, salt)
     rendered = render_confirmation(
-        sender_from(s), person.language, person.name,
+        sender_from(s), best_edition(person.language, s.languages, s.default_language),
+        person.name,
         confirm_link(s.public_base_url, s.secret_key, person.id, salt), unsubscribe_url,
         s.template_dir,
     )
@@ -80,8 +82,8 @@ def send_confirmations(
     resend_after: timedelta = timedelta(hours=24),
     transport: Transport | None = None,
 ) -> ConfirmationReport:
-    """Ask every pending person with an unconfirmed subscription (on `list_name`, if
-    given) to confirm, unless they were asked less than `resend_after` ago."""
+    """Ask every pending or active person with an unconfirmed subscription (on `list_name`,
+    if given) to confirm, unless they were asked less than `resend_after` ago."""
     report = ConfirmationReport()
     with sessions() as session:
         list_id = get_list(session, list_name).id if list_name is not None else None
@@ -95,7 +97,7 @@ def send_confirmations(
         for subscriber_id in sorted(due):
             with sessions() as session:
                 person = session.get(Subscriber, subscriber_id)
-                if person is None or person.status != "pending" \
+                if person is None or person.status not in ("pending", "active") \
                         or is_suppressed(session, person.email):
                     report.skipped += 1
                     continue

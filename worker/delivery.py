@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter.audience import audience_report
 from newsletter.db import utcnow
 from newsletter.errors import NewsletterError
 from newsletter.issues import audience_of, content_of, countries_of, get_issue
@@ -322,10 +323,9 @@ def send_issue(
                     audience=audience_of(session, issue),
                 )
                 if not ledger.total(session, issue.id):
-                    raise SendError(
-                        "there are no active subscribers to send to: import some with "
-                        "`newsletter subscribers import FILE`"
-                    )
+                    raise SendError(audience_report(
+                        session, issue, settings.languages, settings.default_language
+                    ).empty_explanation())
                 needed = render_missing_variants(runtime, session, issue)
                 ranges = ledger.batch_ranges(session, issue.id, settings.batch_size)
                 if ranges or ledger.has_pending(session, issue.id):

@@ -33,6 +33,7 @@ from newsletter.db import utcnow
 from newsletter.models import DELIVERY_STATUSES, Delivery
 from newsletter.render import Variant
 from subscribers.models import Subscriber
+from subscribers.validate import best_edition
 
 PENDING = ("queued", "sending", "deferred")
 FINAL = ("sent", "bounced", "failed", "cancelled")
@@ -61,18 +62,22 @@ def plan(
 ) -> int:
     """Add a queued row for everyone in `audience` without one, in one INSERT ... SELECT.
 
-    The variant is fixed here: the subscriber's language if supported, and their country
-    only if some item of the issue is about it (everyone else shares the regional order).
+    The variant is fixed here: the best edition for the subscriber's language (`best_edition`:
+    the tag, its primary language, else the default), and their country only if some item
+    of the issue is about it (everyone else shares the regional order).
     """
     now = utcnow()
     existing = select(Delivery.id).where(
         Delivery.issue_id == issue_id, Delivery.subscriber_id == Subscriber.id
     )
+    # a few dozen distinct tags at most: map them here, the same on every database
+    tags = session.scalars(select(Subscriber.language).where(audience).distinct())
+    editions = {tag: best_edition(tag, languages, default_language) for tag in tags if tag}
     source = select(
         literal(issue_id),
         Subscriber.id,
-        case((Subscriber.language.in_(list(languages)), Subscriber.language),
-             else_=literal(default_language)),
+        case(editions, value=Subscriber.language, else_=literal(default_language))
+        if editions else literal(default_language),
         case((Subscriber.country.in_(list(focus_countries)), Subscriber.country),
              else_=literal("")),
         literal("queued"),

@@ -21,6 +21,7 @@ from newsletter.issues import IssueError, content_of, countries_of, create_issue
 from newsletter.items import find_item, store_items, translate_item
 from newsletter.preview import preview_variants, write_preview
 from newsletter.render import sender_from
+from newsletter.words import plural
 from subscribers.importer import import_csv
 from subscribers.queries import audience
 
@@ -109,7 +110,7 @@ def demo(app: App, outbox_dir: Path | None) -> None:
                                     settings.default_language, countries_of(issue))
         index, _ = write_preview(content_of(issue), variants, sender_from(settings),
                                  settings.var_dir / "preview" / DEMO_SLUG,
-                                 template_dir=settings.template_dir)
+                                 template_dir=settings.template_dir, slug=DEMO_SLUG)
     configure_app(celery_app, settings)
     runtime = build(settings, OutboxTransport(outbox))
     configure(runtime)
@@ -119,6 +120,12 @@ def demo(app: App, outbox_dir: Path | None) -> None:
         configure(None)
     table(f"issue {DEMO_SLUG}", ["status", "messages"],
           [(k, v) for k, v in summary.counts.items() if v])
+    sent = summary.counts.get("sent", 0)
+    if summary.planned:
+        click.echo(f"sent {plural(summary.planned, 'new message')} ({sent} sent in all)")
+    else:
+        click.echo(f"nothing new to send: all {plural(sent, 'message')} of this issue were "
+                   "already sent by an earlier run")
     emls = sorted(outbox.glob(f"{DEMO_SLUG}.*.eml"))
     for path in emls[:1]:
         message_from_bytes(path.read_bytes(), policy=policy.default)  # parseable, or raise

@@ -7,11 +7,20 @@ from pathlib import Path
 
 import click
 
+from newsletter.audience import AudienceReport, audience_report
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.output import emit_json, json_option, table
-from newsletter.issues import content_of, countries_of, create_issue, get_issue, list_issues
+from newsletter.issues import (
+    content_of,
+    countries_of,
+    create_issue,
+    get_issue,
+    list_issues,
+    split_language_value,
+)
 from newsletter.preview import preview_variants, write_preview
 from newsletter.render import FOCUS_POLICIES, sender_from
+from newsletter.words import plural
 from subscribers.queries import audience
 
 DATE = click.DateTime(["%Y-%m-%d"])
@@ -31,8 +40,14 @@ def issues() -> None:
 @click.argument("slug")
 @click.option("--from", "date_from", type=DATE, required=True, help="First day (YYYY-MM-DD).")
 @click.option("--to", "date_to", type=DATE, required=True, help="Last day (YYYY-MM-DD).")
-@click.option("--title", default="",
-              help="Subject line; default: the sender and the window, in each language.")
+@click.option("--title", "titles", multiple=True,
+              help="Subject title: LANG=TEXT for one language (repeatable), or TEXT for "
+                   "every language; default: the sender and the window, in each language.")
+@click.option("--intro", "intros", multiple=True,
+              help="Introduction at the top of the email: LANG=TEXT, or TEXT for every "
+                   "language (repeatable); blank lines separate paragraphs.")
+@click.option("--intro-file", "intro_files", multiple=True,
+              help="Introduction read from a UTF-8 file: LANG=FILE, or FILE for every language.")
 @click.option("--list", "lists", multiple=True,
               help="Send to this list's confirmed subscribers (repeatable).")
 @click.option("--segment", "segments", multiple=True,
@@ -43,23 +58,77 @@ def issues() -> None:
                    "country; none: the regional order for everyone.")
 @pass_app
 @user_errors
-def create(app: App, slug: str, date_from: datetime, date_to: datetime, title: str,
+def create(app: App, slug: str, date_from: datetime, date_to: datetime,
+           titles: tuple[str, ...], intros: tuple[str, ...], intro_files: tuple[str, ...],
            lists: tuple[str, ...], segments: tuple[str, ...], focus: str) -> None:
     """Create issue SLUG from the items published in a window, newest first.
+
+    Prints who it will reach: how many subscribers in each edition, who gets another
+    language than theirs, and who in its lists is left out and why.
 
     \b
     Example:
       newsletter issues create 2019-10 --from 2019-10-01 --to 2019-10-31
-      newsletter issues create 2019-10-es --from 2019-10-01 --to 2019-10-31 --segment central-es
+      newsletter issues create 2019-10 --from 2019-10-01 --to 2019-10-31 \\
+          --title es="Boletín de octubre" --title en="October news" \\
+          --intro-file es=intro-es.txt --list partners
     """
+    settings = app.settings
+    languages = settings.languages
+    title, per_language = _by_language(titles, languages, "--title")
+    intro_texts = dict(_pairs(intros, languages))
+    for language, path in _pairs(intro_files, languages):
+        intro_texts[language] = _read_text(path)
     with app.transaction() as session:
         issue = create_issue(session, slug, date_from.date(), date_to.date(), title,
+                             titles=per_language, intros=intro_texts, languages=languages,
                              lists=lists, segments=segments, focus=focus)
         count = len(issue.entries)
-    audience = ", ".join([*(f"list {n}" for n in lists), *(f"segment {n}" for n in segments)])
-    click.echo(f"issue {slug} created with {count} items ({date_from:%Y-%m-%d} to "
-               f"{date_to:%Y-%m-%d}) for {audience or 'every active subscriber'}; "
-               f"preview it with `newsletter issues preview {slug}`")
+        report = audience_report(session, issue, languages, settings.default_language)
+    click.echo(f"issue {slug} created with {plural(count, 'item')} ({date_from:%Y-%m-%d} to "
+               f"{date_to:%Y-%m-%d}); preview it with `newsletter issues preview {slug}`")
+    print_audience(report)
+
+
+def print_audience(report: AudienceReport) -> None:
+    """The audience line, who falls back to another language, who is left out and why."""
+    click.echo(report.summary())
+    for fallback in report.fallbacks:
+        click.echo(f"  {fallback}")
+    if not report.recipients:
+        click.echo(f"  {report.empty_explanation()}")
+        return
+    for reason in report.left_out:
+        click.echo(f"  not reached: {reason}")
+
+
+def _pairs(values: tuple[str, ...], languages: list[str]) -> list[tuple[str, str]]:
+    return [split_language_value(v, languages) for v in values]
+
+
+def _by_language(values: tuple[str, ...], languages: list[str],
+                 option: str) -> tuple[str, dict[str, str]]:
+    """The value for every language ("" if none) and the per-language ones."""
+    every, own = "", {}
+    for language, text in _pairs(values, languages):
+        if language:
+            own[language] = text
+        elif every:
+            raise click.BadParameter("give one value for every language, and LANG=TEXT for "
+                                     "the others", param_hint=option)
+        else:
+            every = text
+    return every, own
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path}: not UTF-8 text (byte {exc.start}): save it as "
+                                 "UTF-8", param_hint="--intro-file") from exc
+    except OSError as exc:
+        raise click.BadParameter(f"{path}: {exc.strerror}", param_hint="--intro-file") from exc
 
 
 @issues.command("list")
@@ -113,7 +182,8 @@ def preview(app: App, slug: str, out_dir: Path | None, screenshots: bool,
                                     settings.default_language, countries_of(issue))
     directory = out_dir or settings.var_dir / "preview" / slug
     index, files = write_preview(content, variants, sender_from(settings), directory,
-                                 screenshots=screenshots, template_dir=settings.template_dir)
+                                 screenshots=screenshots, template_dir=settings.template_dir,
+                                 slug=slug)
     if as_json:
         emit_json({"index": str(index), "variants": [
             {"language": f.variant.language, "country": f.variant.country or None,

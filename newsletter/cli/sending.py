@@ -11,12 +11,16 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from newsletter.audience import audience_report
 from newsletter.cli.context import App, pass_app, refuse_insecure_mailing, user_errors
 from newsletter.cli.filtering import emit_rows, format_options
+from newsletter.cli.issues import print_audience
 from newsletter.cli.output import console, emit_json, json_option, table
 from newsletter.issues import get_issue
 from newsletter.models import DELIVERY_STATUSES
 from newsletter.render import Variant
+from newsletter.variants import UnknownVariant, parse_variant
+from newsletter.words import plural
 from worker.runtime import Runtime
 
 
@@ -56,6 +60,11 @@ def send(app: App, slug: str, no_wait: bool, as_json: bool) -> None:
     from worker.delivery import send_issue
 
     refuse_insecure_mailing(app)
+    with app.sessions() as session:
+        report = audience_report(session, get_issue(session, slug), app.settings.languages,
+                                 app.settings.default_language)
+    if not as_json and report.recipients:
+        print_audience(report)
     with delivering(app) as runtime, Progress(
         TextColumn("sending {task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeRemainingColumn(), console=console, transient=True, disable=as_json,
@@ -70,10 +79,14 @@ def send(app: App, slug: str, no_wait: bool, as_json: bool) -> None:
     if as_json:
         emit_json({"issue": slug, "planned": summary.planned, "batches": summary.batches,
                    "variants": summary.variants, "counts": summary.counts,
+                   "audience": {"recipients": report.recipients, "editions": report.editions,
+                                "fallbacks": [f.__dict__ for f in report.fallbacks],
+                                "not_reached": report.left_out},
                    "status": summary.status, "note": summary.note})
     else:
-        table(f"issue {slug}: {summary.planned} new deliveries planned, "
-              f"{summary.batches} batches", ["status", "messages"],
+        click.echo(f"issue {slug}: {plural(summary.planned, 'new delivery', 'new deliveries')}"
+                   f" planned, {plural(summary.batches, 'batch', 'batches')}")
+        table(None, ["status", "messages"],
               [(k, v) for k, v in summary.counts.items() if v])
         _advice(slug, summary.counts, bool(app.settings.broker_url))
     if summary.status == "paused":
@@ -183,7 +196,8 @@ def resume(app: App, slug: str) -> None:
     refuse_insecure_mailing(app)
     with delivering(app) as runtime:
         batches = do_resume(runtime, slug)
-    click.echo(f"issue {slug} resumed: {batches} batches handed to the workers")
+    click.echo(f"issue {slug} resumed: {plural(batches, 'batch', 'batches')} handed to the "
+               "workers")
 
 
 @click.command("cancel")
@@ -204,7 +218,7 @@ def cancel(app: App, slug: str, yes: bool) -> None:
         click.confirm(f"Cancel issue {slug}? Unsent messages will never go out.", abort=True)
     with delivering(app) as runtime:
         left = do_cancel(runtime, slug)
-    click.echo(f"issue {slug} cancelled: {left} messages will not be sent")
+    click.echo(f"issue {slug} cancelled: {plural(left, 'message')} will not be sent")
 
 
 @click.command("retry")
@@ -225,7 +239,7 @@ def retry(app: App, slug: str, from_status: str) -> None:
     refuse_insecure_mailing(app)
     with delivering(app) as runtime:
         count = do_retry(runtime, slug, from_status)
-    click.echo(f"{count} {from_status} messages of issue {slug} queued again")
+    click.echo(f"{plural(count, from_status + ' message')} of issue {slug} queued again")
 
 
 @click.command("deliveries")
@@ -262,7 +276,8 @@ def deliveries(app: App, slug: str, only: str | None, limit: int | None, as_json
 @click.argument("slug")
 @click.option("--to", "to", required=True, multiple=True, help="Address to send to.")
 @click.option("--variant", default=None,
-              help="LANGUAGE or LANGUAGE:COUNTRY, e.g. es:CR (default: the default language).")
+              help="LANGUAGE or LANGUAGE-COUNTRY as the preview files are named, e.g. es-CR "
+                   "(es:CR works too; default: the default language, regional order).")
 @pass_app
 @user_errors
 def test_send(app: App, slug: str, to: tuple[str, ...], variant: str | None) -> None:
@@ -270,16 +285,15 @@ def test_send(app: App, slug: str, to: tuple[str, ...], variant: str | None) -> 
 
     \b
     Example:
-      newsletter issues test-send 2019-10 --to editor@example.org --variant es:CR
+      newsletter issues test-send 2019-10 --to editor@example.org --variant es-CR
     """
     from subscribers.validate import normalise_email
     from worker.control import test_send as do_test_send
 
-    language, _, country = (variant or app.settings.default_language).partition(":")
-    if language not in app.settings.languages:
-        raise click.BadParameter(f"{language!r}: use one of {', '.join(app.settings.languages)}",
-                                 param_hint="--variant")
-    chosen = Variant(language, country.upper())
+    try:
+        chosen = parse_variant(variant or app.settings.default_language, app.settings.languages)
+    except UnknownVariant as exc:
+        raise click.BadParameter(str(exc), param_hint="--variant") from exc
     with delivering(app) as runtime:
         for address in to:
             result = do_test_send(runtime, slug, normalise_email(address), chosen)

@@ -15,7 +15,7 @@ from newsletter.cli.filtering import (
     format_options,
     parse_attributes,
 )
-from newsletter.cli.output import emit_json
+from newsletter.cli.output import cell, emit_json
 from newsletter.cli.transfer import export_cmd, import_cmd
 from newsletter.privacy import erase, export_data
 from subscribers.filters import Filter
@@ -115,7 +115,7 @@ def list_cmd(app: App, /, limit: int | None, offset: int, as_json: bool, as_csv:
 @pass_app
 @user_errors
 def show(app: App, email: str, as_json: bool) -> None:
-    """Show one subscriber, their lists and consent.
+    """Show one subscriber, their lists and consent (--json for programs).
 
     \b
     Example:
@@ -134,7 +134,12 @@ def show(app: App, email: str, as_json: bool) -> None:
         emit_json(data)
         return
     for key, value in data.items():
-        click.echo(f"{key:>15}: {'' if value is None else value}")
+        if isinstance(value, dict):  # lists and attributes: one "name: value" line each
+            click.echo(f"{key:>15}:{'' if value else ' (none)'}")
+            for name, inner in sorted(value.items()):
+                click.echo(f"{'':>17}{name}: {cell(inner)}")
+        else:
+            click.echo(f"{key:>15}: {cell(value)}")
 
 
 @subscribers.command("update")

@@ -123,5 +123,5 @@ def test_suppressions_and_privacy(admin: CliRunner) -> None:
 
 def test_stats(admin: CliRunner) -> None:
     rows = json.loads(run(admin, "subscribers", "stats", "--json").output)
-    assert {"country": "CR", "language": "es", "status": "active", "count": 1} in rows
+    assert {"country": "CR", "language": "es-CR", "status": "active", "count": 1} in rows
     assert sum(r["count"] for r in rows) == 3

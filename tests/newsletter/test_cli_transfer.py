@@ -61,7 +61,7 @@ def test_import_reports_rejected_rows_and_exits_2(
     assert [r[:3] for r in rows[1:]] == ERRORS
     assert stored(sessions) == {
         "ana@example.org": ("Ana María", "CR", "es", "import:people.csv"),
-        "eve@example.org": ("Eve Bcc: x@example.com", "SV", "es", "import:people.csv"),
+        "eve@example.org": ("Eve Bcc: x@example.com", "SV", "es-SV", "import:people.csv"),
     }
 
 

@@ -48,7 +48,7 @@ HOSTILE_LINES: list[str] = [
     "",  # 12 a blank line
     "maria@example.com,María Late,Belice,es-GT",  # 13 same address as line 5: wins, merged
     "gina@example.com,Gina,,es_CR",  # 14 good, no country
-    "hugo@example.com,Hugo,US,de",  # 15 unsupported language
+    "hugo@example.com,Hugo,US,deutsch",  # 15 not a language tag (any valid one is kept)
 ]
 
 EXPECTED_ERRORS = [(4, "email"), (6, "country"), (7, "name"), (10, "name"), (15, "language")]
@@ -60,8 +60,8 @@ EXPECTED_ROWS = {
     "eve@example.com": ("Eve Bcc: evil@example.com", "CR", "es"),
     # line 13's values win; the first spelling of the address stays, as it does when the
     # two rows fall in different batches or different imports
-    "Maria@example.com": ("María Late", "BZ", "es"),
-    "gina@example.com": ("Gina", None, "es"),
+    "Maria@example.com": ("María Late", "BZ", "es-GT"),  # tags kept as given (issue 8)
+    "gina@example.com": ("Gina", None, "es-CR"),
 }
 
 
@@ -142,7 +142,7 @@ def test_row_errors_carry_the_value_and_a_reason(hostile_csv: Path) -> None:
     assert by_row[6].value == "Atlantis" and "ISO 3166-1" in by_row[6].reason
     assert by_row[7].value == LONG_NAME and "longer than" in by_row[7].reason
     assert by_row[10].value == "=?utf-8?q?x?=" and "=?" in by_row[10].reason
-    assert by_row[15].value == "de" and "en, es" in by_row[15].reason
+    assert by_row[15].value == "deutsch" and "BCP 47" in by_row[15].reason
     assert str(by_row[6]).startswith("row 6: country 'Atlantis' ")
     assert len(str(by_row[7])) < 200  # a 5,000-character value is cut in the message
 

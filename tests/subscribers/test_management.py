@@ -50,7 +50,8 @@ def emails(session: Session, f: Filter) -> list[str]:
 def test_add_normalises_and_records_consent(people: sessionmaker[Session]) -> None:
     with people() as session:
         ana = find(session, "ANA@example.org")
-        assert (ana.country, ana.language, ana.status) == ("CR", "es", "active")
+        # the tag is kept as given (es-CR); she reads the es edition (issue 8, item 18)
+        assert (ana.country, ana.language, ana.status) == ("CR", "es-CR", "active")
         assert ana.consent_method == "cli:add" and ana.consent_at is not None
         # on a double opt-in list, a new person waits for confirmation
         assert find(session, "cy@example.org").status == "pending"
@@ -144,5 +145,5 @@ def test_stats_count_country_language_status(people: sessionmaker[Session]) -> N
     with people() as session:
         rows = stats(session)
     assert (None, "en", "active", 1) in rows
-    assert ("CR", "es", "active", 1) in rows and ("NI", "es", "pending", 1) in rows
+    assert ("CR", "es-CR", "active", 1) in rows and ("NI", "es", "pending", 1) in rows
     assert sum(r[3] for r in rows) == 5

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from subscribers.validate import (
     MAX_EMAIL,
+    MAX_LANGUAGE_TAG,
     MAX_NAME,
     InvalidValue,
+    best_edition,
     clean_name,
     email_key,
+    language_or_none,
     normalise_country,
     normalise_email,
     normalise_language,
@@ -207,33 +212,77 @@ def test_normalise_country_refuses_unknown(raw: str) -> None:
 # --- normalise_language ----------------------------------------------------------------
 
 
+# A preference is kept as the person gave it (any valid BCP 47 tag, normalised); which
+# edition they get is `best_edition`'s choice at send time. These expectations changed
+# with issue 8 (item 18): `es-GT` used to become `es`, and `de` or `pt_BR` were refused.
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
         ("es", "es"),
-        ("es-GT", "es"),
+        ("es-GT", "es-GT"),
         ("ES", "es"),
-        ("es_CR", "es"),
-        (" fr-CA ", "fr"),
-        ("EN-us", "en"),
-        ("es-419", "es"),
+        ("es_CR", "es-CR"),
+        (" fr-CA ", "fr-CA"),
+        ("EN-us", "en-US"),
+        ("es-419", "es-419"),
+        ("pt_br", "pt-BR"),
+        ("ht", "ht"),
+        ("zh-hant-tw", "zh-Hant-TW"),
+        ("de-AT", "de-AT"),
     ],
 )
-def test_normalise_language_primary_subtag(raw: str, expected: str) -> None:
-    assert normalise_language(raw, SUPPORTED, "en") == expected
+def test_normalise_language_keeps_the_tag_normalised(raw: str, expected: str) -> None:
+    assert normalise_language(raw, "en") == expected
 
 
 @pytest.mark.parametrize("raw", ["", "  "])
 def test_normalise_language_empty_is_the_default(raw: str) -> None:
-    assert normalise_language(raw, SUPPORTED, "es") == "es"
-    assert normalise_language(raw, SUPPORTED, "fr") == "fr"
+    assert normalise_language(raw, "es") == "es"
+    assert normalise_language(raw, "fr") == "fr"
 
 
-@pytest.mark.parametrize("raw", ["de", "DE-at", "pt_BR", "esp"])
-def test_normalise_language_refuses_unsupported(raw: str) -> None:
+@pytest.mark.parametrize("raw", ["esp", "english", "xx", "a-b", "es--CR", "en US", "und",
+                                 "x-private", "e" * 40, "es-CR\nBcc"])
+def test_normalise_language_refuses_what_is_not_a_language_tag(raw: str) -> None:
     with pytest.raises(InvalidValue) as info:
-        normalise_language(raw, SUPPORTED, "en")
+        normalise_language(raw, "en")
     assert info.value.field == "language"
     assert info.value.value == raw
-    assert "en, es, fr" in info.value.reason
-    assert "not supported" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("tag", "expected"),
+    [
+        ("es", "es"),
+        ("es-CR", "es"),
+        ("ES-cr", "es"),
+        ("fr-HT", "fr"),
+        ("pt-BR", "en"),
+        ("ht", "en"),
+        ("zh-Hant-TW", "zh-Hant"),
+        ("zh-Hans-CN", "zh"),
+        ("en-a-bbb-x-foo", "en"),
+    ],
+)
+def test_best_edition_is_the_tag_then_broader_tags_then_the_default(
+    tag: str, expected: str
+) -> None:
+    assert best_edition(tag, ["en", "es", "fr", "zh", "zh-Hant"], "en") == expected
+
+
+@pytest.mark.fuzz
+@given(st.one_of(
+    st.text(),
+    st.from_regex(r"[A-Za-z]{1,9}([-_][A-Za-z0-9]{1,9}){0,6}", fullmatch=True),
+))
+def test_a_language_cell_is_a_stored_tag_or_a_row_error(raw: str) -> None:
+    """Whatever a file holds, the answer is a tag the column can hold, or an InvalidValue."""
+    try:
+        tag = language_or_none(raw)
+    except InvalidValue as exc:
+        assert exc.field == "language"
+        return
+    if tag is not None:
+        assert 0 < len(tag) <= MAX_LANGUAGE_TAG and tag.isascii() and tag == tag.strip()
+        assert language_or_none(tag) == tag  # normalised once and for all
+        assert best_edition(tag, ["en", "es", "fr"], "en") in ("en", "es", "fr")
