@@ -86,21 +86,26 @@ def json_problem(value: object) -> str | None:
     return None
 
 
-def _value_end(text: str, pos: int) -> int | None:
+def _value_end(text: str, pos: int) -> tuple[int, str] | None:
     """Where the JSON list or object starting at `pos` ends, found without parsing it
-    (for a value too deep to parse), or None when `text` stops before its end."""
-    depth = 0
+    (for a value too deep to parse), with the top-level key under which it goes too
+    deep ("record" when none); None when `text` stops before its end."""
+    depth, key, blamed = 0, "record", ""
     for match in _JSON_TOKEN.finditer(text, pos):
         token = match.group()
         if token[0] == '"':
             if not match.group(1):
                 return None  # a string that goes on past the text read so far
+            if depth == 1 and text[match.end():match.end() + 20].lstrip()[:1] == ":":
+                key = token[1:-1][:60]
         elif token in "[{":
             depth += 1
+            if depth > MAX_NESTING and not blamed:
+                blamed = key if text[pos] == "{" else "record"
         else:
             depth -= 1
             if depth <= 0:
-                return match.end()
+                return match.end(), blamed or "record"
     return None
 
 
@@ -288,7 +293,9 @@ def _ndjson_records(lines: Iterator[str]) -> Iterator[Record]:
             yield Record(number, {}, f"is not valid JSON ({exc.msg} at column {exc.colno})")
             continue
         except RecursionError:
-            yield Record(number, {}, f"is nested more than {MAX_NESTING} levels deep")
+            found = _value_end(text, 0)
+            yield Record(number, {}, f"is nested more than {MAX_NESTING} levels deep",
+                         problem_field=found[1] if found else "record")
             continue
         yield _object_record(number, value)
 
@@ -371,9 +378,9 @@ def _json_records(stream: BinaryIO, encoding: str, count: ByteCount) -> Iterator
             except RecursionError:  # too deep to parse: skip to its end, refuse it alone
                 found = _value_end(buf, pos)
                 if found is not None:
-                    end = found
+                    end, blamed = found
                     record = Record(index + 1, {}, f"is nested more than {MAX_NESTING} levels "
-                                    "deep")
+                                    "deep", problem_field=blamed)
                     break
                 reason = f"nested more than {MAX_NESTING} levels deep"
             if len(buf) - pos > MAX_JSON_OBJECT or not more():
