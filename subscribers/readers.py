@@ -305,11 +305,14 @@ def _object_record(row: int, value: object) -> Record:
         return Record(row, {}, f"is a JSON {type(value).__name__}, not an object with an email")
     fields: dict[str, object] = {}
     for key, cell in value.items():
+        name = str(key).strip().lower()
+        if not name:  # as in a CSV header, a column without a name is not read
+            continue
         problem = json_problem(key) or (None if isinstance(cell, str) and cell.isascii()
                                         else json_problem(cell))
         if problem is not None:
             return Record(row, {}, problem, problem_field=str(key)[:60])
-        fields[str(key).strip().lower()] = cell
+        fields[name] = cell
     return Record(row, fields)
 
 
