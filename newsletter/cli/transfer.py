@@ -71,7 +71,8 @@ def _summary(report: ImportReport) -> str:
     if report.subscribed:
         parts.append(f"{report.subscribed} subscribed to the list")
     if report.warned:
-        parts.append(f"{report.warned} warnings (stored, a value left out)")
+        plural = "" if report.warned == 1 else "s"
+        parts.append(f"{report.warned} warning{plural} (stored, a value left out)")
     line = ", ".join(parts)
     if report.inactive:
         line += (f"; {report.inactive} stay unsubscribed, bounced or complained "
@@ -128,6 +129,7 @@ def import_cmd(app: App, file: str, fmt: str | None, delimiter: str, encoding: s
     \b
     Example:
       newsletter subscribers import people.csv --errors rejected.csv
+      newsletter subscribers import people.csv --strict   # unknown country: reject
       newsletter subscribers import export.ndjson --list news --dry-run
       cat people.csv | newsletter subscribers import - --delimiter ';'
     """

@@ -54,7 +54,7 @@ def test_import_reports_rejected_rows_and_exits_2(
                                  "--silent"])
     assert result.exit_code == 2, result.output
     assert ("3 added, 0 updated, 0 unchanged, 1 duplicate rows merged, 2 rejected, "
-            "1 warnings" in result.output)
+            "1 warning (" in result.output)
     assert "row 3: email 'not-an-address'" in result.output
     assert "row 6: country 'Atlantis'" in result.output and "(warning)" in result.output
     rows = list(csv.reader(errors.open(newline="", encoding="utf-8")))

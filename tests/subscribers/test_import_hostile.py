@@ -288,7 +288,7 @@ def test_cli_strict_and_warnings(runner: CliRunner, sessions: sessionmaker[Sessi
     assert result.exit_code == 2 and "1 rejected" in result.output
     result = runner.invoke(cli, ["subscribers", "import", str(path)])
     assert result.exit_code == 0, result.output
-    assert "1 added" in result.output and "1 warnings" in result.output
+    assert "1 added" in result.output and "1 warning (" in result.output
     assert "row 2: country 'Atlantis'" in result.output and "(warning)" in result.output
 
 
