@@ -375,7 +375,10 @@ def _json_records(stream: BinaryIO, encoding: str, count: ByteCount) -> Iterator
             try:
                 value, end = JSON.raw_decode(buf, pos)
                 record = None
-                break
+                if end < len(buf) or isinstance(value, dict | list) or eof:
+                    break
+                more()  # a bare number at the end of a chunk may go on in the next
+                continue
             except json.JSONDecodeError as exc:
                 reason = exc.msg
             except RecursionError:  # too deep to parse: skip to its end, refuse it alone

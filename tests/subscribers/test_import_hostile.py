@@ -122,6 +122,21 @@ def test_a_deep_object_split_across_chunks_is_skipped_whole(
     assert set(stored(sessions)) == {"ana@example.org", "di@example.org"}
 
 
+def test_a_number_split_across_chunks_is_one_item(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from subscribers import readers
+
+    monkeypatch.setattr(readers, "CHUNK", 8)
+    for split in range(8):  # wherever the chunks cut the number
+        data = ('[{"email": "ana@example.org"},' + " " * split + "1234567890123,"
+                '{"email": "bo@example.org"}]').encode()
+        report = run(sessions, data, format="json")
+        assert [(e.row, e.field) for e in report.errors] == [(2, "record")]
+        assert "JSON int" in report.errors[0].reason
+    assert set(stored(sessions)) == {"ana@example.org", "bo@example.org"}
+
+
 def test_utf16_without_a_byte_order_mark_is_a_clear_file_error(
     runner: CliRunner, tmp_path: Path
 ) -> None:
