@@ -262,7 +262,7 @@ def _csv_records(lines: Iterator[str], delimiter: str) -> Iterator[Record]:
                     f"quote values that contain {delimiter!r}"
                 ))
                 continue
-            yield Record(row, {h: unescape_formula(c)
+            yield Record(row, {h: unescape_formula(c) if c[:1] == "'" else c
                                for h, c in zip(header, cells, strict=False) if h})
     except csv.Error as exc:
         raise ImportFileError(f"row {reader.line_num}: the CSV cannot be read ({exc})") from exc

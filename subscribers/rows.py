@@ -56,6 +56,7 @@ _FAST_ADDRESS = re.compile(
 _ROLE_NAMES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 _SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +178,7 @@ def _shown(value: object) -> str:
 def _surrogate_free(name: str, value: str) -> str:
     """Text from an odd codec (or a JSON escape) may hold lone surrogates, which no
     database stores: refuse the field instead of failing the batch."""
-    if not value.isascii() and json_problem(value) is not None:
+    if not value.isascii() and _SURROGATE.search(value):
         raise InvalidValue(name, value.encode("utf-8", "replace").decode(),
                            "holds text that is not valid Unicode (a lone surrogate)")
     return value
@@ -193,6 +194,12 @@ def clean_attribute_key(raw: str) -> str:
     """An attribute name as stored and as `--attr` looks it up: NFC, control characters
     as spaces, trimmed; any other character (quotes, dots, $, brackets) is kept."""
     return _CONTROL.sub(" ", unicodedata.normalize("NFC", raw)).strip()
+
+
+@lru_cache(maxsize=1024)
+def _attribute_name(key: str) -> str:
+    """A column name as an attribute key (the same names repeat on every row)."""
+    return clean_attribute_key(_surrogate_free("attributes", key))
 
 
 def _plain(name: str, raw: str, max_length: int) -> str:
@@ -275,7 +282,7 @@ class RowChecker:
             if key in KNOWN or key in IGNORED:
                 continue
             text = _plain(key, _text(key, value), MAX_ATTRIBUTE)
-            name = clean_attribute_key(_surrogate_free("attributes", key))
+            name = _attribute_name(key)
             if text and name:
                 row.attributes[name] = text
 
