@@ -134,6 +134,8 @@ def csv_files(draw: st.DrawFn) -> tuple[bytes, str]:
     if draw(st.booleans()):  # mix the line endings of one file
         text = re.sub("\r\n|\r|\n", lambda _: draw(_line_end), text)
     data = text.encode("utf-8")
+    if draw(st.booleans()):  # or as UTF-16, with a byte order mark
+        data = text.encode("utf-16")
     if draw(st.booleans()):  # damage it somewhere
         at = draw(st.integers(0, len(data)))
         data = data[:at] + draw(st.binary(max_size=4)) + data[at:]
@@ -165,18 +167,22 @@ def _json_text(value: object, deep: int) -> str:
 # --- properties --------------------------------------------------------------------------
 
 
+_encodings = st.sampled_from(["utf-8-sig", "utf-8", "latin-1", "cp1252", "utf-16",
+                              "utf-16-le"])
+
+
 @given(data=st.binary(max_size=300), header=st.booleans(),
-       fmt=st.sampled_from(["csv", "ndjson", "json"]))
+       fmt=st.sampled_from(["csv", "ndjson", "json"]), encoding=_encodings)
 def test_arbitrary_bytes(fuzz_sessions: sessionmaker[Session], data: bytes, header: bool,
-                         fmt: str) -> None:
+                         fmt: str, encoding: str) -> None:
     if header:
         data = {"csv": b"email,name,country,language,attributes,consent_at\n",
                 "ndjson": b'{"email": "ana@example.org"}\n', "json": b"["}[fmt] + data
-    import_checked(fuzz_sessions, data, ImportOptions(format=fmt, batch_size=3))
+    import_checked(fuzz_sessions, data, ImportOptions(format=fmt, batch_size=3,
+                                                      encoding=encoding))
 
 
-@given(file=csv_files(), strict=st.booleans(),
-       encoding=st.sampled_from(["utf-8-sig", "utf-8", "latin-1"]))
+@given(file=csv_files(), strict=st.booleans(), encoding=_encodings)
 def test_csv_files(fuzz_sessions: sessionmaker[Session], file: tuple[bytes, str], strict: bool,
                    encoding: str) -> None:
     data, delimiter = file
