@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from newsletter.errors import NewsletterError
 from subscribers.filters import Filter, condition
 from subscribers.models import MailingList, Subscriber, Subscription
+from subscribers.readers import escape_formula
 
 FORMATS = ("csv", "json", "ndjson")
 COLUMNS = ("email", "name", "country", "language", "status", "lists", "created_at",
@@ -45,15 +46,20 @@ def _iso(value: datetime | None) -> str | None:
 
 
 class _Csv:
-    def __init__(self, out: TextIO) -> None:
+    """CSV; by default every value a spreadsheet would run as a formula (=, +, -, @, tab,
+    CR first) gets a leading ', as OWASP advises; the import takes it off again."""
+
+    def __init__(self, out: TextIO, *, formula_escape: bool = True) -> None:
         self.writer = csv.writer(out)
         self.writer.writerow(COLUMNS)
+        self.escape = formula_escape
 
     def write(self, record: dict[str, Any]) -> None:
         record = dict(record, lists=LIST_SEPARATOR.join(record["lists"]),
                       attributes=json.dumps(record["attributes"], ensure_ascii=False)
                       if record["attributes"] else "")
-        self.writer.writerow(["" if record[c] is None else record[c] for c in COLUMNS])
+        cells = ["" if record[c] is None else str(record[c]) for c in COLUMNS]
+        self.writer.writerow([escape_formula(c) for c in cells] if self.escape else cells)
 
     def close(self) -> None:
         pass
@@ -114,10 +120,17 @@ def export_subscribers(
     fmt: str,
     out: TextIO,
     progress: Callable[[int], None] | None = None,
+    *,
+    formula_escape: bool = True,
 ) -> int:
-    """Write the subscribers `f` selects to `out` in `fmt`; returns how many were written."""
-    writers: dict[str, Callable[[TextIO], _Writer]] = {"csv": _Csv, "json": _Json,
-                                                        "ndjson": _Ndjson}
+    """Write the subscribers `f` selects to `out` in `fmt`; returns how many were written.
+
+    `formula_escape` (CSV only): see `_Csv`; turn it off for programs that read the file.
+    """
+    writers: dict[str, Callable[[TextIO], _Writer]] = {
+        "csv": lambda o: _Csv(o, formula_escape=formula_escape), "json": _Json,
+        "ndjson": _Ndjson,
+    }
     if fmt not in writers:
         raise ExportError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     where = condition(session, f)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, true
 from sqlalchemy.orm import Session
 
 from newsletter.errors import NewsletterError
@@ -120,7 +120,7 @@ def condition(
     if f.lists:
         parts.append(on_list(list_ids(session, f.lists)))
     for key, value in f.attributes:
-        parts.append(Subscriber.attributes[key].as_string() == value)
+        parts.append(attribute_equals(session, key, value))
     if f.segments:
         parts.append(or_(*(segment_condition(session, name, _seen) for name in f.segments)))
     return and_(true(), *parts)
@@ -128,6 +128,15 @@ def condition(
 
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def attribute_equals(session: Session, key: str, value: str) -> ColumnElement[bool]:
+    """The attribute `key` is `value`, for any key: both are bound parameters, never part
+    of a JSON path (SQLite's `$."key"` has no escape for a quote in the key)."""
+    if session.get_bind().dialect.name == "sqlite":
+        each = func.json_each(Subscriber.attributes).table_valued("key", "value")
+        return exists(select(each.c.key).where(each.c.key == key, each.c.value == value))
+    return Subscriber.attributes.op("->>")(literal(key)) == literal(value)
 
 
 def segment_condition(

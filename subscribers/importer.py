@@ -12,6 +12,11 @@ A repeat is recognised as such within a batch, and across batches when the earli
 row added or changed the subscriber; a repeat of a row that changed nothing counts
 as unchanged. A dry run writes each batch and rolls it back, so its counts are a
 real import's, except that a repeat in a later batch counts as added again.
+
+A value that is left out but does not cost the row (an unknown country) is a
+warning: the row is stored and the warning reported like an error, with its row.
+A problem with the file itself part-way through (bad bytes at row 24) stores the
+valid rows before it, then raises `ImportStopped`, which says what is stored.
 """
 
 from __future__ import annotations
@@ -55,7 +60,8 @@ from subscribers.rows import (
 
 __all__ = [
     "COLUMNS", "FORMATS", "ImportFileError", "ImportInterrupted", "ImportOptions",
-    "ImportOptionError", "ImportReport", "RowError", "SubscriberRow", "UnknownListError",
+    "ImportOptionError", "ImportReport", "ImportStopped", "RowError", "SubscriberRow",
+    "UnknownListError",
     "check_rows", "format_for", "import_csv", "import_subscribers",
 ]
 
@@ -83,6 +89,7 @@ class ImportOptions:
     consent_method: str = "import"  # how consent was given, e.g. "import:people.csv"
     consent_text: str | None = None  # the version of the wording they agreed to
     batch_size: int = 20_000  # rows per transaction (SQLite, 1M rows: 5,000: 33 s; 20,000: 20 s)
+    strict: bool = False  # an unknown country rejects the row instead of a warning
 
 
 @dataclass
@@ -98,8 +105,10 @@ class ImportReport:
     inactive: int = 0  # existing subscribers left unsubscribed, bounced or complained
     subscribed: int = 0  # new subscriptions to the list
     committed: int = 0  # rows whose batch is committed (or rolled back, in a dry run)
+    warned: int = 0  # rows stored with a value left out (an unknown country)
     dry_run: bool = False
     errors: list[RowError] = field(default_factory=list)  # the first MAX_KEPT_ERRORS
+    warnings: list[RowError] = field(default_factory=list)  # the first MAX_KEPT_ERRORS
     max_errors: int = field(default=MAX_KEPT_ERRORS, repr=False)
 
     @property
@@ -111,15 +120,44 @@ class ImportReport:
         if len(self.errors) < self.max_errors:
             self.errors.append(error)
 
+    def warn(self, warning: RowError) -> None:
+        self.warned += 1
+        if len(self.warnings) < self.max_errors:
+            self.warnings.append(warning)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "read": self.read, "added": self.added, "updated": self.updated,
             "unchanged": self.unchanged, "merged": self.merged, "rejected": self.rejected,
             "suppressed": self.suppressed, "resubscribed": self.resubscribed,
-            "inactive": self.inactive, "subscribed": self.subscribed, "dry_run": self.dry_run,
-            "errors": [{"row": e.row, "field": e.field, "value": e.value, "reason": e.reason}
-                       for e in self.errors],
+            "inactive": self.inactive, "subscribed": self.subscribed, "warned": self.warned,
+            "dry_run": self.dry_run,
+            "errors": [_as_dict(e) for e in self.errors],
+            "warnings": [_as_dict(w) for w in self.warnings],
         }
+
+
+def _as_dict(e: RowError) -> dict[str, Any]:
+    return {"row": e.row, "field": e.field, "value": e.value, "reason": e.reason}
+
+
+class ImportStopped(ImportFileError):
+    """A problem with the file part-way through: the valid rows before it are stored
+    (rolled back, in a dry run); the message says how many and how to finish."""
+
+    def __init__(self, cause: ImportFileError, report: ImportReport) -> None:
+        self.cause = cause
+        self.report = report
+        done = (f"{report.read} rows before it were read: {report.added} added, "
+                f"{report.updated} updated, {report.unchanged} unchanged, "
+                f"{report.merged} merged, {report.rejected} rejected")
+        if report.dry_run:
+            after = "dry run, nothing was written"
+        else:
+            after = (f"the {report.imported} imported are stored. Fix the file and run the "
+                     "same command again to import the rest: rows already stored are "
+                     "updated, never added twice")
+        super().__init__(f"{cause}\n{done}; {after}")
 
 
 class ImportInterrupted(KeyboardInterrupt):
@@ -133,26 +171,36 @@ class ImportInterrupted(KeyboardInterrupt):
 @dataclass
 class _Batch:
     rows: dict[str, SubscriberRow] = field(default_factory=dict)
-    errors: list[RowError] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)  # warnings too, by their level
     read: int = 0
     merged: int = 0
+    failure: ImportFileError | None = None  # the file broke after this batch's rows
 
 
 def _batches(records: Iterator[Any], checker: RowChecker, size: int) -> Iterator[_Batch]:
+    """Batches of checked rows; when the file breaks part-way, the rows read before
+    the break come as a last batch carrying the failure, to be written first."""
     batch = _Batch()
-    for record in records:
-        batch.read += 1
-        row = checker.check(record)
-        if isinstance(row, RowError):
-            batch.errors.append(row)
-        elif (earlier := batch.rows.get(row.key)) is not None:
-            batch.merged += 1
-            batch.rows[row.key] = earlier.then(row)
-        else:
-            batch.rows[row.key] = row
-        if len(batch.rows) >= size:
-            yield batch
-            batch = _Batch()
+    try:
+        for record in records:
+            batch.read += 1
+            row = checker.check(record)
+            if isinstance(row, RowError):
+                batch.errors.append(row)
+                continue
+            batch.errors.extend(row.warnings)
+            if (earlier := batch.rows.get(row.key)) is not None:
+                batch.merged += 1
+                batch.rows[row.key] = earlier.then(row)
+            else:
+                batch.rows[row.key] = row
+            if len(batch.rows) >= size:
+                yield batch
+                batch = _Batch()
+    except ImportFileError as exc:
+        if not batch.read:
+            raise
+        batch.failure = exc
     if batch.read:
         yield batch
 
@@ -161,7 +209,7 @@ def check_rows(
     stream: BinaryIO, options: ImportOptions, *, languages: Sequence[str]
 ) -> Iterator[SubscriberRow | RowError]:
     """Validate a file without a database: each record as a clean row or its error."""
-    checker = RowChecker(languages)
+    checker = RowChecker(languages, strict=options.strict)
     records = read_records(stream, options.format, delimiter=options.delimiter,
                            encoding=options.encoding)
     return (checker.check(record) for record in records)
@@ -212,11 +260,14 @@ def _suppression_error(row: SubscriberRow, reason: str) -> RowError:
 
 def _record(report: ImportReport, batch: _Batch, result: BatchResult,
             on_error: Callable[[RowError], None] | None) -> None:
-    """Count a written batch and hand on its errors, in row order."""
+    """Count a written batch and hand on its errors and warnings, in row order."""
     errors = batch.errors + [_suppression_error(r, why) for r, why in result.suppressed]
     errors.sort(key=lambda e: e.row)
     for error in errors:
-        report.reject(error)
+        if error.level == "error":
+            report.reject(error)
+        else:
+            report.warn(error)
         if on_error is not None:
             on_error(error)
     report.read += batch.read
@@ -240,8 +291,9 @@ def import_subscribers(
     """Import a whole file, committing every batch; `progress` gets the bytes read.
 
     Raises ImportFileError (nothing more is read) for a problem with the file as a
-    whole, and ImportInterrupted (a KeyboardInterrupt) on Ctrl-C, after rolling back
-    the batch in progress; the report it carries counts the committed rows.
+    whole: ImportStopped, carrying the report of what is stored, when rows were read
+    before it. Raises ImportInterrupted (a KeyboardInterrupt) on Ctrl-C, after rolling
+    back the batch in progress; the report it carries counts the committed rows.
     """
     report = ImportReport(dry_run=options.dry_run)
     count = ByteCount()
@@ -252,13 +304,20 @@ def import_subscribers(
         records = read_records(stream, options.format, delimiter=options.delimiter,
                                encoding=options.encoding, count=count)
         shown = 0
+        checker = RowChecker(languages, strict=options.strict)
         try:
-            for batch in _batches(records, RowChecker(languages), options.batch_size):
+            for batch in _batches(records, checker, options.batch_size):
                 result = _write(session, batch, settings, dry_run=options.dry_run)
                 _record(report, batch, result, on_error)
                 if progress is not None:
                     progress(count.value - shown)
                     shown = count.value
+                if batch.failure is not None:
+                    raise batch.failure
+        except ImportFileError as exc:
+            if not report.read:
+                raise
+            raise ImportStopped(exc, report) from exc
         except KeyboardInterrupt:
             raise ImportInterrupted(report) from None
         finally:
@@ -310,6 +369,9 @@ def import_csv(
     report = ImportReport(max_errors=2**62)
     records = read_records(io.BytesIO(raw), options.format, delimiter=options.delimiter,
                            encoding=options.encoding)
-    for batch in _batches(records, RowChecker(languages), options.batch_size):
+    for batch in _batches(records, RowChecker(languages, strict=options.strict),
+                          options.batch_size):
         _record(report, batch, write_batch(session, batch.rows.values(), settings), None)
+        if batch.failure is not None:
+            raise batch.failure
     return report

@@ -1,10 +1,12 @@
 """Subscriber files as a stream of records: CSV, JSON and NDJSON, never loaded whole.
 
 A record is the raw cells of one row with its row number, before any validation:
-for CSV the line of the file where the record starts (the header is row 1), for
-NDJSON the line, for JSON the 1-based position in the list. A problem with the
-file as a whole raises `ImportFileError`; a problem with one record (too many
-cells, not an object) travels with the record so the rest of the file still loads.
+for CSV the line of the file where the record starts (the header is row 1; a line
+may end in CRLF, LF or a lone CR, as old Mac spreadsheets save it), for NDJSON the
+line, for JSON the 1-based position in the list. A problem with the file as a
+whole raises `ImportFileError`; a problem with one record (too many cells, not an
+object, nested too deep, a number too long to read) travels with the record so the
+rest of the file still loads.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import codecs
 import csv
 import io
 import json
+import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -23,6 +27,12 @@ FORMATS = ("csv", "json", "ndjson")
 COLUMNS = ("email", "name", "country", "language")
 CHUNK = 1 << 16
 MAX_JSON_OBJECT = 1 << 20  # one subscriber object larger than this is not a subscriber
+MAX_NESTING = 100  # lists and objects inside one value; deeper is not a subscriber's data
+# what a spreadsheet reads as a formula when a cell starts with it (OWASP "CSV Injection")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
+_ESCAPED_FORMULA = re.compile("'+[=+\\-@\t\r\0]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*("|\\?\Z)|[\[\]{}]', re.DOTALL)
 
 
 class ImportFileError(NewsletterError):
@@ -34,6 +44,69 @@ class Record:
     row: int
     fields: dict[str, object]  # header name (lower case) -> cell; CSV cells are str
     problem: str | None = None  # why the record as a whole is unusable
+    problem_field: str = "record"  # the field the problem is in, when one is to blame
+
+
+class HugeNumber:
+    """A JSON integer with more digits than Python converts (4,300): kept as a marker,
+    so the record is refused with a reason instead of the whole file."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _int(text: str) -> int | HugeNumber:
+    digits = len(text.lstrip("-"))
+    limit = sys.get_int_max_str_digits()
+    return HugeNumber(digits) if limit and digits > limit else int(text)
+
+
+JSON = json.JSONDecoder(parse_int=_int)  # json.loads, but a long number is not an exception
+
+
+def json_problem(value: object) -> str | None:
+    """Why a decoded JSON value is not data we keep (too deep, a huge number, text that
+    is not valid Unicode), or None. Iterative: a deep value must not exhaust the stack."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return "holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
+        elif isinstance(item, HugeNumber):
+            return (f"holds a number with {item.digits} digits: more than "
+                    f"{sys.get_int_max_str_digits()} cannot be read; write it as text")
+        elif isinstance(item, dict | list):
+            if depth >= MAX_NESTING:
+                return f"is nested more than {MAX_NESTING} levels deep"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _value_end(text: str, pos: int) -> tuple[int, str] | None:
+    """Where the JSON list or object starting at `pos` ends, found without parsing it
+    (for a value too deep to parse), with the top-level key under which it goes too
+    deep ("record" when none); None when `text` stops before its end."""
+    depth, key, blamed = 0, "record", ""
+    for match in _JSON_TOKEN.finditer(text, pos):
+        token = match.group()
+        if token[0] == '"':
+            if not match.group(1):
+                return None  # a string that goes on past the text read so far
+            if depth == 1 and text[match.end():match.end() + 20].lstrip()[:1] == ":":
+                key = token[1:-1][:60]
+        elif token in "[{":
+            depth += 1
+            if depth > MAX_NESTING and not blamed:
+                blamed = key if text[pos] == "{" else "record"
+        else:
+            depth -= 1
+            if depth <= 0:
+                return match.end(), blamed or "record"
+    return None
 
 
 class ByteCount:
@@ -106,13 +179,18 @@ def _text_lines(stream: BinaryIO, encoding: str, count: ByteCount) -> Iterator[s
                 f"near row {number + 1}: the file is not {encoding} ({exc.reason}): "
                 "name its encoding with --encoding"
             ) from exc
+        except UnicodeError as exc:  # e.g. UTF-16 without a byte order mark
+            raise ImportFileError(
+                f"near row {number + 1}: the file cannot be read as {encoding} ({exc}): "
+                f"{_encoding_hint(encoding)}"
+            ) from exc
         finally:
             text.detach()  # the caller owns the stream: do not close it
         return
     decoder = codecs.getincrementaldecoder(encoding)()
     number = 0
     try:
-        for raw in stream:
+        for raw in _byte_lines(stream):
             number += 1
             count.value += len(raw)
             yield decoder.decode(raw)
@@ -125,6 +203,26 @@ def _text_lines(stream: BinaryIO, encoding: str, count: ByteCount) -> Iterator[s
         ) from exc
     if tail:
         yield tail
+
+
+def _encoding_hint(encoding: str) -> str:
+    if codecs.lookup(encoding).name in ("utf-16", "utf-32"):
+        return (f"a file without a byte order mark needs its byte order: --encoding "
+                f"{codecs.lookup(encoding).name}-le (or -be)")
+    return "name its encoding with --encoding"
+
+
+def _byte_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """The lines of `stream` with their endings: CRLF, LF, or a lone CR (a CSV saved by
+    an old Mac spreadsheet is one long line to Python's own line splitting)."""
+    pending = b""
+    while chunk := stream.read(CHUNK):
+        lines = (pending + chunk).splitlines(keepends=True)
+        # the last line may go on in the next chunk, or be a CR whose LF starts it
+        pending = lines.pop()
+        yield from lines
+    if pending:
+        yield pending
 
 
 def _header(cells: list[str], delimiter: str) -> list[str]:
@@ -164,9 +262,24 @@ def _csv_records(lines: Iterator[str], delimiter: str) -> Iterator[Record]:
                     f"quote values that contain {delimiter!r}"
                 ))
                 continue
-            yield Record(row, {h: c for h, c in zip(header, cells, strict=False) if h})
+            yield Record(row, {h: unescape_formula(c) if c[:1] == "'" else c
+                               for h, c in zip(header, cells, strict=False) if h})
     except csv.Error as exc:
         raise ImportFileError(f"row {reader.line_num}: the CSV cannot be read ({exc})") from exc
+
+
+def escape_formula(cell: str) -> str:
+    """A cell a spreadsheet shows as text, never runs: OWASP's single quote before a
+    leading =, +, -, @, tab, CR or NUL (and before a quote that precedes one, so that
+    `unescape_formula` gives back exactly what was written)."""
+    if cell.startswith(FORMULA_START) or _ESCAPED_FORMULA.match(cell):
+        return "'" + cell
+    return cell
+
+
+def unescape_formula(cell: str) -> str:
+    """A CSV cell as it was before `escape_formula`: an export imports back as it was."""
+    return cell[1:] if cell[:1] == "'" and _ESCAPED_FORMULA.match(cell) else cell
 
 
 def _ndjson_records(lines: Iterator[str]) -> Iterator[Record]:
@@ -175,9 +288,14 @@ def _ndjson_records(lines: Iterator[str]) -> Iterator[Record]:
         if not text:
             continue
         try:
-            value = json.loads(text)
+            value = JSON.decode(text)
         except json.JSONDecodeError as exc:
             yield Record(number, {}, f"is not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        except RecursionError:
+            found = _value_end(text, 0)
+            yield Record(number, {}, f"is nested more than {MAX_NESTING} levels deep",
+                         problem_field=found[1] if found else "record")
             continue
         yield _object_record(number, value)
 
@@ -185,7 +303,17 @@ def _ndjson_records(lines: Iterator[str]) -> Iterator[Record]:
 def _object_record(row: int, value: object) -> Record:
     if not isinstance(value, dict):
         return Record(row, {}, f"is a JSON {type(value).__name__}, not an object with an email")
-    return Record(row, {str(k).strip().lower(): v for k, v in value.items()})
+    fields: dict[str, object] = {}
+    for key, cell in value.items():
+        name = str(key).strip().lower()
+        if not name:  # as in a CSV header, a column without a name is not read
+            continue
+        problem = json_problem(key) or (None if isinstance(cell, str) and cell.isascii()
+                                        else json_problem(cell))
+        if problem is not None:
+            return Record(row, {}, problem, problem_field=str(key)[:60])
+        fields[name] = cell
+    return Record(row, fields)
 
 
 def _json_records(stream: BinaryIO, encoding: str, count: ByteCount) -> Iterator[Record]:
@@ -196,7 +324,6 @@ def _json_records(stream: BinaryIO, encoding: str, count: ByteCount) -> Iterator
     that does not parse yet is retried with more text, up to MAX_JSON_OBJECT.
     """
     decoder = codecs.getincrementaldecoder(encoding)()
-    parser = json.JSONDecoder()
     buf, pos, eof, lines_before = "", 0, False, 1
 
     def more() -> bool:
@@ -212,6 +339,10 @@ def _json_records(stream: BinaryIO, encoding: str, count: ByteCount) -> Iterator
             raise ImportFileError(
                 f"line {lines_before + buf[:pos].count(chr(10))}: the file is not "
                 f"{_encoding_label(encoding)} ({exc.reason}): save it as UTF-8 or use --encoding"
+            ) from exc
+        except UnicodeError as exc:  # e.g. UTF-16 without a byte order mark
+            raise ImportFileError(
+                f"the file cannot be read as {encoding} ({exc}): {_encoding_hint(encoding)}"
             ) from exc
         lines_before += buf.count("\n", 0, pos)
         buf, pos = buf[pos:] + text, 0
@@ -242,16 +373,27 @@ def _json_records(stream: BinaryIO, encoding: str, count: ByteCount) -> Iterator
     while True:
         while True:
             try:
-                value, end = parser.raw_decode(buf, pos)
-                break
+                value, end = JSON.raw_decode(buf, pos)
+                record = None
+                if end < len(buf) or isinstance(value, dict | list) or eof:
+                    break
+                more()  # a bare number at the end of a chunk may go on in the next
+                continue
             except json.JSONDecodeError as exc:
-                if len(buf) - pos > MAX_JSON_OBJECT or not more():
-                    raise ImportFileError(
-                        f"item {index + 1} ({where()}): not valid JSON ({exc.msg})"
-                    ) from exc
+                reason = exc.msg
+            except RecursionError:  # too deep to parse: skip to its end, refuse it alone
+                found = _value_end(buf, pos)
+                if found is not None:
+                    end, blamed = found
+                    record = Record(index + 1, {}, f"is nested more than {MAX_NESTING} levels "
+                                    "deep", problem_field=blamed)
+                    break
+                reason = f"nested more than {MAX_NESTING} levels deep"
+            if len(buf) - pos > MAX_JSON_OBJECT or not more():
+                raise ImportFileError(f"item {index + 1} ({where()}): not valid JSON ({reason})")
         index += 1
         pos = end
-        yield _object_record(index, value)
+        yield record or _object_record(index, value)
         separator = skip_space()
         if separator == "]":
             return

@@ -26,7 +26,7 @@ from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 from subscribers.models import STATUSES, email_hash
-from subscribers.readers import Record
+from subscribers.readers import JSON, Record, json_problem
 from subscribers.validate import (
     MAX_EMAIL,
     MAX_NAME,
@@ -56,6 +56,7 @@ _FAST_ADDRESS = re.compile(
 _ROLE_NAMES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 _SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +65,11 @@ class RowError:
     field: str
     value: str
     reason: str
+    level: str = "error"  # error: the row is rejected; warning: stored, with this value left out
 
     def __str__(self) -> str:
-        return f"row {self.row}: {self.field} {self.value[:60]!r} {self.reason}"
+        text = f"row {self.row}: {self.field} {self.value[:60]!r} {self.reason}"
+        return text if self.level == "error" else f"{text} ({self.level})"
 
 
 @dataclass(slots=True)
@@ -85,6 +88,7 @@ class SubscriberRow:
     consent_text: str | None = None
     key: str = ""
     hash: str = ""
+    warnings: tuple[RowError, ...] = ()  # values left out of this row (see RowChecker)
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -157,25 +161,65 @@ def _text(name: str, value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return value if value.isascii() else _surrogate_free(name, value)
     if isinstance(value, bool | int | float):
         return json.dumps(value)
-    raise InvalidValue(name, json.dumps(value, ensure_ascii=False)[:200], "must be text")
+    raise InvalidValue(name, _shown(value), "must be text")
+
+
+def _shown(value: object) -> str:
+    """A short, safe picture of a JSON value for an error message."""
+    try:
+        return json.dumps(value, ensure_ascii=True)[:200]
+    except (TypeError, ValueError, RecursionError):
+        return type(value).__name__
+
+
+def _surrogate_free(name: str, value: str) -> str:
+    """Text from an odd codec (or a JSON escape) may hold lone surrogates, which no
+    database stores: refuse the field instead of failing the batch."""
+    if not value.isascii() and _SURROGATE.search(value):
+        raise InvalidValue(name, value.encode("utf-8", "replace").decode(),
+                           "holds text that is not valid Unicode (a lone surrogate)")
+    return value
+
+
+def clean_attribute(raw: str) -> str:
+    """An attribute value as stored and as `--attr` compares it: NFC, one line, single
+    spaces, trimmed (control characters would break PostgreSQL's JSON operators)."""
+    return _SPACES.sub(" ", _CONTROL.sub(" ", unicodedata.normalize("NFC", raw))).strip()
+
+
+def clean_attribute_key(raw: str) -> str:
+    """An attribute name as stored and as `--attr` looks it up: NFC, control characters
+    as spaces, trimmed; any other character (quotes, dots, $, brackets) is kept."""
+    return _CONTROL.sub(" ", unicodedata.normalize("NFC", raw)).strip()
+
+
+@lru_cache(maxsize=1024)
+def _attribute_name(key: str) -> str:
+    """A column name as an attribute key (the same names repeat on every row)."""
+    return clean_attribute_key(_surrogate_free("attributes", key))
 
 
 def _plain(name: str, raw: str, max_length: int) -> str:
-    value = unicodedata.normalize("NFC", raw)
-    value = _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()
+    value = clean_attribute(raw)
     if len(value) > max_length:
         raise InvalidValue(name, raw, f"is longer than {max_length} characters")
     return value
 
 
 class RowChecker:
-    """Validates records; holds the caches that make a million rows cheap."""
+    """Validates records; holds the caches that make a million rows cheap.
 
-    def __init__(self, languages: Sequence[str]) -> None:
+    An unknown country leaves the person without a country and adds a warning to the
+    row (a list must not lose people over a typo in an optional column); `strict`
+    rejects the row instead.
+    """
+
+    def __init__(self, languages: Sequence[str], *, strict: bool = False) -> None:
         self.languages = tuple(languages)
+        self.strict = strict
         self._country = lru_cache(maxsize=4096)(self._country_uncached)
         self._language = lru_cache(maxsize=1024)(self._language_uncached)
 
@@ -194,7 +238,7 @@ class RowChecker:
 
     def check(self, record: Record) -> SubscriberRow | RowError:
         if record.problem is not None:
-            return RowError(record.row, "record", "", record.problem)
+            return RowError(record.row, record.problem_field, "", record.problem)
         try:
             return self._check(record)
         except InvalidValue as exc:
@@ -205,12 +249,17 @@ class RowChecker:
         email = fast_email(_text("email", cells.get("email")))
         name = fast_name(_text("name", cells.get("name")))
         country = self._country(_text("country", cells.get("country")))
+        warnings: tuple[RowError, ...] = ()
         if isinstance(country, InvalidValue):
-            raise country
+            if self.strict:
+                raise country
+            warnings = (RowError(record.row, "country", country.value,
+                                 f"{country.reason}; kept without a country", "warning"),)
+            country = None
         language = self._language(_text("language", cells.get("language")))
         if isinstance(language, InvalidValue):
             raise language
-        row = SubscriberRow(record.row, email, name, country, language)
+        row = SubscriberRow(record.row, email, name, country, language, warnings=warnings)
         if not _BASIC.issuperset(cells):
             self._extra(row, cells)
         return row
@@ -233,8 +282,9 @@ class RowChecker:
             if key in KNOWN or key in IGNORED:
                 continue
             text = _plain(key, _text(key, value), MAX_ATTRIBUTE)
-            if text:
-                row.attributes[key] = text
+            name = _attribute_name(key)
+            if text and name:
+                row.attributes[name] = text
 
 
 def _when(raw: str) -> datetime | None:
@@ -243,11 +293,15 @@ def _when(raw: str) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(value)
+        return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
     except ValueError:
         raise InvalidValue(
             "consent_at", raw, "is not a date and time: use ISO 8601, e.g. 2024-05-01T12:00:00Z"
         ) from None
-    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is past the year 9999 in UTC
+        raise InvalidValue(
+            "consent_at", raw, "is out of range: use a date between the years 1 and 9999"
+        ) from None
 
 
 def _attributes(value: object) -> dict[str, object]:
@@ -260,13 +314,22 @@ def _attributes(value: object) -> dict[str, object]:
                                f"is longer than {MAX_ATTRIBUTES_JSON} characters")
         text = value
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
+            value = JSON.decode(text)
+        except (json.JSONDecodeError, RecursionError):
             raise InvalidValue("attributes", text, 'is not a JSON object such as {"city": "León"}'
                                ) from None
+        problem = json_problem(value)
+        if problem is not None:
+            raise InvalidValue("attributes", text, problem)
     if not isinstance(value, dict):
-        raise InvalidValue("attributes", json.dumps(value, ensure_ascii=False),
+        raise InvalidValue("attributes", _shown(value),
                            'is not a JSON object such as {"city": "León"}')
     # values are kept as text: filters compare text, the same on SQLite and PostgreSQL
-    return {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-            for k, v in value.items() if v is not None and v != ""}
+    kept: dict[str, object] = {}
+    for key, item in value.items():
+        name = clean_attribute_key(str(key))
+        text = clean_attribute(item if isinstance(item, str)
+                               else "" if item is None else json.dumps(item, ensure_ascii=False))
+        if name and text:
+            kept[name] = text
+    return kept

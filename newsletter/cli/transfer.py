@@ -33,10 +33,12 @@ from subscribers.importer import (
     ImportInterrupted,
     ImportOptions,
     ImportReport,
+    ImportStopped,
     RowError,
     format_for,
     import_subscribers,
 )
+from subscribers.readers import escape_formula
 
 SHOWN_ERRORS = 20  # rejected rows printed on the terminal; --errors FILE gets them all
 EXIT_REJECTED = 2
@@ -68,6 +70,9 @@ def _summary(report: ImportReport) -> str:
         parts.append(f"{report.resubscribed} resubscribed")
     if report.subscribed:
         parts.append(f"{report.subscribed} subscribed to the list")
+    if report.warned:
+        plural = "" if report.warned == 1 else "s"
+        parts.append(f"{report.warned} warning{plural} (stored, a value left out)")
     line = ", ".join(parts)
     if report.inactive:
         line += (f"; {report.inactive} stay unsubscribed, bounced or complained "
@@ -86,7 +91,11 @@ def _summary(report: ImportReport) -> str:
 @click.option("--list", "list_name", default=None, help="Also subscribe everyone to this list.")
 @click.option("--dry-run", is_flag=True, help="Validate and count, write nothing.")
 @click.option("--errors", "errors_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the rejected rows to this CSV (row, field, value, reason).")
+              help="Write the rejected rows and the warnings to this CSV (row, field, value, "
+                   "reason, level).")
+@click.option("--strict", is_flag=True,
+              help="Reject a row with an unknown country instead of storing the person "
+                   "without one (a warning).")
 @click.option("--resubscribe", is_flag=True,
               help="Reactivate people who unsubscribed, bounced, complained or are "
                    "suppressed: only when they asked to subscribe again.")
@@ -102,7 +111,7 @@ def _summary(report: ImportReport) -> str:
 @user_errors
 def import_cmd(app: App, file: str, fmt: str | None, delimiter: str, encoding: str,
                list_name: str | None, dry_run: bool, errors_path: Path | None,
-               resubscribe: bool, preconfirm: bool, consent_text: str | None,
+               strict: bool, resubscribe: bool, preconfirm: bool, consent_text: str | None,
                batch_size: int, silent: bool, as_json: bool) -> None:
     """Import subscribers from FILE (CSV, JSON or NDJSON; - for standard input).
 
@@ -110,13 +119,17 @@ def import_cmd(app: App, file: str, fmt: str | None, delimiter: str, encoding: s
     attributes. Addresses are validated and normalised, repeated addresses merged;
     a bad row is reported with its row number and skipped, the good rows are
     imported in batches, each committed on its own: an interrupted import is
-    finished by running the same command again. Unsubscribed, bounced, complained
-    and suppressed people stay so unless --resubscribe is given. Exits with status 2
-    when rows were rejected, 1 when the file cannot be read, 130 when interrupted.
+    finished by running the same command again. An unknown country is a warning:
+    the person is stored without a country (--strict rejects the row). Line endings
+    may be CRLF, LF or CR. Unsubscribed, bounced, complained and suppressed people
+    stay so unless --resubscribe is given. Exits with status 2 when rows were
+    rejected, 1 when the file cannot be read (the rows before a problem part-way
+    through are stored, and the message says how many), 130 when interrupted.
 
     \b
     Example:
       newsletter subscribers import people.csv --errors rejected.csv
+      newsletter subscribers import people.csv --strict   # unknown country: reject
       newsletter subscribers import export.ndjson --list news --dry-run
       cat people.csv | newsletter subscribers import - --delimiter ';'
     """
@@ -125,7 +138,7 @@ def import_cmd(app: App, file: str, fmt: str | None, delimiter: str, encoding: s
         format=fmt or ("csv" if file == "-" else format_for(file)), delimiter=delimiter,
         encoding=encoding, list_name=list_name, dry_run=dry_run, resubscribe=resubscribe,
         preconfirm=preconfirm, consent_method=f"import:{name}"[:200], consent_text=consent_text,
-        batch_size=batch_size,
+        batch_size=batch_size, strict=strict,
     )
     with ExitStack() as stack:
         stream: BinaryIO
@@ -146,6 +159,14 @@ def import_cmd(app: App, file: str, fmt: str | None, delimiter: str, encoding: s
             click.echo(f"interrupted after {exc.report.committed} rows; run the same command "
                        "again to finish", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except ImportStopped as exc:  # part of the file is stored: say so, in both shapes
+            if as_json:
+                emit_json({**exc.report.as_dict(), "error": str(exc.cause),
+                           "stored": 0 if dry_run else exc.report.imported,
+                           "resume": "fix the file and run the same command again"})
+            else:
+                _show_errors(exc.report, errors_path)
+            raise click.ClickException(str(exc)) from exc
     if as_json:
         emit_json(report.as_dict())
     else:
@@ -161,17 +182,21 @@ def _error_writer(stack: ExitStack, path: Path | None) -> Callable[[RowError], N
         return None
     out: IO[str] = stack.enter_context(path.open("w", newline="", encoding="utf-8"))
     writer = csv.writer(out)
-    writer.writerow(["row", "field", "value", "reason"])
-    return lambda e: writer.writerow((e.row, e.field, e.value, e.reason))
+    writer.writerow(["row", "field", "value", "reason", "level"])
+    # the values come from the file being imported: never let a spreadsheet run them
+    return lambda e: writer.writerow((e.row, e.field, escape_formula(e.value), e.reason,
+                                      e.level))
 
 
 def _show_errors(report: ImportReport, errors_path: Path | None) -> None:
-    for error in report.errors[:SHOWN_ERRORS]:
-        click.echo(f"  {error}", err=True)
-    hidden = report.rejected - min(len(report.errors), SHOWN_ERRORS)
-    if hidden > 0:
-        where = f"all are in {errors_path}" if errors_path else "use --errors FILE to see all"
-        click.echo(f"  ... and {hidden} more rejected rows: {where}", err=True)
+    where = f"all are in {errors_path}" if errors_path else "use --errors FILE to see all"
+    for kind, shown, total in (("rejected rows", report.errors, report.rejected),
+                               ("warnings", report.warnings, report.warned)):
+        for error in shown[:SHOWN_ERRORS]:
+            click.echo(f"  {error}", err=True)
+        hidden = total - min(len(shown), SHOWN_ERRORS)
+        if hidden > 0:
+            click.echo(f"  ... and {hidden} more {kind}: {where}", err=True)
 
 
 @click.command("export")
@@ -180,19 +205,26 @@ def _show_errors(report: ImportReport, errors_path: Path | None) -> None:
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False, allow_dash=True),
               default="-", help="Write here instead of standard output.")
 @filter_options
+@click.option("--formula-escape/--no-formula-escape", default=True, show_default=True,
+              help="CSV: put a ' before a value that starts with =, +, -, @, tab or CR, so "
+                   "a spreadsheet shows it instead of running it. Turn off for programs.")
 @click.option("--silent", is_flag=True, help="No progress bar.")
 @pass_app
 @user_errors
-def export_cmd(app: App, /, fmt: str | None, output: str, silent: bool, **filters: Any) -> None:
+def export_cmd(app: App, /, fmt: str | None, output: str, formula_escape: bool, silent: bool,
+               **filters: Any) -> None:
     """Export subscribers as CSV, JSON or NDJSON, streamed (any number of rows).
 
     Columns: email, name, country, language, status, lists, created_at, consent_at,
-    consent_method, consent_text, attributes. The file imports back as it is.
+    consent_method, consent_text, attributes. The file imports back as it is (the
+    import removes the ' that --formula-escape, the default for CSV, puts before a
+    value such as =1+1 or -5, as OWASP advises against formula injection).
 
     \b
     Example:
       newsletter subscribers export --country CR,NI --status active -o people.csv
       newsletter subscribers export --format ndjson --list news > news.ndjson
+      newsletter subscribers export --no-formula-escape | my-program
     """
     f = build_filter(filters)
     fmt = fmt or ("csv" if output == "-" else format_for(output))
@@ -205,6 +237,7 @@ def export_cmd(app: App, /, fmt: str | None, output: str, silent: bool, **filter
         quiet = silent or not err_console.is_terminal
         total = None if quiet else count_matching(session, f)
         progress = stack.enter_context(_progress(quiet, total, as_bytes=False))
-        written = export_subscribers(session, f, fmt, out, progress)
+        written = export_subscribers(session, f, fmt, out, progress,
+                                     formula_escape=formula_escape)
     if output != "-":
         click.echo(f"{written} subscribers written to {output}", err=True)

@@ -120,13 +120,15 @@ def test_hostile_subscriber_rows_are_reported_and_skipped(
     errors = tmp_path / "errors.csv"
     result = runner.invoke(cli, ["subscribers", "import", str(csv_path), "--errors", str(errors)])
     assert result.exit_code == 2
-    assert "2 added" in result.output and "2 rejected" in result.output
+    assert "3 added" in result.output and "1 rejected" in result.output
     assert "row 3: email 'not-an-address'" in result.output
-    assert "row 6: country 'Atlantis'" in result.output
-    assert errors.read_text().splitlines()[0] == "row,field,value,reason"
+    assert "row 6: country 'Atlantis'" in result.output  # a warning: zed is kept
+    assert "1 warning (" in result.output
+    assert errors.read_text().splitlines()[0] == "row,field,value,reason,level"
     with sessions() as session:
         people = {s.email: s for s in session.scalars(select(Subscriber))}
-    assert set(people) == {"ana@example.org", "eve@example.org"}
+    assert set(people) == {"ana@example.org", "eve@example.org", "zed@example.org"}
+    assert people["zed@example.org"].country is None
     assert people["eve@example.org"].name == "Eve Bcc: x@example.com"
     assert people["eve@example.org"].language == "es-SV"  # kept as given (issue 8, item 18)
 

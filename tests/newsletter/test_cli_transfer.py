@@ -23,13 +23,13 @@ HOSTILE = [
     ["ana@EXAMPLE.org", "Ana", "CR", "es"],  # 2
     ["not-an-address", "Nobody", "CR", "es"],  # 3 bad address
     ["eve@example.org", "Eve\r\nBcc: x@example.com", "SV", "es-SV"],  # 4-5 cleaned
-    ["zed@example.org", "Zed", "Atlantis", "en"],  # 6 unknown country
+    ["zed@example.org", "Zed", "Atlantis", "en"],  # 6 unknown country: kept, a warning
     ["ANA@example.org", "Ana María", "", ""],  # 7 ana again: merged
     ["", "", "", ""],  # 8 empty
     ["kim@example.org", "=?utf-8?b?QmNjOg==?=", "GT", "es"],  # 9 encoded-word
 ]
-ERRORS = [["3", "email", "not-an-address"], ["6", "country", "Atlantis"],
-          ["9", "name", "=?utf-8?b?QmNjOg==?="]]
+ERRORS = [["3", "email", "not-an-address"], ["9", "name", "=?utf-8?b?QmNjOg==?="]]
+WARNINGS = [["6", "country", "Atlantis"]]
 
 
 def hostile(delimiter: str = ",") -> bytes:
@@ -53,15 +53,20 @@ def test_import_reports_rejected_rows_and_exits_2(
     result = runner.invoke(cli, ["subscribers", "import", str(path), "--errors", str(errors),
                                  "--silent"])
     assert result.exit_code == 2, result.output
-    assert ("2 added, 0 updated, 0 unchanged, 1 duplicate rows merged, 3 rejected"
-            in result.output)
+    assert ("3 added, 0 updated, 0 unchanged, 1 duplicate rows merged, 2 rejected, "
+            "1 warning (" in result.output)
     assert "row 3: email 'not-an-address'" in result.output
+    assert "row 6: country 'Atlantis'" in result.output and "(warning)" in result.output
     rows = list(csv.reader(errors.open(newline="", encoding="utf-8")))
-    assert rows[0] == ["row", "field", "value", "reason"]
-    assert [r[:3] for r in rows[1:]] == ERRORS
+    assert rows[0] == ["row", "field", "value", "reason", "level"]
+    # the values are the file's own: a spreadsheet must not run them (OWASP)
+    assert [r[:3] for r in rows[1:] if r[4] == "error"] == [
+        ["3", "email", "not-an-address"], ["9", "name", "'=?utf-8?b?QmNjOg==?="]]
+    assert [r[:3] for r in rows[1:] if r[4] == "warning"] == WARNINGS
     assert stored(sessions) == {
         "ana@example.org": ("Ana María", "CR", "es", "import:people.csv"),
         "eve@example.org": ("Eve Bcc: x@example.com", "SV", "es-SV", "import:people.csv"),
+        "zed@example.org": ("Zed", None, "en", "import:people.csv"),
     }
 
 
@@ -72,10 +77,13 @@ def test_stdin_with_a_semicolon_gives_the_same_result_as_json(
                            input=hostile(";"))
     assert result.exit_code == 2, result.output
     report = json.loads(result.stdout)
-    assert (report["added"], report["merged"], report["rejected"]) == (2, 1, 3)
+    assert (report["added"], report["merged"], report["rejected"]) == (3, 1, 2)
     assert [[str(e["row"]), e["field"], e["value"]] for e in report["errors"]] == ERRORS
+    assert [[str(e["row"]), e["field"], e["value"]] for e in report["warnings"]] == WARNINGS
+    assert report["warned"] == 1
     assert {e: v[3] for e, v in stored(sessions).items()} == {
-        "ana@example.org": "import:stdin", "eve@example.org": "import:stdin"}
+        "ana@example.org": "import:stdin", "eve@example.org": "import:stdin",
+        "zed@example.org": "import:stdin"}
 
 
 def test_dry_run_writes_nothing(runner: CliRunner, sessions: sessionmaker[Session],
@@ -84,7 +92,7 @@ def test_dry_run_writes_nothing(runner: CliRunner, sessions: sessionmaker[Sessio
     path.write_bytes(hostile())
     result = runner.invoke(cli, ["subscribers", "import", str(path), "--dry-run"])
     assert result.exit_code == 2
-    assert result.output.startswith("dry run, nothing written: 2 added")
+    assert result.output.startswith("dry run, nothing written: 3 added")
     assert stored(sessions) == {}
 
 

@@ -41,7 +41,7 @@ HOSTILE: list[tuple[list[str], int]] = [
     (["Bob@Example.COM", "Bob Smith", "belize", "EN"], 1),  # 3 good: domain lower-cased
     (["not-an-email", "Nobody", "CR", "es"], 1),  # 4 bad address
     (["Maria@example.com", "María Early", "CR", "es"], 1),  # 5 good, merged with 13
-    (["carl@example.com", "Carl", "Atlantis", "en"], 1),  # 6 unknown country
+    (["carl@example.com", "Carl", "Atlantis", "en"], 1),  # 6 unknown country: a warning
     (["dan@example.com", LONG_NAME, "CR", "es"], 1),  # 7 a 5,000-character name
     (["eve@example.com", "Eve\r\nBcc: evil@example.com", "costa rica", "es"], 2),  # 8-9
     (["frank@example.com", "=?utf-8?q?x?=", "GT", "es"], 1),  # 10 encoded-word in the name
@@ -61,13 +61,14 @@ HOSTILE: list[tuple[list[str], int]] = [
 ]
 
 EXPECTED_ERRORS = [(4, "email"), (6, "country"), (7, "name"), (10, "name"), (15, "language"),
-                   (21, "email"), (22, "record")]
+                   (21, "email"), (22, "record")]  # in row order; row 6 is only a warning
 EXPECTED = {  # email -> (name, country, language)
     "ana@example.com": ("Ana Pérez", "MX", "es"),
     "Bob@example.com": ("Bob Smith", "BZ", "en"),
     "eve@example.com": ("Eve Bcc: evil@example.com", "CR", "es"),
     "Maria@example.com": ("María Late", "BZ", "es-GT"),  # first spelling, later values
     "gina@example.com": ("Gina", None, "es-CR"),
+    "carl@example.com": ("Carl", None, "en"),  # stored without the unknown country
     "IRIS@example.com": ("Pérez, Iris", "GT", "es"),
     "jose@bücher.de": ("José", "CR", "es"),
     "kim@bücher.de": ("Kim", "CR", "en"),
@@ -134,15 +135,17 @@ def test_hostile_file_imports_the_valid_rows_once(
     report = run(sessions, render(delimiter), errors, delimiter=delimiter)
 
     assert [(e.row, e.field) for e in errors] == EXPECTED_ERRORS
-    assert report.errors == errors
+    assert report.errors == [e for e in errors if e.level == "error"]
+    assert report.warnings == [e for e in errors if e.level == "warning"]
+    assert [(w.row, w.field, w.value) for w in report.warnings] == [(6, "country", "Atlantis")]
     assert (report.added, report.updated, report.unchanged) == (len(EXPECTED), 0, 0)
-    assert (report.merged, report.rejected, report.read) == (2, 7, 19)
+    assert (report.merged, report.rejected, report.read, report.warned) == (2, 6, 19, 1)
     assert report.read == report.added + report.merged + report.rejected
     assert values(sessions) == EXPECTED
     by_row = {e.row: e for e in errors}
     assert by_row[7].value == LONG_NAME and "longer than 200" in by_row[7].reason
     assert "=?" in by_row[10].reason and "BCP 47" in by_row[15].reason
-    assert "ISO 3166-1" in by_row[6].reason
+    assert "ISO 3166-1" in by_row[6].reason and by_row[6].level == "warning"
     assert "header names 4 columns" in by_row[22].reason
     for subscriber in people(sessions).values():
         assert subscriber.email_key == subscriber.email.casefold()
@@ -157,7 +160,7 @@ def test_reimport_adds_nothing(sessions: sessionmaker[Session]) -> None:
               for e, s in people(sessions).items()}
     report = run(sessions, render(";"), delimiter=";")
     assert (report.added, report.updated, report.unchanged) == (0, 0, len(EXPECTED))
-    assert (report.merged, report.rejected) == (2, 7)
+    assert (report.merged, report.rejected) == (2, 6)
     assert {e: (s.id, s.name, s.country, s.language, s.updated_at)
             for e, s in people(sessions).items()} == before
 
@@ -369,7 +372,7 @@ NDJSON_FILE = (b'{"email": "ana@example.com", "name": "Ana"}\n\n'
 
 @pytest.mark.parametrize(("fmt", "data", "expected_errors", "expected"), [
     ("json", JSON_FILE, [(2, "email"), (3, "record"), (4, "country"), (5, "name")],
-     {"ana@example.com", "di@example.com"}),
+     {"ana@example.com", "bob@example.com", "di@example.com"}),  # bob: a warning
     ("ndjson", NDJSON_FILE, [(3, "email"), (4, "record"), (5, "record")],
      {"ana@example.com", "cy@example.com"}),
 ])

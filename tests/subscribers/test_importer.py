@@ -39,7 +39,7 @@ HOSTILE_LINES: list[str] = [
     "Bob@Example.COM,Bob Smith,belize,EN",  # 3 good: domain lower-cased, local part kept
     "not-an-email,Nobody,CR,es",  # 4 bad email
     "Maria@example.com,María Early,CR,es",  # 5 good, but replaced by line 13
-    "carl@example.com,Carl,Atlantis,en",  # 6 unknown country
+    "carl@example.com,Carl,Atlantis,en",  # 6 unknown country: kept without one, a warning
     f"dan@example.com,{LONG_NAME},CR,es",  # 7 name too long
     'eve@example.com,"Eve',  # 8  a quoted name with a CRLF inside ...
     'Bcc: evil@example.com",costa rica,es',  # 9  ... cleaned to one line, not refused
@@ -51,12 +51,14 @@ HOSTILE_LINES: list[str] = [
     "hugo@example.com,Hugo,US,deutsch",  # 15 not a language tag (any valid one is kept)
 ]
 
-EXPECTED_ERRORS = [(4, "email"), (6, "country"), (7, "name"), (10, "name"), (15, "language")]
+EXPECTED_ERRORS = [(4, "email"), (7, "name"), (10, "name"), (15, "language")]
+EXPECTED_WARNINGS = [(6, "country")]
 
 # email -> (name, country, language) of everything the hostile file must write
 EXPECTED_ROWS = {
     "ana@example.com": ("Ana Pérez", "MX", "es"),
     "Bob@example.com": ("Bob Smith", "BZ", "en"),
+    "carl@example.com": ("Carl", None, "en"),
     "eve@example.com": ("Eve Bcc: evil@example.com", "CR", "es"),
     # line 13's values win; the first spelling of the address stays, as it does when the
     # two rows fall in different batches or different imports
@@ -136,10 +138,12 @@ def test_check_rows_reports_exact_rows(hostile_csv: Path) -> None:
 
 
 def test_row_errors_carry_the_value_and_a_reason(hostile_csv: Path) -> None:
-    _, errors = validate(hostile_csv.read_bytes())
+    rows, errors = validate(hostile_csv.read_bytes())
     by_row = {e.row: e for e in errors}
+    by_row.update({w.row: w for r in rows for w in r.warnings})
     assert by_row[4].value == "not-an-email"
     assert by_row[6].value == "Atlantis" and "ISO 3166-1" in by_row[6].reason
+    assert by_row[6].level == "warning" and "kept without a country" in by_row[6].reason
     assert by_row[7].value == LONG_NAME and "longer than" in by_row[7].reason
     assert by_row[10].value == "=?utf-8?q?x?=" and "=?" in by_row[10].reason
     assert by_row[15].value == "deutsch" and "BCP 47" in by_row[15].reason
@@ -172,15 +176,16 @@ def test_semicolon_file_reads_with_its_delimiter() -> None:
 def test_import_hostile_file(sessions: sessionmaker[Session], hostile_csv: Path) -> None:
     report = run_import(sessions, hostile_csv.read_bytes())
 
-    assert (report.added, report.updated, report.unchanged) == (5, 0, 0)
+    assert (report.added, report.updated, report.unchanged) == (6, 0, 0)
     assert report.merged == 1
-    assert report.imported == 5
+    assert report.imported == 6
     assert [(e.row, e.field) for e in report.errors] == EXPECTED_ERRORS
+    assert [(w.row, w.field) for w in report.warnings] == EXPECTED_WARNINGS
     assert all(isinstance(e, RowError) for e in report.errors)
 
     subscribers = stored(sessions)
     assert as_tuples(subscribers) == EXPECTED_ROWS  # nothing else was written
-    assert count(sessions) == 5
+    assert count(sessions) == 6
     for email, subscriber in subscribers.items():
         assert subscriber.email_key == email.casefold()
         assert subscriber.status == "active"
@@ -193,7 +198,7 @@ def test_reimport_changes_nothing(sessions: sessionmaker[Session], hostile_csv: 
 
     report = run_import(sessions, hostile_csv.read_bytes())
 
-    assert (report.added, report.updated, report.unchanged) == (0, 0, 5)
+    assert (report.added, report.updated, report.unchanged) == (0, 0, 6)
     assert report.merged == 1
     assert [(e.row, e.field) for e in report.errors] == EXPECTED_ERRORS
     after = {e: (s.id, s.name, s.country, s.language) for e, s in stored(sessions).items()}
