@@ -17,12 +17,16 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from newsletter.errors import NewsletterError
-from newsletter.ingest.model import check_characters
+from newsletter.ingest.model import (
+    LANGUAGE_CODE,
+    MAX_PLACE_LENGTH,
+    MAX_URL_LENGTH,
+    check_characters,
+    check_length,
+)
 from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date, split_dateline
 from newsletter.items import get_item
 from newsletter.models import PARAGRAPH_SEPARATOR, Issue, IssueItem, IssueVariant, Item
-
-_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})?")
 
 
 class ItemEditError(NewsletterError):
@@ -77,6 +81,7 @@ def _checked(item_id: int, changes: ItemChanges) -> dict[str, object]:
     if changes.place is not None:
         place = " ".join(changes.place.split())
         check_characters(where, "--place", "the place", place)
+        check_length(where, "--place", "the place", place, MAX_PLACE_LENGTH)
         values["place"] = place or None
     if changes.published is not None:
         try:
@@ -88,10 +93,11 @@ def _checked(item_id: int, changes: ItemChanges) -> dict[str, object]:
         if url and not re.match(r"https?://\S+$", url):
             raise ItemEditError(f"--url {url!r} is not an http(s) address: write the full "
                                 'address, starting with https:// ("" removes it)')
+        check_length(where, "--url", "the address", url, MAX_URL_LENGTH)
         values["url"] = url or None
     if changes.language is not None:
         language = changes.language.strip().lower()
-        if not _LANGUAGE.fullmatch(language):
+        if not LANGUAGE_CODE.fullmatch(language):
             raise ItemEditError(f"--language {language!r} is not a language code: use a "
                                 "code such as 'en' or 'es'")
         values["language"] = language

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from newsletter import geo
-from newsletter.ingest.model import ItemFormatError, ParsedItem, check_characters
+from newsletter.ingest.model import MAX_PLACE_LENGTH, ItemFormatError, ParsedItem, check_characters
 
 MAX_TITLE_LENGTH = 200
 
@@ -105,14 +105,15 @@ def _month(word: str) -> int:
 def split_dateline(paragraph: str) -> tuple[str | None, str]:
     """Split "San José. The First..." into ("San José", "The First...").
 
-    Returns (None, paragraph) when the paragraph does not open with a dateline place.
+    Returns (None, paragraph) when the paragraph does not open with a dateline place (a
+    "place" longer than the column holds is a run of capitalised words, not a place).
     """
     m = _DATELINE.match(paragraph)
     if m is None:
         return None, paragraph
     place = m["place"].rstrip(",")
     last_word = place.rsplit(maxsplit=1)[-1].casefold()
-    if last_word in _ABBREVIATIONS:
+    if last_word in _ABBREVIATIONS or len(place) > MAX_PLACE_LENGTH:
         return None, paragraph
     rest = paragraph[m.end():]
     if not rest:
