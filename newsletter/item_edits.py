@@ -24,7 +24,7 @@ from newsletter.ingest.model import (
     check_characters,
     check_length,
 )
-from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date, split_dateline
+from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date, typed_paragraphs
 from newsletter.items import get_item
 from newsletter.models import PARAGRAPH_SEPARATOR, Issue, IssueItem, IssueVariant, Item
 
@@ -69,12 +69,9 @@ def _checked(item_id: int, changes: ItemChanges) -> dict[str, object]:
         check_characters(where, "--title", "the title", title)
         values["title"] = title
     if changes.paragraphs is not None:
-        paragraphs = [" ".join(p.split()) for p in changes.paragraphs if p.strip()]
+        dateline, paragraphs = typed_paragraphs(where, "--body-file", list(changes.paragraphs))
         if not paragraphs:
             raise ItemEditError("the body has no paragraph: separate paragraphs by blank lines")
-        for number, paragraph in enumerate(paragraphs, start=1):
-            check_characters(where, "--body-file", f"paragraph {number}", paragraph)
-        dateline, paragraphs[0] = split_dateline(paragraphs[0])
         if dateline is not None and changes.place is None:
             values["place"] = dateline
         values["body"] = PARAGRAPH_SEPARATOR.join(paragraphs)

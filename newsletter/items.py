@@ -25,7 +25,7 @@ from newsletter.ingest.model import (
     check_characters,
     check_length,
 )
-from newsletter.ingest.text import MAX_TITLE_LENGTH, parse_text, split_dateline
+from newsletter.ingest.text import MAX_TITLE_LENGTH, parse_text, typed_paragraphs
 from newsletter.models import PARAGRAPH_SEPARATOR, Item, ItemTranslation
 
 
@@ -293,18 +293,14 @@ def translate_item(
             f"item {item_id} is written in {language}: a translation must be in another language"
         )
     title = " ".join(title.split())
-    clean = [" ".join(p.split()) for p in paragraphs if p.strip()]
+    source, where = f"item {item_id}", f"{language} translation"
+    dateline, clean = typed_paragraphs(source, where, list(paragraphs))
     if not title or not clean:
         raise NewsletterError("a translation needs a title and at least one paragraph")
-    fields = [("the title", title), ("the place", place),
-              *((f"paragraph {n}", p) for n, p in enumerate(clean, start=1))]
-    for what, value in fields:
-        check_characters(f"item {item_id}", f"{language} translation", what, value)
-    check_length(f"item {item_id}", f"{language} translation", "the title", title,
-                 MAX_TITLE_LENGTH)
-    check_length(f"item {item_id}", f"{language} translation", "the place", place,
-                 MAX_PLACE_LENGTH)
-    dateline, clean[0] = split_dateline(clean[0])
+    for what, value, limit in (("the title", title, MAX_TITLE_LENGTH),
+                               ("the place", place, MAX_PLACE_LENGTH)):
+        check_characters(source, where, what, value)
+        check_length(source, where, what, value, limit)
     text = ParsedText(title=title, paragraphs=tuple(clean),
                       place=place or dateline or item.place)
     _set_translations(item, [(language, text)])

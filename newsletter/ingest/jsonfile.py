@@ -27,7 +27,7 @@ from newsletter.ingest.model import (
     check_characters,
     check_length,
 )
-from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date
+from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date, split_paragraphs
 
 FIELDS = ("date", "title", "place", "paragraphs", "body", "language", "url", "countries",
           "translations")
@@ -119,8 +119,7 @@ def _paragraphs(item: _Item) -> list[str]:
                 raise item.error(f"field 'paragraphs': entry {index} is empty", "remove it")
         paragraphs = [_clean(p) for p in paragraphs]
     elif body is not None:
-        chunks = re.split(r"\n[ \t\u00a0]*\n", body.replace("\r\n", "\n"))
-        paragraphs = [_clean(c) for c in chunks if c.strip()]
+        paragraphs = [_clean(c) for c in split_paragraphs(body)]
     if not paragraphs:
         raise item.error(
             "the item has no paragraphs",

@@ -121,6 +121,28 @@ def split_dateline(paragraph: str) -> tuple[str | None, str]:
     return place, rest
 
 
+def split_paragraphs(text: str) -> list[str]:
+    """Text cut at blank lines, each paragraph stripped, empty ones dropped: a JSON item's
+    "body", `--body-file` and an issue's introduction all separate paragraphs this way."""
+    unix = text.replace("\r\n", "\n").replace("\r", "\n")
+    return [p.strip() for p in re.split(r"\n[ \t\u00a0]*\n", unix) if p.strip()]
+
+
+def typed_paragraphs(
+    source: str, where: str, paragraphs: list[str]
+) -> tuple[str | None, list[str]]:
+    """Paragraphs a person gave (`items edit`, `items translate`) taken as an import takes
+    them: each on one line, checked for characters no email can carry, and a leading
+    dateline taken off the first and returned apart. ([] when there is no text.)"""
+    clean = [" ".join(p.split()) for p in paragraphs if p.strip()]
+    for number, paragraph in enumerate(clean, start=1):
+        check_characters(source, where, f"paragraph {number}", paragraph)
+    if not clean:
+        return None, clean
+    dateline, clean[0] = split_dateline(clean[0])
+    return dateline, clean
+
+
 @dataclass
 class _Block:
     """Consecutive non-blank lines: a date line always makes a block on its own."""
