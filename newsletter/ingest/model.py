@@ -73,11 +73,6 @@ def check_length(source: str, where: str, what: str, text: str | None, limit: in
                               "shorten it")
 
 
-def strip_unusable(text: str) -> str:
-    """The text without the characters no email can carry (for text already stored)."""
-    return UNUSABLE.sub("", text)
-
-
 @dataclass(frozen=True)
 class ParsedText:
     """An item's words in another language."""
