@@ -49,6 +49,13 @@ def edit_item(session: Session, item_id: int, changes: ItemChanges) -> list[str]
     """Apply a person's corrections; returns the names of the fields that changed."""
     item = get_item(session, item_id)
     values = _checked(item_id, changes)
+    if values.get("language") in item.translations:
+        # its readers would get the source text and the translation never (see in_language)
+        raise ItemEditError(
+            f"item {item_id} has a translation in {values['language']}: a translation is in "
+            "another language than the item, so one of the two is wrong (a new "
+            "`items translate` replaces the translation)"
+        )
     changed = [name for name, value in values.items() if getattr(item, name) != value]
     for name in changed:
         setattr(item, name, values[name])
