@@ -13,7 +13,7 @@ from alembic import context
 
 import newsletter.models  # noqa: F401  (registers tables)
 import subscribers.models  # noqa: F401
-from newsletter.db import Base, make_engine
+from newsletter.db import Base, DatabaseError, make_engine
 from newsletter.settings import get_settings
 
 engine = context.config.attributes.get("engine") or make_engine(
@@ -35,7 +35,7 @@ with engine.connect() as connection:
             context.run_migrations()
             if sqlite and (broken := connection.exec_driver_sql(
                     "PRAGMA foreign_key_check").first()):
-                raise RuntimeError(f"a migration left a row without its parent: {broken}")
+                raise DatabaseError(f"a migration left a row without its parent: {broken}")
     finally:
         if sqlite:
             connection.exec_driver_sql("PRAGMA foreign_keys=ON")
