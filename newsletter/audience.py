@@ -180,7 +180,8 @@ def _list_reasons(name: str, counts: Breakdown) -> list[str]:
         has = "none has" if not confirmed else "they have not"
         reasons.append(f"{who} {verb} on list {name} but {has} confirmed (double opt-in): "
                        f"run `newsletter subscribers send-confirmations --list {name}`")
-    reasons += _group_reasons(f"on list {name}", Counter(members), f" --list {name}")
+    if members:  # with none, _group_reasons would say there are no subscribers at all
+        reasons += _group_reasons(f"on list {name}", Counter(members), f" --list {name}")
     if left:
         reasons.append(f"{plural(left, 'person', 'people')} unsubscribed from list {name}")
     return reasons

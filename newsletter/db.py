@@ -27,6 +27,9 @@ NAMING = {
 }
 
 
+MAX_ID = 2**31 - 1  # the largest id an Integer primary key holds (32 bits on PostgreSQL)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 

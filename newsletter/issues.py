@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from newsletter.errors import NewsletterError
+from newsletter.ingest.model import UNUSABLE
 from newsletter.items import list_items
 from newsletter.models import Issue, IssueItem, IssueTarget
 from newsletter.render import FOCUS_POLICIES, IssueContent, ItemText, ItemView
@@ -24,7 +25,7 @@ from subscribers.validate import InvalidValue, clean_header_text
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_TITLE = 200
 MAX_INTRO = 2000
-_INTRO_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff\ud800-\udfff]")
+_LINE_SEPARATORS = re.compile("[\u2028\u2029]")
 _LANGUAGE_PREFIX = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 
 
@@ -132,7 +133,7 @@ def _edition(language: str, languages: Sequence[str], what: str) -> str:
 def clean_intro(raw: str, language: str = "") -> str:
     """An introduction: text (escaped when shown), paragraphs separated by blank lines."""
     value = unicodedata.normalize("NFC", raw).replace("\r\n", "\n").replace("\r", "\n")
-    value = _INTRO_CONTROL.sub(" ", value).strip()
+    value = _LINE_SEPARATORS.sub(" ", UNUSABLE.sub(" ", value)).strip()
     if len(value) > MAX_INTRO:
         field = f"introduction ({language})" if language else "introduction"
         raise InvalidValue(field, raw, f"is longer than {MAX_INTRO} characters")

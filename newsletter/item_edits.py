@@ -17,12 +17,16 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from newsletter.errors import NewsletterError
-from newsletter.ingest.model import check_characters
-from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date, split_dateline
+from newsletter.ingest.model import (
+    LANGUAGE_CODE,
+    MAX_PLACE_LENGTH,
+    MAX_URL_LENGTH,
+    check_characters,
+    check_length,
+)
+from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date, typed_paragraphs
 from newsletter.items import get_item
 from newsletter.models import PARAGRAPH_SEPARATOR, Issue, IssueItem, IssueVariant, Item
-
-_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8})?")
 
 
 class ItemEditError(NewsletterError):
@@ -45,6 +49,13 @@ def edit_item(session: Session, item_id: int, changes: ItemChanges) -> list[str]
     """Apply a person's corrections; returns the names of the fields that changed."""
     item = get_item(session, item_id)
     values = _checked(item_id, changes)
+    if values.get("language") in item.translations:
+        # its readers would get the source text and the translation never (see in_language)
+        raise ItemEditError(
+            f"item {item_id} has a translation in {values['language']}: a translation is in "
+            "another language than the item, so one of the two is wrong (a new "
+            "`items translate` replaces the translation)"
+        )
     changed = [name for name, value in values.items() if getattr(item, name) != value]
     for name in changed:
         setattr(item, name, values[name])
@@ -65,18 +76,16 @@ def _checked(item_id: int, changes: ItemChanges) -> dict[str, object]:
         check_characters(where, "--title", "the title", title)
         values["title"] = title
     if changes.paragraphs is not None:
-        paragraphs = [" ".join(p.split()) for p in changes.paragraphs if p.strip()]
+        dateline, paragraphs = typed_paragraphs(where, "--body-file", list(changes.paragraphs))
         if not paragraphs:
             raise ItemEditError("the body has no paragraph: separate paragraphs by blank lines")
-        for number, paragraph in enumerate(paragraphs, start=1):
-            check_characters(where, "--body-file", f"paragraph {number}", paragraph)
-        dateline, paragraphs[0] = split_dateline(paragraphs[0])
         if dateline is not None and changes.place is None:
             values["place"] = dateline
         values["body"] = PARAGRAPH_SEPARATOR.join(paragraphs)
     if changes.place is not None:
         place = " ".join(changes.place.split())
         check_characters(where, "--place", "the place", place)
+        check_length(where, "--place", "the place", place, MAX_PLACE_LENGTH)
         values["place"] = place or None
     if changes.published is not None:
         try:
@@ -88,10 +97,11 @@ def _checked(item_id: int, changes: ItemChanges) -> dict[str, object]:
         if url and not re.match(r"https?://\S+$", url):
             raise ItemEditError(f"--url {url!r} is not an http(s) address: write the full "
                                 'address, starting with https:// ("" removes it)')
+        check_length(where, "--url", "the address", url, MAX_URL_LENGTH)
         values["url"] = url or None
     if changes.language is not None:
         language = changes.language.strip().lower()
-        if not _LANGUAGE.fullmatch(language):
+        if not LANGUAGE_CODE.fullmatch(language):
             raise ItemEditError(f"--language {language!r} is not a language code: use a "
                                 "code such as 'en' or 'es'")
         values["language"] = language

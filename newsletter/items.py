@@ -11,12 +11,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter import geo
+from newsletter.db import MAX_ID
 from newsletter.errors import NewsletterError
 from newsletter.i18n import SOURCE_LANGUAGE
 from newsletter.ingest.jsonfile import parse_json
 from newsletter.ingest.language import detect_language
-from newsletter.ingest.model import ItemFormatError, ParsedItem, ParsedText, check_characters
-from newsletter.ingest.text import parse_text, split_dateline
+from newsletter.ingest.model import (
+    LANGUAGE_CODE,
+    MAX_PLACE_LENGTH,
+    ItemFormatError,
+    ParsedItem,
+    ParsedText,
+    check_characters,
+    check_length,
+)
+from newsletter.ingest.text import MAX_TITLE_LENGTH, parse_text, typed_paragraphs
 from newsletter.models import PARAGRAPH_SEPARATOR, Item, ItemTranslation
 
 
@@ -41,6 +50,11 @@ def read_items(
     `newsletter.ingest.language`); a JSON item's own "language" field always wins.
     """
     source = str(path)
+    if language is not None:
+        language = language.strip().lower()
+        if not LANGUAGE_CODE.fullmatch(language):
+            raise NewsletterError(f"--language {language!r} is not a language code: use one "
+                                  "such as 'en' or 'es'")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -221,7 +235,8 @@ class ItemNotFound(NewsletterError):
 
 
 def get_item(session: Session, item_id: int) -> Item:
-    item = session.get(Item, item_id)
+    # an id no integer column holds (typed by a person) is simply not there
+    item = session.get(Item, item_id) if 0 < item_id <= MAX_ID else None
     if item is None:
         raise ItemNotFound(item_id)
     return item
@@ -271,19 +286,21 @@ def translate_item(
     """
     item = get_item(session, item_id)
     language = language.strip().lower().split("-")[0]
+    if not LANGUAGE_CODE.fullmatch(language):
+        raise NewsletterError(f"{language!r} is not a language code: use one such as 'es'")
     if language == item.language:
         raise NewsletterError(
             f"item {item_id} is written in {language}: a translation must be in another language"
         )
     title = " ".join(title.split())
-    clean = [" ".join(p.split()) for p in paragraphs if p.strip()]
+    source, where = f"item {item_id}", f"{language} translation"
+    dateline, clean = typed_paragraphs(source, where, list(paragraphs))
     if not title or not clean:
         raise NewsletterError("a translation needs a title and at least one paragraph")
-    fields = [("the title", title), ("the place", place),
-              *((f"paragraph {n}", p) for n, p in enumerate(clean, start=1))]
-    for what, value in fields:
-        check_characters(f"item {item_id}", f"{language} translation", what, value)
-    dateline, clean[0] = split_dateline(clean[0])
+    for what, value, limit in (("the title", title, MAX_TITLE_LENGTH),
+                               ("the place", place, MAX_PLACE_LENGTH)):
+        check_characters(source, where, what, value)
+        check_length(source, where, what, value, limit)
     text = ParsedText(title=title, paragraphs=tuple(clean),
                       place=place or dateline or item.place)
     _set_translations(item, [(language, text)])

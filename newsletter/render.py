@@ -24,6 +24,7 @@ import premailer
 from mjml import mjml2html
 
 from newsletter.errors import NewsletterError
+from newsletter.ingest.text import split_paragraphs
 from newsletter.settings import Settings
 from newsletter.templating import (
     HTML_TEMPLATE,
@@ -141,7 +142,7 @@ class IssueContent:
     def intro_in(self, language: str) -> list[str]:
         """The introduction's paragraphs for readers of `language` (none: no introduction)."""
         text = self.intros.get(language) or self.intros.get("", "")
-        return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+        return split_paragraphs(text)
 
 
 def sections_for(

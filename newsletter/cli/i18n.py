@@ -64,7 +64,8 @@ def extract(app: App, directory: Path | None, languages: tuple[str, ...]) -> Non
     """
     directory = directory or app.settings.template_dir
     source = directory or templating.package_dir()
-    catalogs.refuse_installed(source)
+    if source.resolve() == templating.package_dir().resolve():  # a team's own may be anywhere
+        catalogs.refuse_installed(source)
     locale_dir = catalogs.locale_dirs(directory)[0]
     pot, updates = catalogs.update_catalogs(
         templating.extract_messages(source), locale_dir, _languages(app, directory, languages),

@@ -75,10 +75,12 @@ def create(app: App, slug: str, date_from: datetime, date_to: datetime,
     """
     settings = app.settings
     languages = settings.languages
-    title, per_language = _by_language(titles, languages, "--title")
-    intro_texts = dict(_pairs(intros, languages))
-    for language, path in _pairs(intro_files, languages):
-        intro_texts[language] = _read_text(path)
+    per_language = _one_each(_pairs(titles, languages), "--title")
+    title = per_language.pop("", "")
+    intro_texts = _one_each([*_pairs(intros, languages),
+                             *((lang, _read_text(path))
+                               for lang, path in _pairs(intro_files, languages))],
+                            "--intro/--intro-file")
     with app.transaction() as session:
         issue = create_issue(session, slug, date_from.date(), date_to.date(), title,
                              titles=per_language, intros=intro_texts, languages=languages,
@@ -106,19 +108,21 @@ def _pairs(values: tuple[str, ...], languages: list[str]) -> list[tuple[str, str
     return [split_language_value(v, languages) for v in values]
 
 
-def _by_language(values: tuple[str, ...], languages: list[str],
-                 option: str) -> tuple[str, dict[str, str]]:
-    """The value for every language ("" if none) and the per-language ones."""
-    every, own = "", {}
-    for language, text in _pairs(values, languages):
-        if language:
-            own[language] = text
-        elif every:
-            raise click.BadParameter("give one value for every language, and LANG=TEXT for "
-                                     "the others", param_hint=option)
-        else:
-            every = text
-    return every, own
+def _one_each(pairs: list[tuple[str, str]], option: str) -> dict[str, str]:
+    """{language: text}, "" for every language; a language given twice is refused (the
+    second would silently replace the first)."""
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    for language, text in pairs:
+        key = language.strip().replace("_", "-").lower()
+        if key in seen:
+            which = f"{language}=..." if language else "a value for every language"
+            raise click.BadParameter(f"{which} is given twice: give one value for every "
+                                     "language, and one LANG=TEXT per language",
+                                     param_hint=option)
+        seen.add(key)
+        found[language] = text
+    return found
 
 
 def _read_text(path: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ import click
 
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.output import emit_json, json_option, table
+from newsletter.ingest.text import split_paragraphs
 from newsletter.item_edits import ItemChanges, delete_item, edit_item
 from newsletter.items import (
     ItemImportReport,
@@ -161,7 +161,7 @@ def translate(app: App, item_id: int, language: str, title: str, body_file: Text
     Example:
       newsletter items translate 12 --language es --title "Estudio sobre..." --body-file es.txt
     """
-    paragraphs = re.split(r"\n\s*\n", body_file.read())
+    paragraphs = split_paragraphs(body_file.read())
     with app.transaction() as session:
         translate_item(session, item_id, language, title=title, paragraphs=paragraphs,
                        place=place)
@@ -191,7 +191,7 @@ def edit(app: App, item_id: int, title: str | None, place: str | None,
       newsletter items edit 12 --title "Drought ends in Guanacaste" --place "Liberia"
       newsletter items edit 12 --body-file fixed.txt
     """
-    paragraphs = re.split(r"\n\s*\n", body_file.read()) if body_file else None
+    paragraphs = split_paragraphs(body_file.read()) if body_file else None
     changes = ItemChanges(title=title, place=place, paragraphs=paragraphs,
                           published=published, url=url, language=language)
     if changes == ItemChanges():

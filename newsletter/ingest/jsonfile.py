@@ -17,13 +17,21 @@ import re
 from typing import Any
 
 from newsletter import geo
-from newsletter.ingest.model import ItemFormatError, ParsedItem, ParsedText, check_characters
-from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date
+from newsletter.ingest.model import (
+    LANGUAGE_CODE,
+    MAX_PLACE_LENGTH,
+    MAX_URL_LENGTH,
+    ItemFormatError,
+    ParsedItem,
+    ParsedText,
+    check_characters,
+    check_length,
+)
+from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date, split_paragraphs
 
 FIELDS = ("date", "title", "place", "paragraphs", "body", "language", "url", "countries",
           "translations")
 TRANSLATION_FIELDS = ("title", "place", "paragraphs", "body")
-_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})?")
 
 
 def _json_type(value: object) -> str:
@@ -88,6 +96,16 @@ class _Item:
             check_characters(self.source, self.where, f"field {name!r}, entry {index},", entry)
         return [v.strip() for v in value]
 
+    def fits(self, name: str, value: str | None, limit: int) -> None:
+        check_length(self.source, self.where, f"field {name!r}", value, limit)
+
+
+def _place(item: _Item) -> str | None:
+    place = item.string("place")
+    place = _clean(place) if place else None
+    item.fits("place", place, MAX_PLACE_LENGTH)
+    return place
+
 
 def _paragraphs(item: _Item) -> list[str]:
     """The 'paragraphs' list or the 'body' text, as a list of non-empty paragraphs."""
@@ -101,8 +119,7 @@ def _paragraphs(item: _Item) -> list[str]:
                 raise item.error(f"field 'paragraphs': entry {index} is empty", "remove it")
         paragraphs = [_clean(p) for p in paragraphs]
     elif body is not None:
-        chunks = re.split(r"\n[ \t\u00a0]*\n", body.replace("\r\n", "\n"))
-        paragraphs = [_clean(c) for c in chunks if c.strip()]
+        paragraphs = [_clean(c) for c in split_paragraphs(body)]
     if not paragraphs:
         raise item.error(
             "the item has no paragraphs",
@@ -125,7 +142,7 @@ def _translations(item: _Item, source_language: str) -> tuple[tuple[str, ParsedT
     for language, entry in value.items():
         where = _Item(entry if isinstance(entry, dict) else {}, 0, item.source)
         where.where = f"{item.where}, translation {language!r}"
-        if not _LANGUAGE.fullmatch(language.lower()) or language.lower() == source_language:
+        if not LANGUAGE_CODE.fullmatch(language.lower()) or language.lower() == source_language:
             raise where.error("is not another language code", "use a code such as 'es'")
         if not isinstance(entry, dict):
             raise where.error(f"must be an object, not {_json_type(entry)}", example)
@@ -133,11 +150,11 @@ def _translations(item: _Item, source_language: str) -> tuple[tuple[str, ParsedT
         if unknown:
             raise where.error(f"unknown field(s) {', '.join(map(repr, unknown))}",
                               f"allowed fields are {', '.join(TRANSLATION_FIELDS)}")
-        place = where.string("place")
+        title = _clean(where.required_string("title"))
+        where.fits("title", title, MAX_TITLE_LENGTH)
+        place = _place(where)
         found.append((language.lower(), ParsedText(
-            title=_clean(where.required_string("title")),
-            paragraphs=tuple(_paragraphs(where)),
-            place=_clean(place) if place else None,
+            title=title, paragraphs=tuple(_paragraphs(where)), place=place,
         )))
     return tuple(found)
 
@@ -165,12 +182,11 @@ def _parse_item(item: _Item, default_language: str) -> ParsedItem:
 
     paragraphs = _paragraphs(item)
 
-    place = item.string("place")
-    place = _clean(place) if place else None
+    place = _place(item)
 
     # "" (no default): the language is detected after reading, see newsletter.items
     language = (item.string("language") or default_language).lower()
-    if language and not _LANGUAGE.fullmatch(language):
+    if language and not LANGUAGE_CODE.fullmatch(language):
         raise item.error(f"field 'language': {language!r} is not a language code",
                          "use a code such as 'en' or 'es'")
 
@@ -178,6 +194,7 @@ def _parse_item(item: _Item, default_language: str) -> ParsedItem:
     if url is not None and not re.match(r"https?://\S+$", url):
         raise item.error(f"field 'url': {url!r} is not an http(s) address",
                          "write the full address, starting with https://")
+    item.fits("url", url, MAX_URL_LENGTH)
 
     codes = item.strings("countries")
     if codes is None:

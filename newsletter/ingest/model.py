@@ -58,9 +58,19 @@ def check_characters(source: str, where: str, what: str, text: str | None) -> No
         )
 
 
-def strip_unusable(text: str) -> str:
-    """The text without the characters no email can carry (for text already stored)."""
-    return UNUSABLE.sub("", text)
+# What the items and item_translations columns hold (newsletter.models): a longer value is
+# refused with the file and field named, not left to PostgreSQL's DataError.
+MAX_PLACE_LENGTH = 200
+MAX_URL_LENGTH = 2000
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,4})?")  # es, es-419, zh-hant: 8 at most
+
+
+def check_length(source: str, where: str, what: str, text: str | None, limit: int) -> None:
+    """Refuse a field longer than its column, naming file, place and field."""
+    if text is not None and len(text) > limit:
+        raise ItemFormatError(source, where,
+                              f"{what} is {len(text):,} characters long (at most {limit:,})",
+                              "shorten it")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from newsletter import geo
-from newsletter.ingest.model import ItemFormatError, ParsedItem, check_characters
+from newsletter.ingest.model import MAX_PLACE_LENGTH, ItemFormatError, ParsedItem, check_characters
 
 MAX_TITLE_LENGTH = 200
 
@@ -105,19 +105,42 @@ def _month(word: str) -> int:
 def split_dateline(paragraph: str) -> tuple[str | None, str]:
     """Split "San José. The First..." into ("San José", "The First...").
 
-    Returns (None, paragraph) when the paragraph does not open with a dateline place.
+    Returns (None, paragraph) when the paragraph does not open with a dateline place (a
+    "place" longer than the column holds is a run of capitalised words, not a place).
     """
     m = _DATELINE.match(paragraph)
     if m is None:
         return None, paragraph
     place = m["place"].rstrip(",")
     last_word = place.rsplit(maxsplit=1)[-1].casefold()
-    if last_word in _ABBREVIATIONS:
+    if last_word in _ABBREVIATIONS or len(place) > MAX_PLACE_LENGTH:
         return None, paragraph
     rest = paragraph[m.end():]
     if not rest:
         return None, paragraph
     return place, rest
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """Text cut at blank lines, each paragraph stripped, empty ones dropped: a JSON item's
+    "body", `--body-file` and an issue's introduction all separate paragraphs this way."""
+    unix = text.replace("\r\n", "\n").replace("\r", "\n")
+    return [p.strip() for p in re.split(r"\n[ \t\u00a0]*\n", unix) if p.strip()]
+
+
+def typed_paragraphs(
+    source: str, where: str, paragraphs: list[str]
+) -> tuple[str | None, list[str]]:
+    """Paragraphs a person gave (`items edit`, `items translate`) taken as an import takes
+    them: each on one line, checked for characters no email can carry, and a leading
+    dateline taken off the first and returned apart. ([] when there is no text.)"""
+    clean = [" ".join(p.split()) for p in paragraphs if p.strip()]
+    for number, paragraph in enumerate(clean, start=1):
+        check_characters(source, where, f"paragraph {number}", paragraph)
+    if not clean:
+        return None, clean
+    dateline, clean[0] = split_dateline(clean[0])
+    return dateline, clean
 
 
 @dataclass

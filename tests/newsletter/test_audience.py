@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from click.testing import CliRunner
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.audience import audience_report
@@ -18,6 +19,7 @@ from newsletter.items import store_items
 from newsletter.settings import Settings
 from subscribers.filters import Filter
 from subscribers.lists import create_list
+from subscribers.models import Subscription
 from subscribers.people import NewSubscriber, add
 from subscribers.segments import create_segment
 from subscribers.suppressions import suppress
@@ -111,3 +113,23 @@ def test_reasons_come_from_real_counts(
         assert report.empty_explanation() == (
             "nobody would receive this issue (on segment nicaragua): segment nicaragua "
             "matches no subscriber")
+
+
+def test_a_list_everyone_left_is_not_called_empty(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    """It said "there are no subscribers yet: import some" beside "2 people unsubscribed
+    from list press"."""
+    langs, default = settings.languages, settings.default_language
+    with sessions() as session, session.begin():
+        store_items(session, parse_text(sample_items_text(), "sample"))
+        create_list(session, "press", opt_in="single")
+        for n in range(2):
+            add(session, NewSubscriber(f"w{n}@example.org", lists=("press",), preconfirm=True),
+                languages=langs, default_language=default)
+        session.execute(update(Subscription).values(status="unsubscribed"))
+        press = create_issue(session, "press", date(2019, 9, 1), date(2019, 10, 31),
+                             lists=("press",))
+        report = audience_report(session, press, langs, default)
+        assert report.recipients == 0
+        assert report.left_out == ["2 people unsubscribed from list press"]

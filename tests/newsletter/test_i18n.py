@@ -303,3 +303,14 @@ def test_extract_never_writes_into_an_installed_package(
     result = newsletter("i18n", "extract", "--templates", str(own), "--language", "pt")
     assert result.exit_code == 0, result.output
     assert po_path(own / "locale", "pt").is_file()
+
+
+def test_extract_into_a_teams_templates_folder_inside_its_own_package(tmp_path: Path) -> None:
+    """Only the shipped templates are refused: a team's `templates/` may well sit in a
+    Python package of its own (`myproject/templates`, beside `myproject/__init__.py`)."""
+    own = tmp_path / "myproject" / "templates"
+    (own / "locale").mkdir(parents=True)
+    (own.parent / "__init__.py").write_text("")
+    result = newsletter("i18n", "extract", "--templates", str(own), "--language", "pt")
+    assert result.exit_code == 0, result.output
+    assert po_path(own / "locale", "pt").is_file()

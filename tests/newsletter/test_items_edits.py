@@ -218,3 +218,17 @@ def test_an_item_rewritten_in_the_file_is_new_but_its_lookalike_is_named(
     assert "1 added, 0 updated, 1 already there" in output
     assert f"new items share their date and place with item(s) {old}" in output
     assert "newsletter items delete" in output
+
+
+def test_edit_refuses_the_language_of_one_of_the_items_translations(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """The item would be in es with an es translation that no reader ever gets."""
+    run(runner, "items", "import", str(write(tmp_path / "n.txt", NEWS)), "--language", "en")
+    first = ids(runner)["2019-10-10"]
+    run(runner, "items", "translate", str(first), "--language", "es", "--title", "Sequía",
+        "--body-file", "-", stdin="Sequía en el norte.\n")
+    refused = run(runner, "items", "edit", str(first), "--language", "es", code=1)
+    assert f"item {first} has a translation in es" in refused
+    assert listed(runner)["2019-10-10"]["language"] == "en"
+    assert "changed language" in run(runner, "items", "edit", str(first), "--language", "fr")

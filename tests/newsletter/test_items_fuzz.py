@@ -19,6 +19,7 @@ from typing import TypeVar
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
+from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,6 +57,10 @@ HOSTILE = st.text(st.one_of(st.characters(codec="utf-8"), SHARP), max_size=80)
 NICE = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")),
                min_size=1, max_size=80).filter(str.strip)
 WORDS = mostly(NICE, HOSTILE, 3)
+# around the columns' sizes (200 for a title or place, 8 for a language, 2,000 for an
+# address): SQLite stores what PostgreSQL refuses, so the sizes are checked below
+LONG = st.integers(190, 210).map(lambda n: "Á" * n)
+LONG_URL = st.integers(1985, 2010).map(lambda n: "https://e.org/" + "a" * (n - 14))
 LINE = mostly(NICE.map(lambda t: " ".join(t.split())), HOSTILE, 3)
 VALID_DATES = st.dates(date(1, 1, 1), date(9999, 12, 31)).map(lambda d: d.isoformat())
 DATES = st.one_of(
@@ -103,20 +108,24 @@ def json_files(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(1, 3))):
         item: dict[str, object] = {
             "date": draw(mostly(VALID_DATES, st.one_of(DATES, FIELD_VALUES))),
-            "title": draw(mostly(LINE, FIELD_VALUES)),
+            "title": draw(mostly(LINE, st.one_of(FIELD_VALUES, LONG))),
         }
         if draw(st.booleans()):
             item["paragraphs"] = draw(mostly(st.lists(WORDS, min_size=1, max_size=3),
                                              FIELD_VALUES))
         else:
             item["body"] = draw(mostly(WORDS, FIELD_VALUES))
-        optional = {"place": WORDS, "language": st.sampled_from(["en", "es", "fr", "x", ""]),
-                    "url": st.one_of(WORDS.map(lambda w: "https://e.org/" + w), WORDS),
+        optional = {"place": mostly(WORDS, LONG),
+                    "language": st.sampled_from(["en", "es", "fr", "x", "", "es-abcdefgh"]),
+                    "url": st.one_of(WORDS.map(lambda w: "https://e.org/" + w), WORDS,
+                                     LONG_URL),
                     "countries": st.lists(st.sampled_from(["CR", "ni", "XX", "Costa Rica"]),
                                           max_size=2),
                     "translations": st.dictionaries(
                         st.sampled_from(["es", "en", "fr", "??"]),
-                        st.fixed_dictionaries({"title": WORDS, "body": WORDS}), max_size=2),
+                        st.fixed_dictionaries({"title": mostly(WORDS, LONG), "body": WORDS},
+                                              optional={"place": mostly(WORDS, LONG)}),
+                        max_size=2),
                     "extra": FIELD_VALUES}
         for name, values in optional.items():
             if draw(st.sampled_from([False] * (40 if name == "extra" else 1) + [True])):
@@ -156,6 +165,8 @@ def store_and_render(sessions: sessionmaker[Session], items: list[ParsedItem]) -
     with sessions() as session:
         report = store_items(session, items)
         assert report.added == len({i.source_key for i in items})
+        for row in list(session.identity_map.values()):  # store_items flushed them
+            fits_its_columns(row)
         first = min(i.published for i in items)
         last = max(i.published for i in items)
         issue = create_issue(session, "fuzz", first, last)
@@ -164,6 +175,15 @@ def store_and_render(sessions: sessionmaker[Session], items: list[ParsedItem]) -
             rendered = render_variant(content, Variant(language, "CR"), SENDER)
             assert rendered.html.startswith("<!doctype html>") and rendered.text
         session.rollback()
+
+
+def fits_its_columns(row: object) -> None:
+    """What PostgreSQL would refuse with a DataError, which SQLite stores."""
+    for column in inspect(row).mapper.columns:
+        value = getattr(row, column.key)
+        limit = getattr(column.type, "length", None)
+        if isinstance(value, str) and limit is not None:
+            assert len(value) <= limit, (type(row).__name__, column.key, len(value))
 
 
 @given(text_files())

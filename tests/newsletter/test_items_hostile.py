@@ -173,3 +173,80 @@ def test_a_render_failure_names_the_item_and_field(tmp_path: Path, settings: Set
     message = str(caught.value)
     assert "item 7 ('Broken place'), field place" in message
     assert "MJML" in message
+
+
+# --- values longer than their column, ids beyond any column ---------------------------
+
+
+def test_overlong_json_fields_are_refused_by_name_not_by_the_database(
+    runner: CliRunner, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """On PostgreSQL each of these was a DataError traceback (value too long)."""
+    base = {"date": "2019-10-01", "title": "T", "body": "Text."}
+    cases = [
+        ({"place": "P" * 201}, "item 1: field 'place' is 201 characters long (at most 200)"),
+        ({"url": "https://x.org/" + "a" * 1990},
+         "item 1: field 'url' is 2,004 characters long (at most 2,000)"),
+        ({"language": "es-abcdefgh"}, "item 1: field 'language': 'es-abcdefgh' is not"),
+        ({"translations": {"es": {"title": "T" * 201, "body": "B."}}},
+         "item 1, translation 'es': field 'title' is 201 characters long"),
+        ({"translations": {"es": {"title": "T", "place": "P" * 201, "body": "B."}}},
+         "item 1, translation 'es': field 'place' is 201 characters long"),
+    ]
+    for number, (extra, expected) in enumerate(cases):
+        path = tmp_path / f"long{number}.json"
+        path.write_text(json.dumps([base | extra]), encoding="utf-8")
+        result = runner.invoke(cli, ["items", "import", str(path)])
+        assert result.exit_code == 1, (extra, result.output)
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert f"{path}, {expected}" in result.output
+    assert item_count(sessions) == 0
+
+
+def test_a_dateline_longer_than_a_place_stays_in_the_paragraph(
+    runner: CliRunner, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    opening = "A" + "b" * 250 + ". The text."
+    path = tmp_path / "news.txt"
+    path.write_text(f"1 October, 2019\n\nA title\n\n{opening}\n", encoding="utf-8")
+    result = runner.invoke(cli, ["items", "import", str(path), "--language", "en"])
+    assert result.exit_code == 0, result.output
+    with sessions() as session:
+        stored = session.scalars(select(Item)).one()
+        assert (stored.place, stored.body) == (None, opening)
+
+
+def test_overlong_edits_and_translations_are_refused_by_name(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    path = tmp_path / "news.txt"
+    path.write_text(GOOD, encoding="utf-8")
+    assert runner.invoke(cli, ["items", "import", str(path), "--language", "en"]).exit_code == 0
+    translate = ["items", "translate", "1", "--body-file", "-", "--language"]
+    cases = [
+        (["items", "edit", "1", "--place", "P" * 201], "--place: the place is 201 characters"),
+        (["items", "edit", "1", "--url", "https://x.org/" + "a" * 1990],
+         "--url: the address is 2,004 characters"),
+        ([*translate, "es", "--title", "T" * 201], "es translation: the title is 201 char"),
+        ([*translate, "es", "--title", "T", "--place", "P" * 201],
+         "es translation: the place is 201 characters"),
+        ([*translate, "a" * 20, "--title", "T"], "is not a language code"),
+        (["items", "import", str(path), "--language", "e" * 20], "is not a language code"),
+    ]
+    for args, expected in cases:
+        result = runner.invoke(cli, args, input="Hola.\n")
+        assert result.exit_code == 1, (args[:4], result.output)
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert expected in result.output
+
+
+@pytest.mark.parametrize("item_id", [2**31, 2**63, 2**64 + 5])
+def test_an_item_id_beyond_any_column_is_not_found(runner: CliRunner, item_id: int) -> None:
+    """SQLite raised OverflowError, PostgreSQL a DataError (integer out of range)."""
+    for args in (["edit", str(item_id), "--title", "x"], ["delete", str(item_id), "--yes"],
+                 ["tag", str(item_id), "--country", "CR"],
+                 ["translate", str(item_id), "--language", "es", "--title", "T",
+                  "--body-file", "-"]):
+        result = runner.invoke(cli, ["items", *args], input="Hola.\n")
+        assert result.exit_code == 1, (args, result.output)
+        assert f"no item with id {item_id}" in result.output

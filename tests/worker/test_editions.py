@@ -212,6 +212,29 @@ def test_the_cli_takes_titles_and_intro_files_per_language(
     assert missing.exit_code == 2 and "/nonexistent" in missing.output
 
 
+
+def test_a_language_given_twice_is_refused_not_silently_replaced(
+    runner: CliRunner, settings: Settings, haiti: sessionmaker[Session], tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    intro = Path(str(tmp_path)) / "intro-es.txt"
+    intro.write_text("Bienvenidos.\n", encoding="utf-8")
+    window = ["--from", "2019-09-01", "--to", "2019-10-31"]
+    for options, option, which in (
+        (["--title", "es=Boletín", "--title", "ES=Otro"], "--title", "ES=..."),
+        (["--intro", "es=Hola.", "--intro-file", f"es={intro}"], "--intro/--intro-file",
+         "es=..."),
+        (["--title", "News", "--title", "More news"], "--title", "a value for every"),
+    ):
+        result = runner.invoke(cli, ["issues", "create", "2019-10", *window, *options])
+        assert result.exit_code == 2, (options, result.output)
+        assert option in result.output and f"{which}" in result.output
+        assert "is given twice" in result.output
+    with haiti() as session, pytest.raises(IssueError):
+        get_issue(session, "2019-10")
+
+
 def test_editions_are_checked_when_the_settings_load() -> None:
     assert Settings(languages=["EN", "es_cr"]).languages == ["en", "es-CR"]
     with pytest.raises(ValueError, match="NEWSLETTER_LANGUAGES: 'klingonese'"):
