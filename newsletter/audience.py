@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select, true
 from sqlalchemy.orm import Session
 
-from newsletter.issues import audience_of, targets_of
+from newsletter.issues import audience_of, deleted_targets, targets_of
 from newsletter.models import Issue
 from newsletter.words import plural
 from subscribers.filters import segment_condition
@@ -63,7 +63,10 @@ def audience_report(
 ) -> AudienceReport:
     """Count the issue's recipients by edition, the fallbacks, and the people left out."""
     lists, segments = targets_of(session, issue)
-    target = ", ".join([*(f"list {n}" for n in lists), *(f"segment {n}" for n in segments)])
+    gone = deleted_targets(session, issue)
+    target = ", ".join([*(f"list {n}" for n in lists), *(f"segment {n}" for n in segments),
+                        *([plural(gone, "deleted list or segment", "deleted lists or segments")]
+                          if gone else [])])
     by_tag = session.execute(
         select(Subscriber.language, func.count())
         .where(audience_of(session, issue))
@@ -83,7 +86,12 @@ def audience_report(
     for name in segments:
         left_out += _group_reasons(f"in segment {name}", _breakdown(
             session, segment_condition(session, name)))
-    if not lists and not segments:
+    if gone:
+        what = ("a list or segment it was for was" if gone == 1
+                else f"{gone} lists or segments it was for were")
+        left_out.append(f"{what} deleted, and a deleted target reaches nobody: create a new "
+                        "issue for the lists or segments that exist now")
+    elif not lists and not segments:
         left_out += _group_reasons("", _breakdown(session, true()))
     return AudienceReport(
         target=f"on {target}" if target else "every active subscriber",

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from newsletter.errors import NewsletterError
@@ -165,6 +165,15 @@ def targets_of(session: Session, issue: Issue) -> tuple[list[str], list[str]]:
     return list(lists), list(segments)
 
 
+def deleted_targets(session: Session, issue: Issue) -> int:
+    """How many of the issue's lists and segments were deleted after it was created."""
+    return session.scalar(
+        select(func.count()).select_from(IssueTarget).where(
+            IssueTarget.issue_id == issue.id,
+            IssueTarget.list_id.is_(None), IssueTarget.segment_id.is_(None))
+    ) or 0
+
+
 def audience_of(session: Session, issue: Issue) -> ColumnElement[bool]:
     """Who may receive the issue: active, not suppressed, and in one of its targets."""
     lists, segments = targets_of(session, issue)
@@ -175,6 +184,8 @@ def audience_of(session: Session, issue: Issue) -> ColumnElement[bool]:
     if lists:
         parts.append(on_list(list_ids(session, lists), confirmed_only=True))
     parts += [segment_condition(session, name) for name in segments]
+    if deleted_targets(session, issue):
+        parts.append(false())  # a deleted list or segment reaches nobody, never everyone
     targeted = or_(*parts) if parts else true()
     return and_(Subscriber.status == "active", ~suppressed, targeted)
 

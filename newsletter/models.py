@@ -171,11 +171,12 @@ class Delivery(Base):
 
 
 class IssueTarget(Base):
-    """Who an issue goes to: a list or a segment. An issue with no targets goes to everyone."""
+    """Who an issue goes to: a list or a segment. An issue with no targets goes to everyone;
+    a target whose list or segment was deleted (both NULL) reaches nobody."""
 
     __tablename__ = "issue_targets"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
-    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
-    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id", ondelete="SET NULL"))
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id", ondelete="SET NULL"))

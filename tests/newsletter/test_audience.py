@@ -133,3 +133,42 @@ def test_a_list_everyone_left_is_not_called_empty(
         report = audience_report(session, press, langs, default)
         assert report.recipients == 0
         assert report.left_out == ["2 people unsubscribed from list press"]
+
+
+def test_deleting_its_list_or_segment_never_sends_an_issue_to_everyone(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """An issue without targets goes to everyone; one whose list or segment was deleted
+    must go to nobody: not when sent again for people added since, not as a draft."""
+    import json
+
+    (tmp_path / "items.txt").write_text(sample_items_text(), encoding="utf-8")
+    (tmp_path / "people.csv").write_text(TWELVE, encoding="utf-8")
+    (tmp_path / "partners.csv").write_text(
+        "email,name,country,language\np0@example.org,P0,CR,es\np1@example.org,P1,CR,es\n",
+        encoding="utf-8")
+    invoke(runner, "items", "import", str(tmp_path / "items.txt"))
+    invoke(runner, "subscribers", "import", str(tmp_path / "people.csv"))  # 12 active
+    invoke(runner, "lists", "create", "partners")
+    invoke(runner, "subscribers", "import", str(tmp_path / "partners.csv"), "--list", "partners")
+    invoke(runner, "issues", "create", "2019-10", "--from", "2019-09-01", "--to", "2019-10-31",
+           "--list", "partners")
+    invoke(runner, "issues", "send", "2019-10")
+    sent = json.loads(invoke(runner, "issues", "status", "2019-10", "--json"))
+    assert sent["sent"] == 2
+
+    invoke(runner, "lists", "delete", "partners", "--yes")
+    invoke(runner, "subscribers", "add", "new@example.org", "--country", "CR")
+    again = invoke(runner, "issues", "send", "2019-10")  # plans people added since: none
+    assert "0 new deliveries planned" in again
+    after = json.loads(invoke(runner, "issues", "status", "2019-10", "--json"))
+    assert sum(after.values()) == 2 and after["sent"] == 2
+
+    invoke(runner, "segments", "create", "costa-rica", "--country", "CR")
+    invoke(runner, "issues", "create", "2019-10-cr", "--from", "2019-09-01", "--to",
+           "2019-10-31", "--segment", "costa-rica")
+    invoke(runner, "segments", "delete", "costa-rica")
+    refused = invoke(runner, "issues", "send", "2019-10-cr", code=1)
+    assert "a list or segment it was for was deleted" in refused
+    status = json.loads(invoke(runner, "issues", "status", "2019-10-cr", "--json"))
+    assert sum(status.values()) == 0
