@@ -23,6 +23,7 @@ from newsletter.errors import NewsletterError
 
 DEV_SECRET = "dev-only-secret-change-me"
 MAX_HEADER_NAME = 200  # characters in the sender's (or Reply-To's) display name
+MAX_EDITION_TAG = 8  # what the deliveries' and variants' language columns hold
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED_ADDRESS = re.compile(r"(?:(?P<name>.*?)\s*<(?P<address>[^<>]*)>|(?P<bare>[^<>]*))")
 
@@ -54,7 +55,6 @@ def _name_problem(name: str) -> str | None:
     if len(name) > MAX_HEADER_NAME:
         return f"is longer than {MAX_HEADER_NAME} characters"
     return _header_problem(name)
-MAX_EDITION_TAG = 8  # what the deliveries' and variants' language columns hold
 
 
 class Settings(BaseSettings):
@@ -150,14 +150,7 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value:
             return value
-        problem = _header_problem(value)
-        if problem is None:
-            found = _NAMED_ADDRESS.fullmatch(value)
-            assert found is not None  # the pattern matches any text without a line break
-            address = found["address"] if found["bare"] is None else found["bare"]
-            problem = _address_problem(address.strip()) or _name_problem(found["name"] or "")
-            if problem is None and not _one_mailbox(value, address.strip()):
-                problem = "is not one address (put a name that has a comma in quotes)"
+        problem = _header_problem(value) or _reply_to_problem(value)
         if problem:
             raise ValueError(
                 f"NEWSLETTER_REPLY_TO: {value[:80]!r} {problem}: set one address, e.g. "
@@ -199,6 +192,18 @@ class Settings(BaseSettings):
     @property
     def sender_domain(self) -> str:
         return self.sender_email.rpartition("@")[2] or "localhost"
+
+
+def _reply_to_problem(value: str) -> str | None:
+    """Why one line of text is not `address` or `Name <address>`, or None."""
+    found = _NAMED_ADDRESS.fullmatch(value)
+    if found is None:  # a < or > out of place
+        return "is not one address"
+    address = (found["address"] if found["bare"] is None else found["bare"]).strip()
+    problem = _address_problem(address) or _name_problem(found["name"] or "")
+    if problem is None and not _one_mailbox(value, address):
+        return "is not one address (put a name that has a comma in quotes)"
+    return problem
 
 
 def _one_mailbox(value: str, address: str) -> bool:

@@ -32,6 +32,8 @@ BAD = [
     ("reply_to", "Desk, Regional <desk@example.org>", "not one address"),
     ("reply_to", "Desk <not an address>", "not an email address"),
     ("reply_to", "D" * 201 + " <desk@example.org>", "longer than 200"),
+    ("reply_to", "Desk <desk@example.org", "not one address"),  # no pattern matched these:
+    ("reply_to", "desk>@example.org", "not one address"),  # an AssertionError's message
     ("sender_email", "news@example.org\r\nBcc: evil@example.com", "line break"),
     ("sender_email", "=?utf-8?q?x?=@example.org", "'=?'"),
     ("sender_email", "news", "not an email address"),
