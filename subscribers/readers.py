@@ -17,7 +17,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -275,6 +275,13 @@ def escape_formula(cell: str) -> str:
     if cell.startswith(FORMULA_START) or _ESCAPED_FORMULA.match(cell):
         return "'" + cell
     return cell
+
+
+def csv_cells(values: Iterable[object], *, escape: bool = True) -> list[str]:
+    """One row of a CSV the program writes: None as "", each value `escape_formula`d
+    unless `escape` is off (for programs that read the file)."""
+    cells = ["" if v is None else str(v) for v in values]
+    return [escape_formula(c) for c in cells] if escape else cells
 
 
 def unescape_formula(cell: str) -> str:

@@ -38,7 +38,7 @@ from subscribers.importer import (
     format_for,
     import_subscribers,
 )
-from subscribers.readers import escape_formula
+from subscribers.readers import csv_cells
 
 SHOWN_ERRORS = 20  # rejected rows printed on the terminal; --errors FILE gets them all
 EXIT_REJECTED = 2
@@ -183,9 +183,9 @@ def _error_writer(stack: ExitStack, path: Path | None) -> Callable[[RowError], N
     out: IO[str] = stack.enter_context(path.open("w", newline="", encoding="utf-8"))
     writer = csv.writer(out)
     writer.writerow(["row", "field", "value", "reason", "level"])
-    # the values come from the file being imported: never let a spreadsheet run them
-    return lambda e: writer.writerow((e.row, e.field, escape_formula(e.value), e.reason,
-                                      e.level))
+    # the value and the field (a column's name, a JSON key) come from the imported file:
+    # never let a spreadsheet run them
+    return lambda e: writer.writerow(csv_cells((e.row, e.field, e.value, e.reason, e.level)))
 
 
 def _show_errors(report: ImportReport, errors_path: Path | None) -> None:
