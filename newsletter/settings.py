@@ -20,11 +20,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from newsletter.errors import NewsletterError
+from subscribers.validate import CONTROL
 
 DEV_SECRET = "dev-only-secret-change-me"
 MAX_HEADER_NAME = 200  # characters in the sender's (or Reply-To's) display name
 MAX_EDITION_TAG = 8  # what the deliveries' and variants' language columns hold
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED_ADDRESS = re.compile(r"(?:(?P<name>.*?)\s*<(?P<address>[^<>]*)>|(?P<bare>[^<>]*))")
 
 
@@ -34,7 +34,7 @@ class SettingsError(NewsletterError):
 
 def _header_problem(value: str) -> str | None:
     """Why `value` cannot go into a mail header as it is (None: it can)."""
-    if _CONTROL.search(value):
+    if CONTROL.search(value):
         return "contains a line break or control character, which would start a new header"
     if "=?" in value:
         return "contains '=?', which mail programs would decode as an encoded-word (RFC 2047)"

@@ -66,6 +66,12 @@ def _int(text: str) -> int | HugeNumber:
 JSON = json.JSONDecoder(parse_int=_int)  # json.loads, but a long number is not an exception
 
 
+def has_surrogate(text: str) -> bool:
+    """Whether `text` holds a lone surrogate (from a JSON escape such as \\ud800, or an odd
+    codec): no database stores one, and no email carries it."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
 def json_problem(value: object) -> str | None:
     """Why a decoded JSON value is not data we keep (too deep, a huge number, text that
     is not valid Unicode), or None. Iterative: a deep value must not exhaust the stack."""
@@ -73,7 +79,7 @@ def json_problem(value: object) -> str | None:
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            if not item.isascii() and _SURROGATE.search(item):
+            if has_surrogate(item):
                 return "holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
         elif isinstance(item, HugeNumber):
             return (f"holds a number with {item.digits} digits: more than "

@@ -26,8 +26,9 @@ from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 from subscribers.models import STATUSES, email_hash
-from subscribers.readers import JSON, Record, json_problem
+from subscribers.readers import JSON, Record, has_surrogate, json_problem
 from subscribers.validate import (
+    CONTROL,
     MAX_EMAIL,
     MAX_NAME,
     InvalidValue,
@@ -36,6 +37,7 @@ from subscribers.validate import (
     language_or_none,
     normalise_country,
     normalise_email,
+    one_line,
 )
 
 # columns with a meaning; an export's bookkeeping columns are ignored on the way back in;
@@ -54,9 +56,6 @@ _FAST_ADDRESS = re.compile(
     rf"([{_ATEXT}]+(?:\.[{_ATEXT}]+)*)@([a-zA-Z0-9.\-\u0080-\U0010FFFF]+)\Z"
 )
 _ROLE_NAMES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
-_SPACES = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +177,7 @@ def _shown(value: object) -> str:
 def _surrogate_free(name: str, value: str) -> str:
     """Text from an odd codec (or a JSON escape) may hold lone surrogates, which no
     database stores: refuse the field instead of failing the batch."""
-    if not value.isascii() and _SURROGATE.search(value):
+    if has_surrogate(value):
         raise InvalidValue(name, value.encode("utf-8", "replace").decode(),
                            "holds text that is not valid Unicode (a lone surrogate)")
     return value
@@ -187,13 +186,13 @@ def _surrogate_free(name: str, value: str) -> str:
 def clean_attribute(raw: str) -> str:
     """An attribute value as stored and as `--attr` compares it: NFC, one line, single
     spaces, trimmed (control characters would break PostgreSQL's JSON operators)."""
-    return _SPACES.sub(" ", _CONTROL.sub(" ", unicodedata.normalize("NFC", raw))).strip()
+    return one_line(raw)
 
 
 def clean_attribute_key(raw: str) -> str:
     """An attribute name as stored and as `--attr` looks it up: NFC, control characters
     as spaces, trimmed; any other character (quotes, dots, $, brackets) is kept."""
-    return _CONTROL.sub(" ", unicodedata.normalize("NFC", raw)).strip()
+    return CONTROL.sub(" ", unicodedata.normalize("NFC", raw)).strip()
 
 
 @lru_cache(maxsize=1024)
