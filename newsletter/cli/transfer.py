@@ -28,6 +28,7 @@ from rich.progress import (
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.filtering import build_filter, filter_options
 from newsletter.cli.output import emit_json, err_console, json_option
+from newsletter.words import plural
 from subscribers.export import FORMATS, count_matching, export_subscribers
 from subscribers.importer import (
     ImportInterrupted,
@@ -62,7 +63,7 @@ def _progress(
 def _summary(report: ImportReport) -> str:
     parts = [
         f"{report.added} added", f"{report.updated} updated", f"{report.unchanged} unchanged",
-        f"{report.merged} duplicate rows merged", f"{report.rejected} rejected",
+        f"{plural(report.merged, 'duplicate row')} merged", f"{report.rejected} rejected",
     ]
     if report.suppressed:
         parts.append(f"({report.suppressed} of them suppressed)")
@@ -71,8 +72,7 @@ def _summary(report: ImportReport) -> str:
     if report.subscribed:
         parts.append(f"{report.subscribed} subscribed to the list")
     if report.warned:
-        plural = "" if report.warned == 1 else "s"
-        parts.append(f"{report.warned} warning{plural} (stored, a value left out)")
+        parts.append(f"{plural(report.warned, 'warning')} (stored, a value left out)")
     line = ", ".join(parts)
     if report.inactive:
         line += (f"; {report.inactive} stay unsubscribed, bounced or complained "
