@@ -239,7 +239,7 @@ class Site:
             checked = set(form.getlist("list"))
             add, remove = list_changes(lists_of(session, person.id), checked)
         update_subscriber(
-            session, person.email, languages=s.languages, default_language=s.default_language,
+            session, person.email, default_language=s.default_language,
             language=form.get("language"), country=form.get("country"),
             add_lists=add, remove_lists=remove,
         )

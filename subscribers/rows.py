@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -216,8 +215,7 @@ class RowChecker:
     rejects the row instead.
     """
 
-    def __init__(self, languages: Sequence[str], *, strict: bool = False) -> None:
-        self.languages = tuple(languages)
+    def __init__(self, *, strict: bool = False) -> None:
         self.strict = strict
         self._country = lru_cache(maxsize=4096)(self._country_uncached)
         self._language = lru_cache(maxsize=1024)(self._language_uncached)

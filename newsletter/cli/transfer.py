@@ -151,8 +151,8 @@ def import_cmd(app: App, file: str, fmt: str | None, delimiter: str, encoding: s
         progress = stack.enter_context(_progress(silent or as_json, total, as_bytes=True))
         try:
             report = import_subscribers(
-                app.sessions, stream, options, languages=app.settings.languages,
-                default_language=app.settings.default_language, on_error=on_error,
+                app.sessions, stream, options, default_language=app.settings.default_language,
+                on_error=on_error,
                 progress=progress,
             )
         except ImportInterrupted as exc:

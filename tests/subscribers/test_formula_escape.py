@@ -37,8 +37,7 @@ PEOPLE = [
 
 def load(sessions: sessionmaker[Session]) -> None:
     report = import_subscribers(sessions, io.BytesIO(json.dumps(PEOPLE).encode()),
-                                ImportOptions(format="json"), languages=("en", "es"),
-                                default_language="en")
+                                ImportOptions(format="json"), default_language="en")
     assert report.rejected == 0, report.errors
 
 
@@ -77,7 +76,7 @@ def test_an_escaped_export_imports_back_as_it_was(sessions: sessionmaker[Session
             session.delete(s)
         session.commit()
     report = import_subscribers(sessions, io.BytesIO(out.getvalue().encode()), ImportOptions(),
-                                languages=("en", "es"), default_language="en")
+                                default_language="en")
     assert report.rejected == 0, report.errors
     with sessions() as session:
         after = {s.email: (s.name, s.attributes) for s in session.scalars(select(Subscriber))}

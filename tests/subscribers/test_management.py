@@ -22,8 +22,6 @@ from subscribers.queries import stats
 from subscribers.segments import SegmentError, create_segment, preview_segment
 from subscribers.suppressions import is_suppressed, suppress, unsuppress
 
-LANGS = ["en", "es"]
-
 PEOPLE = [
     NewSubscriber("ana@example.org", "Ana", "Costa Rica", "es-CR", ("partners",)),
     NewSubscriber("bo@example.org", "Bo", "BZ", "en", ("partners", "press")),
@@ -39,7 +37,7 @@ def people(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
         create_list(session, "partners", description="Partner organisations")
         create_list(session, "press", opt_in="double")
         for p in PEOPLE:
-            add(session, p, languages=LANGS, default_language="en")
+            add(session, p, default_language="en")
     return sessions
 
 
@@ -57,8 +55,7 @@ def test_add_normalises_and_records_consent(people: sessionmaker[Session]) -> No
         assert find(session, "cy@example.org").status == "pending"
         assert find(session, "ed@example.org").email == "ed@example.org"
         with pytest.raises(SubscriberError, match="already a subscriber"):
-            add(session, NewSubscriber("Ana@Example.org"), languages=LANGS,
-                default_language="en")
+            add(session, NewSubscriber("Ana@Example.org"), default_language="en")
 
 
 def test_filters_select_in_the_database(people: sessionmaker[Session]) -> None:
@@ -132,12 +129,10 @@ def test_suppression_blocks_adding_and_reactivating(people: sessionmaker[Session
         assert not suppress(session, "ed@example.org")
         assert is_suppressed(session, "ED@example.org")
         with pytest.raises(SubscriberError, match="suppressed"):
-            update_subscriber(session, "ed@example.org", languages=LANGS,
-                              default_language="en", status="active")
+            update_subscriber(session, "ed@example.org", default_language="en", status="active")
         suppress(session, "new@example.org")
         with pytest.raises(SubscriberError, match="suppressed"):
-            add(session, NewSubscriber("new@example.org"), languages=LANGS,
-                default_language="en")
+            add(session, NewSubscriber("new@example.org"), default_language="en")
         assert unsuppress(session, "new@example.org") and not unsuppress(session, "x@y.org")
 
 
