@@ -221,14 +221,23 @@ def _encoding_hint(encoding: str) -> str:
 def _byte_lines(stream: BinaryIO) -> Iterator[bytes]:
     """The lines of `stream` with their endings: CRLF, LF, or a lone CR (a CSV saved by
     an old Mac spreadsheet is one long line to Python's own line splitting)."""
-    pending = b""
+    head: list[bytes] = []  # the start of a line that may go on in the next chunk
     while chunk := stream.read(CHUNK):
-        lines = (pending + chunk).splitlines(keepends=True)
-        # the last line may go on in the next chunk, or be a CR whose LF starts it
-        pending = lines.pop()
-        yield from lines
-    if pending:
-        yield pending
+        if head and (head[-1].endswith(b"\n")
+                     or head[-1].endswith(b"\r") and not chunk.startswith(b"\n")):
+            yield b"".join(head)  # it ended where the last chunk did
+            head = []
+        lines = chunk.splitlines(keepends=True)
+        # the last line may go on in the next chunk, or be a CR whose LF starts it; kept
+        # in pieces, so that a very long line is joined once, not once per chunk
+        last = lines.pop()
+        if lines:
+            yield b"".join([*head, lines[0]])
+            yield from lines[1:]
+            head = []
+        head.append(last)
+    if head:
+        yield b"".join(head)
 
 
 def _header(cells: list[str], delimiter: str) -> list[str]:
