@@ -70,6 +70,9 @@ def test_filters_select_in_the_database(people: sessionmaker[Session]) -> None:
             "bo@example.org"]
         assert emails(session, Filter(attributes=(("org", "unicef"),))) == ["di@example.org"]
         assert emails(session, Filter(email="%")) == []  # LIKE wildcards are literal
+        assert emails(session, Filter(email="_")) == []
+        assert emails(session, Filter(languages=("e%",))) == []  # es-CR is not e%-...
+        assert emails(session, Filter(languages=("_s",))) == []
         with pytest.raises(FilterError, match="no list called 'nope'"):
             emails(session, Filter(lists=("nope",)))
         with pytest.raises(FilterError, match="unknown status"):
