@@ -66,6 +66,15 @@ def _int(text: str) -> int | HugeNumber:
 JSON = json.JSONDecoder(parse_int=_int)  # json.loads, but a long number is not an exception
 
 
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+               float: "number", HugeNumber: "number", type(None): "null"}
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for messages a JSON author understands."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
 def has_surrogate(text: str) -> bool:
     """Whether `text` holds a lone surrogate (from a JSON escape such as \\ud800, or an odd
     codec): no database stores one, and no email carries it."""
@@ -324,7 +333,7 @@ def _ndjson_records(lines: Iterator[str]) -> Iterator[Record]:
 
 def _object_record(row: int, value: object) -> Record:
     if not isinstance(value, dict):
-        return Record(row, {}, f"is a JSON {type(value).__name__}, not an object with an email")
+        return Record(row, {}, f"is a JSON {json_type(value)}, not an object with an email")
     fields: dict[str, object] = {}
     for key, cell in value.items():
         name = str(key).strip().lower()

@@ -110,11 +110,22 @@ def test_deep_or_huge_json_rejects_the_object_only(
     assert set(stored(sessions)) == {"ana@example.org", "di@example.org"}
 
 
+@pytest.mark.parametrize("fmt", ["json", "ndjson"])
+def test_a_record_that_is_not_an_object_is_named_in_json_words(
+    sessions: sessionmaker[Session], fmt: str
+) -> None:
+    people = ['{"email": "ana@example.org"}', HUGE, '"bo@example.org"', "null", "[1]", "2.5"]
+    data = ("[" + ",".join(people) + "]" if fmt == "json" else "\n".join(people)).encode()
+    report = run(sessions, data, format=fmt)
+    assert [e.reason.split(",")[0] for e in report.errors] == [
+        "is a JSON number", "is a JSON string", "is a JSON null", "is a JSON array",
+        "is a JSON number"]
+    assert set(stored(sessions)) == {"ana@example.org"}
+
+
 def test_a_deep_object_split_across_chunks_is_skipped_whole(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from subscribers import readers
-
     monkeypatch.setattr(readers, "CHUNK", 64)  # the deep item arrives in many pieces
     people = _json_people(DEEP, HUGE)
     data = ("[" + ", ".join(people) + "]").encode()
@@ -127,15 +138,13 @@ def test_a_deep_object_split_across_chunks_is_skipped_whole(
 def test_a_number_split_across_chunks_is_one_item(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from subscribers import readers
-
     monkeypatch.setattr(readers, "CHUNK", 8)
     for split in range(8):  # wherever the chunks cut the number
         data = ('[{"email": "ana@example.org"},' + " " * split + "1234567890123,"
                 '{"email": "bo@example.org"}]').encode()
         report = run(sessions, data, format="json")
         assert [(e.row, e.field) for e in report.errors] == [(2, "record")]
-        assert "JSON int" in report.errors[0].reason
+        assert "JSON number" in report.errors[0].reason
     assert set(stored(sessions)) == {"ana@example.org", "bo@example.org"}
 
 
