@@ -65,6 +65,14 @@ class RowError:
     reason: str
     level: str = "error"  # error: the row is rejected; warning: stored, with this value left out
 
+    def __post_init__(self) -> None:
+        # a column's name or a value from the file may hold lone surrogates (a JSON escape,
+        # an odd --encoding), which no terminal, CSV or JSON output can write
+        for name in ("field", "value"):
+            text = getattr(self, name)
+            if has_surrogate(text):
+                object.__setattr__(self, name, text.encode("utf-8", "replace").decode())
+
     def __str__(self) -> str:
         text = f"row {self.row}: {self.field} {self.value[:60]!r} {self.reason}"
         return text if self.level == "error" else f"{text} ({self.level})"

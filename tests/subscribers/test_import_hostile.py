@@ -175,6 +175,26 @@ def test_cli_reports_the_row_and_field(runner: CliRunner, tmp_path: Path) -> Non
         (2, "attributes"), (3, "record"), (4, "score")]
 
 
+@pytest.mark.parametrize("options", [[], ["--json"], ["--errors", "rejected.csv"]])
+def test_a_lone_surrogate_in_a_key_or_header_is_reported_not_a_traceback(
+    runner: CliRunner, tmp_path: Path, options: list[str]
+) -> None:
+    """A JSON key such as "\\ud800x" (or a CSV header read with --encoding utf-7) named
+    the field of the rejected row, and no terminal, CSV or JSON output can write it."""
+    records = tmp_path / "people.ndjson"
+    records.write_text('{"email": "ana@example.org", "\\ud800x": "1"}\n'
+                       '{"email": "bo@example.org"}\n', encoding="utf-8")
+    header = tmp_path / "people.csv"
+    header.write_bytes(b"email,+2ADYAA-\nana@example.org," + b"x" * 1001 + b"\n"
+                       b"bo@example.org,1\n")
+    for path, encoding in ((records, "utf-8"), (header, "utf-7")):
+        args = [a.replace("rejected.csv", str(tmp_path / "rejected.csv")) for a in options]
+        result = runner.invoke(cli, ["subscribers", "import", str(path), "--silent",
+                                     "--encoding", encoding, *args])
+        assert result.exit_code == 2, (path.name, result.output, result.exception)
+        assert "Traceback" not in result.output
+
+
 def test_add_keeps_any_attribute_text(runner: CliRunner, sessions: sessionmaker[Session]
                                       ) -> None:
     result = runner.invoke(cli, ["subscribers", "add", "ana@example.org",
