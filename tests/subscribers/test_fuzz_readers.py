@@ -70,7 +70,8 @@ def expected_rows(data: bytes, options: ImportOptions) -> tuple[list[SubscriberR
 def assert_row_error(error: RowError) -> None:
     assert error.row >= 1 and error.field and error.reason, error
     assert error.level in ("error", "warning")
-    str(error)  # printable
+    str(error).encode("utf-8")  # printable, to a terminal or a UTF-8 file
+    (error.field + error.value).encode("utf-8")  # as --json and --errors write them
 
 
 def import_checked(sessions: sessionmaker[Session], data: bytes, options: ImportOptions) -> None:
@@ -142,16 +143,17 @@ def csv_files(draw: st.DrawFn) -> tuple[bytes, str]:
 
 
 _json_scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), _text,
-                         st.sampled_from(["__HUGE__", "__DEEP__"]), _hostile)
+                         st.sampled_from(["__HUGE__", "__DEEP__", "__SURROGATE__"]), _hostile)
 _json_value = st.recursive(
     _json_scalar,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(_text | st.just("__SURROGATE__"), inner, max_size=3),
     max_leaves=8,
 )
 _record = st.one_of(
     st.fixed_dictionaries(
         {"email": _emails},
-        optional={name: _json_value for name in COLUMNS if name != "email"},
+        optional={name: _json_value for name in [*COLUMNS, "__SURROGATE__"] if name != "email"},
     ),
     _json_value,
 )
@@ -159,7 +161,7 @@ _record = st.one_of(
 
 def _json_text(value: object, deep: int) -> str:
     text = json.dumps(value, ensure_ascii=False)
-    return (text.replace('"__HUGE__"', "1" * 4301)
+    return (text.replace('"__HUGE__"', "1" * 4301).replace("__SURROGATE__", "\\ud800x")
             .replace('"__DEEP__"', "[" * deep + "]" * deep))
 
 
