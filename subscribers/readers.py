@@ -152,6 +152,12 @@ def read_records(
             f"unknown encoding {encoding!r}: use a Python codec name such as utf-8, latin-1 "
             "or cp1252"
         ) from exc
+    try:
+        "".encode(encoding)  # refused by codecs that are not text encodings: hex, base64...
+    except LookupError as exc:
+        raise ImportFileError(
+            f"{encoding!r} is not a text encoding: use one such as utf-8, latin-1 or cp1252"
+        ) from exc
     if fmt == "csv":
         if len(delimiter) != 1:
             raise ImportFileError(

@@ -195,6 +195,17 @@ def test_a_lone_surrogate_in_a_key_or_header_is_reported_not_a_traceback(
         assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("encoding", ["hex", "rot13", "base64", "zlib"])
+@pytest.mark.parametrize("fmt", ["csv", "ndjson", "json"])
+def test_a_codec_that_is_not_a_text_encoding_is_a_clear_file_error(
+    sessions: sessionmaker[Session], encoding: str, fmt: str
+) -> None:
+    """--encoding hex or base64 named a codec Python knows, and the import ended in a
+    LookupError, TypeError or binascii.Error traceback."""
+    with pytest.raises(ImportFileError, match=f"{encoding!r} is not a text encoding"):
+        run(sessions, b'{"email": "ana@example.org"}\n', format=fmt, encoding=encoding)
+
+
 def test_add_keeps_any_attribute_text(runner: CliRunner, sessions: sessionmaker[Session]
                                       ) -> None:
     result = runner.invoke(cli, ["subscribers", "add", "ana@example.org",
