@@ -15,7 +15,7 @@ from typing import Any
 
 import langcodes
 from email_validator import EmailNotValidError, validate_email
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -108,6 +108,21 @@ class Settings(BaseSettings):
         if not editions:
             raise ValueError("NEWSLETTER_LANGUAGES: name at least one language, e.g. [\"en\"]")
         return editions
+
+    @field_validator("default_language")
+    @classmethod
+    def _one_of_the_editions(cls, value: str, info: ValidationInfo) -> str:
+        """What everyone without an edition of their own gets: one of the editions made (a
+        delivery's language column holds no more, and no other has templates)."""
+        editions = info.data.get("languages") or []  # absent when NEWSLETTER_LANGUAGES failed
+        by_key = {edition.lower(): edition for edition in editions}
+        found = by_key.get(value.strip().replace("_", "-").lower())
+        if found is None and editions:
+            raise ValueError(
+                f"NEWSLETTER_DEFAULT_LANGUAGE: {value[:40]!r} is not one of the editions in "
+                f"NEWSLETTER_LANGUAGES ({', '.join(editions)}): name one of them"
+            )
+        return found or value
 
     @field_validator("public_base_url")
     @classmethod

@@ -164,6 +164,18 @@ def test_any_value_is_refused_by_name_or_makes_a_clean_message(
         assert len(msg["Reply-To"].addresses) == 1
 
 
+@pytest.mark.parametrize("value", ["de", "zh-Hant-TW", "es\r\nBcc: x@example.org", ""])
+def test_the_default_language_is_one_of_the_editions(value: str) -> None:
+    """It is the edition everyone else gets: "zh-Hant-TW" did not fit a delivery's language
+    column (a PostgreSQL error at send), and "de" has no edition to render."""
+    with pytest.raises(SettingsError, match="^NEWSLETTER_DEFAULT_LANGUAGE: .* not one of the "
+                                            "editions"):
+        load_settings(default_language=value)
+    assert load_settings(default_language=" ES ").default_language == "es"
+    assert load_settings(languages=["en", "pt_br"], default_language="pt-br"
+                         ).default_language == "pt-BR"
+
+
 @pytest.mark.parametrize("value", [".<0@0.A>", "0.<0@0.A>"])
 def test_a_reply_to_that_trips_the_header_parser_is_refused(value: str) -> None:
     """Found by the fuzz: the email package raised AttributeError on these."""
