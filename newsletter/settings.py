@@ -15,15 +15,16 @@ from typing import Any
 
 import langcodes
 from email_validator import EmailNotValidError, validate_email
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
 from newsletter.errors import NewsletterError
+from subscribers.validate import CONTROL
 
 DEV_SECRET = "dev-only-secret-change-me"
 MAX_HEADER_NAME = 200  # characters in the sender's (or Reply-To's) display name
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_EDITION_TAG = 8  # what the deliveries' and variants' language columns hold
 _NAMED_ADDRESS = re.compile(r"(?:(?P<name>.*?)\s*<(?P<address>[^<>]*)>|(?P<bare>[^<>]*))")
 
 
@@ -33,7 +34,7 @@ class SettingsError(NewsletterError):
 
 def _header_problem(value: str) -> str | None:
     """Why `value` cannot go into a mail header as it is (None: it can)."""
-    if _CONTROL.search(value):
+    if CONTROL.search(value):
         return "contains a line break or control character, which would start a new header"
     if "=?" in value:
         return "contains '=?', which mail programs would decode as an encoded-word (RFC 2047)"
@@ -54,7 +55,6 @@ def _name_problem(name: str) -> str | None:
     if len(name) > MAX_HEADER_NAME:
         return f"is longer than {MAX_HEADER_NAME} characters"
     return _header_problem(name)
-MAX_EDITION_TAG = 8  # what the deliveries' and variants' language columns hold
 
 
 class Settings(BaseSettings):
@@ -109,6 +109,21 @@ class Settings(BaseSettings):
             raise ValueError("NEWSLETTER_LANGUAGES: name at least one language, e.g. [\"en\"]")
         return editions
 
+    @field_validator("default_language")
+    @classmethod
+    def _one_of_the_editions(cls, value: str, info: ValidationInfo) -> str:
+        """What everyone without an edition of their own gets: one of the editions made (a
+        delivery's language column holds no more, and no other has templates)."""
+        editions = info.data.get("languages") or []  # absent when NEWSLETTER_LANGUAGES failed
+        by_key = {edition.lower(): edition for edition in editions}
+        found = by_key.get(value.strip().replace("_", "-").lower())
+        if found is None and editions:
+            raise ValueError(
+                f"NEWSLETTER_DEFAULT_LANGUAGE: {value[:40]!r} is not one of the editions in "
+                f"NEWSLETTER_LANGUAGES ({', '.join(editions)}): name one of them"
+            )
+        return found or value
+
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -150,14 +165,7 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value:
             return value
-        problem = _header_problem(value)
-        if problem is None:
-            found = _NAMED_ADDRESS.fullmatch(value)
-            assert found is not None  # the pattern matches any text without a line break
-            address = found["address"] if found["bare"] is None else found["bare"]
-            problem = _address_problem(address.strip()) or _name_problem(found["name"] or "")
-            if problem is None and not _one_mailbox(value, address.strip()):
-                problem = "is not one address (put a name that has a comma in quotes)"
+        problem = _header_problem(value) or _reply_to_problem(value)
         if problem:
             raise ValueError(
                 f"NEWSLETTER_REPLY_TO: {value[:80]!r} {problem}: set one address, e.g. "
@@ -199,6 +207,18 @@ class Settings(BaseSettings):
     @property
     def sender_domain(self) -> str:
         return self.sender_email.rpartition("@")[2] or "localhost"
+
+
+def _reply_to_problem(value: str) -> str | None:
+    """Why one line of text is not `address` or `Name <address>`, or None."""
+    found = _NAMED_ADDRESS.fullmatch(value)
+    if found is None:  # a < or > out of place
+        return "is not one address"
+    address = (found["address"] if found["bare"] is None else found["bare"]).strip()
+    problem = _address_problem(address) or _name_problem(found["name"] or "")
+    if problem is None and not _one_mailbox(value, address):
+        return "is not one address (put a name that has a comma in quotes)"
+    return problem
 
 
 def _one_mailbox(value: str, address: str) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gettext
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -48,6 +49,7 @@ from subscribers.tokens import make_token, read_token, token_id
 from subscribers.validate import InvalidValue, best_edition
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_EDITION = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")  # a language tag, as in Variant.label
 EXTENSION = "newsletter"  # app.extensions[EXTENSION]: the Site, for its engine and settings
 MAX_BODY_BYTES = 64 * 1024
 # our own pages: inline CSS only, nothing fetched, no script, no framing, forms to us only
@@ -237,7 +239,7 @@ class Site:
             checked = set(form.getlist("list"))
             add, remove = list_changes(lists_of(session, person.id), checked)
         update_subscriber(
-            session, person.email, languages=s.languages, default_language=s.default_language,
+            session, person.email, default_language=s.default_language,
             language=form.get("language"), country=form.get("country"),
             add_lists=add, remove_lists=remove,
         )
@@ -245,12 +247,14 @@ class Site:
     def view(self, slug: str, label: str) -> Response:
         """The web copy of a variant: the same for all its readers, so the personal links
         in it are replaced by one to a page saying where the personal ones are."""
-        language, _, focus = label.partition("-")
+        # the label is Variant.label: the language is a tag that may hold hyphens itself
+        # (pt-BR-regional, zh-Hant-TW), so the focus is what follows the last one
+        language, _, focus = label.rpartition("-")
         country = "" if focus == "regional" else focus
         if country and not (len(country) == 2 and country.isascii() and country.isupper()):
             abort(404)
         # only names we could have made reach the database (PostgreSQL refuses a NUL)
-        if not (SLUG.fullmatch(slug) and language.isascii() and language.isalnum()):
+        if not (SLUG.fullmatch(slug) and _EDITION.fullmatch(language)):
             abort(404)
         with self.sessions() as session:
             row = session.scalar(

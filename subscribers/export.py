@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from newsletter.errors import NewsletterError
 from subscribers.filters import Filter, condition
 from subscribers.models import MailingList, Subscriber, Subscription
-from subscribers.readers import escape_formula
+from subscribers.readers import csv_cells
 
 FORMATS = ("csv", "json", "ndjson")
 COLUMNS = ("email", "name", "country", "language", "status", "lists", "created_at",
@@ -58,8 +58,7 @@ class _Csv:
         record = dict(record, lists=LIST_SEPARATOR.join(record["lists"]),
                       attributes=json.dumps(record["attributes"], ensure_ascii=False)
                       if record["attributes"] else "")
-        cells = ["" if record[c] is None else str(record[c]) for c in COLUMNS]
-        self.writer.writerow([escape_formula(c) for c in cells] if self.escape else cells)
+        self.writer.writerow(csv_cells((record[c] for c in COLUMNS), escape=self.escape))
 
     def close(self) -> None:
         pass

@@ -98,8 +98,8 @@ def condition(
     """The SQL condition selecting the subscribers `f` describes."""
     parts: list[ColumnElement[bool]] = []
     if f.email:
-        escaped = f.email.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        parts.append(Subscriber.email_key.like(f"%{escaped}%", escape="\\"))
+        # autoescape: % and _ are characters here, not LIKE wildcards
+        parts.append(Subscriber.email_key.contains(f.email.lower(), autoescape=True))
     if f.countries:
         codes = [c.upper() for c in f.countries if c.lower() != NO_COUNTRY]
         either = [Subscriber.country.in_(codes)] if codes else []
@@ -110,8 +110,8 @@ def condition(
         # `es` is everyone who reads Spanish: es, es-CR, es-419 (tags are kept as given)
         tag = func.lower(Subscriber.language)
         wanted = [lang.strip().lower().replace("_", "-") for lang in f.languages]
-        parts.append(or_(tag.in_(wanted), *(tag.like(f"{_like(w)}-%", escape="\\")
-                                            for w in wanted)))
+        parts.append(or_(tag.in_(wanted),
+                         *(tag.startswith(f"{w}-", autoescape=True) for w in wanted)))
     if f.statuses:
         unknown = [s for s in f.statuses if s not in STATUSES]
         if unknown:
@@ -124,10 +124,6 @@ def condition(
     if f.segments:
         parts.append(or_(*(segment_condition(session, name, _seen) for name in f.segments)))
     return and_(true(), *parts)
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def attribute_equals(session: Session, key: str, value: str) -> ColumnElement[bool]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -205,11 +205,9 @@ def _batches(records: Iterator[Any], checker: RowChecker, size: int) -> Iterator
         yield batch
 
 
-def check_rows(
-    stream: BinaryIO, options: ImportOptions, *, languages: Sequence[str]
-) -> Iterator[SubscriberRow | RowError]:
+def check_rows(stream: BinaryIO, options: ImportOptions) -> Iterator[SubscriberRow | RowError]:
     """Validate a file without a database: each record as a clean row or its error."""
-    checker = RowChecker(languages, strict=options.strict)
+    checker = RowChecker(strict=options.strict)
     records = read_records(stream, options.format, delimiter=options.delimiter,
                            encoding=options.encoding)
     return (checker.check(record) for record in records)
@@ -283,7 +281,6 @@ def import_subscribers(
     stream: BinaryIO,
     options: ImportOptions,
     *,
-    languages: Sequence[str],
     default_language: str,
     on_error: Callable[[RowError], None] | None = None,
     progress: Callable[[int], None] | None = None,
@@ -304,7 +301,7 @@ def import_subscribers(
         records = read_records(stream, options.format, delimiter=options.delimiter,
                                encoding=options.encoding, count=count)
         shown = 0
-        checker = RowChecker(languages, strict=options.strict)
+        checker = RowChecker(strict=options.strict)
         try:
             for batch in _batches(records, checker, options.batch_size):
                 result = _write(session, batch, settings, dry_run=options.dry_run)
@@ -353,7 +350,6 @@ def import_csv(
     session: Session,
     data: bytes | str,
     *,
-    languages: Sequence[str],
     default_language: str,
     options: ImportOptions | None = None,
 ) -> ImportReport:
@@ -369,7 +365,7 @@ def import_csv(
     report = ImportReport(max_errors=2**62)
     records = read_records(io.BytesIO(raw), options.format, delimiter=options.delimiter,
                            encoding=options.encoding)
-    for batch in _batches(records, RowChecker(languages, strict=options.strict),
+    for batch in _batches(records, RowChecker(strict=options.strict),
                           options.batch_size):
         _record(report, batch, write_batch(session, batch.rows.values(), settings), None)
         if batch.failure is not None:

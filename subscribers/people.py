@@ -57,7 +57,7 @@ def find(session: Session, address: str) -> Subscriber:
 
 
 def add(
-    session: Session, new: NewSubscriber, *, languages: list[str], default_language: str
+    session: Session, new: NewSubscriber, *, default_language: str
 ) -> Subscriber:
     """Add one person, with consent recorded; refuses a suppressed or existing address."""
     email = normalise_email(new.email)
@@ -101,7 +101,6 @@ def update_subscriber(
     session: Session,
     address: str,
     *,
-    languages: list[str],
     default_language: str,
     name: str | None = None,
     country: str | None = None,

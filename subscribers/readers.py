@@ -17,7 +17,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -66,6 +66,21 @@ def _int(text: str) -> int | HugeNumber:
 JSON = json.JSONDecoder(parse_int=_int)  # json.loads, but a long number is not an exception
 
 
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+               float: "number", HugeNumber: "number", type(None): "null"}
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for messages a JSON author understands."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def has_surrogate(text: str) -> bool:
+    """Whether `text` holds a lone surrogate (from a JSON escape such as \\ud800, or an odd
+    codec): no database stores one, and no email carries it."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
 def json_problem(value: object) -> str | None:
     """Why a decoded JSON value is not data we keep (too deep, a huge number, text that
     is not valid Unicode), or None. Iterative: a deep value must not exhaust the stack."""
@@ -73,7 +88,7 @@ def json_problem(value: object) -> str | None:
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            if not item.isascii() and _SURROGATE.search(item):
+            if has_surrogate(item):
                 return "holds text that is not valid Unicode (a lone surrogate such as \\ud800)"
         elif isinstance(item, HugeNumber):
             return (f"holds a number with {item.digits} digits: more than "
@@ -136,6 +151,12 @@ def read_records(
         raise ImportFileError(
             f"unknown encoding {encoding!r}: use a Python codec name such as utf-8, latin-1 "
             "or cp1252"
+        ) from exc
+    try:
+        "".encode(encoding)  # refused by codecs that are not text encodings: hex, base64...
+    except LookupError as exc:
+        raise ImportFileError(
+            f"{encoding!r} is not a text encoding: use one such as utf-8, latin-1 or cp1252"
         ) from exc
     if fmt == "csv":
         if len(delimiter) != 1:
@@ -215,14 +236,23 @@ def _encoding_hint(encoding: str) -> str:
 def _byte_lines(stream: BinaryIO) -> Iterator[bytes]:
     """The lines of `stream` with their endings: CRLF, LF, or a lone CR (a CSV saved by
     an old Mac spreadsheet is one long line to Python's own line splitting)."""
-    pending = b""
+    head: list[bytes] = []  # the start of a line that may go on in the next chunk
     while chunk := stream.read(CHUNK):
-        lines = (pending + chunk).splitlines(keepends=True)
-        # the last line may go on in the next chunk, or be a CR whose LF starts it
-        pending = lines.pop()
-        yield from lines
-    if pending:
-        yield pending
+        if head and (head[-1].endswith(b"\n")
+                     or head[-1].endswith(b"\r") and not chunk.startswith(b"\n")):
+            yield b"".join(head)  # it ended where the last chunk did
+            head = []
+        lines = chunk.splitlines(keepends=True)
+        # the last line may go on in the next chunk, or be a CR whose LF starts it; kept
+        # in pieces, so that a very long line is joined once, not once per chunk
+        last = lines.pop()
+        if lines:
+            yield b"".join([*head, lines[0]])
+            yield from lines[1:]
+            head = []
+        head.append(last)
+    if head:
+        yield b"".join(head)
 
 
 def _header(cells: list[str], delimiter: str) -> list[str]:
@@ -277,6 +307,13 @@ def escape_formula(cell: str) -> str:
     return cell
 
 
+def csv_cells(values: Iterable[object], *, escape: bool = True) -> list[str]:
+    """One row of a CSV the program writes: None as "", each value `escape_formula`d
+    unless `escape` is off (for programs that read the file)."""
+    cells = ["" if v is None else str(v) for v in values]
+    return [escape_formula(c) for c in cells] if escape else cells
+
+
 def unescape_formula(cell: str) -> str:
     """A CSV cell as it was before `escape_formula`: an export imports back as it was."""
     return cell[1:] if cell[:1] == "'" and _ESCAPED_FORMULA.match(cell) else cell
@@ -302,7 +339,7 @@ def _ndjson_records(lines: Iterator[str]) -> Iterator[Record]:
 
 def _object_record(row: int, value: object) -> Record:
     if not isinstance(value, dict):
-        return Record(row, {}, f"is a JSON {type(value).__name__}, not an object with an email")
+        return Record(row, {}, f"is a JSON {json_type(value)}, not an object with an email")
     fields: dict[str, object] = {}
     for key, cell in value.items():
         name = str(key).strip().lower()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -26,8 +25,9 @@ from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 from subscribers.models import STATUSES, email_hash
-from subscribers.readers import JSON, Record, json_problem
+from subscribers.readers import JSON, Record, has_surrogate, json_problem
 from subscribers.validate import (
+    CONTROL,
     MAX_EMAIL,
     MAX_NAME,
     InvalidValue,
@@ -36,6 +36,7 @@ from subscribers.validate import (
     language_or_none,
     normalise_country,
     normalise_email,
+    one_line,
 )
 
 # columns with a meaning; an export's bookkeeping columns are ignored on the way back in;
@@ -54,9 +55,6 @@ _FAST_ADDRESS = re.compile(
     rf"([{_ATEXT}]+(?:\.[{_ATEXT}]+)*)@([a-zA-Z0-9.\-\u0080-\U0010FFFF]+)\Z"
 )
 _ROLE_NAMES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
-_SPACES = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +64,14 @@ class RowError:
     value: str
     reason: str
     level: str = "error"  # error: the row is rejected; warning: stored, with this value left out
+
+    def __post_init__(self) -> None:
+        # a column's name or a value from the file may hold lone surrogates (a JSON escape,
+        # an odd --encoding), which no terminal, CSV or JSON output can write
+        for name in ("field", "value"):
+            text = getattr(self, name)
+            if has_surrogate(text):
+                object.__setattr__(self, name, text.encode("utf-8", "replace").decode())
 
     def __str__(self) -> str:
         text = f"row {self.row}: {self.field} {self.value[:60]!r} {self.reason}"
@@ -178,7 +184,7 @@ def _shown(value: object) -> str:
 def _surrogate_free(name: str, value: str) -> str:
     """Text from an odd codec (or a JSON escape) may hold lone surrogates, which no
     database stores: refuse the field instead of failing the batch."""
-    if not value.isascii() and _SURROGATE.search(value):
+    if has_surrogate(value):
         raise InvalidValue(name, value.encode("utf-8", "replace").decode(),
                            "holds text that is not valid Unicode (a lone surrogate)")
     return value
@@ -187,13 +193,13 @@ def _surrogate_free(name: str, value: str) -> str:
 def clean_attribute(raw: str) -> str:
     """An attribute value as stored and as `--attr` compares it: NFC, one line, single
     spaces, trimmed (control characters would break PostgreSQL's JSON operators)."""
-    return _SPACES.sub(" ", _CONTROL.sub(" ", unicodedata.normalize("NFC", raw))).strip()
+    return one_line(raw)
 
 
 def clean_attribute_key(raw: str) -> str:
     """An attribute name as stored and as `--attr` looks it up: NFC, control characters
     as spaces, trimmed; any other character (quotes, dots, $, brackets) is kept."""
-    return _CONTROL.sub(" ", unicodedata.normalize("NFC", raw)).strip()
+    return CONTROL.sub(" ", unicodedata.normalize("NFC", raw)).strip()
 
 
 @lru_cache(maxsize=1024)
@@ -217,8 +223,7 @@ class RowChecker:
     rejects the row instead.
     """
 
-    def __init__(self, languages: Sequence[str], *, strict: bool = False) -> None:
-        self.languages = tuple(languages)
+    def __init__(self, *, strict: bool = False) -> None:
         self.strict = strict
         self._country = lru_cache(maxsize=4096)(self._country_uncached)
         self._language = lru_cache(maxsize=1024)(self._language_uncached)

@@ -16,7 +16,10 @@ MAX_NAME = 200
 MAX_EMAIL = 254
 MAX_LANGUAGE_TAG = 35  # what RFC 5646 (4.4.1) asks implementations to hold
 _NO_LANGUAGE = frozenset({"und", "zxx", "mul", "mis", "x"})  # tags that name no language
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 and C1 controls and the Unicode line and paragraph separators: none belongs in one
+# line of text (a header, a name, an attribute), and a line break would start a new header
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SPACES = re.compile(r"\s+")
 
 
 class InvalidValue(NewsletterError):
@@ -36,7 +39,7 @@ def normalise_email(raw: str) -> str:
         raise InvalidValue("email", raw, "is empty")
     if len(value) > MAX_EMAIL:
         raise InvalidValue("email", raw, f"is longer than {MAX_EMAIL} characters")
-    if _CONTROL.search(value):
+    if CONTROL.search(value):
         raise InvalidValue("email", raw, "contains a line break or control character")
     if not value.partition("@")[0].isascii():
         raise InvalidValue(
@@ -56,6 +59,12 @@ def email_key(email: str) -> str:
     return email.lower()
 
 
+def one_line(raw: str) -> str:
+    """`raw` as NFC text on one line: control characters and runs of white space become
+    one space, trimmed."""
+    return _SPACES.sub(" ", CONTROL.sub(" ", unicodedata.normalize("NFC", raw))).strip()
+
+
 def clean_header_text(raw: str, field: str, max_length: int) -> str:
     """Text that will sit in a mail header: one line, no control characters, no encoded-words.
 
@@ -63,9 +72,7 @@ def clean_header_text(raw: str, field: str, max_length: int) -> str:
     an encoded-word (`=?`) is refused because it can smuggle headers past old parsers
     (CVE-2024-6923).
     """
-    value = unicodedata.normalize("NFC", raw)
-    value = _CONTROL.sub(" ", value)
-    value = re.sub(r"\s+", " ", value).strip()
+    value = one_line(raw)
     if "=?" in value:
         raise InvalidValue(field, raw, "contains '=?', which mail software reads as encoded text")
     if len(value) > max_length:

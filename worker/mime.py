@@ -21,8 +21,9 @@ from email.utils import format_datetime, formataddr
 import idna
 
 from newsletter.render import Rendered
+from subscribers.validate import CONTROL
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_CONTROL = re.compile(f"(?:{CONTROL.pattern})+")  # a run of them, as one space
 _SOFT_BREAK = b"=\r\n"
 _QP_LINE = 73  # URL chunk per encoded line: 73 + "=" stays within the 76 RFC 2045 allows
 _FOLD_AT = 78  # RFC 5322's recommended line length (998 octets is the hard limit)

@@ -93,7 +93,7 @@ def demo(app: App, outbox_dir: Path | None) -> None:
     with app.transaction() as session:
         items = store_items(session, parsed)
         add_sample_translations(session)
-        people = import_csv(session, demo_subscribers_csv(), languages=settings.languages,
+        people = import_csv(session, demo_subscribers_csv(),
                             default_language=settings.default_language)
     click.echo(f"items: {items.added} added, {items.unchanged} already there; "
                f"subscribers: {people.added} added, {people.unchanged} already there")

@@ -11,7 +11,7 @@ import click
 
 from newsletter.cli.output import emit_json, table
 from subscribers.filters import Filter
-from subscribers.readers import escape_formula
+from subscribers.readers import csv_cells
 from subscribers.rows import clean_attribute, clean_attribute_key
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -118,9 +118,9 @@ def emit_rows(
         emit_json([dict(zip(columns, row, strict=True)) for row in rows])
     elif as_csv:
         ctx = click.get_current_context(silent=True)
-        escape = escape_formula if ctx is None or ctx.meta.get(FORMULA_ESCAPE, True) else str
+        escape = ctx is None or ctx.meta.get(FORMULA_ESCAPE, True)
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([escape("" if v is None else str(v)) for v in row] for row in rows)
+        writer.writerows(csv_cells(row, escape=escape) for row in rows)
     else:
         table(title, columns, rows)

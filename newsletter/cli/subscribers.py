@@ -80,7 +80,7 @@ def add_cmd(app: App, email: str, name: str, country: str, language: str,
             session,
             NewSubscriber(email, name, country, language, lists, attributes,
                           consent_method, consent_text, preconfirm),
-            languages=settings.languages, default_language=settings.default_language,
+            default_language=settings.default_language,
         )
         status = person.status
         address = person.email
@@ -165,9 +165,8 @@ def update(app: App, email: str, name: str | None, country: str | None,
     attributes = dict(parse_attributes(attr))
     with app.transaction() as session:
         update_subscriber(
-            session, email, languages=app.settings.languages,
-            default_language=app.settings.default_language, name=name, country=country,
-            language=language, status=status, attributes=attributes,
+            session, email, default_language=app.settings.default_language, name=name,
+            country=country, language=language, status=status, attributes=attributes,
             add_lists=add_list, remove_lists=remove_list,
         )
     click.echo(f"{email} updated")

@@ -28,6 +28,7 @@ from rich.progress import (
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.filtering import build_filter, filter_options
 from newsletter.cli.output import emit_json, err_console, json_option
+from newsletter.words import plural
 from subscribers.export import FORMATS, count_matching, export_subscribers
 from subscribers.importer import (
     ImportInterrupted,
@@ -38,7 +39,7 @@ from subscribers.importer import (
     format_for,
     import_subscribers,
 )
-from subscribers.readers import escape_formula
+from subscribers.readers import csv_cells
 
 SHOWN_ERRORS = 20  # rejected rows printed on the terminal; --errors FILE gets them all
 EXIT_REJECTED = 2
@@ -62,7 +63,7 @@ def _progress(
 def _summary(report: ImportReport) -> str:
     parts = [
         f"{report.added} added", f"{report.updated} updated", f"{report.unchanged} unchanged",
-        f"{report.merged} duplicate rows merged", f"{report.rejected} rejected",
+        f"{plural(report.merged, 'duplicate row')} merged", f"{report.rejected} rejected",
     ]
     if report.suppressed:
         parts.append(f"({report.suppressed} of them suppressed)")
@@ -71,8 +72,7 @@ def _summary(report: ImportReport) -> str:
     if report.subscribed:
         parts.append(f"{report.subscribed} subscribed to the list")
     if report.warned:
-        plural = "" if report.warned == 1 else "s"
-        parts.append(f"{report.warned} warning{plural} (stored, a value left out)")
+        parts.append(f"{plural(report.warned, 'warning')} (stored, a value left out)")
     line = ", ".join(parts)
     if report.inactive:
         line += (f"; {report.inactive} stay unsubscribed, bounced or complained "
@@ -151,8 +151,8 @@ def import_cmd(app: App, file: str, fmt: str | None, delimiter: str, encoding: s
         progress = stack.enter_context(_progress(silent or as_json, total, as_bytes=True))
         try:
             report = import_subscribers(
-                app.sessions, stream, options, languages=app.settings.languages,
-                default_language=app.settings.default_language, on_error=on_error,
+                app.sessions, stream, options, default_language=app.settings.default_language,
+                on_error=on_error,
                 progress=progress,
             )
         except ImportInterrupted as exc:
@@ -183,9 +183,9 @@ def _error_writer(stack: ExitStack, path: Path | None) -> Callable[[RowError], N
     out: IO[str] = stack.enter_context(path.open("w", newline="", encoding="utf-8"))
     writer = csv.writer(out)
     writer.writerow(["row", "field", "value", "reason", "level"])
-    # the values come from the file being imported: never let a spreadsheet run them
-    return lambda e: writer.writerow((e.row, e.field, escape_formula(e.value), e.reason,
-                                      e.level))
+    # the value and the field (a column's name, a JSON key) come from the imported file:
+    # never let a spreadsheet run them
+    return lambda e: writer.writerow(csv_cells((e.row, e.field, e.value, e.reason, e.level)))
 
 
 def _show_errors(report: ImportReport, errors_path: Path | None) -> None:

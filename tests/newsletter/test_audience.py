@@ -92,9 +92,9 @@ def test_reasons_come_from_real_counts(
         create_list(session, "press", opt_in="double")
         for n in range(3):
             add(session, NewSubscriber(f"w{n}@example.org", lists=("press",)),
-                languages=langs, default_language=default)
+                default_language=default)
         add(session, NewSubscriber("gone@example.org", lists=("press",), preconfirm=True),
-            languages=langs, default_language=default)
+            default_language=default)
         suppress(session, "gone@example.org", reason="bounced")
         press = create_issue(session, "press", date(2019, 9, 1), date(2019, 10, 31),
                              lists=("press",))

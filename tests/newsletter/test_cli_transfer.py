@@ -53,7 +53,7 @@ def test_import_reports_rejected_rows_and_exits_2(
     result = runner.invoke(cli, ["subscribers", "import", str(path), "--errors", str(errors),
                                  "--silent"])
     assert result.exit_code == 2, result.output
-    assert ("3 added, 0 updated, 0 unchanged, 1 duplicate rows merged, 2 rejected, "
+    assert ("3 added, 0 updated, 0 unchanged, 1 duplicate row merged, 2 rejected, "
             "1 warning (" in result.output)
     assert "row 3: email 'not-an-address'" in result.output
     assert "row 6: country 'Atlantis'" in result.output and "(warning)" in result.output

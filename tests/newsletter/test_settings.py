@@ -32,6 +32,8 @@ BAD = [
     ("reply_to", "Desk, Regional <desk@example.org>", "not one address"),
     ("reply_to", "Desk <not an address>", "not an email address"),
     ("reply_to", "D" * 201 + " <desk@example.org>", "longer than 200"),
+    ("reply_to", "Desk <desk@example.org", "not one address"),  # no pattern matched these:
+    ("reply_to", "desk>@example.org", "not one address"),  # an AssertionError's message
     ("sender_email", "news@example.org\r\nBcc: evil@example.com", "line break"),
     ("sender_email", "=?utf-8?q?x?=@example.org", "'=?'"),
     ("sender_email", "news", "not an email address"),
@@ -160,6 +162,18 @@ def test_any_value_is_refused_by_name_or_makes_a_clean_message(
     assert [a.addr_spec for a in msg["From"].addresses] == [settings.sender_email]
     if settings.reply_to:
         assert len(msg["Reply-To"].addresses) == 1
+
+
+@pytest.mark.parametrize("value", ["de", "zh-Hant-TW", "es\r\nBcc: x@example.org", ""])
+def test_the_default_language_is_one_of_the_editions(value: str) -> None:
+    """It is the edition everyone else gets: "zh-Hant-TW" did not fit a delivery's language
+    column (a PostgreSQL error at send), and "de" has no edition to render."""
+    with pytest.raises(SettingsError, match="^NEWSLETTER_DEFAULT_LANGUAGE: .* not one of the "
+                                            "editions"):
+        load_settings(default_language=value)
+    assert load_settings(default_language=" ES ").default_language == "es"
+    assert load_settings(languages=["en", "pt_br"], default_language="pt-br"
+                         ).default_language == "pt-BR"
 
 
 @pytest.mark.parametrize("value", [".<0@0.A>", "0.<0@0.A>"])

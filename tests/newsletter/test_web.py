@@ -106,13 +106,11 @@ def people(sessions: sessionmaker[Session], settings: Settings) -> dict[str, int
     """The delivery tests' people and issue; Ana is also on two lists. Ids by address."""
     with sessions() as session, session.begin():
         store_items(session, parse_text(sample_items_text(), "sample"))
-        import_csv(session, PEOPLE, languages=settings.languages,
-                   default_language=settings.default_language)
+        import_csv(session, PEOPLE, default_language=settings.default_language)
         create_issue(session, SLUG, date(2019, 9, 1), date(2019, 10, 31))
         create_list(session, "alerts")
         create_list(session, "partners")
-        update_subscriber(session, "ana@example.org", languages=settings.languages,
-                          default_language=settings.default_language,
+        update_subscriber(session, "ana@example.org", default_language=settings.default_language,
                           add_lists=("alerts", "partners"))
         return {p.email: p.id for p in session.scalars(select(Subscriber))}
 
@@ -283,7 +281,7 @@ def fay(sessions: sessionmaker[Session], settings: Settings, people: dict[str, i
         create_list(session, "digest", opt_in="double")
         person = add(session, NewSubscriber("fay@example.org", "Fay Solís", "NI", "es",
                                             ("digest",)),
-                     languages=settings.languages, default_language=settings.default_language)
+                     default_language=settings.default_language)
         return person.id
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from newsletter.cli import cli
 from newsletter.cli.demo import sample_items_text
 from newsletter.db import make_engine, session_factory, upgrade
+from newsletter.models import Issue, IssueVariant
 from newsletter.settings import Settings
 from newsletter.web import create_app, dispose
 from subscribers.models import Subscriber
@@ -199,3 +201,23 @@ def test_no_token_string_makes_a_server_error(
     method = client.post if post and route != "v" else client.get
     reply = method(path)
     assert reply.status_code in (200, 404, 405), (path, reply.status_code)
+
+
+def test_the_web_copy_of_an_edition_with_a_region_in_its_tag_is_served(
+    client: FlaskClient, sessions: sessionmaker[Session]
+) -> None:
+    """NEWSLETTER_LANGUAGES may name pt-BR or zh-Hant: the view link of such an edition
+    (`/v/<slug>/pt-BR-regional`, `/v/<slug>/zh-Hant-TW`) finds its variant."""
+    with sessions() as session, session.begin():
+        issue = Issue(slug="2019-10", title="", date_from=date(2019, 10, 1),
+                      date_to=date(2019, 10, 31))
+        session.add(issue)
+        session.flush()
+        for language, country in (("pt-BR", ""), ("zh-Hant", "TW")):
+            session.add(IssueVariant(issue_id=issue.id, language=language, country=country,
+                                     subject="s", html=f"<p>{language}</p>", text="t"))
+    assert client.get("/v/2019-10/pt-BR-regional").text == "<p>pt-BR</p>"
+    assert client.get("/v/2019-10/zh-Hant-TW").text == "<p>zh-Hant</p>"
+    for missing in ("pt-BR", "pt-regional", "pt-BR-br", "zh-Hant-", "-regional", "pt--regional",
+                    "pt-BR\x00-regional"):
+        assert client.get(f"/v/2019-10/{missing}").status_code == 404, missing

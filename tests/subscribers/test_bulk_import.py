@@ -31,7 +31,6 @@ from subscribers.importer import (
 from subscribers.models import MailingList, Subscriber, Subscription, Suppression, email_hash
 from subscribers.people import select_subscribers
 
-LANGUAGES = ("en", "es")
 LONG_NAME = "N" * 5000
 
 # (cells, physical lines the record takes); the header is line 1
@@ -93,7 +92,7 @@ def run(sessions: sessionmaker[Session], data: bytes, errors: list[RowError] | N
     sink = errors.append if errors is not None else None
     return import_subscribers(
         sessions, io.BytesIO(data), ImportOptions(**options),  # type: ignore[arg-type]
-        languages=LANGUAGES, default_language="en", on_error=sink,
+        default_language="en", on_error=sink,
     )
 
 
@@ -324,7 +323,7 @@ def test_unknown_list_is_refused_before_reading(sessions: sessionmaker[Session])
 
     with pytest.raises(UnknownListError, match="newsletter lists create nope"):
         import_subscribers(sessions, Unreadable(), ImportOptions(list_name="nope"),
-                           languages=LANGUAGES, default_language="en")
+                           default_language="en")
     with pytest.raises(ImportOptionError, match="--list"):
         run(sessions, csv_of("ana@example.com,,,"), preconfirm=True)
 
@@ -430,7 +429,7 @@ def test_ctrl_c_keeps_committed_batches_and_a_rerun_finishes(
     data = csv_of(*(f"p{i}@example.com,P,CR,es" for i in range(50)))
     with pytest.raises(ImportInterrupted) as info:  # Ctrl-C between batches
         import_subscribers(sessions, io.BytesIO(data), ImportOptions(batch_size=10),
-                           languages=LANGUAGES, default_language="en",
+                           default_language="en",
                            progress=interrupt_after(2))
     assert isinstance(info.value, KeyboardInterrupt)
     assert info.value.report.committed == 20 == count(sessions)

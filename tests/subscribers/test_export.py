@@ -30,7 +30,7 @@ gabi@example.org,Gabi,CR,en,
 
 def load(sessions: sessionmaker[Session], data: str, **options: Any) -> None:
     import_subscribers(sessions, io.BytesIO(data.encode()), ImportOptions(**options),
-                       languages=("en", "es"), default_language="en")
+                       default_language="en")
 
 
 @pytest.fixture
@@ -163,7 +163,6 @@ def test_an_export_imports_back_into_an_empty_database(
         session.execute(delete(Subscription))
         session.execute(delete(Subscriber))
     report = import_subscribers(filled, io.BytesIO(out.getvalue().encode()),
-                                ImportOptions(format=fmt), languages=("en", "es"),
-                                default_language="en")
+                                ImportOptions(format=fmt), default_language="en")
     assert (report.added, report.rejected) == (7, 0)
     assert columns_of(filled) == before

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -36,8 +37,7 @@ PEOPLE = [
 
 def load(sessions: sessionmaker[Session]) -> None:
     report = import_subscribers(sessions, io.BytesIO(json.dumps(PEOPLE).encode()),
-                                ImportOptions(format="json"), languages=("en", "es"),
-                                default_language="en")
+                                ImportOptions(format="json"), default_language="en")
     assert report.rejected == 0, report.errors
 
 
@@ -76,7 +76,7 @@ def test_an_escaped_export_imports_back_as_it_was(sessions: sessionmaker[Session
             session.delete(s)
         session.commit()
     report = import_subscribers(sessions, io.BytesIO(out.getvalue().encode()), ImportOptions(),
-                                languages=("en", "es"), default_language="en")
+                                default_language="en")
     assert report.rejected == 0, report.errors
     with sessions() as session:
         after = {s.email: (s.name, s.attributes) for s in session.scalars(select(Subscriber))}
@@ -109,3 +109,26 @@ def test_escaping_is_undone_exactly(cell: str) -> None:
     escaped = escape_formula(cell)
     assert unescape_formula(escaped) == cell
     assert not escaped.startswith(("=", "+", "-", "@", "\t", "\r", "\0"))
+
+
+def test_the_errors_file_escapes_every_cell_the_imported_file_chose(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """The field of a rejected row can come from the file too: a column's name, or a key
+    of a JSON record."""
+    people = tmp_path / "people.csv"
+    people.write_text("email,=HYPERLINK(\"http://evil.example\")\n"
+                      f"ana@example.org,{'x' * 1001}\n"
+                      "-bad,\n", encoding="utf-8")
+    records = tmp_path / "people.ndjson"
+    records.write_text(json.dumps({"email": "bo@example.org", "@SUM(1)": "\ud800"}) + "\n",
+                       encoding="utf-8")
+    for path in (people, records):
+        errors = tmp_path / f"{path.name}.errors.csv"
+        result = runner.invoke(cli, ["subscribers", "import", str(path), "--silent",
+                                     "--errors", str(errors)])
+        assert result.exit_code == 2, result.output
+        rows = list(csv.reader(io.StringIO(errors.read_text(encoding="utf-8"), newline="")))
+        assert len(rows) > 1, rows
+        for cell in (c for row in rows for c in row):
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (path.name, rows)

@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.cli import cli
+from subscribers import readers
 from subscribers.importer import (
     ImportFileError,
     ImportOptions,
@@ -30,7 +33,6 @@ from subscribers.importer import (
 )
 from subscribers.models import Subscriber
 
-LANGUAGES = ("en", "es")
 DEEP = "[" * 1000
 HUGE = "1" * 4301  # one digit more than Python converts
 
@@ -38,8 +40,8 @@ HUGE = "1" * 4301  # one digit more than Python converts
 def run(sessions: sessionmaker[Session], data: bytes, errors: list[RowError] | None = None,
         **options: Any) -> ImportReport:
     return import_subscribers(
-        sessions, io.BytesIO(data), ImportOptions(**options), languages=LANGUAGES,
-        default_language="en", on_error=errors.append if errors is not None else None,
+        sessions, io.BytesIO(data), ImportOptions(**options), default_language="en",
+        on_error=errors.append if errors is not None else None,
     )
 
 
@@ -75,7 +77,7 @@ def test_the_in_memory_import_rejects_the_same_rows(sessions: sessionmaker[Sessi
     data = (b"email,consent_at\nana@example.org,\n"
             b"bad@example.org,9999-12-31T23:59:59-14:00\n")
     with sessions() as session, session.begin():
-        report = import_csv(session, data, languages=LANGUAGES, default_language="en")
+        report = import_csv(session, data, default_language="en")
     assert [(e.row, e.field) for e in report.errors] == [(3, "consent_at")]
     assert set(stored(sessions)) == {"ana@example.org"}
 
@@ -108,11 +110,22 @@ def test_deep_or_huge_json_rejects_the_object_only(
     assert set(stored(sessions)) == {"ana@example.org", "di@example.org"}
 
 
+@pytest.mark.parametrize("fmt", ["json", "ndjson"])
+def test_a_record_that_is_not_an_object_is_named_in_json_words(
+    sessions: sessionmaker[Session], fmt: str
+) -> None:
+    people = ['{"email": "ana@example.org"}', HUGE, '"bo@example.org"', "null", "[1]", "2.5"]
+    data = ("[" + ",".join(people) + "]" if fmt == "json" else "\n".join(people)).encode()
+    report = run(sessions, data, format=fmt)
+    assert [e.reason.split(",")[0] for e in report.errors] == [
+        "is a JSON number", "is a JSON string", "is a JSON null", "is a JSON array",
+        "is a JSON number"]
+    assert set(stored(sessions)) == {"ana@example.org"}
+
+
 def test_a_deep_object_split_across_chunks_is_skipped_whole(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from subscribers import readers
-
     monkeypatch.setattr(readers, "CHUNK", 64)  # the deep item arrives in many pieces
     people = _json_people(DEEP, HUGE)
     data = ("[" + ", ".join(people) + "]").encode()
@@ -125,15 +138,13 @@ def test_a_deep_object_split_across_chunks_is_skipped_whole(
 def test_a_number_split_across_chunks_is_one_item(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from subscribers import readers
-
     monkeypatch.setattr(readers, "CHUNK", 8)
     for split in range(8):  # wherever the chunks cut the number
         data = ('[{"email": "ana@example.org"},' + " " * split + "1234567890123,"
                 '{"email": "bo@example.org"}]').encode()
         report = run(sessions, data, format="json")
         assert [(e.row, e.field) for e in report.errors] == [(2, "record")]
-        assert "JSON int" in report.errors[0].reason
+        assert "JSON number" in report.errors[0].reason
     assert set(stored(sessions)) == {"ana@example.org", "bo@example.org"}
 
 
@@ -143,8 +154,7 @@ def test_utf16_without_a_byte_order_mark_is_a_clear_file_error(
     data = "email\nana@example.org\n".encode("utf-16-le")
     for fmt in ("csv", "ndjson", "json"):
         with pytest.raises(ImportFileError, match="utf-16-le"):
-            list(check_rows(io.BytesIO(data), ImportOptions(format=fmt, encoding="utf-16"),
-                            languages=LANGUAGES))
+            list(check_rows(io.BytesIO(data), ImportOptions(format=fmt, encoding="utf-16")))
     path = tmp_path / "people.csv"
     path.write_bytes(data)
     result = runner.invoke(cli, ["subscribers", "import", str(path), "--encoding", "utf-16"])
@@ -163,6 +173,37 @@ def test_cli_reports_the_row_and_field(runner: CliRunner, tmp_path: Path) -> Non
     assert report["added"] == 2
     assert [(e["row"], e["field"]) for e in report["errors"]] == [
         (2, "attributes"), (3, "record"), (4, "score")]
+
+
+@pytest.mark.parametrize("options", [[], ["--json"], ["--errors", "rejected.csv"]])
+def test_a_lone_surrogate_in_a_key_or_header_is_reported_not_a_traceback(
+    runner: CliRunner, tmp_path: Path, options: list[str]
+) -> None:
+    """A JSON key such as "\\ud800x" (or a CSV header read with --encoding utf-7) named
+    the field of the rejected row, and no terminal, CSV or JSON output can write it."""
+    records = tmp_path / "people.ndjson"
+    records.write_text('{"email": "ana@example.org", "\\ud800x": "1"}\n'
+                       '{"email": "bo@example.org"}\n', encoding="utf-8")
+    header = tmp_path / "people.csv"
+    header.write_bytes(b"email,+2ADYAA-\nana@example.org," + b"x" * 1001 + b"\n"
+                       b"bo@example.org,1\n")
+    for path, encoding in ((records, "utf-8"), (header, "utf-7")):
+        args = [a.replace("rejected.csv", str(tmp_path / "rejected.csv")) for a in options]
+        result = runner.invoke(cli, ["subscribers", "import", str(path), "--silent",
+                                     "--encoding", encoding, *args])
+        assert result.exit_code == 2, (path.name, result.output, result.exception)
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("encoding", ["hex", "rot13", "base64", "zlib"])
+@pytest.mark.parametrize("fmt", ["csv", "ndjson", "json"])
+def test_a_codec_that_is_not_a_text_encoding_is_a_clear_file_error(
+    sessions: sessionmaker[Session], encoding: str, fmt: str
+) -> None:
+    """--encoding hex or base64 named a codec Python knows, and the import ended in a
+    LookupError, TypeError or binascii.Error traceback."""
+    with pytest.raises(ImportFileError, match=f"{encoding!r} is not a text encoding"):
+        run(sessions, b'{"email": "ana@example.org"}\n', format=fmt, encoding=encoding)
 
 
 def test_add_keeps_any_attribute_text(runner: CliRunner, sessions: sessionmaker[Session]
@@ -256,13 +297,41 @@ def test_mixed_line_endings_and_a_quoted_line_break(sessions: sessionmaker[Sessi
 def test_a_crlf_split_between_two_reads_is_one_line_ending(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from subscribers import readers
-
     monkeypatch.setattr(readers, "CHUNK", 7)
     data = b"email\r\nana@example.org\r\nnope\r\nbo@example.org\r\n"
     report = run(sessions, data)
     assert [(e.row, e.field) for e in report.errors] == [(3, "email")]
     assert set(stored(sessions)) == {"ana@example.org", "bo@example.org"}
+
+
+class _Pieces(io.RawIOBase):
+    """A stream whose reads return the pieces given, one per read (short reads)."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+
+@pytest.mark.fuzz
+@given(st.lists(st.binary(max_size=6) | st.sampled_from([b"\r", b"\n", b"\r\n", b"a\r"]),
+                max_size=12))
+def test_lines_are_split_the_same_wherever_the_reads_end(pieces: list[bytes]) -> None:
+    data = b"".join(pieces)
+    lines = list(readers._byte_lines(_Pieces([p for p in pieces if p])))
+    assert lines == data.splitlines(keepends=True)
+
+
+@pytest.mark.timeout(20)
+def test_a_long_line_is_read_in_linear_time() -> None:
+    """No line ending for 64 MB (a minified JSON file named .ndjson): joining what was
+    read so far with every chunk made this minutes long."""
+    data = b"x" * (64 << 20)
+    assert list(readers._byte_lines(io.BytesIO(data))) == [data]
 
 
 # --- item 19: an unknown country is a warning, an error only with --strict -------------

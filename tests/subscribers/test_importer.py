@@ -25,7 +25,6 @@ from subscribers.models import Subscriber
 from subscribers.rows import fast_email, fast_name
 from subscribers.validate import InvalidValue, clean_name, normalise_email
 
-LANGUAGES = ("en", "es")
 DEFAULT = "en"
 
 LONG_NAME = "N" * 5000
@@ -84,14 +83,14 @@ def validate(data: bytes, options: ImportOptions | None = None,
     """The validation pass alone (no database): clean rows and errors, in file order."""
     rows: list[SubscriberRow] = []
     errors: list[RowError] = []
-    for item in check_rows(io.BytesIO(data), options or ImportOptions(), languages=LANGUAGES):
+    for item in check_rows(io.BytesIO(data), options or ImportOptions()):
         (errors if isinstance(item, RowError) else rows).append(item)  # type: ignore[arg-type]
     return rows, errors
 
 
 def run_import(sessions: sessionmaker[Session], data: bytes | str) -> ImportReport:
     with sessions() as session, session.begin():
-        return import_csv(session, data, languages=LANGUAGES, default_language=DEFAULT)
+        return import_csv(session, data, default_language=DEFAULT)
 
 
 def stored(sessions: sessionmaker[Session]) -> dict[str, Subscriber]:

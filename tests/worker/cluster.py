@@ -129,7 +129,7 @@ def populate(db_url: str, count: int, slug: str = "2019-10") -> list[str]:
     csv_text, emails = people_csv(count)
     with sessions() as session, session.begin():
         store_items(session, parse_text(sample_items_text(), "sample"))
-        import_csv(session, csv_text, languages=["en", "es"], default_language="en")
+        import_csv(session, csv_text, default_language="en")
         create_issue(session, slug, date(2019, 9, 1), date(2019, 10, 31))
     engine.dispose()
     return emails

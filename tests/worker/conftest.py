@@ -30,8 +30,7 @@ SLUG = "2019-10"
 def issue_slug(sessions: sessionmaker[Session], settings: Settings) -> str:
     with sessions() as session, session.begin():
         store_items(session, parse_text(sample_items_text(), "sample"))
-        import_csv(session, PEOPLE, languages=settings.languages,
-                   default_language=settings.default_language)
+        import_csv(session, PEOPLE, default_language=settings.default_language)
         create_issue(session, SLUG, date(2019, 9, 1), date(2019, 10, 31))
     return SLUG
 

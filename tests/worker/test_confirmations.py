@@ -40,7 +40,6 @@ def people(sessions: sessionmaker[Session], settings: Settings) -> dict[str, int
         ids = {}
         for email, name, language, lists in PEOPLE:
             person = add(session, NewSubscriber(email, name, "CR", language, lists),
-                         languages=settings.languages,
                          default_language=settings.default_language)
             ids[email] = person.id
         return ids

@@ -50,8 +50,7 @@ def _reset_runtime() -> object:
 def haiti(sessions: sessionmaker[Session], settings: Settings) -> sessionmaker[Session]:
     with sessions() as session, session.begin():
         store_items(session, parse_text(sample_items_text(), "sample"))
-        report = import_csv(session, PEOPLE, languages=settings.languages,
-                            default_language=settings.default_language)
+        report = import_csv(session, PEOPLE, default_language=settings.default_language)
         assert report.added == 8, report
     return sessions
 

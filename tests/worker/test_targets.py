@@ -27,8 +27,6 @@ from worker.delivery import send_issue
 from worker.runtime import configure
 from worker.transports import MemoryTransport
 
-LANGS = ["en", "es"]
-
 
 @pytest.fixture
 def world(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
@@ -43,8 +41,7 @@ def world(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
             ("di@example.org", "SV", "es", ("partners",)),
             ("ed@example.org", "MX", "es", ()),
         ]:
-            add(session, NewSubscriber(email, "", country, lang, lists), languages=LANGS,
-                default_language="en")
+            add(session, NewSubscriber(email, "", country, lang, lists), default_language="en")
         create_segment(session, "central-es", Filter(countries=("CR", "NI"), languages=("es",)))
     return sessions
 
@@ -120,5 +117,4 @@ def test_export_data_then_erase_leaves_only_a_hash(
         (kept,) = session.scalars(select(Suppression))
         assert kept.reason == "erased" and "ana" not in kept.email_hash
         with pytest.raises(SubscriberError, match="suppressed"):
-            add(session, NewSubscriber("ana@example.org"), languages=LANGS,
-                default_language="en")
+            add(session, NewSubscriber("ana@example.org"), default_language="en")
