@@ -126,7 +126,7 @@ def test_a_list_everyone_left_is_not_called_empty(
         create_list(session, "press", opt_in="single")
         for n in range(2):
             add(session, NewSubscriber(f"w{n}@example.org", lists=("press",), preconfirm=True),
-                languages=langs, default_language=default)
+                default_language=default)
         session.execute(update(Subscription).values(status="unsubscribed"))
         press = create_issue(session, "press", date(2019, 9, 1), date(2019, 10, 31),
                              lists=("press",))
