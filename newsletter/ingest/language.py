@@ -10,15 +10,20 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from py3langid.langid import MODEL_FILE, LanguageIdentifier
+if TYPE_CHECKING:
+    from py3langid.langid import LanguageIdentifier
 
 MIN_CONFIDENCE = 0.9  # below this (probability among the candidates) the fallback stays
 
 
 @lru_cache(maxsize=1)
 def _model() -> LanguageIdentifier:
-    """Loading the model takes about a second: once per process."""
+    """Loading the model takes about a second: once per process, and only in one that
+    imports items (py3langid brings numpy: no other command should pay for it)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
