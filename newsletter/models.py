@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -35,6 +36,9 @@ class Item(Base):
     url: Mapped[str | None] = mapped_column(String(2000))
     countries: Mapped[str] = mapped_column(String(200), default="")  # "CR,NI"
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # the feed an item came from (None: a file, or a feed since removed)
+    feed_id: Mapped[int | None] = mapped_column(
+        ForeignKey("feeds.id", ondelete="SET NULL"), index=True)
     # What the source file last said (ParsedItem.content_hash), how to find the item again
     # when its title is corrected there (ParsedItem.fingerprint), and the fields a person
     # changed since ("title,countries,translation:es"), which re-imports leave alone.
@@ -103,6 +107,22 @@ class Issue(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
 
+    # the calendar (issue 9): which series and period an issue is (No. 12), its approval,
+    # and when it goes out. Every datetime column is naive UTC.
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("series.id", ondelete="SET NULL"), index=True)
+    number: Mapped[int | None] = mapped_column(Integer)
+    # none: anyone may send it; required: draft -> in_review -> approved before it goes out
+    approval: Mapped[str] = mapped_column(String(8), default="none", server_default="none")
+    # "" (not submitted), in_review, approved, rejected; the history is in issue_reviews
+    review: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    # when sending starts: the instant given, or, for a local-time send, the moment the
+    # first subscriber's zone reaches the local time
+    send_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    send_local_time: Mapped[str | None] = mapped_column(String(5))  # "09:00", in each zone
+    send_on: Mapped[date | None] = mapped_column(Date)  # the local date of a local-time send
+    schedule_timezone: Mapped[str | None] = mapped_column(String(64))
+
     entries: Mapped[list[IssueItem]] = relationship(
         order_by="IssueItem.position", cascade="all, delete-orphan"
     )
@@ -168,6 +188,8 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # not claimed before this time: a scheduled send, or 09:00 in the subscriber's zone
+    not_before: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class IssueTarget(Base):
@@ -180,3 +202,97 @@ class IssueTarget(Base):
     issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
     list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id", ondelete="SET NULL"))
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id", ondelete="SET NULL"))
+
+
+class IssueReview(Base):
+    """One step of an issue's approval: submitted, approved, rejected, withdrawn; by whom."""
+
+    __tablename__ = "issue_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issues.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(String(2000), default="", server_default="")
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Feed(Base):
+    """An RSS or Atom feed whose entries become items, fetched every `interval_minutes`."""
+
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    language: Mapped[str | None] = mapped_column(String(35))  # None: detect per entry
+    countries: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    interval_minutes: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    # conditional GET: what the server said last time
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    last_fetched_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_ok_at: Mapped[datetime | None] = mapped_column(DateTime)
+    next_fetch_at: Mapped[datetime | None] = mapped_column(DateTime)  # None: due now
+    last_error: Mapped[str] = mapped_column(String(1000), default="", server_default="")
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Series(Base):
+    """A newsletter that comes out on a calendar: one issue per period of its rule."""
+
+    __tablename__ = "series"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    rule: Mapped[str] = mapped_column(Text)  # an RFC 5545 RRULE (with its DTSTART)
+    every: Mapped[str | None] = mapped_column(String(200))  # as a person wrote it, if so
+    timezone: Mapped[str] = mapped_column(String(64))
+    lists: Mapped[list[str]] = mapped_column(JSON, default=list)  # names
+    segments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    feeds: Mapped[list[str]] = mapped_column(JSON, default=list)  # only their items; []: all
+    focus: Mapped[str] = mapped_column(String(8), default="first", server_default="first")
+    titles: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # {"": all, "es": ...}
+    intros: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    approval: Mapped[str] = mapped_column(String(8), default="none", server_default="none")
+    min_items: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # period: the items of the period; since-last: everything since the last issue
+    window: Mapped[str] = mapped_column(String(16), default="period", server_default="period")
+    # send at the occurrence's wall time in each subscriber's own zone
+    local_time: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    build_ahead_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SeriesPeriod(Base):
+    """What became of one period of a series: built (its issue), or skipped and why.
+
+    One row per (series, occurrence): building a period twice finds this row."""
+
+    __tablename__ = "series_periods"
+    __table_args__ = (UniqueConstraint("series_id", "occurs_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"))
+    occurs_at: Mapped[datetime] = mapped_column(DateTime)  # the occurrence (send time), UTC
+    window_from: Mapped[date] = mapped_column(Date)
+    window_to: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))  # built | skipped
+    reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id", ondelete="SET NULL"))
+    number: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SchedulerLease(Base):
+    """A named lease the scheduler processes take in turn: whoever holds `tick` until
+    `until` does the round; the others wait. A claimed row, so it works on every database."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    until: Mapped[datetime] = mapped_column(DateTime)
+    last_round_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     rate_per_hour: int = 0
     redis_url: str = ""  # for rate limits and live settings; default: the broker if Redis
 
+    # the calendar: how often `newsletter scheduler` does its round; how late a scheduled
+    # send that fell due while no scheduler ran may still go out (older: reported, not
+    # sent); feeds: how long a fetch may take and how big a feed may be
+    scheduler_seconds: float = 30.0
+    catch_up_hours: float = 24.0
+    feed_timeout_seconds: float = 20.0
+    feed_max_bytes: int = 5_000_000
+
     @field_validator("languages")
     @classmethod
     def _editions(cls, value: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ import click
 
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.demo import demo
+from newsletter.cli.feeds import feeds
 from newsletter.cli.i18n import i18n
 from newsletter.cli.issues import issues
 from newsletter.cli.items import items
@@ -27,6 +28,7 @@ from newsletter.cli.sending import (
     status,
     test_send,
 )
+from newsletter.cli.series import series
 from newsletter.cli.subscribers import subscribers
 from newsletter.cli.suppressions import suppressions
 from newsletter.cli.web import serve
@@ -105,6 +107,8 @@ cli.add_command(issues)
 cli.add_command(demo)
 cli.add_command(i18n)
 cli.add_command(serve)
+cli.add_command(feeds)
+cli.add_command(series)
 
 
 def main() -> None:
