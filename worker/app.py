@@ -5,11 +5,25 @@ Start workers with `newsletter worker` (or `celery -A worker.app worker -Q newsl
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
 from newsletter.settings import Settings, get_settings
 
 QUEUE = "newsletter"
+
+
+def beat_schedule(settings: Settings, interval: float | None = None) -> dict[str, Any]:
+    """What `newsletter scheduler` sends with a broker: the round (feeds, series, scheduled
+    sends and the sweep) every `interval` seconds, and the sweep on its own, more often,
+    as before. A round not picked up within its interval expires: the next one comes."""
+    every = float(interval or settings.scheduler_seconds)
+    return {
+        "round": {"task": "newsletter.round", "schedule": every,
+                  "options": {"expires": max(every, 1.0)}},
+        "sweep": {"task": "newsletter.sweep", "schedule": float(settings.sweep_seconds)},
+    }
 
 
 def configure_app(app: Celery, settings: Settings) -> None:
@@ -30,9 +44,7 @@ def configure_app(app: Celery, settings: Settings) -> None:
         broker_transport_options={"visibility_timeout": max(3600, settings.lease_seconds * 2)},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        beat_schedule={
-            "sweep": {"task": "newsletter.sweep", "schedule": float(settings.sweep_seconds)},
-        },
+        beat_schedule=beat_schedule(settings),
     )
 
 

@@ -289,6 +289,68 @@ def enqueue(runtime: Runtime, issue_id: int, ranges: list[tuple[int, int]],
             progress(counts(runtime, issue_id))
 
 
+def _prepare(
+    runtime: Runtime, session: Session, issue: Issue
+) -> tuple[int, list[Variant], list[tuple[int, int]]]:
+    """Plan the ledger (newcomers get a row), render the variants it needs, and find the
+    ranges claimable now: what `issues send` and the scheduler both do before enqueueing."""
+    settings = runtime.settings
+    planned = ledger.plan(
+        session,
+        issue.id,
+        languages=settings.languages,
+        default_language=settings.default_language,
+        focus_countries=sorted(countries_of(issue)),
+        audience=audience_of(session, issue),
+    )
+    if not ledger.total(session, issue.id):
+        raise SendError(audience_report(
+            session, issue, settings.languages, settings.default_language
+        ).empty_explanation())
+    needed = render_missing_variants(runtime, session, issue)
+    ranges = ledger.batch_ranges(session, issue.id, settings.batch_size)
+    if ranges or ledger.has_pending(session, issue.id):
+        issue.status, issue.status_note = "sending", ""
+    return planned, needed, ranges
+
+
+def start_issue(
+    runtime: Runtime, issue_id: int, *, progress: Progress | None = None
+) -> SendSummary | None:
+    """Start a scheduled issue that fell due, if this process is the one to claim it.
+
+    The claim (scheduled -> sending, one conditional UPDATE) and the plan are one
+    transaction: a second scheduler waits for it and then finds nothing to claim, and a
+    process that dies before the commit leaves the issue scheduled for the next round.
+    After the commit the ledger carries on its own (the sweep re-enqueues what a dead
+    process left). Returns None when the issue was not ours to start."""
+    for attempt in (1, 2):
+        try:
+            with runtime.sessions() as session, session.begin():
+                claimed = session.execute(
+                    update(Issue).where(Issue.id == issue_id, Issue.status == "scheduled")
+                    .values(status="sending", status_note="")
+                    .returning(Issue.id)
+                ).first() is not None
+                if not claimed:
+                    return None
+                issue = session.get(Issue, issue_id, populate_existing=True)
+                assert issue is not None  # the row we just updated
+                planned, needed, ranges = _prepare(runtime, session, issue)
+                slug = issue.slug
+            break
+        except IntegrityError:
+            # an `issues send` planned the same rows at the same moment: plan again
+            if attempt == 2:
+                raise
+    summary = SendSummary(slug, planned, len(ranges), variants=[v.label for v in needed])
+    enqueue(runtime, issue_id, ranges, progress)
+    summary.counts = counts(runtime, issue_id)
+    finish_if_done(runtime, issue_id)
+    summary.status, summary.note = _state(runtime, issue_id)
+    return summary
+
+
 def send_issue(
     runtime: Runtime,
     slug: str,
@@ -314,22 +376,7 @@ def send_issue(
                         + ("; `newsletter issues resume` it first" if issue.status == "paused"
                            else "; it cannot be sent")
                     )
-                planned = ledger.plan(
-                    session,
-                    issue.id,
-                    languages=settings.languages,
-                    default_language=settings.default_language,
-                    focus_countries=sorted(countries_of(issue)),
-                    audience=audience_of(session, issue),
-                )
-                if not ledger.total(session, issue.id):
-                    raise SendError(audience_report(
-                        session, issue, settings.languages, settings.default_language
-                    ).empty_explanation())
-                needed = render_missing_variants(runtime, session, issue)
-                ranges = ledger.batch_ranges(session, issue.id, settings.batch_size)
-                if ranges or ledger.has_pending(session, issue.id):
-                    issue.status, issue.status_note = "sending", ""
+                planned, needed, ranges = _prepare(runtime, session, issue)
                 issue_id = issue.id
             break
         except IntegrityError:

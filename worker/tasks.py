@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from newsletter.db import utcnow
 from worker.app import app
 from worker.control import sweep as sweep_issues
 from worker.delivery import deliver_range
 from worker.runtime import current
+from worker.scheduler import run_round
+
+logger = logging.getLogger("worker.scheduler")
 
 
 @app.task(name="newsletter.deliver_batch")  # type: ignore[untyped-decorator]
@@ -18,3 +25,13 @@ def deliver_batch(issue_id: int, lo: int, hi: int) -> dict[str, int]:
 def sweep() -> dict[str, int]:
     """Requeue expired leases, due retries and lost batches (run by `newsletter scheduler`)."""
     return sweep_issues(current())
+
+
+@app.task(name="newsletter.round")  # type: ignore[untyped-decorator]
+def scheduler_round() -> dict[str, Any]:
+    """One scheduler round (feeds, series, scheduled sends, sweep), sent by `newsletter
+    scheduler`'s beat; the round lease in the database lets only one run at a time."""
+    report = run_round(current(), utcnow())
+    for line in report.lines():
+        logger.info("%s", line)
+    return report.as_dict()

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
+from typing import TYPE_CHECKING
+
 import click
 
 from newsletter.cli.context import App, pass_app, refuse_insecure_mailing, user_errors
-from newsletter.cli.output import emit_json, table
+from newsletter.cli.output import emit_json, json_option, table
+from newsletter.db import utcnow
+
+if TYPE_CHECKING:
+    from worker.scheduler import RoundReport
+
+log = logging.getLogger("worker.scheduler")
 
 
 def _need_broker(app: App) -> None:
@@ -44,23 +55,112 @@ def worker(app: App, concurrency: int | None, loglevel: str) -> None:
 
 
 @click.command()
+@click.option("--once", is_flag=True, help="Run one round here, print what it did, and exit.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=None,
+              help="Seconds between rounds (default: NEWSLETTER_SCHEDULER_SECONDS).")
+@json_option
 @click.option("--loglevel", default="INFO", show_default=True)
 @pass_app
-def scheduler(app: App, loglevel: str) -> None:
-    """Run the periodic sweep (Celery beat): retries that are due, expired leases, lost batches.
+@user_errors
+def scheduler(app: App, once: bool, interval: float | None, as_json: bool,
+              loglevel: str) -> None:
+    """Run the calendar: every few seconds, one round that fetches due feeds, builds due
+    series issues, starts scheduled sends (unless not approved in time, or due longer
+    ago than NEWSLETTER_CATCH_UP_HOURS: those are reported and not sent), and sweeps
+    (due retries, expired leases, lost batches, local-time messages whose hour came).
 
-    Run exactly one. Without it, deferred messages wait for the next `issues send`.
+    Without NEWSLETTER_BROKER_URL the rounds run in this process and log one line per
+    thing done; with a broker this runs Celery beat, and the workers run the rounds.
+    Running two is safe: a lease in the database lets one round run at a time, and
+    nothing is built or sent twice. SIGTERM or Ctrl-C stops after the batch in hand.
 
     \b
     Example:
+      newsletter scheduler                 # in-process rounds, every 30 s
+      newsletter scheduler --once --json   # one round now, e.g. from cron
       NEWSLETTER_BROKER_URL=redis://localhost:6379/0 newsletter scheduler
     """
-    _need_broker(app)
-    from worker.app import app as celery_app
+    level = logging.getLevelName(loglevel.upper())
+    logging.getLogger("worker").setLevel(level if isinstance(level, int) else logging.INFO)
+    every = interval or app.settings.scheduler_seconds
+    if once:
+        refuse_insecure_mailing(app)
+        run_once(app, every, as_json)
+    elif app.settings.broker_url:
+        run_beat(app, every, loglevel)
+    else:
+        refuse_insecure_mailing(app)
+        run_in_process(app, every)
 
-    schedule = app.settings.var_dir / "celerybeat-schedule"
-    schedule.parent.mkdir(parents=True, exist_ok=True)
-    celery_app.start(["beat", "--loglevel", loglevel, "--schedule", str(schedule)])
+
+def _print_report(report: RoundReport, as_json: bool) -> None:
+    if as_json:
+        emit_json(report.as_dict())
+    elif not report.ran:
+        click.echo(f"round skipped: {report.held_by} holds the round lease")
+    else:
+        click.echo("\n".join(report.lines()) or "round done: nothing was due")
+
+
+def run_once(app: App, interval: float, as_json: bool) -> None:
+    """One round in this process (batches go to the workers if there is a broker)."""
+    from newsletter.cli.sending import delivering
+    from worker.scheduler import run_round
+
+    app.engine  # noqa: B018  (migrates a new database before the runtime opens it)
+    with delivering(app) as runtime:
+        report = run_round(runtime, utcnow(), interval=interval)
+    _print_report(report, as_json)
+    if report.errors:
+        raise click.ClickException(
+            f"{len(report.errors)} step(s) of the round failed: "
+            + "; ".join(f"{k}: {v}" for k, v in report.errors.items()))
+
+
+def run_in_process(app: App, interval: float) -> None:
+    """Rounds every `interval` seconds until SIGTERM or SIGINT: the first ends the round
+    after the batch in hand, a second one stops at once."""
+    from newsletter.cli.sending import delivering
+    from worker.lease import this_process
+    from worker.scheduler import RoundInterrupted, run_round
+
+    stop = threading.Event()
+
+    def ask_to_stop(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        log.info("scheduler: %s received, stopping after the batch in hand",
+                 signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, ask_to_stop)
+    holder = this_process()
+    app.engine  # noqa: B018  (migrates a new database before the runtime opens it)
+    with delivering(app) as runtime:
+        log.info("scheduler: rounds in this process every %g s (no broker), as %s",
+                 interval, holder)
+        while not stop.is_set():
+            try:
+                report = run_round(runtime, utcnow(), holder=holder, interval=interval,
+                                   should_stop=stop.is_set)
+            except RoundInterrupted:
+                break
+            for line in report.lines():
+                log.info("%s", line)
+            stop.wait(interval)
+    log.info("scheduler: stopped")
+
+
+def run_beat(app: App, interval: float, loglevel: str) -> None:
+    """Celery beat sending `newsletter.round` (and the sweep); the workers run them. The
+    schedule lives in memory: what is due is in the database, not in beat's file."""
+    from worker.app import app as celery_app
+    from worker.app import beat_schedule
+
+    celery_app.conf.beat_schedule = beat_schedule(app.settings, interval)
+    log.info("scheduler: Celery beat sends newsletter.round every %g s", interval)
+    celery_app.start(["beat", "--loglevel", loglevel, "--scheduler", "celery.beat:Scheduler"])
 
 
 @click.group()

@@ -1,0 +1,247 @@
+"""The scheduler's round with a clock passed in (and time-machine for the ledger's own
+clock), on SQLite and PostgreSQL: what starts, what is held back and why, the lease."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+import time_machine
+from click.testing import CliRunner
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.cli import cli
+from newsletter.models import Delivery, Issue
+from newsletter.settings import Settings
+from tests.worker.conftest import runtime_with
+from worker import lease
+from worker.delivery import start_issue
+from worker.runtime import Runtime, configure
+from worker.scheduler import run_round
+from worker.transports import MemoryTransport
+
+NOW = datetime(2026, 12, 7, 15, 0)  # 09:00 in Costa Rica (UTC-6)
+HOUR = timedelta(hours=1)
+EVERYONE = 5  # tests/worker/conftest.py PEOPLE
+
+
+def schedule(sessions: sessionmaker[Session], slug: str, at: datetime, *,
+             timezone: str = "America/Costa_Rica", approval: str = "none",
+             review: str = "") -> int:
+    with sessions() as session, session.begin():
+        issue = session.scalars(select(Issue).where(Issue.slug == slug)).one()
+        issue.status, issue.send_at, issue.schedule_timezone = "scheduled", at, timezone
+        issue.approval, issue.review = approval, review
+        return issue.id
+
+
+def issue_state(sessions: sessionmaker[Session], slug: str) -> tuple[str, str]:
+    with sessions() as session:
+        issue = session.scalars(select(Issue).where(Issue.slug == slug)).one()
+        return issue.status, issue.status_note
+
+
+def delivered(memory: MemoryTransport) -> list[str]:
+    return sorted(e.recipient for e in memory.sent)
+
+
+@pytest.fixture
+def runtime(settings: Settings, sessions: sessionmaker[Session],
+            memory: MemoryTransport) -> Iterator[Runtime]:
+    rt = runtime_with(settings, sessions, memory)
+    configure(rt)  # the in-process batches (no broker) use it
+    yield rt
+    configure(None)
+
+
+def at(now: datetime) -> time_machine.travel:
+    """The wall clock (the ledger's own utcnow) at `now`, standing still."""
+    return time_machine.travel(now, tick=False)
+
+
+def test_a_due_issue_starts_once_and_goes_to_everyone(
+    runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
+    memory: MemoryTransport,
+) -> None:
+    schedule(sessions, issue_slug, NOW + HOUR)
+    with at(NOW):
+        early = run_round(runtime, NOW, holder="a")
+    assert early.ran and not early.started and not memory.sent
+
+    with at(NOW + HOUR):
+        report = run_round(runtime, NOW + HOUR, holder="a")
+    assert [(s.slug, s.planned, s.status) for s in report.started] == [(issue_slug, 5, "sent")]
+    assert f"started {issue_slug}: 5 deliveries planned" in report.lines()[0]
+    assert len(delivered(memory)) == len(set(delivered(memory))) == EVERYONE
+    assert issue_state(sessions, issue_slug)[0] == "sent"
+
+    with at(NOW + 2 * HOUR):
+        again = run_round(runtime, NOW + 2 * HOUR, holder="b")
+    assert again.ran and not again.started and not again.errors
+    assert len(memory.sent) == EVERYONE
+
+
+def test_not_approved_by_its_time_goes_back_to_draft_with_a_note(
+    runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
+    memory: MemoryTransport,
+) -> None:
+    schedule(sessions, issue_slug, NOW, approval="required", review="in_review")
+    with at(NOW):
+        report = run_round(runtime, NOW, holder="a")
+    status, note = issue_state(sessions, issue_slug)
+    assert status == "draft" and not memory.sent
+    assert note.startswith("not sent: not approved by its time 2026-12-07 09:00 "
+                           "America/Costa_Rica; approve it")
+    assert f"newsletter issues send {issue_slug}" in note
+    assert [(n.slug, n.note) for n in report.not_sent] == [(issue_slug, note)]
+    assert report.lines() == [f"skipped {issue_slug}: {note}"]
+    with at(NOW + HOUR):  # reported once, not at every round
+        assert not run_round(runtime, NOW + HOUR, holder="a").not_sent
+
+
+def test_an_approved_issue_goes_out(
+    runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
+    memory: MemoryTransport,
+) -> None:
+    schedule(sessions, issue_slug, NOW, approval="required", review="approved")
+    with at(NOW):
+        report = run_round(runtime, NOW, holder="a")
+    assert [s.slug for s in report.started] == [issue_slug]
+    assert len(memory.sent) == EVERYONE
+
+
+@pytest.mark.parametrize(("late", "goes_out"), [(timedelta(hours=23), True),
+                                               (timedelta(hours=25), False)])
+def test_catch_up_within_the_limit_and_beyond(
+    runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
+    memory: MemoryTransport, late: timedelta, goes_out: bool,
+) -> None:
+    assert runtime.settings.catch_up_hours == 24
+    schedule(sessions, issue_slug, NOW - late)
+    with at(NOW):
+        report = run_round(runtime, NOW, holder="a")
+    status, note = issue_state(sessions, issue_slug)
+    if goes_out:
+        assert status == "sent" and len(memory.sent) == EVERYONE and not note
+    else:
+        assert status == "draft" and not memory.sent and not report.started
+        assert note.startswith("not sent: it fell due at 2026-12-06 08:00 America/Costa_Rica "
+                               "while no scheduler was running, more than 24 h ago")
+        assert [n.slug for n in report.not_sent] == [issue_slug]
+
+
+def test_the_lease_is_taken_held_renewed_and_runs_out(
+    sessions: sessionmaker[Session],
+) -> None:
+    ten = timedelta(seconds=10)
+    assert lease.take(sessions, "round", "a", NOW, ten)
+    assert not lease.take(sessions, "round", "b", NOW + timedelta(seconds=5), ten)
+    assert lease.take(sessions, "round", "a", NOW + timedelta(seconds=5), ten)  # ours: renewed
+    assert lease.renew(sessions, "round", "a", NOW + timedelta(seconds=12), ten)
+    assert not lease.take(sessions, "round", "b", NOW + timedelta(seconds=20), ten)
+    assert not lease.renew(sessions, "round", "b", NOW + timedelta(seconds=20), ten)
+    # "a" died: its lease (until 22 s) runs out, and "b" gets it
+    assert lease.take(sessions, "round", "b", NOW + timedelta(seconds=23), ten)
+    assert not lease.renew(sessions, "round", "a", NOW + timedelta(seconds=24), ten)
+    lease.release(sessions, "round", "b", NOW + timedelta(seconds=25))
+    held = lease.current(sessions, "round")
+    assert held is not None and held.holder == "b"
+    assert held.last_round_at == NOW + timedelta(seconds=25)
+    assert lease.take(sessions, "round", "a", NOW + timedelta(seconds=26), ten)
+
+
+def test_a_round_is_skipped_while_another_process_holds_the_lease(
+    runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
+    memory: MemoryTransport,
+) -> None:
+    schedule(sessions, issue_slug, NOW)
+    assert lease.take(sessions, "round", "other", NOW, timedelta(seconds=30))
+    with at(NOW):
+        skipped = run_round(runtime, NOW, holder="me")
+    assert not skipped.ran and skipped.held_by == "other" and not memory.sent
+    with at(NOW + timedelta(seconds=31)):
+        report = run_round(runtime, NOW + timedelta(seconds=31), holder="me")
+    assert report.ran and [s.slug for s in report.started] == [issue_slug]
+
+
+def test_two_rounds_at_the_same_now_start_the_issue_once(
+    runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
+    memory: MemoryTransport,
+) -> None:
+    schedule(sessions, issue_slug, NOW)
+    with at(NOW):
+        reports = [run_round(runtime, NOW, holder=h) for h in ("a", "b")]
+    assert [r.ran for r in reports] == [True, False]
+    assert sum(len(r.started) for r in reports) == 1
+    assert len(memory.sent) == EVERYONE
+
+
+def test_two_processes_claiming_the_same_issue_at_once_start_it_once(
+    runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
+    memory: MemoryTransport,
+) -> None:
+    """Without the round lease (two rounds at once): the issue's own claim decides."""
+    issue_id = schedule(sessions, issue_slug, NOW)
+    barrier = threading.Barrier(2)
+    results: list[object] = []
+
+    def claim() -> None:
+        barrier.wait()
+        results.append(start_issue(runtime, issue_id))
+
+    with at(NOW):
+        threads = [threading.Thread(target=claim) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert sorted(r is None for r in results) == [False, True]
+    assert len(delivered(memory)) == len(set(delivered(memory))) == EVERYONE
+    with sessions() as session:
+        assert session.scalar(select(Delivery.id).where(Delivery.attempts != 1)) is None
+
+
+def test_a_failing_step_is_reported_and_the_others_still_run(
+    runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
+    memory: MemoryTransport, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(_runtime: Runtime) -> dict[str, int]:
+        raise RuntimeError("the sweep broke")
+
+    monkeypatch.setattr("worker.scheduler.sweep", broken)
+    schedule(sessions, issue_slug, NOW)
+    with at(NOW):
+        report = run_round(runtime, NOW, holder="a")
+    assert report.errors == {"sweep": "RuntimeError: the sweep broke"}
+    assert [s.slug for s in report.started] == [issue_slug] and len(memory.sent) == EVERYONE
+    assert "sweep failed: RuntimeError: the sweep broke" in report.lines()
+    held = lease.current(sessions, "round")
+    assert held is not None and held.until <= NOW + timedelta(seconds=5)  # released
+
+
+def test_scheduler_once_prints_the_round_as_json(
+    runner: CliRunner, settings: Settings, sessions: sessionmaker[Session], issue_slug: str,
+) -> None:
+    schedule(sessions, issue_slug, NOW - HOUR)
+    with at(NOW):
+        result = runner.invoke(cli, ["scheduler", "--once", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["ran"] and report["errors"] == {}
+    assert [(s["slug"], s["planned"], s["status"]) for s in report["started"]] == [
+        (issue_slug, EVERYONE, "sent")]
+    assert len(list(settings.resolved_outbox_dir.glob("*.eml"))) == EVERYONE
+    with at(NOW + HOUR):
+        quiet = runner.invoke(cli, ["scheduler", "--once"])
+    assert quiet.exit_code == 0 and quiet.output == "round done: nothing was due\n"
+
+
+def test_scheduler_help_has_an_example(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["scheduler", "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output and "--once" in result.output
+    assert "--interval" in result.output and "--json" in result.output

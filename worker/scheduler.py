@@ -1,0 +1,302 @@
+"""The scheduler's round: fetch due feeds, build due series issues, start scheduled sends,
+sweep. `newsletter scheduler` runs it every few seconds (in-process, or as the
+`newsletter.round` Celery task with a broker).
+
+Exactly once comes from the database, never from memory: a round runs only in the
+process holding the `round` lease (worker/lease.py), and every object a round acts on
+is claimed on its own as well (a feed, a period, an issue: scheduled -> sending, a
+ledger row), so even two rounds at once cannot build or send anything twice. A process
+that dies half-way leaves its lease to run out; the next round carries on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.models import Issue
+from newsletter.settings import Settings
+from worker import lease
+from worker.control import sweep
+from worker.delivery import SendError, start_issue
+from worker.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+NOTE_LENGTH = 500  # Issue.status_note
+
+
+class RoundInterrupted(BaseException):
+    """The process was asked to stop: the round ends after the batch in hand (a
+    BaseException, so the steps' isolation does not swallow it)."""
+
+
+@dataclass(frozen=True)
+class Started:
+    slug: str
+    planned: int
+    batches: int
+    status: str
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class NotSent:
+    slug: str
+    note: str  # why, and what to do: also the issue's status_note
+
+
+@dataclass
+class RoundReport:
+    """What one round did. `ran` is False when another process held the lease."""
+
+    at: datetime
+    holder: str
+    ran: bool = False
+    held_by: str = ""
+    feeds: list[Any] = field(default_factory=list)
+    periods: list[Any] = field(default_factory=list)
+    started: list[Started] = field(default_factory=list)
+    not_sent: list[NotSent] = field(default_factory=list)
+    swept: dict[str, int] = field(default_factory=dict)  # batches handed back, per issue
+    errors: dict[str, str] = field(default_factory=dict)  # step (or issue) -> what failed
+
+    def lines(self) -> list[str]:
+        """One line per thing done, for the log."""
+        out = [_describe(r) for r in self.feeds] + [_describe(r) for r in self.periods]
+        out += [f"started {s.slug}: {s.planned} deliveries planned, {s.batches} batches "
+                f"enqueued ({s.status})" for s in self.started]
+        out += [f"skipped {n.slug}: {n.note}" for n in self.not_sent]
+        out += [f"sweep: {n} batches of {slug} handed back to the workers"
+                for slug, n in self.swept.items()]
+        out += [f"{step} failed: {error}" for step, error in self.errors.items()]
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(), "holder": self.holder, "ran": self.ran,
+            "held_by": self.held_by,
+            "feeds": [_as_json(r) for r in self.feeds],
+            "periods": [_as_json(r) for r in self.periods],
+            "started": [dataclasses.asdict(s) for s in self.started],
+            "not_sent": [dataclasses.asdict(n) for n in self.not_sent],
+            "swept": self.swept, "errors": self.errors,
+        }
+
+
+def _describe(result: Any) -> str:
+    describe = getattr(result, "describe", None)
+    return str(describe() if callable(describe) else result)
+
+
+def _as_json(result: Any) -> Any:
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return {k: v.isoformat() if isinstance(v, datetime) else v
+                for k, v in dataclasses.asdict(result).items()}
+    return str(result)
+
+
+def lease_duration(settings: Settings, interval: float | None = None) -> timedelta:
+    """How long a round's lease lasts without renewal: a few intervals, at least 10 s, so a
+    dead scheduler's turn passes to another soon, and a live one renews it in time."""
+    return timedelta(seconds=max(10.0, 3 * (interval or settings.scheduler_seconds)))
+
+
+@dataclass
+class _Turn:
+    """The round's hold on the lease; `now` moves on with the monotonic clock, so that
+    renewals stay on the timeline of the `now` passed in."""
+
+    runtime: Runtime
+    holder: str
+    now: datetime
+    duration: timedelta
+    should_stop: Callable[[], bool] | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def clock(self) -> datetime:
+        return self.now + timedelta(seconds=time.monotonic() - self.started)
+
+    def renew(self) -> bool:
+        return lease.renew(self.runtime.sessions, lease.ROUND, self.holder, self.clock(),
+                           self.duration)
+
+    def keep_alive(self, _counts: dict[str, int] | None = None) -> None:
+        """Called between batches of an in-process send: renew, and stop if asked."""
+        if self.should_stop is not None and self.should_stop():
+            raise RoundInterrupted
+        if not self.renew():
+            log.warning("the round lease ran out and another process took it; the claims "
+                        "on each issue and delivery keep this round's work single")
+
+
+Step = Callable[[_Turn, RoundReport], None]
+
+
+def run_round(runtime: Runtime, now: datetime, *, holder: str | None = None,
+              interval: float | None = None,
+              should_stop: Callable[[], bool] | None = None) -> RoundReport:
+    """One round at `now` (naive UTC): (a) fetch due feeds, (b) build due series periods,
+    (c) start due scheduled issues, (d) the sweep. A failing step is reported in
+    `errors` and the next steps still run. Skipped (ran=False) while another process
+    holds the round lease."""
+    holder = holder or lease.this_process()
+    report = RoundReport(at=now, holder=holder)
+    duration = lease_duration(runtime.settings, interval)
+    if not lease.take(runtime.sessions, lease.ROUND, holder, now, duration):
+        held = lease.current(runtime.sessions, lease.ROUND)
+        report.held_by = held.holder if held else ""
+        return report
+    report.ran = True
+    turn = _Turn(runtime, holder, now, duration, should_stop)
+    steps: list[tuple[str, Step]] = [("feeds", fetch_feeds), ("series", build_series),
+                                     ("start", start_due), ("sweep", sweep_step)]
+    try:
+        for name, step in steps:
+            if not turn.renew():
+                report.errors[name] = "the round lease was taken over; the rest of the " \
+                                      "round is left to its holder"
+                break
+            try:
+                step(turn, report)
+            except Exception as exc:  # one failing step never stops the others
+                log.exception("scheduler step %s failed", name)
+                report.errors[name] = f"{type(exc).__name__}: {exc}"[:NOTE_LENGTH]
+    finally:
+        lease.release(runtime.sessions, lease.ROUND, holder, turn.clock())
+    return report
+
+
+def _missing(exc: ModuleNotFoundError, module: str) -> bool:
+    return exc.name == module
+
+
+def fetch_feeds(turn: _Turn, report: RoundReport) -> None:
+    """(a) Fetch the feeds whose interval has passed (each claimed; one failing feed is a
+    result, not an error)."""
+    try:
+        from newsletter.feeds import fetch_due  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError as exc:
+        if _missing(exc, "newsletter.feeds"):
+            return  # feeds are not part of this build
+        raise
+    report.feeds = list(fetch_due(turn.runtime.sessions, turn.runtime.settings, turn.now))
+
+
+def build_series(turn: _Turn, report: RoundReport) -> None:
+    """(b) Build each series' due period once (and schedule its issue), or record it skipped."""
+    try:
+        from newsletter.series import build_due  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError as exc:
+        if _missing(exc, "newsletter.series"):
+            return
+        raise
+    report.periods = list(build_due(turn.runtime.sessions, turn.runtime.settings, turn.now))
+
+
+def sweep_step(turn: _Turn, report: RoundReport) -> None:
+    """(d) Due retries, expired leases, lost batches, local-time rows whose hour came."""
+    report.swept = {slug: n for slug, n in sweep(turn.runtime).items() if n}
+
+
+# ---- (c) starting scheduled issues ----------------------------------------------------
+
+def due_issues(sessions: sessionmaker[Session], now: datetime) -> list[int]:
+    """Scheduled issues whose time has come, oldest first."""
+    with sessions() as session:
+        return list(session.scalars(
+            select(Issue.id).where(Issue.status == "scheduled", Issue.send_at <= now)
+            .order_by(Issue.send_at, Issue.id)))
+
+
+def back_to_draft(sessions: sessionmaker[Session], issue_id: int, note: str) -> bool:
+    """Scheduled -> draft with `note`, if still scheduled: only one process reports it."""
+    with sessions() as session, session.begin():
+        return bool(session.execute(
+            update(Issue).where(Issue.id == issue_id, Issue.status == "scheduled")
+            .values(status="draft", status_note=note[:NOTE_LENGTH])
+            .returning(Issue.id)
+        ).first() is not None)
+
+
+def when(issue: Issue) -> str:
+    """The issue's schedule as a person gave it: local time and zone."""
+    if issue.send_local_time and issue.send_on:
+        return f"{issue.send_on.isoformat()} {issue.send_local_time} in each subscriber's zone"
+    assert issue.send_at is not None
+    name = issue.schedule_timezone or "UTC"
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        name, zone = "UTC", ZoneInfo("UTC")
+    local = issue.send_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M} {name}"
+
+
+def not_sendable(issue: Issue) -> str | None:
+    """Why an issue may not go out (None: it may), by the approval rules."""
+    try:
+        from newsletter.approval import sendable  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError as exc:
+        if not _missing(exc, "newsletter.approval"):
+            raise
+        if issue.approval == "required" and issue.review != "approved":
+            return "not approved"
+        return None
+    reason: str | None = sendable(issue)
+    return reason
+
+
+def start_due(turn: _Turn, report: RoundReport) -> None:
+    """(c) Start every scheduled issue that fell due, unless it is not approved or fell
+    due longer ago than the catch-up limit: those go back to draft, with a note."""
+    runtime = turn.runtime
+    for issue_id in due_issues(runtime.sessions, turn.now):
+        try:
+            _start_one(turn, report, issue_id)
+        except Exception as exc:  # one issue's trouble never holds up the others
+            log.exception("could not start issue %s", issue_id)
+            report.errors[f"start issue {issue_id}"] = f"{type(exc).__name__}: {exc}"
+
+
+def _start_one(turn: _Turn, report: RoundReport, issue_id: int) -> None:
+    runtime, now = turn.runtime, turn.now
+    with runtime.sessions() as session:
+        issue = session.get(Issue, issue_id)
+        if issue is None or issue.status != "scheduled":
+            return
+        slug, due_at, schedule, why = issue.slug, issue.send_at, when(issue), not_sendable(issue)
+    assert due_at is not None
+    limit = runtime.settings.catch_up_hours
+    note = ""
+    if why is not None:
+        note = (f"not sent: {why} by its time {schedule}; approve it (`newsletter issues "
+                f"approve {slug} --by NAME`), then schedule it again or send it "
+                f"(`newsletter issues send {slug}`)")
+    elif due_at < now - timedelta(hours=limit):
+        note = (f"not sent: it fell due at {schedule} while no scheduler was running, more "
+                f"than {limit:g} h ago (NEWSLETTER_CATCH_UP_HOURS); send it now with "
+                f"`newsletter issues send {slug}`, or schedule it again")
+    if not note:
+        try:
+            started = start_issue(runtime, issue_id, progress=turn.keep_alive)
+        except SendError as exc:  # nobody in its audience, say
+            note = f"not sent: {exc}"
+        else:
+            if started is not None:
+                report.started.append(Started(started.slug, started.planned, started.batches,
+                                              started.status, started.counts))
+                log.info("started %s: %s deliveries planned", slug, started.planned)
+            return
+    if back_to_draft(runtime.sessions, issue_id, note):
+        report.not_sent.append(NotSent(slug, note))
+        log.warning("issue %s %s", slug, note)
