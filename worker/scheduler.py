@@ -173,6 +173,9 @@ def run_round(runtime: Runtime, now: datetime, *, holder: str | None = None,
                 report.errors[name] = f"{type(exc).__name__}: {exc}"[:NOTE_LENGTH]
     finally:
         lease.release(runtime.sessions, lease.ROUND, holder, turn.clock())
+        for line in report.lines():  # one line per thing done
+            log.log(logging.WARNING if line.startswith(("skipped", "failed")) or
+                    " failed" in line else logging.INFO, "%s", line)
     return report
 
 
@@ -295,8 +298,6 @@ def _start_one(turn: _Turn, report: RoundReport, issue_id: int) -> None:
             if started is not None:
                 report.started.append(Started(started.slug, started.planned, started.batches,
                                               started.status, started.counts))
-                log.info("started %s: %s deliveries planned", slug, started.planned)
             return
     if back_to_draft(runtime.sessions, issue_id, note):
         report.not_sent.append(NotSent(slug, note))
-        log.warning("issue %s %s", slug, note)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from newsletter.db import utcnow
@@ -11,8 +10,6 @@ from worker.control import sweep as sweep_issues
 from worker.delivery import deliver_range
 from worker.runtime import current
 from worker.scheduler import run_round
-
-logger = logging.getLogger("worker.scheduler")
 
 
 @app.task(name="newsletter.deliver_batch")  # type: ignore[untyped-decorator]
@@ -31,7 +28,4 @@ def sweep() -> dict[str, int]:
 def scheduler_round() -> dict[str, Any]:
     """One scheduler round (feeds, series, scheduled sends, sweep), sent by `newsletter
     scheduler`'s beat; the round lease in the database lets only one run at a time."""
-    report = run_round(current(), utcnow())
-    for line in report.lines():
-        logger.info("%s", line)
-    return report.as_dict()
+    return run_round(current(), utcnow()).as_dict()

@@ -84,6 +84,7 @@ def scheduler(app: App, once: bool, interval: float | None, as_json: bool,
     logging.getLogger("worker").setLevel(level if isinstance(level, int) else logging.INFO)
     every = interval or app.settings.scheduler_seconds
     if once:
+        log.setLevel(logging.ERROR)  # the report is printed: no second copy in the log
         refuse_insecure_mailing(app)
         run_once(app, every, as_json)
     elif app.settings.broker_url:
@@ -146,8 +147,8 @@ def run_in_process(app: App, interval: float) -> None:
                                    should_stop=stop.is_set)
             except RoundInterrupted:
                 break
-            for line in report.lines():
-                log.info("%s", line)
+            if not report.ran:
+                log.debug("round skipped: %s holds the round lease", report.held_by)
             stop.wait(interval)
     log.info("scheduler: stopped")
 
