@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -72,7 +72,8 @@ class RoundReport:
 
     def lines(self) -> list[str]:
         """One line per thing done, for the log."""
-        out = [_describe(r) for r in self.feeds] + [_describe(r) for r in self.periods]
+        out = [_describe(r) for r in self.feeds]
+        out += [_describe(r) for r in self.periods if r.status != "exists"]
         out += [f"started {s.slug}: {s.planned} deliveries planned, {s.batches} batches "
                 f"enqueued ({s.status})" for s in self.started]
         out += [f"skipped {n.slug}: {n.note}" for n in self.not_sent]
@@ -94,15 +95,28 @@ class RoundReport:
 
 
 def _describe(result: Any) -> str:
-    describe = getattr(result, "describe", None)
-    return str(describe() if callable(describe) else result)
+    """One log line for a feed's FetchResult or a series' PeriodResult."""
+    if hasattr(result, "feed"):  # newsletter.feeds.FetchResult
+        if result.status == "failed":
+            return f"feed {result.feed} failed: {result.error}"
+        if result.status == "not-modified":
+            return f"feed {result.feed}: not modified"
+        return f"feed {result.feed}: {result.new} new, {result.updated} updated items"
+    when = f"{result.occurs_at:%Y-%m-%d %H:%M} UTC" if result.occurs_at else ""
+    if result.status == "built":
+        sent = (f"scheduled for {result.send_at:%Y-%m-%d %H:%M} UTC" if result.send_at
+                else result.reason or "left a draft")
+        return f"built {result.issue} No. {result.number} of series {result.series}: {sent}"
+    if result.status == "skipped":
+        return f"skipped series {result.series}, the period sent {when}: {result.reason}"
+    if result.status == "exists":
+        return f"series {result.series}: the period sent {when} was {result.reason}"
+    return f"series {result.series} failed: {when} {result.reason}".replace("  ", " ")
 
 
 def _as_json(result: Any) -> Any:
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        return {k: v.isoformat() if isinstance(v, datetime) else v
-                for k, v in dataclasses.asdict(result).items()}
-    return str(result)
+    return {k: v.isoformat() if isinstance(v, date | datetime) else v
+            for k, v in dataclasses.asdict(result).items()}
 
 
 def lease_duration(settings: Settings, interval: float | None = None) -> timedelta:
@@ -174,8 +188,8 @@ def run_round(runtime: Runtime, now: datetime, *, holder: str | None = None,
     finally:
         lease.release(runtime.sessions, lease.ROUND, holder, turn.clock())
         for line in report.lines():  # one line per thing done
-            log.log(logging.WARNING if line.startswith(("skipped", "failed")) or
-                    " failed" in line else logging.INFO, "%s", line)
+            log.log(logging.WARNING if line.startswith("skipped") or " failed" in line
+                    else logging.INFO, "%s", line)
     return report
 
 
@@ -253,7 +267,7 @@ def not_sendable(issue: Issue) -> str | None:
         if not _missing(exc, "newsletter.approval"):
             raise
         if issue.approval == "required" and issue.review != "approved":
-            return "not approved"
+            return f"review: {issue.review or 'not submitted'}"
         return None
     reason: str | None = sendable(issue)
     return reason
@@ -282,9 +296,8 @@ def _start_one(turn: _Turn, report: RoundReport, issue_id: int) -> None:
     limit = runtime.settings.catch_up_hours
     note = ""
     if why is not None:
-        note = (f"not sent: {why} by its time {schedule}; approve it (`newsletter issues "
-                f"approve {slug} --by NAME`), then schedule it again or send it "
-                f"(`newsletter issues send {slug}`)")
+        note = (f"not sent: not approved by its time {schedule} ({why}); approve it, then "
+                f"schedule it again or send it (`newsletter issues send {slug}`)")
     elif due_at < now - timedelta(hours=limit):
         note = (f"not sent: it fell due at {schedule} while no scheduler was running, more "
                 f"than {limit:g} h ago (NEWSLETTER_CATCH_UP_HOURS); send it now with "

@@ -95,7 +95,8 @@ def test_not_approved_by_its_time_goes_back_to_draft_with_a_note(
     status, note = issue_state(sessions, issue_slug)
     assert status == "draft" and not memory.sent
     assert note.startswith("not sent: not approved by its time 2026-12-07 09:00 "
-                           "America/Costa_Rica; approve it")
+                           "America/Costa_Rica (")
+    assert "review" in note and "; approve it, then schedule it again or send it" in note
     assert f"newsletter issues send {issue_slug}" in note
     assert [(n.slug, n.note) for n in report.not_sent] == [(issue_slug, note)]
     assert report.lines() == [f"skipped {issue_slug}: {note}"]
