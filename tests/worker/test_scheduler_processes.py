@@ -190,5 +190,7 @@ def test_two_in_process_schedulers_on_sqlite_send_once_after_a_kill_and_downtime
     finally:
         for p in schedulers:
             p.stop()
+    assert [s.proc.returncode for s in schedulers] == [0, 0], "SIGTERM: a clean exit"
     log = "\n".join(line for s in schedulers for line in s.lines)
+    assert log.count("scheduler: stopped") == 2  # not the victim's first life (SIGKILL)
     assert log.count(f"started {LATE}:") == 1 and log.count(f"skipped {TOO_LATE}:") == 1, log
