@@ -310,7 +310,13 @@ def compile_rule(*, every: str | None, rrule_text: str | None, timezone: str,
     now_local = to_local(now, tz).replace(second=0, microsecond=0)
     if start is not None and start < now_local - MAX_PAST_START:
         raise _rule_error(text, "DTSTART is more than a year ago: give a recent one")
-    rule = _build(text, body, start or now_local)
+    if start is None:
+        # the first matching time from now on, counting no interval: "every 2 weeks on
+        # friday" made on a Sunday starts this Friday, and counts its fortnights from there
+        pattern = ";".join(p for p in body.split(";") if not p.startswith("INTERVAL="))
+        rule = _build(text, pattern, now_local)
+    else:
+        rule = _build(text, body, start)
     first = _bounded_first(rule, now_local)
     if first is None:
         raise _rule_error(text, "it has no occurrence in the next two years")
