@@ -179,7 +179,7 @@ def _clean_intros(intros: Mapping[str, str], languages: Sequence[str]) -> dict[s
 
 def _feed_ids(session: Session, names: Sequence[str]) -> list[int]:
     """The ids of the named feeds; a name with no feed is an error that says so."""
-    rows = session.execute(select(Feed.name, Feed.id).where(Feed.name.in_(names))).tuples()
+    rows = session.execute(select(Feed.name, Feed.id).where(Feed.name.in_(names))).all()
     found = {name: feed_id for name, feed_id in rows}
     for name in names:
         if name not in found:
@@ -205,7 +205,7 @@ def periods_of(session: Session, series: Series) -> list[tuple[SeriesPeriod, str
     rows = session.execute(
         select(SeriesPeriod, Issue.slug).outerjoin(Issue, Issue.id == SeriesPeriod.issue_id)
         .where(SeriesPeriod.series_id == series.id).order_by(SeriesPeriod.occurs_at.desc()))
-    return [(period, slug) for period, slug in rows.tuples()]
+    return [(period, slug) for period, slug in rows.all()]
 
 
 def scheduled_issues(session: Session, series: Series) -> list[str]:
@@ -311,7 +311,7 @@ def build_due(sessions: sessionmaker[Session], settings: Settings,
     with sessions() as session:
         active = list(session.execute(
             select(Series.id, Series.slug).where(Series.status == "active")
-            .order_by(Series.id)).tuples())
+            .order_by(Series.id)).all())
     results: list[PeriodResult] = []
     for series_id, slug in active:
         try:
@@ -390,7 +390,7 @@ def _run_period(sessions: sessionmaker[Session], settings: Settings, series_id: 
                 session.flush()
                 return PeriodResult(slug, occurs_at, "skipped", reason=missed,
                                     window_from=row.window_from, window_to=row.window_to)
-            return _build(session, settings, series, period, row, now)
+            return _build(session, settings, series, period, row, now, manual=manual)
     except IntegrityError:  # a concurrent builder recorded it first
         with sessions() as session:
             row = session.scalar(select(SeriesPeriod).where(
@@ -423,7 +423,8 @@ def _period_row(series: Series, period: Period, status: str, reason: str) -> Ser
 
 def _window(session: Session, series: Series, period: Period) -> tuple[date, date]:
     """The period's own window, or, for since-last, from the day after the last built
-    period's window (so the items of skipped periods roll forward)."""
+    period's window, or the first recorded period's start (so the items of skipped periods
+    roll forward)."""
     if series.window != "since-last":
         return period.window_from, period.window_to
     last_to = session.scalar(
@@ -431,8 +432,12 @@ def _window(session: Session, series: Series, period: Period) -> tuple[date, dat
             SeriesPeriod.series_id == series.id, SeriesPeriod.status == "built",
             SeriesPeriod.occurs_at < period.occurrence.utc)
         .order_by(SeriesPeriod.occurs_at.desc()).limit(1))
-    start = last_to + timedelta(days=1) if last_to else period.window_from
-    return start, period.window_to
+    if last_to is not None:
+        return last_to + timedelta(days=1), period.window_to
+    first_from = session.scalar(
+        select(SeriesPeriod.window_from).where(SeriesPeriod.series_id == series.id)
+        .order_by(SeriesPeriod.occurs_at).limit(1))
+    return min(first_from or period.window_from, period.window_from), period.window_to
 
 
 def _count_items(session: Session, start: date, end: date, feed_ids: list[int] | None) -> int:
@@ -445,7 +450,7 @@ def _count_items(session: Session, start: date, end: date, feed_ids: list[int] |
 
 
 def _build(session: Session, settings: Settings, series: Series, period: Period,
-           row: SeriesPeriod | None, now: datetime) -> PeriodResult:
+           row: SeriesPeriod | None, now: datetime, *, manual: bool) -> PeriodResult:
     occurrence = period.occurrence
     start, end = _window(session, series, period)
     feed_ids = _feed_ids(session, series.feeds) if series.feeds else None
@@ -454,7 +459,7 @@ def _build(session: Session, settings: Settings, series: Series, period: Period,
         source = f" from {', '.join(series.feeds)}" if series.feeds else ""
         reason = (f"{plural(count, 'item')}{source} between {start} and {end}, fewer than "
                   f"the series' minimum of {series.min_items}")
-        if now < period.build_at and row is None:
+        if manual and now < period.build_at and row is None:
             # built early by hand: nothing is recorded, so the build time tries again
             return PeriodResult(series.slug, occurrence.utc, "skipped",
                                 reason=f"{reason} (not recorded: its build time, "
@@ -486,13 +491,15 @@ def _build(session: Session, settings: Settings, series: Series, period: Period,
     session.flush()
     row.issue_id = issue.id
     send_at = None
-    if occurrence.utc > now:
+    if occurrence.utc > now or not manual:
+        # the runner builds at the build time, so with no build-ahead the send time is
+        # now or (catching up, within NEWSLETTER_CATCH_UP_HOURS) a little earlier: due now
         if series.local_time:
             schedule_issue(session, issue, local_time=occurrence.local.time(),
                            on=occurrence.local.date(), timezone=series.timezone, now=now)
         else:
-            schedule_issue(session, issue, at=occurrence.utc, timezone=series.timezone,
-                           now=now)
+            schedule_issue(session, issue, at=max(occurrence.utc, now),
+                           timezone=series.timezone, now=now)
         send_at = issue.send_at
     else:
         row.reason = (f"built after its send time ({_utc(occurrence.utc)}): left a draft; "
