@@ -395,9 +395,12 @@ def _run_period(sessions: sessionmaker[Session], settings: Settings, series_id: 
         with sessions() as session:
             row = session.scalar(select(SeriesPeriod).where(
                 SeriesPeriod.series_id == series_id, SeriesPeriod.occurs_at == occurs_at))
-            if row is None:
-                raise
-            return _existing(session, slug, row)
+            if row is not None:
+                return _existing(session, slug, row)
+        return PeriodResult(slug, occurs_at, "failed",
+                            reason="another change to the database came first (an issue "
+                                   "of the same name?): it is tried again on the next round",
+                            window_from=period.window_from, window_to=period.window_to)
     except NewsletterError as exc:
         return PeriodResult(slug, occurs_at, "failed", reason=str(exc)[:500],
                             window_from=period.window_from, window_to=period.window_to)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
+from newsletter.cadence import describe
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.issues import _one_each, _pairs
 from newsletter.cli.output import emit_json, json_option, table
@@ -157,7 +158,7 @@ def list_cmd(app: App, as_json: bool) -> None:
             periods = periods_of(session, found)
             rows.append({
                 "slug": found.slug, "status": found.status,
-                "every": found.every or found.rule, "timezone": found.timezone,
+                "every": found.every or describe(found.rule), "timezone": found.timezone,
                 "approval": found.approval,
                 "next_local": upcoming_[0].local if upcoming_ else None,
                 "next_utc": upcoming_[0].utc if upcoming_ else None,
@@ -289,7 +290,9 @@ def build(app: App, slug: str, day: datetime | None, as_json: bool) -> None:
     """Build now the issue of the period containing a date, even before its build time.
 
     Building twice gives one issue (the second time says which). A period skipped before
-    is tried again. An issue whose send time has already passed is left a draft.
+    is tried again; one with too few items before its build time is not recorded, so the
+    scheduler tries again then. An issue whose send time has already passed is left a
+    draft. A paused series is refused.
 
     \b
     Example:
