@@ -159,8 +159,12 @@ def _clean_titles(titles: Mapping[str, str], languages: Sequence[str]) -> dict[s
                                       MAX_TITLE - NUMBER_ROOM)
         except InvalidValue as exc:
             raise SeriesError(f"the series {exc}") from exc
-        if value:
-            cleaned[key] = value
+        if not value:
+            continue
+        if len(issue_titles({key: value}, 99999, date(2026, 12, 31), "")[key]) > MAX_TITLE:
+            raise SeriesError(f"the series title ({key or 'every language'}) would be longer "
+                              f"than {MAX_TITLE} characters with its number and date filled in")
+        cleaned[key] = value
     return cleaned
 
 

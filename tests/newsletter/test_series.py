@@ -277,6 +277,7 @@ def test_delete_keeps_its_issues_and_refuses_while_one_is_scheduled(
     ({"titles": {"de": "Nachrichten"}}, "there is no 'de' edition"),
     ({"titles": {"": "a\nBcc: x@example.org =?utf-8?q?x?="}}, "contains '=\\?'"),
     ({"lists": ("nadie",)}, "no list called 'nadie'"),
+    ({"titles": {"es": "{date}" * 30}}, "longer than 200 characters with its number"),
 ])
 def test_create_refuses_what_it_cannot_use(sessions: sessionmaker[Session], settings: Settings,
                                            fields: dict[str, object], message: str) -> None:
