@@ -500,13 +500,14 @@ def _build(session: Session, settings: Settings, series: Series, period: Period,
     send_at = None
     if occurrence.utc > now or not manual:
         # the runner builds at the build time, so with no build-ahead the send time is
-        # now or (catching up, within NEWSLETTER_CATCH_UP_HOURS) a little earlier: due now
+        # now or (catching up, within NEWSLETTER_CATCH_UP_HOURS) a little earlier: due at
+        # once, and the send side's own catch-up limit applies to it
         if series.local_time:
             schedule_issue(session, issue, local_time=occurrence.local.time(),
                            on=occurrence.local.date(), timezone=series.timezone, now=now)
         else:
-            schedule_issue(session, issue, at=max(occurrence.utc, now),
-                           timezone=series.timezone, now=now)
+            schedule_issue(session, issue, at=occurrence.utc, timezone=series.timezone,
+                           now=now)
         send_at = issue.send_at
     else:
         row.reason = (f"built after its send time ({_utc(occurrence.utc)}): left a draft; "

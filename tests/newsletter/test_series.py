@@ -149,7 +149,8 @@ def test_catch_up_builds_the_recent_period_once_and_records_older_ones_missed(
         "older than NEWSLETTER_CATCH_UP_HOURS=24")
     assert results[2].number == 1
     [issue] = issues_of(sessions)
-    assert (issue.slug, issue.send_at) == ("semanal-2026-12-21", back)  # due now, once
+    assert (issue.slug, issue.status, issue.send_at) == (  # due at once, and built once
+        "semanal-2026-12-21", "scheduled", MONDAY + 2 * WEEK)
     assert build_due(sessions, settings, back + timedelta(minutes=1)) == []
     older = build_due(sessions, settings.model_copy(update={"catch_up_hours": 1.0}),
                       back + timedelta(minutes=2))
