@@ -239,3 +239,24 @@ def test_anything_given_as_rrule_is_a_rule_or_a_clear_error_quickly(parts: str,
         assert all(b.utc - a.utc >= timedelta(hours=1)
                    for a, b in zip(found, found[1:], strict=False))
     assert time.perf_counter() - started < 3
+
+
+@given(st.sampled_from([
+    "daily at 07:30", "weekly on monday at 09:00", "weekly on monday, thursday at 02:30",
+    "every 2 weeks on friday at 16:00", "monthly on the last day at 23:30",
+    "monthly on the first monday at 09:00", "monthly on the last friday at 17:00"]),
+       st.sampled_from(["Europe/Madrid", "America/New_York", "America/Mexico_City",
+                        "America/Costa_Rica"]),
+       st.sampled_from([0, 24, 36]), st.integers(0, 800))
+def test_the_periods_tile_the_calendar(every: str, timezone: str, ahead_hours: int,
+                                       offset: int) -> None:
+    stored = rule(every, timezone)
+    ahead = timedelta(hours=ahead_hours)
+    day = date(2026, 12, 20) + timedelta(days=offset)
+    period = period_containing(stored, timezone, day, ahead)
+    assert period.window_from <= day <= period.window_to
+    assert period.build_at == period.occurrence.utc - ahead
+    following = next_occurrences(stored, timezone,
+                                 period.occurrence.utc + timedelta(seconds=1), 1)[0]
+    after = period_of(stored, timezone, following, ahead)
+    assert after.window_from == period.window_to + timedelta(days=1)
