@@ -46,7 +46,7 @@ MIN_GAP = timedelta(hours=1)  # no more often than hourly
 MAX_INTERVAL = 1000
 MAX_RULE_TEXT = 1000
 _SAMPLE = 60  # occurrences looked at for the hourly bound
-DAY_MS = timedelta(days=1)
+ONE_DAY = timedelta(days=1)
 
 _DAYS = {
     "monday": "MO", "tuesday": "TU", "wednesday": "WE", "thursday": "TH", "friday": "FR",
@@ -400,7 +400,7 @@ def period_of(stored: str, timezone: str, occurrence: Occurrence,
         gap = following.utc - occurrence.utc if following else timedelta(days=7)
         previous_build = build_at - gap
     return Period(occurrence, build_at, to_local(previous_build, tz).date(),
-                  to_local(build_at, tz).date() - DAY_MS)
+                  to_local(build_at, tz).date() - ONE_DAY)
 
 
 def period_containing(stored: str, timezone: str, day: date,
@@ -408,7 +408,7 @@ def period_containing(stored: str, timezone: str, day: date,
     """The period whose item window contains `day` (a local date in the series' zone): the
     first one built on a later local date than `day`."""
     tz = zone(timezone)
-    next_midnight = datetime.combine(day + DAY_MS, datetime.min.time()).replace(tzinfo=tz)
+    next_midnight = datetime.combine(day + ONE_DAY, datetime.min.time()).replace(tzinfo=tz)
     since = next_midnight.astimezone(UTC).replace(tzinfo=None) + build_ahead
     occurrence = next(_occurrences_from(stored, tz, since, 1), None)
     if occurrence is not None:
