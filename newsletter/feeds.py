@@ -272,8 +272,9 @@ def _items(session: Session, target: _Target, entries: Sequence[FeedEntry],
     keyed = {entry.key(target.url): entry for entry in entries}
     seen: dict[str, date] = {}
     for chunk in _chunks(list(keyed), 500):
-        seen.update(session.execute(select(Item.source_key, Item.published)
-                                    .where(Item.source_key.in_(chunk))).tuples())
+        rows = session.execute(select(Item.source_key, Item.published)
+                               .where(Item.source_key.in_(chunk)))
+        seen.update((key, published) for key, published in rows)
     return [to_item(entry, key, entry.published or seen.get(key, today),
                     language=target.language, among=among, countries=target.countries)
             for key, entry in keyed.items()]

@@ -97,11 +97,13 @@ def list_cmd(app: App, as_json: bool) -> None:
         emit_json([_describe(f, counts.get(f.id, 0)) for f in rows])
         return
     table(f"{len(rows)} feeds",
-          ["name", "language", "countries", "every", "items", "last ok", "next fetch",
-           "problem", "url"],
+          ["name", "language", "countries", "every", "items", "next fetch", "failures"],
           [(f.name, f.language or "detect", f.countries, f"{f.interval_minutes} min",
-            counts.get(f.id, 0), f.last_ok_at, f.next_fetch_at or "now",
-            f"{f.failures}× {f.last_error}" if f.failures else "", f.url) for f in rows])
+            counts.get(f.id, 0), f.next_fetch_at or "now", f.failures or "")
+           for f in rows])
+    for feed in rows:
+        if feed.failures:
+            click.echo(f"{feed.name}: {feed.last_error}")
 
 
 @feeds.command("show")
