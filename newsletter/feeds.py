@@ -189,12 +189,13 @@ def fetch_due(sessions: sessionmaker[Session], settings: Settings,
     Never raises because of one feed: its failure is recorded on it and returned.
     """
     with transaction(sessions) as session:
-        due = list(session.scalars(
-            select(Feed.id).where(or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now))
-            .order_by(Feed.next_fetch_at, Feed.id)))
+        due = session.execute(
+            select(Feed.id, Feed.interval_minutes)
+            .where(or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now))
+            .order_by(Feed.next_fetch_at.asc().nulls_first(), Feed.id)).all()
     results = []
-    for feed_id in due:
-        target = _claim(sessions, feed_id, now)
+    for feed_id, interval in due:
+        target = _claim(sessions, feed_id, interval, now)
         if target is not None:
             results.append(_fetch(sessions, settings, target, now))
     return results
@@ -209,22 +210,29 @@ def fetch_now(sessions: sessionmaker[Session], settings: Settings, now: datetime
     return [_fetch(sessions, settings, target, now) for target in targets]
 
 
-def _claim(sessions: sessionmaker[Session], feed_id: int, now: datetime) -> _Target | None:
-    """Take a due feed for this process (one UPDATE, committed at once), or None when
-    another process took it first."""
-    with transaction(sessions) as session:
-        feed = session.get(Feed, feed_id)
-        if feed is None:
-            return None
-        claimed = session.execute(
-            update(Feed)
-            .where(Feed.id == feed_id,
-                   or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now))
-            .values(next_fetch_at=now + timedelta(minutes=feed.interval_minutes))
-            .execution_options(synchronize_session=False))
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            return None
-        return _target(feed)
+def _claim(sessions: sessionmaker[Session], feed_id: int, interval: int,
+           now: datetime) -> _Target | None:
+    """Take a due feed for this process, or None when another process took it first (or
+    the database would not say): one conditional UPDATE, committed at once.
+
+    The UPDATE is the transaction's first statement, so SQLite takes its write lock there
+    (waiting its busy timeout) instead of failing to upgrade a read made earlier.
+    """
+    try:
+        with transaction(sessions) as session:
+            claimed = session.execute(
+                update(Feed)
+                .where(Feed.id == feed_id,
+                       or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now))
+                .values(next_fetch_at=now + timedelta(minutes=interval))
+                .execution_options(synchronize_session=False))
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            feed = session.get(Feed, feed_id)
+            return None if feed is None else _target(feed)
+    except Exception:  # still due: the next round tries again
+        log.exception("claiming feed %s failed", feed_id)
+        return None
 
 
 def _target(feed: Feed) -> _Target:
@@ -268,13 +276,21 @@ def _fetch(sessions: sessionmaker[Session], settings: Settings, target: _Target,
 
 def _items(session: Session, target: _Target, entries: Sequence[FeedEntry],
            among: Sequence[str], today: date) -> list[FeedItem]:
-    """The feed's entries as items; an undated entry keeps the day it was first seen."""
+    """The feed's entries as items; an undated entry keeps the day it was first seen.
+
+    An entry whose item came from another feed (the same article, the same guid) is left
+    to that feed: two feeds saying different things must not rewrite it by turns.
+    """
     keyed = {entry.key(target.url): entry for entry in entries}
     seen: dict[str, date] = {}
     for chunk in _chunks(list(keyed), 500):
-        rows = session.execute(select(Item.source_key, Item.published)
+        rows = session.execute(select(Item.source_key, Item.published, Item.feed_id)
                                .where(Item.source_key.in_(chunk)))
-        seen.update((key, published) for key, published in rows)
+        for key, published, feed_id in rows:
+            if feed_id is not None and feed_id != target.id:
+                del keyed[key]
+            else:
+                seen[key] = published
     return [to_item(entry, key, entry.published or seen.get(key, today),
                     language=target.language, among=among, countries=target.countries)
             for key, entry in keyed.items()]
