@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from newsletter.cli.context import App, pass_app, user_errors
-from newsletter.cli.output import emit_json, json_option, table
+from newsletter.cli.output import cell, emit_json, json_option, table
 from newsletter.db import utcnow
 from newsletter.feeds import (
     FetchResult,
@@ -124,10 +124,10 @@ def show(app: App, name: str, as_json: bool) -> None:
     if as_json:
         emit_json(info)
         return
+    if info["next_fetch_at"] is None:
+        info["next_fetch_at"] = "now (due)"
     for key, value in info.items():
-        if isinstance(value, list):
-            value = ",".join(value)
-        click.echo(f"{key}: {'' if value is None else value}")
+        click.echo(f"{key}: {','.join(value) if isinstance(value, list) else cell(value)}")
 
 
 @feeds.command("remove")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
@@ -143,6 +144,16 @@ def test_what_is_not_a_feed_says_what_it_is() -> None:
         parse_feed(b"", SOURCE)
     with pytest.raises(FeedError, match="not an RSS or Atom feed"):
         parse_feed(b"\x89PNG\r\n\x1a\n\x00\x00", SOURCE, content_type="image/png")
+
+
+def test_external_entities_are_not_read(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("PRIVATE-KEY-MATERIAL")
+    raw = (f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "{secret.as_uri()}">]>'
+           '<rss version="2.0"><channel><title>t</title><item><guid>urn:x:1</guid>'
+           "<title>A &x; B</title><description>C &x; D</description></item></channel></rss>")
+    (entry,) = parse_feed(raw.encode(), SOURCE).entries
+    assert (entry.title, entry.paragraphs) == ("A B", ("C D",))  # the entity reads as nothing
 
 
 def test_to_item_language_and_countries() -> None:
