@@ -218,7 +218,8 @@ def _body(entry: Mapping[str, Any]) -> str:
 
 def _url(value: str) -> str | None:
     value = value.strip()
-    if len(value) > MAX_URL_LENGTH or not _HTTP_URL.fullmatch(value):
+    if (len(value) > MAX_URL_LENGTH or not _HTTP_URL.fullmatch(value)
+            or UNUSABLE.search(value)):
         return None
     return value
 

@@ -119,6 +119,9 @@ def test_an_entry_is_found_by_guid_else_link_else_title_and_date() -> None:
     assert d.key(SOURCE) != d.key("https://other.example/feed")
     assert c.key(SOURCE) != c.key("https://other.example/feed")
     assert len({e.key(SOURCE) for e in entries}) == 4
+    (odd,) = parse_feed(rss("<item><title>E</title><link>https://a.example/\x7f</link>"
+                            "</item>"), SOURCE).entries
+    assert (odd.url, odd.identity) == (None, "title:e\n")  # no address a mail can carry
 
 
 def test_titles_are_one_line_within_the_column_and_untitled_notes_borrow_their_words() -> None:
