@@ -112,7 +112,7 @@ def approve(session: Session, issue: Issue, by: str, note: str | None = None, *,
     _in_review(issue, "approved")
     asked = submitter(session, issue)
     if asked is not None and asked.casefold() == name.casefold():
-        raise ApprovalError(f"{name} submitted issue {issue.slug!r}: somebody else must "
+        raise ApprovalError(f"{asked} submitted issue {issue.slug!r}: somebody else must "
                             "approve it (nobody approves their own issue)")
     issue.review = "approved"
     return _record(session, issue, "approved", name, text, now)

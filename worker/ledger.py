@@ -415,3 +415,13 @@ def has_pending(session: Session, issue_id: int) -> bool:
     return bool(session.scalar(
         select(exists().where(Delivery.issue_id == issue_id, Delivery.status.in_(PENDING)))
     ))
+
+
+def release_times(session: Session, issue_id: int) -> list[tuple[datetime | None, int]]:
+    """Rows never tried yet, by the time they may go (None: at once), earliest first."""
+    rows = session.execute(
+        select(Delivery.not_before, func.count())
+        .where(Delivery.issue_id == issue_id, Delivery.status == "queued")
+        .group_by(Delivery.not_before)
+        .order_by(Delivery.not_before.is_not(None), Delivery.not_before))
+    return [(when, int(n)) for when, n in rows]
