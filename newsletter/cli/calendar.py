@@ -140,8 +140,9 @@ def _review_command(name: str, step: str, note_required: bool) -> click.Command:
     @click.argument("slug")
     @click.option("--by", "by", required=True, metavar="NAME",
                   help="Who takes this step (recorded with the time).")
-    @click.option("--note", default=None, required=note_required,
-                  help="Why; required to reject.")
+    @click.option("--note", default=None,
+                  help="Why (free text); required to reject." if note_required
+                  else "Why (free text, optional).")
     @pass_app
     @user_errors
     def command(app: App, slug: str, by: str, note: str | None) -> None:
