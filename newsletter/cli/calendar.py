@@ -13,6 +13,7 @@ from newsletter.audience import audience_report
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.output import emit_json, json_option, table
 from newsletter.db import utcnow
+from newsletter.issue_calendar import series_of
 from newsletter.issues import get_issue, targets_of
 from newsletter.models import Issue
 from newsletter.words import plural
@@ -22,7 +23,7 @@ def _zone(session: Session, issue: Issue, given: str | None) -> tuple[str, str]:
     """The zone times are read in, and where it came from (said to the user)."""
     if given is not None:
         return schedules.parse_zone(given), "--timezone"
-    series, zone = schedules.series_of(session, issue)
+    series, zone = series_of(session, issue)
     if zone:
         return zone, f"the zone of series {series}"
     return "UTC", "no --timezone given and no series"
@@ -166,7 +167,7 @@ def describe_issue(app: App, slug: str) -> dict[str, Any]:
     settings = app.settings
     with app.sessions() as session:
         issue = get_issue(session, slug)
-        series, _zone = schedules.series_of(session, issue)
+        series, _zone = series_of(session, issue)
         lists, segments = targets_of(session, issue)
         report = audience_report(session, issue, settings.languages, settings.default_language)
         steps = approval.history(session, issue)

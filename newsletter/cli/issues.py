@@ -11,6 +11,7 @@ from newsletter.approval import APPROVAL_POLICIES
 from newsletter.audience import AudienceReport, audience_report
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.output import emit_json, json_option, table
+from newsletter.issue_calendar import calendar
 from newsletter.issues import (
     content_of,
     countries_of,
@@ -20,7 +21,6 @@ from newsletter.issues import (
 )
 from newsletter.preview import preview_variants, write_preview
 from newsletter.render import FOCUS_POLICIES, sender_from
-from newsletter.schedules import calendar
 from newsletter.words import plural
 from subscribers.queries import audience
 
