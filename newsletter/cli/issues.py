@@ -78,6 +78,8 @@ def create(app: App, slug: str, date_from: datetime, date_to: datetime,
       newsletter issues create 2019-10 --from 2019-10-01 --to 2019-10-31 \\
           --title es="Boletín de octubre" --title en="October news" \\
           --intro-file es=intro-es.txt --list partners
+      newsletter issues create 2026-w49 --from 2026-11-30 --to 2026-12-06 \\
+          --title es="Boletín semanal" --approval required
     """
     settings = app.settings
     languages = settings.languages
