@@ -135,3 +135,8 @@ def test_cli_send_waits_for_approval_and_show_tells_who(runner: CliRunner,
     assert "approved" in invoke(runner, "issues", "show", "w49")
     sent = invoke(runner, "issues", "send", "w49")
     assert "1 new delivery planned" in sent
+    # an issue sent at once (never scheduled): no not_before, and the plain status counts
+    rows = json.loads(invoke(runner, "issues", "deliveries", "w49", "--json"))
+    assert [(r["status"], r["not_before"]) for r in rows] == [("sent", None)]
+    status = json.loads(invoke(runner, "issues", "status", "w49", "--json"))
+    assert status["sent"] == 1 and "due" in status  # approval was required: it says so
