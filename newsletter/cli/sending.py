@@ -68,7 +68,13 @@ def send(app: App, slug: str, no_wait: bool, as_json: bool) -> None:
 
     refuse_insecure_mailing(app)
     with app.sessions() as session:
-        report = audience_report(session, get_issue(session, slug), app.settings.languages,
+        issue = get_issue(session, slug)
+        if issue.status == "scheduled" and issue.send_at and issue.send_at > utcnow():
+            raise click.ClickException(
+                f"issue {slug} is scheduled: sending starts {iso_utc(issue.send_at)} "
+                "(`newsletter scheduler` starts it); to send it now, `newsletter issues "
+                f"unschedule {slug}` first")
+        report = audience_report(session, issue, app.settings.languages,
                                  app.settings.default_language)
     if not as_json and report.recipients:
         print_audience(report)

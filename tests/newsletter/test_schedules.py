@@ -200,6 +200,7 @@ def test_cli_schedule_deliveries_status_and_show(cli_runner: CliRunner) -> None:
     assert shown["status"] == "scheduled" and len(shown["items"]) == 10
     assert shown["audience"]["recipients"] == 4
 
+    assert "unschedule w49` first" in invoke(cli_runner, "issues", "send", "w49", code=1)
     assert "draft again; 4 planned deliveries removed" in invoke(
         cli_runner, "issues", "unschedule", "w49")
     assert json.loads(invoke(cli_runner, "issues", "deliveries", "w49", "--json")) == []
