@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter.approval import sendable
 from newsletter.audience import audience_report
 from newsletter.db import utcnow
 from newsletter.errors import NewsletterError
@@ -30,6 +31,8 @@ from newsletter.render import (
     render_variant,
     sender_from,
 )
+from newsletter.schedules import send_times
+from newsletter.settings import Settings
 from subscribers.suppressions import suppress
 from subscribers.tokens import subscriber_links
 from worker import ledger
@@ -289,6 +292,20 @@ def enqueue(runtime: Runtime, issue_id: int, ranges: list[tuple[int, int]],
             progress(counts(runtime, issue_id))
 
 
+def plan_issue(settings: Settings, session: Session, issue: Issue) -> int:
+    """Plan the ledger for everyone in the issue's audience who has no row yet, each row
+    with its not_before (the schedule's instant, or the local time in their zone)."""
+    return ledger.plan(
+        session,
+        issue.id,
+        languages=settings.languages,
+        default_language=settings.default_language,
+        focus_countries=sorted(countries_of(issue)),
+        audience=audience_of(session, issue),
+        not_before=send_times(issue),
+    )
+
+
 def send_issue(
     runtime: Runtime,
     slug: str,
@@ -314,14 +331,10 @@ def send_issue(
                         + ("; `newsletter issues resume` it first" if issue.status == "paused"
                            else "; it cannot be sent")
                     )
-                planned = ledger.plan(
-                    session,
-                    issue.id,
-                    languages=settings.languages,
-                    default_language=settings.default_language,
-                    focus_countries=sorted(countries_of(issue)),
-                    audience=audience_of(session, issue),
-                )
+                why = sendable(issue)
+                if why:
+                    raise SendError(f"issue {slug!r} {why}")
+                planned = plan_issue(settings, session, issue)
                 if not ledger.total(session, issue.id):
                     raise SendError(audience_report(
                         session, issue, settings.languages, settings.default_language
