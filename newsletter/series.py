@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.approval import submit
 from newsletter.cadence import (
     Occurrence,
     Period,
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,51}$")  # + "-YYYY-MM-DD-HHMM" fits an issue slug
 APPROVALS = ("none", "required")
 WINDOWS = ("period", "since-last")
-REVIEW_AHEAD = timedelta(hours=24)  # default build-ahead when approval is required
+REVIEW_AHEAD = timedelta(hours=24)  # default build-ahead with approval or local time
 MAX_BUILD_AHEAD_HOURS = 24 * 31
 NUMBER_ROOM = 20  # characters a title keeps free for " No. 12345"
 SHOWN_OCCURRENCES = 5
@@ -120,7 +121,10 @@ def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str
                           "issue is never empty)")
     ahead = spec.build_ahead_hours
     if ahead is None:
-        ahead = REVIEW_AHEAD.total_seconds() / 3600 if spec.approval == "required" else 0
+        # time to approve; and a local-time send starts when the first zone reaches the
+        # hour, up to a day before the series' own zone does
+        ahead = (REVIEW_AHEAD.total_seconds() / 3600
+                 if spec.approval == "required" or spec.local_time else 0)
     if not 0 <= ahead <= MAX_BUILD_AHEAD_HOURS:
         raise SeriesError(f"--build-ahead {ahead:g}: give hours from 0 to "
                           f"{MAX_BUILD_AHEAD_HOURS}")
@@ -494,6 +498,9 @@ def _build(session: Session, settings: Settings, series: Series, period: Period,
         kept = [e.item for e in issue.entries if e.item.feed_id in feed_ids]
         issue.entries = [IssueItem(item=item, position=n) for n, item in enumerate(kept)]
     issue.series_id, issue.number, issue.approval = series.id, number, series.approval
+    if series.approval == "required":
+        # built by the calendar, so it goes straight to review: anyone may approve it
+        submit(session, issue, f"series {series.slug}", "built by the calendar", now=now)
     row.status, row.reason, row.number = "built", "", number
     session.flush()
     row.issue_id = issue.id
@@ -504,10 +511,11 @@ def _build(session: Session, settings: Settings, series: Series, period: Period,
         # once, and the send side's own catch-up limit applies to it
         if series.local_time:
             schedule_issue(session, issue, local_time=occurrence.local.time(),
-                           on=occurrence.local.date(), timezone=series.timezone, now=now)
+                           on=occurrence.local.date(), timezone=series.timezone, now=now,
+                           past_ok=not manual)
         else:
             schedule_issue(session, issue, at=occurrence.utc, timezone=series.timezone,
-                           now=now)
+                           now=now, past_ok=not manual)
         send_at = issue.send_at
     else:
         row.reason = (f"built after its send time ({_utc(occurrence.utc)}): left a draft; "

@@ -95,7 +95,7 @@ def series() -> None:
               help="Send at the occurrence's wall time in each subscriber's own zone.")
 @click.option("--build-ahead", "build_ahead", type=float, default=None,
               help="Build each issue this many hours before it goes out [default: 0; 24 "
-                   "with --approval required].")
+                   "with --approval required or --local-time].")
 @pass_app
 @user_errors
 def create(app: App, slug: str, every: str | None, rrule_text: str | None, timezone: str,

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.approval import approve, sendable
 from newsletter.cli import cli
 from newsletter.errors import NewsletterError
 from newsletter.models import Feed, Issue, Item, Series, SeriesPeriod
@@ -30,6 +31,7 @@ from newsletter.series import (
 )
 from newsletter.settings import Settings
 from subscribers.lists import create_list, delete_list
+from subscribers.people import NewSubscriber, add
 
 NOW = datetime(2026, 12, 6, 13, 0)  # Sunday; 07:00 in Costa Rica (UTC-6, no DST)
 MONDAY = datetime(2026, 12, 7, 15, 0)  # Monday 09:00 in Costa Rica
@@ -167,6 +169,32 @@ def test_building_ahead_for_approval_and_the_window_it_covers(
     [issue] = issues_of(sessions)
     assert (issue.approval, issue.send_at, issue.series_id is not None) == (
         "required", MONDAY, True)
+    # built by the calendar, it waits in review; anyone may approve it, and it goes out
+    # only once approved
+    assert issue.review == "in_review"
+    with sessions() as session, session.begin():
+        issue = session.get(Issue, issue.id)
+        assert issue is not None
+        assert sendable(issue) is not None
+        approve(session, issue, "Luis", "ok", now=MONDAY - timedelta(hours=2))
+        assert sendable(issue) is None
+
+
+def test_a_local_time_series_schedules_each_reader_at_the_hour_in_their_zone(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    add_items(sessions, date(2026, 12, 4))
+    make_series(sessions, settings, local_time=True)
+    with sessions() as session, session.begin():
+        for email, country in (("ana@example.org", "ES"), ("lu@example.org", "CR")):
+            add(session, NewSubscriber(email, country=country), default_language="es")
+    # built a day ahead by default, before 09:00 comes anywhere
+    assert build_due(sessions, settings, MONDAY - timedelta(hours=24, minutes=1)) == []
+    [built] = build_due(sessions, settings, MONDAY - timedelta(hours=24))
+    assert built.status == "built"
+    [issue] = issues_of(sessions)
+    assert (issue.status, issue.send_local_time, issue.send_on, issue.schedule_timezone) == (
+        "scheduled", "09:00", date(2026, 12, 7), CR)
+    assert issue.send_at == datetime(2026, 12, 7, 8, 0)  # 09:00 in Madrid comes first
 
 
 def test_manual_build_twice_gives_one_issue_and_an_old_period_stays_a_draft(
