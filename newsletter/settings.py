@@ -101,6 +101,15 @@ class Settings(BaseSettings):
     feed_timeout_seconds: float = 20.0
     feed_max_bytes: int = 5_000_000
 
+    @field_validator("scheduler_seconds", "catch_up_hours", "feed_timeout_seconds",
+                     "feed_max_bytes")
+    @classmethod
+    def _positive(cls, value: float, info: ValidationInfo) -> float:
+        if not value > 0:  # also refuses NaN
+            name = f"NEWSLETTER_{(info.field_name or '').upper()}"
+            raise ValueError(f"{name}: {value!r} must be a number above 0")
+        return value
+
     @field_validator("languages")
     @classmethod
     def _editions(cls, value: list[str]) -> list[str]:

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from newsletter.approval import sendable
 from newsletter.audience import audience_report
 from newsletter.db import utcnow
 from newsletter.errors import NewsletterError
@@ -30,6 +31,8 @@ from newsletter.render import (
     render_variant,
     sender_from,
 )
+from newsletter.schedules import send_times
+from newsletter.settings import Settings
 from subscribers.suppressions import suppress
 from subscribers.tokens import subscriber_links
 from worker import ledger
@@ -289,20 +292,27 @@ def enqueue(runtime: Runtime, issue_id: int, ranges: list[tuple[int, int]],
             progress(counts(runtime, issue_id))
 
 
-def _prepare(
-    runtime: Runtime, session: Session, issue: Issue
-) -> tuple[int, list[Variant], list[tuple[int, int]]]:
-    """Plan the ledger (newcomers get a row), render the variants it needs, and find the
-    ranges claimable now: what `issues send` and the scheduler both do before enqueueing."""
-    settings = runtime.settings
-    planned = ledger.plan(
+def plan_issue(settings: Settings, session: Session, issue: Issue) -> int:
+    """Plan the ledger for everyone in the issue's audience who has no row yet, each row
+    with its not_before (the schedule's instant, or the local time in their zone)."""
+    return ledger.plan(
         session,
         issue.id,
         languages=settings.languages,
         default_language=settings.default_language,
         focus_countries=sorted(countries_of(issue)),
         audience=audience_of(session, issue),
+        not_before=send_times(issue),
     )
+
+
+def _prepare(
+    runtime: Runtime, session: Session, issue: Issue
+) -> tuple[int, list[Variant], list[tuple[int, int]]]:
+    """Plan the ledger (newcomers get a row), render the variants it needs, and find the
+    ranges claimable now: what `issues send` and the scheduler both do before enqueueing."""
+    settings = runtime.settings
+    planned = plan_issue(settings, session, issue)
     if not ledger.total(session, issue.id):
         raise SendError(audience_report(
             session, issue, settings.languages, settings.default_language
@@ -323,7 +333,8 @@ def start_issue(
     transaction: a second scheduler waits for it and then finds nothing to claim, and a
     process that dies before the commit leaves the issue scheduled for the next round.
     After the commit the ledger carries on its own (the sweep re-enqueues what a dead
-    process left). Returns None when the issue was not ours to start."""
+    process left). Whether it may go out (approval, catch-up) is the caller's to decide
+    (worker/scheduler.py). Returns None when the issue was not ours to start."""
     for attempt in (1, 2):
         try:
             with runtime.sessions() as session, session.begin():
@@ -376,6 +387,9 @@ def send_issue(
                         + ("; `newsletter issues resume` it first" if issue.status == "paused"
                            else "; it cannot be sent")
                     )
+                why = sendable(issue)
+                if why:
+                    raise SendError(f"issue {slug!r} {why}")
                 planned, needed, ranges = _prepare(runtime, session, issue)
                 issue_id = issue.id
             break

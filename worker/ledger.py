@@ -8,13 +8,15 @@ died), can be claimed again; cancelling an issue turns what is left into cancell
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Table,
     and_,
     case,
@@ -32,6 +34,7 @@ from sqlalchemy.orm import Session
 from newsletter.db import utcnow
 from newsletter.models import DELIVERY_STATUSES, Delivery
 from newsletter.render import Variant
+from newsletter.schedules import LocalTimes, timezone_attribute
 from subscribers.models import Subscriber
 from subscribers.validate import best_edition
 
@@ -59,12 +62,15 @@ def plan(
     default_language: str,
     focus_countries: Sequence[str],
     audience: ColumnElement[bool],
+    not_before: datetime | LocalTimes | None = None,
 ) -> int:
     """Add a queued row for everyone in `audience` without one, in one INSERT ... SELECT.
 
     The variant is fixed here: the best edition for the subscriber's language (`best_edition`:
     the tag, its primary language, else the default), and their country only if some item
-    of the issue is about it (everyone else shares the regional order).
+    of the issue is about it (everyone else shares the regional order). `not_before` is
+    when a row may first be claimed: None (now), one instant, or a local time in each
+    subscriber's zone (`LocalTimes`).
     """
     now = utcnow()
     existing = select(Delivery.id).where(
@@ -84,13 +90,41 @@ def plan(
         literal(0),
         literal(now),
         literal(now),
+        _not_before(session, audience, not_before),
     ).where(audience, ~existing.exists())
     columns = ["issue_id", "subscriber_id", "language", "country", "status", "attempts",
-               "created_at", "updated_at"]
+               "created_at", "updated_at", "not_before"]
     before = total(session, issue_id)
     session.execute(insert(Delivery).from_select(columns, source))
     # rowcount of INSERT ... SELECT is not reliable across drivers (psycopg may say -1)
     return total(session, issue_id) - before
+
+
+def _not_before(
+    session: Session, audience: ColumnElement[bool], when: datetime | LocalTimes | None
+) -> ColumnElement[Any]:
+    """The not_before column of a plan. For a local-time send, a CASE over the audience's
+    distinct `timezone` attributes and countries, mapped to instants here (the same on
+    every database): a valid attribute first, then the country's zone, else the fallback."""
+    if not isinstance(when, LocalTimes):
+        return cast(ColumnElement[Any], literal(when, DateTime()))
+    attribute = timezone_attribute()
+    by_attribute: defaultdict[datetime, list[str]] = defaultdict(list)
+    for value in session.scalars(select(attribute).where(audience).distinct()):
+        instant = when.for_attribute(value)
+        if instant is not None and isinstance(value, str):
+            by_attribute[instant].append(value)
+    by_country: defaultdict[datetime, list[str]] = defaultdict(list)
+    for code in session.scalars(select(Subscriber.country).where(audience).distinct()):
+        if code:
+            by_country[when.for_country(code)].append(code)
+    whens: list[tuple[ColumnElement[bool], Any]] = [
+        (attribute.in_(values), literal(instant, DateTime()))
+        for instant, values in sorted(by_attribute.items())]
+    whens += [(Subscriber.country.in_(codes), literal(instant, DateTime()))
+              for instant, codes in sorted(by_country.items())]
+    fallback = literal(when.for_country(None), DateTime())
+    return case(*whens, else_=fallback) if whens else fallback
 
 
 def total(session: Session, issue_id: int) -> int:
@@ -109,9 +143,15 @@ def variants(session: Session, issue_id: int) -> list[Variant]:
     return [Variant(language, country) for language, country in rows]
 
 
+def due(now: datetime) -> ColumnElement[bool]:
+    """A row whose time has come: no not_before, or it has passed."""
+    return or_(Delivery.not_before.is_(None), Delivery.not_before <= now)
+
+
 def claimable(issue_id: int, now: datetime) -> ColumnElement[bool]:
     return and_(
         Delivery.issue_id == issue_id,
+        due(now),
         or_(
             Delivery.status == "queued",
             and_(Delivery.status == "deferred",
@@ -150,7 +190,8 @@ def lost_ranges(
     session: Session, issue_id: int, size: int, requeue_after: timedelta
 ) -> list[tuple[int, int]]:
     """What the sweeper enqueues: expired leases, retries that are due, and queued rows
-    whose task has not claimed them for `requeue_after` (lost with a broker restart)."""
+    whose task has not claimed them for `requeue_after` (lost with a broker restart), or
+    whose not_before has come since (a local-time row released at its hour)."""
     now = utcnow()
     where = and_(
         Delivery.issue_id == issue_id,
@@ -164,8 +205,9 @@ def lost_ranges(
                  or_(Delivery.enqueued_at.is_(None),
                      Delivery.enqueued_at < Delivery.next_attempt_at,
                      Delivery.enqueued_at < now - requeue_after)),
-            and_(Delivery.status == "queued",
+            and_(Delivery.status == "queued", due(now),
                  or_(Delivery.enqueued_at.is_(None),
+                     Delivery.enqueued_at < Delivery.not_before,
                      Delivery.enqueued_at < now - requeue_after)),
         ),
     )
@@ -173,11 +215,14 @@ def lost_ranges(
 
 
 def mark_enqueued(session: Session, issue_id: int, lo: int, hi: int) -> None:
+    """Note that a task is on its way for the rows of [lo, hi] it can take (a row whose
+    not_before is still ahead stays unmarked: the sweeper hands it out at its hour)."""
+    now = utcnow()
     session.execute(
         update(Delivery)
         .where(Delivery.issue_id == issue_id, Delivery.id.between(lo, hi),
-               Delivery.status.in_(PENDING))
-        .values(enqueued_at=utcnow())
+               Delivery.status.in_(PENDING), due(now))
+        .values(enqueued_at=now)
     )
 
 
@@ -370,3 +415,13 @@ def has_pending(session: Session, issue_id: int) -> bool:
     return bool(session.scalar(
         select(exists().where(Delivery.issue_id == issue_id, Delivery.status.in_(PENDING)))
     ))
+
+
+def release_times(session: Session, issue_id: int) -> list[tuple[datetime | None, int]]:
+    """Rows never tried yet, by the time they may go (None: at once), earliest first."""
+    rows = session.execute(
+        select(Delivery.not_before, func.count())
+        .where(Delivery.issue_id == issue_id, Delivery.status == "queued")
+        .group_by(Delivery.not_before)
+        .order_by(Delivery.not_before.is_not(None), Delivery.not_before))
+    return [(when, int(n)) for when, n in rows]

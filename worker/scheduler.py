@@ -23,7 +23,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.approval import sendable
+from newsletter.feeds import FetchResult, fetch_due
 from newsletter.models import Issue
+from newsletter.series import PeriodResult, build_due
 from newsletter.settings import Settings
 from worker import lease
 from worker.control import sweep
@@ -63,8 +66,8 @@ class RoundReport:
     holder: str
     ran: bool = False
     held_by: str = ""
-    feeds: list[Any] = field(default_factory=list)
-    periods: list[Any] = field(default_factory=list)
+    feeds: list[FetchResult] = field(default_factory=list)
+    periods: list[PeriodResult] = field(default_factory=list)
     started: list[Started] = field(default_factory=list)
     not_sent: list[NotSent] = field(default_factory=list)
     swept: dict[str, int] = field(default_factory=dict)  # batches handed back, per issue
@@ -94,9 +97,9 @@ class RoundReport:
         }
 
 
-def _describe(result: Any) -> str:
-    """One log line for a feed's FetchResult or a series' PeriodResult."""
-    if hasattr(result, "feed"):  # newsletter.feeds.FetchResult
+def _describe(result: FetchResult | PeriodResult) -> str:
+    """One log line for a feed fetched or a series period built, skipped or failed."""
+    if isinstance(result, FetchResult):
         if result.status == "failed":
             return f"feed {result.feed} failed: {result.error}"
         if result.status == "not-modified":
@@ -114,7 +117,7 @@ def _describe(result: Any) -> str:
     return f"series {result.series} failed: {when} {result.reason}".replace("  ", " ")
 
 
-def _as_json(result: Any) -> Any:
+def _as_json(result: FetchResult | PeriodResult) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, date | datetime) else v
             for k, v in dataclasses.asdict(result).items()}
 
@@ -193,31 +196,15 @@ def run_round(runtime: Runtime, now: datetime, *, holder: str | None = None,
     return report
 
 
-def _missing(exc: ModuleNotFoundError, module: str) -> bool:
-    return exc.name == module
-
-
 def fetch_feeds(turn: _Turn, report: RoundReport) -> None:
     """(a) Fetch the feeds whose interval has passed (each claimed; one failing feed is a
     result, not an error)."""
-    try:
-        from newsletter.feeds import fetch_due  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError as exc:
-        if _missing(exc, "newsletter.feeds"):
-            return  # feeds are not part of this build
-        raise
-    report.feeds = list(fetch_due(turn.runtime.sessions, turn.runtime.settings, turn.now))
+    report.feeds = fetch_due(turn.runtime.sessions, turn.runtime.settings, turn.now)
 
 
 def build_series(turn: _Turn, report: RoundReport) -> None:
     """(b) Build each series' due period once (and schedule its issue), or record it skipped."""
-    try:
-        from newsletter.series import build_due  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError as exc:
-        if _missing(exc, "newsletter.series"):
-            return
-        raise
-    report.periods = list(build_due(turn.runtime.sessions, turn.runtime.settings, turn.now))
+    report.periods = build_due(turn.runtime.sessions, turn.runtime.settings, turn.now)
 
 
 def sweep_step(turn: _Turn, report: RoundReport) -> None:
@@ -259,20 +246,6 @@ def when(issue: Issue) -> str:
     return f"{local:%Y-%m-%d %H:%M} {name}"
 
 
-def not_sendable(issue: Issue) -> str | None:
-    """Why an issue may not go out (None: it may), by the approval rules."""
-    try:
-        from newsletter.approval import sendable  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError as exc:
-        if not _missing(exc, "newsletter.approval"):
-            raise
-        if issue.approval == "required" and issue.review != "approved":
-            return f"review: {issue.review or 'not submitted'}"
-        return None
-    reason: str | None = sendable(issue)
-    return reason
-
-
 def start_due(turn: _Turn, report: RoundReport) -> None:
     """(c) Start every scheduled issue that fell due, unless it is not approved or fell
     due longer ago than the catch-up limit: those go back to draft, with a note."""
@@ -291,7 +264,7 @@ def _start_one(turn: _Turn, report: RoundReport, issue_id: int) -> None:
         issue = session.get(Issue, issue_id)
         if issue is None or issue.status != "scheduled":
             return
-        slug, due_at, schedule, why = issue.slug, issue.send_at, when(issue), not_sendable(issue)
+        slug, due_at, schedule, why = issue.slug, issue.send_at, when(issue), sendable(issue)
     assert due_at is not None
     limit = runtime.settings.catch_up_hours
     note = ""

@@ -9,6 +9,7 @@ import logging
 
 import click
 
+from newsletter.cli.calendar import approve, reject, schedule, show, submit, unschedule
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.demo import demo
 from newsletter.cli.feeds import feeds
@@ -93,7 +94,8 @@ def db_upgrade(app: App) -> None:
     click.echo(f"database at {app.engine.url.render_as_string(hide_password=True)} is up to date")
 
 
-for command in (send, status, pause, resume, cancel, retry, deliveries, test_send):
+for command in (send, status, pause, resume, cancel, retry, deliveries, test_send,
+                schedule, unschedule, submit, approve, reject, show):
     issues.add_command(command)
 cli.add_command(items)
 cli.add_command(worker)

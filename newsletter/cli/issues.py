@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import click
 
+from newsletter.approval import APPROVAL_POLICIES
 from newsletter.audience import AudienceReport, audience_report
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.output import emit_json, json_option, table
+from newsletter.issue_calendar import calendar
 from newsletter.issues import (
     content_of,
     countries_of,
     create_issue,
     get_issue,
-    list_issues,
     split_language_value,
 )
 from newsletter.preview import preview_variants, write_preview
@@ -56,11 +57,16 @@ def issues() -> None:
               show_default=True,
               help="first: the reader's country first, then the region; only: just their "
                    "country; none: the regional order for everyone.")
+@click.option("--approval", type=click.Choice(APPROVAL_POLICIES), default="none",
+              show_default=True,
+              help="required: it goes out only once someone approves it (`issues submit`, "
+                   "`issues approve`).")
 @pass_app
 @user_errors
 def create(app: App, slug: str, date_from: datetime, date_to: datetime,
            titles: tuple[str, ...], intros: tuple[str, ...], intro_files: tuple[str, ...],
-           lists: tuple[str, ...], segments: tuple[str, ...], focus: str) -> None:
+           lists: tuple[str, ...], segments: tuple[str, ...], focus: str,
+           approval: str) -> None:
     """Create issue SLUG from the items published in a window, newest first.
 
     Prints who it will reach: how many subscribers in each edition, who gets another
@@ -72,6 +78,8 @@ def create(app: App, slug: str, date_from: datetime, date_to: datetime,
       newsletter issues create 2019-10 --from 2019-10-01 --to 2019-10-31 \\
           --title es="Boletín de octubre" --title en="October news" \\
           --intro-file es=intro-es.txt --list partners
+      newsletter issues create 2026-w49 --from 2026-11-30 --to 2026-12-06 \\
+          --title es="Boletín semanal" --approval required
     """
     settings = app.settings
     languages = settings.languages
@@ -85,6 +93,7 @@ def create(app: App, slug: str, date_from: datetime, date_to: datetime,
         issue = create_issue(session, slug, date_from.date(), date_to.date(), title,
                              titles=per_language, intros=intro_texts, languages=languages,
                              lists=lists, segments=segments, focus=focus)
+        issue.approval = approval
         count = len(issue.entries)
         report = audience_report(session, issue, languages, settings.default_language)
     click.echo(f"issue {slug} created with {plural(count, 'item')} ({date_from:%Y-%m-%d} to "
@@ -140,19 +149,49 @@ def _read_text(path: str) -> str:
 @pass_app
 @user_errors
 def list_cmd(app: App, as_json: bool) -> None:
-    """List issues, newest first.
+    """The calendar: every issue (newest first) with its status, approval, when it goes
+    out and its series and number, then the series periods that were skipped, and why.
+
+    --json prints one object per issue (kind "issue") followed by one per skipped
+    period (kind "skipped"); times are UTC, ISO 8601.
 
     \b
     Example:
       newsletter issues list --json
     """
     with app.sessions() as session:
-        rows = list_issues(session)
+        rows, skipped = calendar(session)
     if as_json:
-        emit_json([r.__dict__ for r in rows])
+        emit_json([{"kind": "issue", **r.as_dict()} for r in rows]
+                  + [{"kind": "skipped", **p.as_dict()} for p in skipped])
         return
-    table(None, ["issue", "from", "to", "items", "status", "title"],
-          [(r.slug, r.date_from, r.date_to, r.items, r.status, r.title) for r in rows])
+    table(None, ["issue", "from", "to", "items", "status", "approval", "goes out (UTC)",
+                 "series", "title"],
+          [(r.slug, r.date_from, r.date_to, r.items, r.status, _approval(r.approval, r.review),
+            _when(r.send_at, r.local_time, r.on, r.sent_at),
+            f"{r.series} No. {r.number}" if r.series else "", r.title) for r in rows])
+    if skipped:
+        table("skipped periods", ["series", "period of (UTC)", "window", "reason"],
+              [(p.series, p.occurs_at, f"{p.window_from} to {p.window_to}", p.reason)
+               for p in skipped])
+
+
+def _approval(policy: str, review: str) -> str:
+    if policy != "required":
+        return "-"
+    return {"": "needs submitting", "in_review": "waits for approval",
+            "approved": "approved", "rejected": "rejected"}.get(review, review)
+
+
+def _when(send_at: datetime | None, local_time: str | None, on: date | None,
+          sent_at: datetime | None) -> str:
+    if sent_at is not None:
+        return f"sent {sent_at:%Y-%m-%d %H:%M}"
+    if send_at is None:
+        return ""
+    if local_time:
+        return f"{local_time} local on {on} (from {send_at:%Y-%m-%d %H:%M})"
+    return f"{send_at:%Y-%m-%d %H:%M}"
 
 
 @issues.command("preview")

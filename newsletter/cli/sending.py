@@ -5,20 +5,27 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
 
 import click
+from rich.console import Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
+from newsletter.approval import sendable
 from newsletter.audience import audience_report
 from newsletter.cli.context import App, pass_app, refuse_insecure_mailing, user_errors
 from newsletter.cli.filtering import emit_rows, format_options
 from newsletter.cli.issues import print_audience
 from newsletter.cli.output import console, emit_json, json_option, table
+from newsletter.db import utcnow
 from newsletter.issues import get_issue
-from newsletter.models import DELIVERY_STATUSES
+from newsletter.models import DELIVERY_STATUSES, Issue
 from newsletter.render import Variant
+from newsletter.schedules import iso_utc
 from newsletter.variants import UnknownVariant, parse_variant
 from newsletter.words import plural
 from worker.runtime import Runtime
@@ -61,7 +68,13 @@ def send(app: App, slug: str, no_wait: bool, as_json: bool) -> None:
 
     refuse_insecure_mailing(app)
     with app.sessions() as session:
-        report = audience_report(session, get_issue(session, slug), app.settings.languages,
+        issue = get_issue(session, slug)
+        if issue.status == "scheduled" and issue.send_at and issue.send_at > utcnow():
+            raise click.ClickException(
+                f"issue {slug} is scheduled: sending starts {iso_utc(issue.send_at)} "
+                "(`newsletter scheduler` starts it); to send it now, `newsletter issues "
+                f"unschedule {slug}` first")
+        report = audience_report(session, issue, app.settings.languages,
                                  app.settings.default_language)
     if not as_json and report.recipients:
         print_audience(report)
@@ -108,7 +121,7 @@ def _advice(slug: str, counts: dict[str, int], broker: bool) -> None:
 
 
 def _status_table(slug: str, state: str, note: str, counts: dict[str, int],
-                  rate: dict[str, float]) -> Table:
+                  rate: dict[str, float], due: dict[str, Any]) -> Group:
     t = Table(title=f"issue {slug}: {state}", title_justify="left")
     t.add_column("status")
     t.add_column("messages", justify="right")
@@ -118,7 +131,23 @@ def _status_table(slug: str, state: str, note: str, counts: dict[str, int],
     t.caption = f"{rate['rate']:.1f} messages/s over the last minute; time left: {eta}"
     if note:
         t.caption += f"\n{note}"
-    return t
+    return Group(t, *(Text(line) for line in _due_lines(state, due)))
+
+
+def _due_lines(state: str, due: dict[str, Any]) -> list[str]:
+    """What is due when, one line each, under the table."""
+    lines = []
+    if due["send_at"] and state == "scheduled":
+        when = (f"{due['local_time']} in each subscriber's zone, from {due['send_at']}"
+                if due["local_time"] else due["send_at"])
+        lines.append(f"scheduled: sending starts {when}")
+    lines += [f"{plural(group['deliveries'], 'delivery', 'deliveries')} not before "
+              f"{group['not_before']}" for group in due["pending"] if group["not_before"]]
+    if due["next_release"]:
+        lines.append(f"next release: {due['next_release']}")
+    if due["waiting_for"]:
+        lines.append(f"it {due['waiting_for']}; unless approved by then it does not go out")
+    return lines
 
 
 @click.command("status")
@@ -131,26 +160,38 @@ def _status_table(slug: str, state: str, note: str, counts: dict[str, int],
 def status(app: App, slug: str, watch: bool, interval: float, as_json: bool) -> None:
     """Show issue SLUG's deliveries by status, the current rate and the time left.
 
-    --json prints one count per status, e.g. {"queued": 0, "sent": 99998, "bounced": 2, ...}.
+    Also says what is due when: the scheduled start, the untried deliveries grouped by
+    the time they may go (not_before, UTC), the next release, and whether approval is
+    missing. --json prints one count per status, e.g. {"queued": 0, "sent": 99998,
+    "bounced": 2, ...}; for a scheduled issue (or one that needs approval) also "due":
+    issue_status, send_at, local_time, timezone, pending: [{not_before, deliveries}],
+    next_release and waiting_for (what approval is missing).
 
     \b
     Example:
       newsletter issues status 2019-10 --watch
     """
     from worker.control import progress
-    from worker.ledger import PENDING, counts
+    from worker.ledger import PENDING, counts, release_times
 
-    def snapshot() -> tuple[Table, dict[str, int]]:
+    def snapshot() -> tuple[Group, dict[str, int]]:
         with app.sessions() as session:
             issue = get_issue(session, slug)
             by_status = counts(session, issue.id)
             state, note = issue.status, issue.status_note
-        return _status_table(slug, state, note, by_status,
-                             progress(app.sessions, slug)), by_status
+            plan = _due(issue, release_times(session, issue.id))
+        return _status_table(slug, state, note, by_status, progress(app.sessions, slug),
+                             plan), by_status
 
     shown, by_status = snapshot()
     if as_json:
-        emit_json(by_status)
+        with app.sessions() as session:
+            issue = get_issue(session, slug)
+            plan = _due(issue, release_times(session, issue.id))
+        calendar = (plan["send_at"] or plan["waiting_for"] or issue.approval == "required"
+                    or any(group["not_before"] for group in plan["pending"]))
+        # an issue sent at once keeps the plain counts (programs compare the whole object)
+        emit_json({**by_status, "due": plan} if calendar else by_status)
         return
     if not watch:
         console.print(shown)
@@ -160,6 +201,22 @@ def status(app: App, slug: str, watch: bool, interval: float, as_json: bool) -> 
             time.sleep(interval)
             shown, by_status = snapshot()
             live.update(shown)
+
+
+def _due(issue: Issue, times: list[tuple[datetime | None, int]]) -> dict[str, Any]:
+    """What is due when: the issue's start, its untried deliveries by release time, the
+    next release, and (for an issue that needs approval) why it would not go out."""
+    now = utcnow()
+    later = [when for when, _n in times if when is not None and when > now]
+    return {
+        "issue_status": issue.status,
+        "send_at": iso_utc(issue.send_at),
+        "local_time": issue.send_local_time,
+        "timezone": issue.schedule_timezone,
+        "pending": [{"not_before": iso_utc(when), "deliveries": n} for when, n in times],
+        "next_release": iso_utc(min(later)) if later else None,
+        "waiting_for": sendable(issue),
+    }
 
 
 @click.command("pause")
@@ -254,6 +311,9 @@ def deliveries(app: App, slug: str, only: str | None, limit: int | None, as_json
                as_csv: bool) -> None:
     """List issue SLUG's deliveries: who, in which state, and what the server said.
 
+    `not_before` is the earliest a delivery may go (UTC; ISO 8601 with its offset in
+    --json and --csv): the scheduled time, or the local time in the subscriber's zone.
+
     \b
     Example:
       newsletter issues deliveries 2019-10 --status bounced
@@ -264,11 +324,12 @@ def deliveries(app: App, slug: str, only: str | None, limit: int | None, as_json
     with app.sessions() as session:
         issue = get_issue(session, slug)
         rows = [(email, d.status, Variant(d.language, d.country).label, d.attempts,
-                 d.smtp_code, d.last_reply, queue_id(d.last_reply or ""), d.relay, d.sent_at)
+                 d.smtp_code, d.last_reply, queue_id(d.last_reply or ""), d.relay, d.sent_at,
+                 iso_utc(d.not_before) if as_json or as_csv else d.not_before)
                 for d, email in rows_of(session, issue.id, only, limit)]
     emit_rows(f"issue {slug}: {len(rows)} deliveries",
               ["email", "status", "variant", "attempts", "code", "reply", "queue_id", "relay",
-               "sent_at"],
+               "sent_at", "not_before"],
               rows, as_json=as_json, as_csv=as_csv)
 
 

@@ -181,3 +181,14 @@ def test_a_reply_to_that_trips_the_header_parser_is_refused(value: str) -> None:
     """Found by the fuzz: the email package raised AttributeError on these."""
     with pytest.raises(SettingsError, match="^NEWSLETTER_REPLY_TO: .* not one address"):
         load_settings(reply_to=value)
+
+
+@pytest.mark.parametrize("field", ["scheduler_seconds", "catch_up_hours",
+                                   "feed_timeout_seconds", "feed_max_bytes"])
+@pytest.mark.parametrize("value", ["0", "-5", "nan"])
+def test_the_calendars_durations_and_sizes_must_be_above_zero(field: str, value: str) -> None:
+    if field == "feed_max_bytes" and value == "nan":
+        value = "-1"  # an integer setting: "nan" does not even parse
+    with pytest.raises(SettingsError, match=f"NEWSLETTER_{field.upper()}: .*above 0"):
+        load_settings(**{field: value})
+    assert getattr(load_settings(**{field: "3"}), field) == 3

@@ -1,0 +1,151 @@
+"""Approval: an issue created with approval "required" goes out only once approved.
+
+The review is its own axis beside the issue's status: "" (not submitted) -> in_review ->
+approved | rejected; a rejected issue can be changed and submitted again. Nobody approves
+an issue they submitted. Every step is an IssueReview row: who, what, when, and a note.
+Pure of the clock: `now` (naive UTC) is passed in.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.errors import NewsletterError
+from newsletter.models import Issue, IssueReview
+
+APPROVAL_POLICIES = ("none", "required")
+MAX_NAME = 200
+MAX_NOTE = 2000
+# steps that can still change: a sent, sending or cancelled issue's review is history
+REVIEWABLE = ("draft", "scheduled")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class ApprovalError(NewsletterError):
+    """An approval step cannot be taken as asked."""
+
+
+def clean_name(raw: str) -> str:
+    """Who took a step: free text on one line, 1-200 characters once trimmed."""
+    name = unicodedata.normalize("NFC", raw).strip()
+    if not name:
+        raise ApprovalError("--by is empty: give the name of the person taking this step")
+    if _NAME_CONTROL.search(name):
+        raise ApprovalError("--by holds a line break or a control character: give a name "
+                            "on one line")
+    if len(name) > MAX_NAME:
+        raise ApprovalError(f"--by is longer than {MAX_NAME} characters: give a shorter name")
+    return name
+
+
+def clean_note(raw: str | None) -> str:
+    """A note: free text (line breaks allowed), at most 2000 characters once trimmed."""
+    note = unicodedata.normalize("NFC", (raw or "").replace("\r\n", "\n")).strip()
+    if _CONTROL.search(note):
+        raise ApprovalError("--note holds a control character: give plain text")
+    if len(note) > MAX_NOTE:
+        raise ApprovalError(f"--note is longer than {MAX_NOTE} characters: shorten it")
+    return note
+
+
+def _check(issue: Issue, step: str) -> None:
+    if issue.approval != "required":
+        raise ApprovalError(
+            f"issue {issue.slug!r} does not need approval (it was created with --approval "
+            "none): nothing to submit, approve or reject")
+    if issue.status not in REVIEWABLE:
+        raise ApprovalError(f"issue {issue.slug!r} is {issue.status}: it can no longer be "
+                            f"{step}")
+
+
+def _record(session: Session, issue: Issue, action: str, by: str, note: str,
+            now: datetime) -> IssueReview:
+    step = IssueReview(issue_id=issue.id, action=action, by=by, note=note, at=now)
+    session.add(step)
+    session.flush()
+    return step
+
+
+def submit(session: Session, issue: Issue, by: str, note: str | None = None, *,
+           now: datetime) -> IssueReview:
+    """Ask for approval: a draft or a rejected issue goes into review."""
+    _check(issue, "submitted")
+    name, text = clean_name(by), clean_note(note)
+    if issue.review == "in_review":
+        raise ApprovalError(f"issue {issue.slug!r} is already in review: `newsletter issues "
+                            f"approve {issue.slug} --by NAME` or `reject` it")
+    if issue.review == "approved":
+        raise ApprovalError(f"issue {issue.slug!r} is already approved")
+    issue.review = "in_review"
+    return _record(session, issue, "submitted", name, text, now)
+
+
+def submitter(session: Session, issue: Issue) -> str | None:
+    """Who submitted the issue for the review now under way."""
+    return session.scalar(
+        select(IssueReview.by)
+        .where(IssueReview.issue_id == issue.id, IssueReview.action == "submitted")
+        .order_by(IssueReview.at.desc(), IssueReview.id.desc())
+        .limit(1))
+
+
+def _in_review(issue: Issue, step: str) -> None:
+    if issue.review != "in_review":
+        state = {"": "has not been submitted", "approved": "is already approved",
+                 "rejected": "was rejected"}.get(issue.review, f"is {issue.review}")
+        hint = (f": `newsletter issues submit {issue.slug} --by NAME` first"
+                if issue.review in ("", "rejected") else "")
+        raise ApprovalError(f"issue {issue.slug!r} {state}, so it cannot be {step}{hint}")
+
+
+def approve(session: Session, issue: Issue, by: str, note: str | None = None, *,
+            now: datetime) -> IssueReview:
+    """Approve an issue in review; the person who submitted it cannot."""
+    _check(issue, "approved")
+    name, text = clean_name(by), clean_note(note)
+    _in_review(issue, "approved")
+    asked = submitter(session, issue)
+    if asked is not None and asked.casefold() == name.casefold():
+        raise ApprovalError(f"{asked} submitted issue {issue.slug!r}: somebody else must "
+                            "approve it (nobody approves their own issue)")
+    issue.review = "approved"
+    return _record(session, issue, "approved", name, text, now)
+
+
+def reject(session: Session, issue: Issue, by: str, note: str | None, *,
+           now: datetime) -> IssueReview:
+    """Send an issue in review back, saying why (the note is required)."""
+    _check(issue, "rejected")
+    name, text = clean_name(by), clean_note(note)
+    if not text:
+        raise ApprovalError("a rejection needs --note: say what has to change")
+    _in_review(issue, "rejected")
+    issue.review = "rejected"
+    return _record(session, issue, "rejected", name, text, now)
+
+
+def history(session: Session, issue: Issue) -> list[IssueReview]:
+    """Every step of the issue's approval, oldest first."""
+    return list(session.scalars(
+        select(IssueReview).where(IssueReview.issue_id == issue.id)
+        .order_by(IssueReview.at, IssueReview.id)))
+
+
+def sendable(issue: Issue) -> str | None:
+    """Why the issue may not go out now as far as approval goes, or None if it may."""
+    if issue.approval != "required" or issue.review == "approved":
+        return None
+    slug = issue.slug
+    if issue.review == "in_review":
+        return f"needs approval: it is in review; `newsletter issues approve {slug} --by NAME`"
+    if issue.review == "rejected":
+        return (f"needs approval: it was rejected; change it, then `newsletter issues submit "
+                f"{slug} --by NAME` and have someone else approve it")
+    return (f"needs approval: it has not been submitted; `newsletter issues submit {slug} "
+            "--by NAME`, then someone else approves it")

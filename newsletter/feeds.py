@@ -1,0 +1,339 @@
+"""Feeds in the database: following, listing, removing, and fetching their entries as items.
+
+The network exchange happens outside any transaction; storing a feed's entries and its
+new state (etag, errors, next fetch) is one transaction per feed, so one feed's failure
+never touches another's. Items are stored through `newsletter.items.store_items`, the path
+file imports take: a re-fetch adds nothing, and a changed entry updates only the fields
+nobody edited. Every query about feeds is in this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter import geo
+from newsletter.db import transaction
+from newsletter.errors import NewsletterError
+from newsletter.ingest.feeds import FeedEntry, FeedError, FeedItem, parse_feed, to_item
+from newsletter.ingest.fetch import check_url, http_get
+from newsletter.ingest.model import LANGUAGE_CODE, MAX_URL_LENGTH
+from newsletter.items import store_items
+from newsletter.models import Feed, Item
+from newsletter.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(hours=24)
+MAX_INTERVAL_MINUTES = 7 * 24 * 60
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+Status = Literal["ok", "not-modified", "failed"]
+
+
+class FeedSetupError(NewsletterError):
+    """A feed that cannot be added as asked, or is not there."""
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one fetch of one feed did."""
+
+    feed: str
+    status: Status
+    new: int = 0  # items added
+    updated: int = 0  # items whose entry changed (fields nobody edited)
+    kept: int = 0  # items whose entry changed a field a person had edited: the edit stayed
+    entries: int = 0  # entries read
+    skipped: int = 0  # entries with neither title nor text
+    error: str = ""
+    next_fetch_at: datetime | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"feed": self.feed, "status": self.status, "new": self.new,
+                "updated": self.updated, "kept": self.kept, "entries": self.entries,
+                "skipped": self.skipped, "error": self.error,
+                "next_fetch_at": self.next_fetch_at}
+
+
+# -- following feeds ---------------------------------------------------------------------
+
+
+def add_feed(session: Session, url: str, *, name: str | None = None,
+             language: str | None = None, countries: Sequence[str] = (),
+             interval_minutes: int = 60) -> Feed:
+    """Follow a feed (nothing is fetched yet: it is due at once).
+
+    `name` defaults to the address's host ("news.example.org", then "-2" ...).
+    """
+    url = check_url(url)
+    if len(url) > MAX_URL_LENGTH or any(c.isspace() for c in url):
+        raise FeedSetupError(f"the address must be one line of at most {MAX_URL_LENGTH} "
+                             "characters, without spaces")
+    same = session.scalar(select(Feed).where(Feed.url == url))
+    if same is not None:
+        raise FeedSetupError(f"{url} is already followed, as feed {same.name!r}")
+    if name is None:
+        name = _free_name(session, _name_from(url))
+    name = name.strip().lower()
+    if not NAME.fullmatch(name):
+        raise FeedSetupError(f"--name {name!r}: use 1 to 64 lowercase letters, digits, '.', "
+                             "'-' or '_', starting with a letter or digit (e.g. noticias-cr)")
+    if session.scalar(select(Feed.id).where(Feed.name == name)) is not None:
+        raise FeedSetupError(f"there is already a feed named {name!r}: choose another --name")
+    if language is not None:
+        language = language.strip().lower()
+        if not LANGUAGE_CODE.fullmatch(language):
+            raise FeedSetupError(f"--language {language!r} is not a language code: use one "
+                                 "such as 'es' or 'en' (leave it out to detect each entry's)")
+    if not 1 <= interval_minutes <= MAX_INTERVAL_MINUTES:
+        raise FeedSetupError(f"--interval {interval_minutes}: give minutes between 1 and "
+                             f"{MAX_INTERVAL_MINUTES} (a week)")
+    feed = Feed(name=name, url=url, language=language, countries=",".join(
+        country_codes(countries)), interval_minutes=interval_minutes)
+    session.add(feed)
+    session.flush()
+    return feed
+
+
+def country_codes(values: Sequence[str]) -> list[str]:
+    """ISO codes for names or codes ("CR", "Nicaragua"), each once, in order."""
+    codes: list[str] = []
+    for value in (v for raw in values for v in raw.split(",") if v.strip()):
+        code = geo.country_code(value)
+        if code is None:
+            raise FeedSetupError(f"--country {value.strip()!r} is not a known country: use "
+                                 "ISO 3166-1 codes such as CR,NI")
+        if code not in codes:
+            codes.append(code)
+    return codes
+
+
+def _name_from(url: str) -> str:
+    host = (re.sub(r"^www\.", "", url.split("//", 1)[-1].split("/", 1)[0].split("@")[-1])
+            .split(":")[0].lower())
+    name = re.sub(r"[^a-z0-9._-]+", "-", host).strip("-._")[:60]
+    return name or "feed"
+
+
+def _free_name(session: Session, base: str) -> str:
+    taken = set(session.scalars(select(Feed.name).where(Feed.name.startswith(base,
+                                                                              autoescape=True))))
+    if base not in taken:
+        return base
+    number = 2
+    while f"{base}-{number}" in taken:
+        number += 1
+    return f"{base}-{number}"
+
+
+def list_feeds(session: Session) -> list[Feed]:
+    return list(session.scalars(select(Feed).order_by(Feed.name)))
+
+
+def get_feed(session: Session, name: str) -> Feed:
+    feed = session.scalar(select(Feed).where(Feed.name == name.strip().lower()))
+    if feed is None:
+        raise FeedSetupError(f"no feed named {name!r}: `newsletter feeds list` shows them")
+    return feed
+
+
+def item_counts(session: Session) -> dict[int, int]:
+    """How many items each feed brought (by feed id)."""
+    rows = session.execute(select(Item.feed_id, func.count()).where(Item.feed_id.is_not(None))
+                           .group_by(Item.feed_id))
+    return {feed_id: count for feed_id, count in rows if feed_id is not None}
+
+
+def remove_feed(session: Session, name: str) -> tuple[Feed, int]:
+    """Stop following a feed; its items stay (no longer tied to it). Returns the feed and
+    how many items it had brought."""
+    feed = get_feed(session, name)
+    count = item_counts(session).get(feed.id, 0)
+    session.execute(update(Item).where(Item.feed_id == feed.id).values(feed_id=None))
+    session.delete(feed)
+    session.flush()
+    return feed, count
+
+
+# -- fetching ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a fetch needs to know about a feed, read before the network exchange."""
+
+    id: int
+    name: str
+    url: str
+    language: str | None
+    countries: tuple[str, ...]
+    interval: timedelta
+    etag: str | None
+    last_modified: str | None
+
+
+def fetch_due(sessions: sessionmaker[Session], settings: Settings,
+              now: datetime) -> list[FetchResult]:
+    """Fetch every feed that is due (`next_fetch_at` unset or <= now), each once even
+    when several schedulers run: a feed is claimed by one conditional UPDATE that moves its
+    next fetch on, and only the process whose UPDATE changed the row fetches it.
+
+    Never raises because of one feed: its failure is recorded on it and returned.
+    """
+    with transaction(sessions) as session:
+        due = session.execute(
+            select(Feed.id, Feed.interval_minutes)
+            .where(or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now))
+            .order_by(Feed.next_fetch_at.asc().nulls_first(), Feed.id)).all()
+    results = []
+    for feed_id, interval in due:
+        target = _claim(sessions, feed_id, interval, now)
+        if target is not None:
+            results.append(_fetch(sessions, settings, target, now))
+    return results
+
+
+def fetch_now(sessions: sessionmaker[Session], settings: Settings, now: datetime,
+              names: Sequence[str] = ()) -> list[FetchResult]:
+    """Fetch the named feeds (none named: every feed) now, however soon they are due."""
+    with transaction(sessions) as session:
+        feeds = [get_feed(session, n) for n in names] if names else list_feeds(session)
+        targets = [_target(feed) for feed in feeds]
+    return [_fetch(sessions, settings, target, now) for target in targets]
+
+
+def _claim(sessions: sessionmaker[Session], feed_id: int, interval: int,
+           now: datetime) -> _Target | None:
+    """Take a due feed for this process, or None when another process took it first (or
+    the database would not say): one conditional UPDATE, committed at once.
+
+    The UPDATE is the transaction's first statement, so SQLite takes its write lock there
+    (waiting its busy timeout) instead of failing to upgrade a read made earlier.
+    """
+    try:
+        with transaction(sessions) as session:
+            claimed = session.execute(
+                update(Feed)
+                .where(Feed.id == feed_id,
+                       or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now))
+                .values(next_fetch_at=now + timedelta(minutes=interval))
+                .execution_options(synchronize_session=False))
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            feed = session.get(Feed, feed_id)
+            return None if feed is None else _target(feed)
+    except Exception:  # still due: the next round tries again
+        log.exception("claiming feed %s failed", feed_id)
+        return None
+
+
+def _target(feed: Feed) -> _Target:
+    return _Target(feed.id, feed.name, feed.url, feed.language,
+                   tuple(c for c in feed.countries.split(",") if c),
+                   timedelta(minutes=feed.interval_minutes), feed.etag, feed.last_modified)
+
+
+def _fetch(sessions: sessionmaker[Session], settings: Settings, target: _Target,
+           now: datetime) -> FetchResult:
+    try:
+        fetched = http_get(target.url, timeout=settings.feed_timeout_seconds,
+                           max_bytes=settings.feed_max_bytes, etag=target.etag,
+                           last_modified=target.last_modified,
+                           user_agent=f"newsletter (+{settings.public_base_url})")
+        if fetched.not_modified:
+            with transaction(sessions) as session:
+                return _succeeded(session, target, now, "not-modified", fetched.etag,
+                                  fetched.last_modified)
+        parsed = parse_feed(fetched.body, fetched.url, content_type=fetched.content_type)
+        with transaction(sessions) as session:
+            items = _items(session, target, parsed.entries, settings.languages, now.date())
+            report = store_items(session, items)
+            session.execute(
+                update(Item).where(Item.source_key.in_([i.key for i in items]),
+                                   Item.feed_id.is_(None))
+                .values(feed_id=target.id).execution_options(synchronize_session=False))
+            result = _succeeded(session, target, now, "ok", fetched.etag,
+                                fetched.last_modified)
+        return FetchResult(target.name, "ok", report.added, report.updated, report.kept,
+                           len(parsed.entries), parsed.skipped,
+                           next_fetch_at=result.next_fetch_at)
+    except FeedError as exc:
+        return _failed(sessions, target, now, str(exc))
+    except Exception as exc:  # one feed must never stop the others
+        log.exception("fetching feed %s failed", target.name)
+        problem = f"{type(exc).__name__}: {str(exc)[:300]}"
+        return _failed(sessions, target, now,
+                       f"could not store its entries ({problem}); it is tried again later")
+
+
+def _items(session: Session, target: _Target, entries: Sequence[FeedEntry],
+           among: Sequence[str], today: date) -> list[FeedItem]:
+    """The feed's entries as items; an undated entry keeps the day it was first seen.
+
+    An entry whose item came from another feed (the same article, the same guid) is left
+    to that feed: two feeds saying different things must not rewrite it by turns.
+    """
+    keyed = {entry.key(target.url): entry for entry in entries}
+    seen: dict[str, date] = {}
+    for chunk in _chunks(list(keyed), 500):
+        rows = session.execute(select(Item.source_key, Item.published, Item.feed_id)
+                               .where(Item.source_key.in_(chunk)))
+        for key, published, feed_id in rows:
+            if feed_id is not None and feed_id != target.id:
+                del keyed[key]
+            else:
+                seen[key] = published
+    return [to_item(entry, key, entry.published or seen.get(key, today),
+                    language=target.language, among=among, countries=target.countries)
+            for key, entry in keyed.items()]
+
+
+def _chunks(values: list[str], size: int) -> list[list[str]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
+def _succeeded(session: Session, target: _Target, now: datetime, status: Status,
+               etag: str | None, last_modified: str | None) -> FetchResult:
+    next_at = now + target.interval
+    values: dict[str, object] = {"last_fetched_at": now, "last_ok_at": now,
+                                 "next_fetch_at": next_at, "last_error": "", "failures": 0}
+    if status == "ok":  # what the server says now, even nothing (it stopped validating)
+        values["etag"], values["last_modified"] = etag or None, last_modified or None
+    else:  # a 304 may repeat the validators or leave them out: keep the old ones then
+        values["etag"] = etag or target.etag
+        values["last_modified"] = last_modified or target.last_modified
+    for column, limit in (("etag", 500), ("last_modified", 100)):
+        value = values.get(column)
+        if isinstance(value, str) and len(value) > limit:
+            values[column] = None  # a validator that long is no use; fetch in full instead
+    session.execute(update(Feed).where(Feed.id == target.id).values(**values)
+                    .execution_options(synchronize_session=False))
+    return FetchResult(target.name, status, next_fetch_at=next_at)
+
+
+def _failed(sessions: sessionmaker[Session], target: _Target, now: datetime,
+            error: str) -> FetchResult:
+    """Record the failure; the next try waits interval * 2**failures (24 h at most)."""
+    error = error[:1000]
+    log.warning("feed %s: %s", target.name, error)
+    try:
+        with transaction(sessions) as session:
+            failures = 1 + (session.scalar(select(Feed.failures)
+                                           .where(Feed.id == target.id)) or 0)
+            wait = min(target.interval * 2 ** min(failures, 20), MAX_BACKOFF)
+            next_at = now + wait
+            session.execute(update(Feed).where(Feed.id == target.id).values(
+                last_fetched_at=now, last_error=error, failures=failures,
+                next_fetch_at=next_at).execution_options(synchronize_session=False))
+    except Exception:  # the database itself is failing: report, go on
+        log.exception("recording the failure of feed %s failed", target.name)
+        next_at = None
+    return FetchResult(target.name, "failed", error=error, next_fetch_at=next_at)

@@ -1,0 +1,192 @@
+"""One HTTP GET of a feed, bounded: http(s) only, a few redirects, one deadline for the
+whole exchange, a size cap enforced while reading (also on what gzip expands to), and
+conditional GET (a 304 answer carries no body).
+
+http.client rather than urllib: every hop is checked here (urllib follows redirects to
+ftp: and has no overall deadline), and each failure becomes a FeedError a person can act
+on; nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import time
+import zlib
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+from newsletter.ingest.feeds import FeedError
+
+MAX_REDIRECTS = 5
+CHUNK = 65536
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What the server answered: 200 with a body, or 304 (not modified) without one."""
+
+    status: int
+    body: bytes
+    url: str  # after redirects
+    etag: str | None
+    last_modified: str | None
+    content_type: str | None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def check_url(url: str) -> str:
+    """The address, if it is one this fetcher may ask: http(s), with a host."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise FeedError(f"{url!r} is not an http(s) address: write the feed's full address, "
+                        "starting with https://")
+    return url.strip()
+
+
+def http_get(url: str, *, timeout: float, max_bytes: int, etag: str | None = None,
+             last_modified: str | None = None, user_agent: str = "newsletter") -> Fetched:
+    """GET `url` within `timeout` seconds in all, reading at most `max_bytes`."""
+    deadline = time.monotonic() + timeout
+    headers = {"User-Agent": user_agent, "Accept-Encoding": "gzip",
+               "Accept": "application/rss+xml, application/atom+xml, application/rdf+xml, "
+                         "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    current = check_url(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            answer = _exchange(current, headers, deadline, timeout, max_bytes)
+        except FeedError:
+            raise
+        except TimeoutError:
+            raise FeedError(f"{current}: no complete answer within {timeout:g} s (the server "
+                            "is slow or down); it is tried again later") from None
+        except socket.gaierror:
+            host = urlsplit(current).hostname
+            raise FeedError(f"{current}: the name {host!r} cannot be found (DNS); check the "
+                            "address for a typo") from None
+        except ConnectionRefusedError:
+            raise FeedError(f"{current}: the server refused the connection (nothing listens "
+                            "there); check the address, or it is tried again later") from None
+        except ssl.SSLError as exc:
+            raise FeedError(f"{current}: the secure connection failed ({exc.reason or exc}); "
+                            "the site's certificate may be invalid") from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise FeedError(f"{current}: the connection failed ({type(exc).__name__}: "
+                            f"{str(exc)[:200]}); it is tried again later") from None
+        if isinstance(answer, str):
+            current = answer
+            continue
+        return answer
+    raise FeedError(f"{url}: more than {MAX_REDIRECTS} redirects; open the address in a "
+                    "browser and add the feed with the address it ends at")
+
+
+def _exchange(url: str, headers: dict[str, str], deadline: float, timeout: float,
+              max_bytes: int) -> Fetched | str:
+    """One request: the answer, or the address a redirect points to."""
+    parts = urlsplit(url)
+    remaining = _remaining(deadline, url, timeout)
+    conn: http.client.HTTPConnection
+    if parts.scheme.lower() == "https":
+        conn = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=remaining,
+                                           context=ssl.create_default_context())
+    else:
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=remaining)
+    try:
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        if response.status in REDIRECTS:
+            location = response.getheader("Location")
+            if not location:
+                raise FeedError(f"{url}: the server redirects ({response.status}) without "
+                                "saying where; check the address")
+            target = urljoin(url, location.strip())
+            if urlsplit(target).scheme.lower() not in ("http", "https"):
+                raise FeedError(f"{url}: the server redirects to {target[:200]!r}, which is "
+                                "not an http(s) address; the feed cannot be followed there")
+            return target
+        if response.status == 304:
+            return Fetched(304, b"", url, response.getheader("ETag"),
+                           response.getheader("Last-Modified"), None)
+        if response.status != 200:
+            raise FeedError(_status_problem(url, response.status, response.reason))
+        body = _read(conn, response, deadline, timeout, max_bytes, url)
+        return Fetched(200, body, url, response.getheader("ETag"),
+                       response.getheader("Last-Modified"), response.getheader("Content-Type"))
+    finally:
+        conn.close()
+
+
+def _remaining(deadline: float, url: str, timeout: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise FeedError(f"{url}: no complete answer within {timeout:g} s (the server is slow "
+                        "or down); it is tried again later")
+    return left
+
+
+def _read(conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
+          deadline: float, timeout: float, max_bytes: int, url: str) -> bytes:
+    """The body, stopping as soon as it passes `max_bytes` (before or after gzip)."""
+    encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+    if encoding not in ("identity", "gzip", "x-gzip"):
+        raise FeedError(f"{url}: the server sent the feed encoded as {encoding!r}, which was "
+                        "not asked for; it is tried again later")
+    declared = response.getheader("Content-Length")
+    if declared and declared.isdigit() and int(declared) > max_bytes and encoding == "identity":
+        raise _too_big(url, max_bytes)
+    inflate = zlib.decompressobj(wbits=47) if encoding != "identity" else None
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        if conn.sock is not None:
+            conn.sock.settimeout(_remaining(deadline, url, timeout))
+        chunk = response.read1(CHUNK)
+        if not chunk:
+            break
+        if inflate is not None:
+            try:
+                chunk = inflate.decompress(chunk, max_bytes - size + 1)
+            except zlib.error:
+                raise FeedError(f"{url}: the compressed feed is damaged; it is tried again "
+                                "later") from None
+            if inflate.unconsumed_tail:
+                raise _too_big(url, max_bytes)
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_big(url, max_bytes)
+        parts.append(chunk)
+        if time.monotonic() > deadline:
+            _remaining(deadline, url, timeout)
+    return b"".join(parts)
+
+
+def _too_big(url: str, max_bytes: int) -> FeedError:
+    return FeedError(f"{url}: the feed is larger than {max_bytes:,} bytes, the limit; if it "
+                     "is really that large, raise NEWSLETTER_FEED_MAX_BYTES")
+
+
+def _status_problem(url: str, status: int, reason: str) -> str:
+    said = f"the server answered {status} {reason}".rstrip()
+    if status in (404, 410):
+        return (f"{url}: {said}: the feed moved or is gone; find its new address, then "
+                "`newsletter feeds remove` this one and add that")
+    if status in (401, 403):
+        return f"{url}: {said}: the feed is not public; ask its owner for an open address"
+    if status == 429:
+        return f"{url}: {said} (too many requests); it is tried again later, less often"
+    if status >= 500:
+        return f"{url}: {said} (a problem on their side); it is tried again later"
+    return f"{url}: {said}; check the address"

@@ -1,0 +1,533 @@
+"""Series: a newsletter that builds its own issue for every period of its calendar.
+
+The rule and its periods are pure (`newsletter.cadence`); this module is the database
+side. A period is built at most once: its `series_periods` row (unique per series and
+occurrence) and its issue are written in one transaction, which starts by locking the
+series row, so two builders (two schedulers, or a scheduler and a person) never make two
+issues. Every `now` is naive UTC, passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.approval import submit
+from newsletter.cadence import (
+    Occurrence,
+    Period,
+    compile_rule,
+    next_occurrences,
+    occurrences_between,
+    period_containing,
+    period_of,
+    to_local,
+    zone,
+)
+from newsletter.errors import NewsletterError
+from newsletter.issues import MAX_TITLE, _edition, clean_intro, create_issue
+from newsletter.models import Feed, Issue, IssueItem, Item, Series, SeriesPeriod
+from newsletter.render import FOCUS_POLICIES
+from newsletter.schedules import schedule_issue
+from newsletter.settings import Settings
+from newsletter.words import plural
+from subscribers.lists import get_list
+from subscribers.segments import get_segment
+from subscribers.validate import InvalidValue, clean_header_text
+
+log = logging.getLogger(__name__)
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,51}$")  # + "-YYYY-MM-DD-HHMM" fits an issue slug
+APPROVALS = ("none", "required")
+WINDOWS = ("period", "since-last")
+REVIEW_AHEAD = timedelta(hours=24)  # default build-ahead with approval or local time
+MAX_BUILD_AHEAD_HOURS = 24 * 31
+NUMBER_ROOM = 20  # characters a title keeps free for " No. 12345"
+SHOWN_OCCURRENCES = 5
+
+
+class SeriesError(NewsletterError):
+    """A series cannot be created, changed or built as asked."""
+
+
+class SeriesNotFound(SeriesError):
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"no series called {slug!r}: `newsletter series list` shows the "
+                         "series there are")
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    """What `series create` asks for; `every` xor `rrule`."""
+
+    slug: str
+    timezone: str
+    every: str | None = None
+    rrule: str | None = None
+    lists: Sequence[str] = ()
+    segments: Sequence[str] = ()
+    feeds: Sequence[str] = ()
+    focus: str = "first"
+    titles: Mapping[str, str] = field(default_factory=dict)  # "": every language
+    intros: Mapping[str, str] = field(default_factory=dict)
+    approval: str = "none"
+    min_items: int = 1
+    window: str = "period"
+    local_time: bool = False
+    build_ahead_hours: float | None = None  # None: 0, or 24 with approval required
+
+
+@dataclass(frozen=True)
+class PeriodResult:
+    """What became of one period: built (its issue), skipped (why), exists (built before,
+    by this or another builder), failed (why; tried again on the next round)."""
+
+    series: str
+    occurs_at: datetime | None  # the send time, UTC (None: the series failed as a whole)
+    status: str
+    issue: str | None = None
+    number: int | None = None
+    reason: str = ""
+    window_from: date | None = None
+    window_to: date | None = None
+    send_at: datetime | None = None  # when the issue was scheduled (None: left a draft)
+
+
+# --- creating and changing --------------------------------------------------------------
+
+def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str],
+                  now: datetime) -> Series:
+    """A new active series; its first period is the first occurrence at or after `now`."""
+    if not SLUG.match(spec.slug):
+        raise SeriesError(f"{spec.slug[:80]!r} is not a usable series name: use up to 52 "
+                          "lower-case letters, digits, '-', '_' or '.', starting with a letter "
+                          "or digit (e.g. semanal)")
+    if spec.focus not in FOCUS_POLICIES:
+        raise SeriesError(f"country focus {spec.focus!r}: use one of "
+                          f"{', '.join(FOCUS_POLICIES)}")
+    if spec.approval not in APPROVALS:
+        raise SeriesError(f"approval {spec.approval!r}: use one of {', '.join(APPROVALS)}")
+    if spec.window not in WINDOWS:
+        raise SeriesError(f"window {spec.window!r}: use one of {', '.join(WINDOWS)}")
+    if not 1 <= spec.min_items <= 1000:
+        raise SeriesError(f"--min-items {spec.min_items}: give a number from 1 to 1000 (an "
+                          "issue is never empty)")
+    ahead = spec.build_ahead_hours
+    if ahead is None:
+        # time to approve; and a local-time send starts when the first zone reaches the
+        # hour, up to a day before the series' own zone does
+        ahead = (REVIEW_AHEAD.total_seconds() / 3600
+                 if spec.approval == "required" or spec.local_time else 0)
+    if not 0 <= ahead <= MAX_BUILD_AHEAD_HOURS:
+        raise SeriesError(f"--build-ahead {ahead:g}: give hours from 0 to "
+                          f"{MAX_BUILD_AHEAD_HOURS}")
+    rule = compile_rule(every=spec.every, rrule_text=spec.rrule, timezone=spec.timezone,
+                        now=now)
+    if session.scalar(select(Series.id).where(Series.slug == spec.slug)) is not None:
+        raise SeriesError(f"a series called {spec.slug!r} exists already: pick another name "
+                          f"or `newsletter series delete {spec.slug}`")
+    try:
+        for name in spec.lists:
+            get_list(session, name)
+        for name in spec.segments:
+            get_segment(session, name)
+    except NewsletterError as exc:
+        raise SeriesError(str(exc)) from exc
+    _feed_ids(session, spec.feeds)
+    series = Series(
+        slug=spec.slug, rule=rule, every=spec.every, timezone=spec.timezone,
+        lists=list(dict.fromkeys(spec.lists)), segments=list(dict.fromkeys(spec.segments)),
+        feeds=list(dict.fromkeys(spec.feeds)), focus=spec.focus,
+        titles=_clean_titles(spec.titles, languages),
+        intros=_clean_intros(spec.intros, languages), approval=spec.approval,
+        min_items=spec.min_items, window=spec.window, local_time=spec.local_time,
+        build_ahead_minutes=round(ahead * 60), status="active", created_at=now)
+    session.add(series)
+    session.flush()
+    return series
+
+
+def _clean_titles(titles: Mapping[str, str], languages: Sequence[str]) -> dict[str, str]:
+    cleaned = {}
+    for language, text in titles.items():
+        key = _edition(language, languages, "title") if language else ""
+        try:
+            value = clean_header_text(text, f"title ({key or 'every language'})",
+                                      MAX_TITLE - NUMBER_ROOM)
+        except InvalidValue as exc:
+            raise SeriesError(f"the series {exc}") from exc
+        if not value:
+            continue
+        if len(issue_titles({key: value}, 99999, date(2026, 12, 31), "")[key]) > MAX_TITLE:
+            raise SeriesError(f"the series title ({key or 'every language'}) would be longer "
+                              f"than {MAX_TITLE} characters with its number and date filled in")
+        cleaned[key] = value
+    return cleaned
+
+
+def _clean_intros(intros: Mapping[str, str], languages: Sequence[str]) -> dict[str, str]:
+    cleaned = {}
+    for language, text in intros.items():
+        key = _edition(language, languages, "intro") if language else ""
+        try:
+            value = clean_intro(text, key)
+        except InvalidValue as exc:
+            raise SeriesError(f"the series {exc}") from exc
+        if value:
+            cleaned[key] = value
+    return cleaned
+
+
+def _feed_ids(session: Session, names: Sequence[str]) -> list[int]:
+    """The ids of the named feeds; a name with no feed is an error that says so."""
+    rows = session.execute(select(Feed.name, Feed.id).where(Feed.name.in_(names))).all()
+    found = {name: feed_id for name, feed_id in rows}
+    for name in names:
+        if name not in found:
+            raise SeriesError(f"no feed called {name!r}: `newsletter feeds list` shows the "
+                              "feeds there are")
+    return [found[name] for name in names]
+
+
+def get_series(session: Session, slug: str) -> Series:
+    found = session.scalar(select(Series).where(Series.slug == slug))
+    if found is None:
+        raise SeriesNotFound(slug)
+    return found
+
+
+def list_series(session: Session) -> list[Series]:
+    return list(session.scalars(select(Series).order_by(Series.slug)))
+
+
+def periods_of(session: Session, series: Series) -> list[tuple[SeriesPeriod, str | None]]:
+    """Every recorded period, newest first, with its issue's slug (None: skipped, or the
+    issue was deleted)."""
+    rows = session.execute(
+        select(SeriesPeriod, Issue.slug).outerjoin(Issue, Issue.id == SeriesPeriod.issue_id)
+        .where(SeriesPeriod.series_id == series.id).order_by(SeriesPeriod.occurs_at.desc()))
+    return [(period, slug) for period, slug in rows.all()]
+
+
+def scheduled_issues(session: Session, series: Series) -> list[str]:
+    return list(session.scalars(
+        select(Issue.slug).where(Issue.series_id == series.id, Issue.status == "scheduled")
+        .order_by(Issue.send_at)))
+
+
+def pause_series(session: Session, slug: str) -> Series:
+    """Stop building: a paused series' periods pass without an issue. Issues already built
+    stay scheduled."""
+    series = get_series(session, slug)
+    if series.status == "paused":
+        raise SeriesError(f"series {slug!r} is already paused")
+    series.status = "paused"
+    return series
+
+
+def resume_series(session: Session, slug: str, *, now: datetime) -> list[SeriesPeriod]:
+    """Build again from the next period on. Periods that went by while the series was
+    paused are recorded as skipped ("paused"), not built late."""
+    series = get_series(session, slug)
+    if series.status != "paused":
+        raise SeriesError(f"series {slug!r} is not paused")
+    series.status = "active"
+    ahead = timedelta(minutes=series.build_ahead_minutes)
+    start = max(series.created_at, session.scalar(
+        select(func.max(SeriesPeriod.occurs_at)).where(SeriesPeriod.series_id == series.id))
+        or series.created_at)
+    have = _recorded(session, series, start)
+    skipped = []
+    for occurrence in occurrences_between(series.rule, series.timezone, start, now):
+        if occurrence.utc in have:
+            continue
+        period = period_of(series.rule, series.timezone, occurrence, ahead)
+        row = _period_row(series, period, "skipped", "the series was paused when it fell due")
+        session.add(row)
+        skipped.append(row)
+    session.flush()
+    return skipped
+
+
+def delete_series(session: Session, slug: str, *, force: bool = False) -> list[str]:
+    """Delete a series and its period records; its issues stay (no longer in a series).
+    Refused while some of them are scheduled, unless `force`. Returns those scheduled."""
+    series = get_series(session, slug)
+    waiting = scheduled_issues(session, series)
+    if waiting and not force:
+        raise SeriesError(
+            f"series {slug!r} has scheduled issues ({', '.join(waiting[:5])}): unschedule them "
+            "(`newsletter issues unschedule SLUG`) or delete with --yes (they stay scheduled)")
+    session.delete(series)
+    session.flush()
+    return waiting
+
+
+# --- what a series looks like -----------------------------------------------------------
+
+def upcoming(series: Series, now: datetime, count: int = SHOWN_OCCURRENCES) -> list[Occurrence]:
+    """The next `count` occurrences after `now`."""
+    return next_occurrences(series.rule, series.timezone, now, count)
+
+
+def issue_titles(series_titles: Mapping[str, str], number: int, day: date,
+                 default: str) -> dict[str, str]:
+    """Each language's title of issue No. `number` (dated `day`): "{number}" and "{date}"
+    filled in, or " No. N" appended; "" (every language) falls back to `default`."""
+    def fill(text: str) -> str:
+        if "{number}" in text or "{date}" in text:
+            return text.replace("{number}", str(number)).replace("{date}", day.isoformat())
+        return f"{text} No. {number}"
+
+    titles = {language: fill(text) for language, text in series_titles.items() if text}
+    titles.setdefault("", fill(default))
+    return titles
+
+
+# --- building ---------------------------------------------------------------------------
+
+def build_series(sessions: sessionmaker[Session], settings: Settings, slug: str, *,
+                 day: date | None = None, now: datetime) -> PeriodResult:
+    """Build, now, the issue of the period whose window contains `day` (default: today in
+    the series' zone), even if its build time has not come. Built already: says which
+    issue; skipped before: tries again (items may have arrived)."""
+    with sessions() as session:
+        series = get_series(session, slug)
+        if series.status != "active":
+            raise SeriesError(f"series {slug!r} is paused: `newsletter series resume {slug}` "
+                              "first")
+        when = day or to_local(now, zone(series.timezone)).date()
+        period = period_containing(series.rule, series.timezone, when,
+                                   timedelta(minutes=series.build_ahead_minutes))
+        series_id = series.id
+    return _run_period(sessions, settings, series_id, slug, period, now, manual=True)
+
+
+def build_due(sessions: sessionmaker[Session], settings: Settings,
+              now: datetime) -> list[PeriodResult]:
+    """Build every period of every active series whose build time has come and that has
+    no record yet; record as skipped those whose send time is older than
+    NEWSLETTER_CATCH_UP_HOURS (missed while no scheduler ran). One transaction per
+    period; a failing series is reported and never stops the others."""
+    with sessions() as session:
+        active = list(session.execute(
+            select(Series.id, Series.slug).where(Series.status == "active")
+            .order_by(Series.id)).all())
+    results: list[PeriodResult] = []
+    for series_id, slug in active:
+        try:
+            results += _build_due_series(sessions, settings, series_id, slug, now)
+        except NewsletterError as exc:
+            results.append(PeriodResult(slug, None, "failed", reason=str(exc)))
+        except Exception as exc:  # one series' surprise never stops the others
+            log.exception("series %s: building due periods failed", slug)
+            results.append(PeriodResult(slug, None, "failed",
+                                        reason=f"{type(exc).__name__}: {exc}"[:500]))
+    return results
+
+
+def _build_due_series(sessions: sessionmaker[Session], settings: Settings, series_id: int,
+                      slug: str, now: datetime) -> list[PeriodResult]:
+    catch_up = timedelta(hours=settings.catch_up_hours)
+    with sessions() as session:
+        series = session.get(Series, series_id)
+        if series is None or series.status != "active":
+            return []
+        ahead = timedelta(minutes=series.build_ahead_minutes)
+        latest = session.scalar(select(func.max(SeriesPeriod.occurs_at))
+                                .where(SeriesPeriod.series_id == series_id))
+        # look back to the latest record, or a day past the catch-up limit: enough to see
+        # a period that failed until it fell out of catch-up, without rereading all history
+        horizon = now - catch_up - ahead - timedelta(days=1)
+        start = max(series.created_at, min(latest or series.created_at, horizon))
+        have = _recorded(session, series, start)
+        due = [o for o in occurrences_between(series.rule, series.timezone, start, now + ahead)
+               if o.utc not in have]
+        rule, timezone = series.rule, series.timezone
+    results = []
+    for occurrence in due:
+        period = period_of(rule, timezone, occurrence, ahead)
+        missed = None
+        if occurrence.utc < now - catch_up:
+            missed = (f"missed: no scheduler ran between {_utc(period.build_at)} and "
+                      f"{_utc(now)}; older than NEWSLETTER_CATCH_UP_HOURS="
+                      f"{settings.catch_up_hours:g}")
+        results.append(_run_period(sessions, settings, series_id, slug, period, now,
+                                   manual=False, missed=missed))
+    return results
+
+
+def _utc(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _recorded(session: Session, series: Series, since: datetime) -> set[datetime]:
+    return set(session.scalars(select(SeriesPeriod.occurs_at).where(
+        SeriesPeriod.series_id == series.id, SeriesPeriod.occurs_at >= since)))
+
+
+def _run_period(sessions: sessionmaker[Session], settings: Settings, series_id: int,
+                slug: str, period: Period, now: datetime, *, manual: bool,
+                missed: str | None = None) -> PeriodResult:
+    """One period in one transaction, which first locks the series row: its record and
+    its issue are written together or not at all."""
+    occurs_at = period.occurrence.utc
+    try:
+        with sessions() as session, session.begin():
+            # a write first: on PostgreSQL a row lock; on SQLite the database's write lock
+            locked = session.execute(update(Series).where(Series.id == series_id)
+                                     .values(status=Series.status))
+            series = session.get(Series, series_id)
+            if not getattr(locked, "rowcount", 1) or series is None:
+                return PeriodResult(slug, occurs_at, "failed",
+                                    reason="the series was deleted")
+            row = session.scalar(select(SeriesPeriod).where(
+                SeriesPeriod.series_id == series_id, SeriesPeriod.occurs_at == occurs_at))
+            if row is not None and (row.status == "built" or not manual):
+                return _existing(session, slug, row)
+            if missed is not None:
+                row = _period_row(series, period, "skipped", missed)
+                session.add(row)
+                session.flush()
+                return PeriodResult(slug, occurs_at, "skipped", reason=missed,
+                                    window_from=row.window_from, window_to=row.window_to)
+            return _build(session, settings, series, period, row, now, manual=manual)
+    except IntegrityError:  # a concurrent builder recorded it first
+        with sessions() as session:
+            row = session.scalar(select(SeriesPeriod).where(
+                SeriesPeriod.series_id == series_id, SeriesPeriod.occurs_at == occurs_at))
+            if row is not None:
+                return _existing(session, slug, row)
+        return PeriodResult(slug, occurs_at, "failed",
+                            reason="another change to the database came first (an issue "
+                                   "of the same name?): it is tried again on the next round",
+                            window_from=period.window_from, window_to=period.window_to)
+    except NewsletterError as exc:
+        return PeriodResult(slug, occurs_at, "failed", reason=str(exc)[:500],
+                            window_from=period.window_from, window_to=period.window_to)
+
+
+def _existing(session: Session, slug: str, row: SeriesPeriod) -> PeriodResult:
+    issue = session.scalar(select(Issue.slug).where(Issue.id == row.issue_id)) \
+        if row.issue_id else None
+    if row.status == "built":
+        reason = f"built already as issue {issue}" if issue else "built already (its issue " \
+            "was deleted since)"
+    else:
+        reason = f"skipped already: {row.reason}"
+    return PeriodResult(slug, row.occurs_at, "exists", issue, row.number, reason,
+                        row.window_from, row.window_to)
+
+
+def _period_row(series: Series, period: Period, status: str, reason: str) -> SeriesPeriod:
+    return SeriesPeriod(series_id=series.id, occurs_at=period.occurrence.utc,
+                        window_from=period.window_from, window_to=period.window_to,
+                        status=status, reason=reason[:500])
+
+
+def _window(session: Session, series: Series, period: Period) -> tuple[date, date]:
+    """The period's own window, or, for since-last, from the day after the last built
+    period's window, or the first recorded period's start (so the items of skipped periods
+    roll forward)."""
+    if series.window != "since-last":
+        return period.window_from, period.window_to
+    last_to = session.scalar(
+        select(SeriesPeriod.window_to).where(
+            SeriesPeriod.series_id == series.id, SeriesPeriod.status == "built",
+            SeriesPeriod.occurs_at < period.occurrence.utc)
+        .order_by(SeriesPeriod.occurs_at.desc()).limit(1))
+    if last_to is not None:
+        return last_to + timedelta(days=1), period.window_to
+    first_from = session.scalar(
+        select(SeriesPeriod.window_from).where(SeriesPeriod.series_id == series.id)
+        .order_by(SeriesPeriod.occurs_at).limit(1))
+    return min(first_from or period.window_from, period.window_from), period.window_to
+
+
+def _count_items(session: Session, start: date, end: date, feed_ids: list[int] | None) -> int:
+    if end < start:
+        return 0
+    query = select(func.count(Item.id)).where(Item.published >= start, Item.published <= end)
+    if feed_ids is not None:
+        query = query.where(Item.feed_id.in_(feed_ids))
+    return session.scalar(query) or 0
+
+
+def _build(session: Session, settings: Settings, series: Series, period: Period,
+           row: SeriesPeriod | None, now: datetime, *, manual: bool) -> PeriodResult:
+    occurrence = period.occurrence
+    start, end = _window(session, series, period)
+    feed_ids = _feed_ids(session, series.feeds) if series.feeds else None
+    count = _count_items(session, start, end, feed_ids)
+    if count < series.min_items:
+        source = f" from {', '.join(series.feeds)}" if series.feeds else ""
+        reason = (f"{plural(count, 'item')}{source} between {start} and {end}, fewer than "
+                  f"the series' minimum of {series.min_items}")
+        if manual and now < period.build_at and row is None:
+            # built early by hand: nothing is recorded, so the build time tries again
+            return PeriodResult(series.slug, occurrence.utc, "skipped",
+                                reason=f"{reason} (not recorded: its build time, "
+                                       f"{_utc(period.build_at)}, tries again)",
+                                window_from=start, window_to=end)
+        row = row or _period_row(series, period, "skipped", "")
+        row.window_from, row.window_to, row.reason = start, end, reason
+        session.add(row)
+        session.flush()
+        return PeriodResult(series.slug, occurrence.utc, "skipped", reason=reason,
+                            window_from=start, window_to=end)
+    if row is None:
+        row = _period_row(series, period, "built", "")
+        session.add(row)
+    row.window_from, row.window_to = start, end
+    number = 1 + (session.scalar(select(func.max(SeriesPeriod.number))
+                                 .where(SeriesPeriod.series_id == series.id)) or 0)
+    titles = issue_titles(series.titles, number, occurrence.local.date(),
+                          settings.sender_name[:MAX_TITLE - NUMBER_ROOM].strip())
+    issue = create_issue(
+        session, _issue_slug(session, series.slug, occurrence), start, end, titles.pop(""),
+        titles=titles, intros=series.intros, languages=settings.languages,
+        lists=series.lists, segments=series.segments, focus=series.focus)
+    if feed_ids is not None:
+        kept = [e.item for e in issue.entries if e.item.feed_id in feed_ids]
+        issue.entries = [IssueItem(item=item, position=n) for n, item in enumerate(kept)]
+    issue.series_id, issue.number, issue.approval = series.id, number, series.approval
+    if series.approval == "required":
+        # built by the calendar, so it goes straight to review: anyone may approve it
+        submit(session, issue, f"series {series.slug}", "built by the calendar", now=now)
+    row.status, row.reason, row.number = "built", "", number
+    session.flush()
+    row.issue_id = issue.id
+    send_at = None
+    if occurrence.utc > now or not manual:
+        # the runner builds at the build time, so with no build-ahead the send time is
+        # now or (catching up, within NEWSLETTER_CATCH_UP_HOURS) a little earlier: due at
+        # once, and the send side's own catch-up limit applies to it
+        if series.local_time:
+            schedule_issue(session, issue, local_time=occurrence.local.time(),
+                           on=occurrence.local.date(), timezone=series.timezone, now=now,
+                           past_ok=not manual)
+        else:
+            schedule_issue(session, issue, at=occurrence.utc, timezone=series.timezone,
+                           now=now, past_ok=not manual)
+        send_at = issue.send_at
+    else:
+        row.reason = (f"built after its send time ({_utc(occurrence.utc)}): left a draft; "
+                      f"send it with `newsletter issues send {issue.slug}`")
+    session.flush()
+    return PeriodResult(series.slug, occurrence.utc, "built", issue.slug, number, row.reason,
+                        start, end, send_at)
+
+
+def _issue_slug(session: Session, series_slug: str, occurrence: Occurrence) -> str:
+    """`semanal-2026-12-07`; with the time too when that day has another issue already."""
+    slug = f"{series_slug}-{occurrence.local:%Y-%m-%d}"
+    if session.scalar(select(Issue.id).where(Issue.slug == slug)) is None:
+        return slug
+    return f"{slug}-{occurrence.local:%H%M}"

@@ -1,0 +1,418 @@
+"""Feeds end to end against a real local HTTP server: every RSS version and Atom into
+items, idempotence, a person's corrections kept, conditional GET, failures that stay with
+their feed, backoff, one claim per due feed, and the commands. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.cli import cli
+from newsletter.feeds import add_feed, fetch_due, fetch_now, get_feed, remove_feed
+from newsletter.ingest.feeds import FeedError
+from newsletter.ingest.fetch import MAX_REDIRECTS, http_get
+from newsletter.item_edits import ItemChanges, edit_item
+from newsletter.models import Feed, Item
+from newsletter.settings import Settings
+from tests.conftest import FIXTURES
+
+FEEDS = FIXTURES / "feeds"
+NOW = datetime(2026, 12, 6, 12, 0)
+RSS = "application/rss+xml; charset=utf-8"
+
+
+@dataclass
+class Route:
+    """What the server answers on one path."""
+
+    body: bytes = b""
+    status: int = 200
+    content_type: str = RSS
+    etag: str | None = None
+    last_modified: str | None = None
+    location: str | None = None
+    gzip: bool = False
+    drip: bool = False  # a byte every 50 ms, never finishing
+    endless: bool = False  # 64 KB after 64 KB, never finishing
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class FeedServer:
+    """http.server on 127.0.0.1:0 in a thread; counts requests and keeps their headers."""
+
+    routes: dict[str, Route] = field(default_factory=dict)
+    seen: list[Seen] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    port: int = 0
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def requests(self, path: str) -> list[Seen]:
+        return [s for s in self.seen if s.path == path]
+
+    def serve(self, path: str, fixture: str | None = None, **route: object) -> str:
+        body = (FEEDS / fixture).read_bytes() if fixture else route.pop("body", b"")
+        self.routes[path] = Route(body=body, **route)  # type: ignore[arg-type]
+        return self.url(path)
+
+
+def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            server.seen.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
+            route = server.routes.get(self.path)
+            if route is None:
+                self.send_error(404)
+                return
+            if (route.etag and self.headers.get("If-None-Match") == route.etag) or (
+                    route.last_modified and not route.etag
+                    and self.headers.get("If-Modified-Since") == route.last_modified):
+                self.send_response(304)
+                self.end_headers()
+                return
+            self.send_response(route.status)
+            if route.location:
+                self.send_header("Location", route.location)
+            for name, value in (("ETag", route.etag), ("Last-Modified", route.last_modified)):
+                if value:
+                    self.send_header(name, value)
+            self.send_header("Content-Type", route.content_type)
+            body = gzip.compress(route.body) if route.gzip else route.body
+            if route.gzip:
+                self.send_header("Content-Encoding", "gzip")
+            if route.drip or route.endless:
+                self.end_headers()  # no length: the body ends when the connection does
+                self._forever(b"<" if route.drip else b"x" * 65536, 0.05 if route.drip else 0)
+                return
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _forever(self, chunk: bytes, pause: float) -> None:
+            deadline = time.monotonic() + 20
+            try:
+                while not server.stop.is_set() and time.monotonic() < deadline:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    if pause:
+                        server.stop.wait(pause)
+            except OSError:
+                pass  # the client hung up: what the test wants
+
+    return Handler
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    server = FeedServer()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
+    httpd.daemon_threads = True
+    server.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.stop.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def fast(settings: Settings) -> Settings:
+    return settings.model_copy(update={"feed_timeout_seconds": 1.0, "feed_max_bytes": 200_000})
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def follow(sessions: sessionmaker[Session], url: str, name: str, **options: object) -> None:
+    with sessions() as session, session.begin():
+        add_feed(session, url, name=name, **options)  # type: ignore[arg-type]
+
+
+def items_of(sessions: sessionmaker[Session], name: str) -> dict[str, Item]:
+    with sessions() as session:
+        feed = get_feed(session, name)
+        rows = session.scalars(select(Item).where(Item.feed_id == feed.id))
+        return {item.title: item for item in rows}
+
+
+def feed_row(sessions: sessionmaker[Session], name: str) -> Feed:
+    with sessions() as session:
+        return get_feed(session, name)
+
+
+# -- into items ---------------------------------------------------------------------------
+
+def test_every_rss_version_and_atom_become_items_once(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    for name, fixture in (("rss20", "rss20-es.xml"), ("atom", "atom-en.xml"),
+                          ("rdf", "rss10-en.rdf"), ("rss091", "rss091-es.xml")):
+        follow(sessions, feed_server.serve(f"/{name}", fixture), name)
+    # the same articles (tag: guids) in another feed, gzipped, one title reworded
+    retitled = (FEEDS / "atom-en.xml").read_bytes().replace(b"expands its", b"enlarges a")
+    follow(sessions, feed_server.serve("/gz", body=retitled, gzip=True), "gz")
+    results = {r.feed: r for r in fetch_due(sessions, fast, NOW)}
+    assert {n: (r.status, r.new, r.entries) for n, r in results.items()} == {
+        "rss20": ("ok", 3, 3), "atom": ("ok", 2, 2), "rdf": ("ok", 2, 2),
+        "rss091": ("ok", 2, 2), "gz": ("ok", 0, 2)}
+
+    upala = items_of(sessions, "rss20")["Upala abre un segundo albergue temporal"]
+    assert (upala.published, upala.place, upala.language, upala.countries) == (
+        date(2026, 12, 1), "Upala", "es", "CR,NI")
+    assert upala.paragraphs[0].startswith("La municipalidad habilitó")
+    assert "rastreo" not in upala.body and "<" not in upala.body
+    atom = items_of(sessions, "atom")
+    assert "Guatemala expands its return reception centre" in atom  # not rewritten by gz
+    assert items_of(sessions, "gz") == {}
+    assert atom["Haitian families reach Santo Domingo shelters"].countries == "DO,HT"
+    assert {i.language for i in atom.values()} == {"en"}
+    rdf = items_of(sessions, "rdf")
+    assert rdf["Kingston prepares for a charter of returnees"].countries == "JM"
+    undated = items_of(sessions, "rss091")["Chetumal recibe a solicitantes de refugio beliceños"]
+    assert (undated.published, undated.countries) == (NOW.date(), "MX,BZ")
+
+    # a day later: nothing new, nothing changed, and an undated entry keeps its first day
+    later = NOW + timedelta(days=1)
+    again = fetch_now(sessions, fast, later)
+    assert [(r.status, r.new, r.updated) for r in again] == [("ok", 0, 0)] * 5
+    assert items_of(sessions, "rss091")[undated.title].published == NOW.date()
+    with sessions() as session:
+        assert session.scalar(select(Item.id).where(Item.feed_id.is_(None))) is None
+        assert len(session.scalars(select(Item)).all()) == 9
+
+
+def test_a_changed_entry_keeps_a_persons_corrections(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/n", "rss20-es.xml")
+    follow(sessions, url, "noticias")
+    fetch_now(sessions, fast, NOW)
+    item = items_of(sessions, "noticias")["Upala abre un segundo albergue temporal"]
+    with sessions() as session, session.begin():
+        edit_item(session, item.id, ItemChanges(title="Upala abre su segundo albergue"))
+
+    original = (FEEDS / "rss20-es.xml").read_text()
+    feed_server.routes["/n"].body = (
+        original.replace("Upala abre un segundo albergue temporal", "Upala: segundo albergue")
+        .replace("ochenta personas", "cien personas").encode())
+    (result,) = fetch_now(sessions, fast, NOW + timedelta(hours=1))
+    assert (result.new, result.updated, result.kept) == (0, 1, 1)
+    with sessions() as session:
+        stored = session.get(Item, item.id)
+        assert stored is not None
+        assert stored.title == "Upala abre su segundo albergue"  # the person's title stays
+        assert "cien personas" in stored.body  # the field nobody edited follows the feed
+        assert stored.feed_id == feed_row(sessions, "noticias").id
+
+
+def test_conditional_get_sends_the_validators_and_a_304_adds_nothing(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    stamp = "Sat, 05 Dec 2026 10:00:00 GMT"
+    follow(sessions, feed_server.serve("/e", "atom-en.xml", etag='"v1"', last_modified=stamp,
+                                       content_type="application/atom+xml"), "etag")
+    follow(sessions, feed_server.serve("/m", "rss10-en.rdf", last_modified=stamp), "modified")
+    assert [r.status for r in fetch_due(sessions, fast, NOW)] == ["ok", "ok"]
+    assert (feed_row(sessions, "etag").etag, feed_row(sessions, "etag").last_modified) == (
+        '"v1"', stamp)
+    later = NOW + timedelta(hours=2)
+    results = fetch_due(sessions, fast, later)
+    assert [(r.status, r.new) for r in results] == [("not-modified", 0)] * 2
+    second = feed_server.requests("/e")[1].headers
+    assert (second["if-none-match"], second["if-modified-since"]) == ('"v1"', stamp)
+    assert "if-none-match" not in feed_server.requests("/e")[0].headers
+    assert feed_server.requests("/m")[1].headers["if-modified-since"] == stamp
+    row = feed_row(sessions, "etag")
+    assert (row.etag, row.last_ok_at, row.next_fetch_at) == (
+        '"v1"', later, later + timedelta(minutes=60))
+
+
+def test_one_failing_feed_never_stops_the_others_and_says_what_to_do(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    feed_server.serve("/loop", location=feed_server.url("/loop"), status=302)
+    bad = {
+        "refused": (f"http://127.0.0.1:{closed_port()}/feed", "refused the connection"),
+        "dns": ("http://feeds.nonexistent.invalid/rss", "cannot be found (DNS)"),
+        "error500": (feed_server.serve("/500", body=b"oops", status=500),
+                     "answered 500 Internal Server Error (a problem on their side)"),
+        "gone": (feed_server.url("/missing"), "answered 404 Not Found: the feed moved"),
+        "slow": (feed_server.serve("/drip", drip=True), "no complete answer within 1 s"),
+        "huge": (feed_server.serve("/huge", endless=True), "larger than 200,000 bytes"),
+        "page": (feed_server.serve("/page", body=b"<!doctype html><html><p>Hola</p></html>",
+                                   content_type="text/html"), "is a web page"),
+        "loop": (feed_server.url("/loop"), f"more than {MAX_REDIRECTS} redirects"),
+        "ftp": (feed_server.serve("/to-ftp", status=301, location="ftp://example.org/f"),
+                "not an http(s) address"),
+    }
+    for name, (url, _) in bad.items():
+        follow(sessions, url, name)
+    follow(sessions, feed_server.serve("/moved", status=301, location="/good"), "moved")
+    feed_server.serve("/good", "rss20-es.xml")
+    follow(sessions, feed_server.url("/good"), "good")
+
+    started = time.monotonic()
+    results = {r.feed: r for r in fetch_due(sessions, fast, NOW)}
+    assert time.monotonic() - started < 8  # each slow or endless feed cut at its limit
+    assert (results["good"].status, results["good"].new) == ("ok", 3)
+    assert (results["moved"].status, results["moved"].entries) == ("ok", 3)  # redirect
+    for name, (_, message) in bad.items():
+        assert results[name].status == "failed"
+        assert message in results[name].error, (name, results[name].error)
+        row = feed_row(sessions, name)
+        assert (row.failures, row.last_error, row.last_ok_at) == (1, results[name].error, None)
+        assert row.next_fetch_at == NOW + timedelta(minutes=120)  # interval * 2**1
+    assert feed_row(sessions, "good").failures == 0
+
+
+def test_a_failing_feed_backs_off_then_recovers(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/flaky", body=b"down", status=503)
+    follow(sessions, url, "flaky", interval_minutes=180)
+    now = NOW
+    waits = []
+    for _ in range(5):
+        (result,) = fetch_due(sessions, fast, now)
+        assert result.status == "failed"
+        assert fetch_due(sessions, fast, now) == []  # not due again before its backoff
+        row = feed_row(sessions, "flaky")
+        assert row.next_fetch_at is not None
+        waits.append(row.next_fetch_at - now)
+        assert fetch_due(sessions, fast, row.next_fetch_at - timedelta(seconds=1)) == []
+        now = row.next_fetch_at
+    hours = [w / timedelta(hours=1) for w in waits]
+    assert hours == [6, 12, 24, 24, 24]  # 3 h * 2**failures, at most a day
+    feed_server.serve("/flaky", "rss10-en.rdf")
+    (result,) = fetch_due(sessions, fast, now)
+    row = feed_row(sessions, "flaky")
+    assert (result.status, result.new, row.failures, row.last_error) == ("ok", 2, 0, "")
+    assert row.next_fetch_at == now + timedelta(hours=3)
+
+
+def test_a_due_feed_is_claimed_once(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    follow(sessions, feed_server.serve("/a", "rss20-es.xml"), "a")
+    follow(sessions, feed_server.serve("/b", "atom-en.xml"), "b", interval_minutes=30)
+    assert [r.feed for r in fetch_due(sessions, fast, NOW)] == ["a", "b"]
+    assert fetch_due(sessions, fast, NOW) == []  # a second scheduler at the same time
+    assert len(feed_server.seen) == 2
+    assert [r.feed for r in fetch_due(sessions, fast, NOW + timedelta(minutes=30))] == ["b"]
+    # two schedulers in threads, both at the moment both are due: each feed fetched once
+    results: list[list[str]] = []
+    due = NOW + timedelta(minutes=60)
+    threads = [threading.Thread(
+        target=lambda: results.append([r.feed for r in fetch_due(sessions, fast, due)]))
+        for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(f for run in results for f in run) == ["a", "b"]
+    assert len(feed_server.seen) == 5
+
+
+def test_removing_a_feed_keeps_its_items(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    follow(sessions, feed_server.serve("/a", "rss10-en.rdf"), "a")
+    fetch_now(sessions, fast, NOW)
+    with sessions() as session, session.begin():
+        feed, count = remove_feed(session, "a")
+    assert count == 2
+    with sessions() as session:
+        kept = session.scalars(select(Item)).all()
+        assert [(i.feed_id, i.countries) for i in kept] == [(None, "JM"), (None, "CU,NI")]
+    follow(sessions, feed_server.url("/a"), "again")  # the same items, found again
+    (result,) = fetch_now(sessions, fast, NOW)
+    assert (result.new, result.updated) == (0, 0)
+    assert len(items_of(sessions, "again")) == 2
+
+
+# -- the HTTP exchange on its own -------------------------------------------------------
+
+def test_http_get_limits(feed_server: FeedServer) -> None:
+    body = (FEEDS / "rss20-es.xml").read_bytes()
+    feed_server.serve("/bomb", body=b"\0" * 5_000_000, gzip=True)
+    with pytest.raises(FeedError, match="larger than 100,000 bytes"):
+        http_get(feed_server.url("/bomb"), timeout=5, max_bytes=100_000)  # 5 MB from ~5 KB
+    feed_server.serve("/ok", body=body, gzip=True)
+    assert http_get(feed_server.url("/ok"), timeout=5, max_bytes=len(body)).body == body
+    with pytest.raises(FeedError, match="larger than"):
+        http_get(feed_server.url("/ok"), timeout=5, max_bytes=len(body) - 1)
+    with pytest.raises(FeedError, match="not an http"):
+        http_get("file:///etc/passwd", timeout=5, max_bytes=1000)
+    feed_server.serve("/hop", status=307, location="/ok")
+    assert http_get(feed_server.url("/hop"), timeout=5, max_bytes=10**6).url.endswith("/ok")
+
+
+# -- the commands -------------------------------------------------------------------------
+
+def run(runner: CliRunner, *args: str, code: int = 0) -> str:
+    result = runner.invoke(cli, list(args))
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_feeds_commands(runner: CliRunner, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/es", "rss20-es.xml")
+    out = run(runner, "feeds", "add", url, "--language", "es", "--country", "cr,Nicaragua",
+              "--interval", "30")
+    assert "feed '127.0.0.1' added" in out
+    assert "127.0.0.1-2" in run(runner, "feeds", "add", feed_server.url("/none"))
+    assert "already followed, as feed '127.0.0.1'" in run(runner, "feeds", "add", url, code=1)
+    for args, message in (
+            (["ftp://x.example/f"], "is not an http(s) address"),
+            ([url + "?x", "--country", "Atlantis"], "'Atlantis' is not a known country"),
+            ([url + "?x", "--name", "Bad Name"], "--name 'bad name': use 1 to 64"),
+            ([url + "?x", "--interval", "0"], "--interval 0"),
+            ([url + "?x", "--language", "español"], "is not a language code")):
+        out = run(runner, "feeds", "add", *args, code=1)
+        assert message in out and "Traceback" not in out
+
+    fetched = json.loads(run(runner, "feeds", "fetch", "127.0.0.1", "--json"))
+    assert [(r["feed"], r["status"], r["new"]) for r in fetched] == [("127.0.0.1", "ok", 3)]
+    out = run(runner, "feeds", "fetch", code=1)  # the other answers 404
+    assert "127.0.0.1: 3 entries, 0 new items, 0 updated" in out
+    assert "127.0.0.1-2: failed:" in out and "1 of 2 feeds failed: 127.0.0.1-2" in out
+
+    listed = json.loads(run(runner, "feeds", "list", "--json"))
+    assert [(f["name"], f["items"], f["failures"]) for f in listed] == [
+        ("127.0.0.1", 3, 0), ("127.0.0.1-2", 0, 1)]
+    shown = json.loads(run(runner, "feeds", "show", "127.0.0.1", "--json"))
+    assert (shown["language"], shown["countries"], shown["interval_minutes"]) == (
+        "es", ["CR", "NI"], 30)
+    out = run(runner, "feeds", "list")
+    assert "2 feeds" in out and "detect" in out
+    assert "127.0.0.1-2: http://127.0.0.1:" in out and "404 Not Found" in out
+    assert "last_error: " in run(runner, "feeds", "show", "127.0.0.1-2")
+    items = json.loads(run(runner, "items", "list", "--json"))
+    assert {i["language"] for i in items} == {"es"}
+    assert "its 3 items stay" in run(runner, "feeds", "remove", "127.0.0.1")
+    assert "no feed named 'nope'" in run(runner, "feeds", "show", "nope", code=1)
+
+
+def test_every_feeds_command_has_help_with_an_example(runner: CliRunner) -> None:
+    for command in ("add", "list", "show", "remove", "fetch"):
+        out = run(runner, "feeds", command, "--help")
+        assert "Example:" in out and "newsletter feeds " + command in out

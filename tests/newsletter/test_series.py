@@ -1,0 +1,357 @@
+"""Series on SQLite and PostgreSQL: periods built once, skipped with a reason, caught up
+after downtime; the `series` commands. The clock is passed in (or moved by time-machine)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+import pytest
+import time_machine
+from click.testing import CliRunner
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter.approval import approve, sendable
+from newsletter.cli import cli
+from newsletter.errors import NewsletterError
+from newsletter.models import Feed, Issue, Item, Series, SeriesPeriod
+from newsletter.series import (
+    PeriodResult,
+    SeriesError,
+    SeriesSpec,
+    build_due,
+    build_series,
+    create_series,
+    delete_series,
+    pause_series,
+    resume_series,
+)
+from newsletter.settings import Settings
+from subscribers.lists import create_list, delete_list
+from subscribers.people import NewSubscriber, add
+
+NOW = datetime(2026, 12, 6, 13, 0)  # Sunday; 07:00 in Costa Rica (UTC-6, no DST)
+MONDAY = datetime(2026, 12, 7, 15, 0)  # Monday 09:00 in Costa Rica
+WEEK = timedelta(days=7)
+WEEKLY = "weekly on monday at 09:00"
+CR = "America/Costa_Rica"
+
+
+def add_items(sessions: sessionmaker[Session], *days: date, feed: str | None = None,
+              country: str = "CR") -> None:
+    with sessions() as session, session.begin():
+        feed_id = session.scalar(select(Feed.id).where(Feed.name == feed)) if feed else None
+        start = session.scalar(select(func.count(Item.id))) or 0
+        for n, day in enumerate(days, start):
+            session.add(Item(source_key=f"k{n}", published=day, title=f"Noticia {n}",
+                             body=f"Párrafo {n}.", language="es", countries=country,
+                             feed_id=feed_id))
+
+
+def make_series(sessions: sessionmaker[Session], settings: Settings, slug: str = "semanal",
+                now: datetime = NOW, **fields: object) -> None:
+    spec = SeriesSpec(slug=slug, timezone=str(fields.pop("timezone", CR)),
+                      every=str(fields.pop("every", WEEKLY)), **fields)  # type: ignore[arg-type]
+    with sessions() as session, session.begin():
+        create_series(session, spec, languages=settings.languages, now=now)
+
+
+def statuses(results: Sequence[PeriodResult]) -> list[tuple[str, str | None]]:
+    return [(r.status, r.issue) for r in results]
+
+
+def issues_of(sessions: sessionmaker[Session]) -> list[Issue]:
+    with sessions() as session:
+        found = list(session.scalars(select(Issue).order_by(Issue.id)))
+        for issue in found:
+            assert all(entry.item for entry in issue.entries)  # loaded while attached
+        return found
+
+
+def test_due_period_is_built_numbered_titled_and_scheduled_once(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    add_items(sessions, date(2026, 11, 29), date(2026, 11, 30), date(2026, 12, 6),
+              date(2026, 12, 7))
+    make_series(sessions, settings, titles={"es": "Boletín semanal", "": "News {number}, {date}"})
+    assert build_due(sessions, settings, MONDAY - timedelta(minutes=1)) == []
+    results = build_due(sessions, settings, MONDAY)
+    assert statuses(results) == [("built", "semanal-2026-12-07")]
+    assert (results[0].window_from, results[0].window_to) == (date(2026, 11, 30),
+                                                              date(2026, 12, 6))
+    assert build_due(sessions, settings, MONDAY + timedelta(minutes=1)) == []
+    [issue] = issues_of(sessions)
+    assert (issue.number, issue.status, issue.send_at) == (1, "scheduled", MONDAY)
+    assert issue.title == "News 1, 2026-12-07"
+    assert issue.titles == {"es": "Boletín semanal No. 1"}
+    assert len(issue.entries) == 2  # the 30th and the 6th, not the 29th or the 7th
+    add_items(sessions, date(2026, 12, 8))
+    second = build_due(sessions, settings, MONDAY + WEEK)
+    assert [(r.status, r.number) for r in second] == [("built", 2)]
+
+
+def test_a_period_below_the_minimum_is_skipped_with_a_reason_and_numbers_continue(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    add_items(sessions, date(2026, 12, 1), date(2026, 12, 2), date(2026, 12, 9),
+              date(2026, 12, 10), date(2026, 12, 11))
+    make_series(sessions, settings, min_items=3)
+    [skipped] = build_due(sessions, settings, MONDAY)
+    assert skipped.status == "skipped"
+    assert skipped.reason == ("2 items between 2026-11-30 and 2026-12-06, fewer than the "
+                              "series' minimum of 3")
+    [built] = build_due(sessions, settings, MONDAY + WEEK)
+    assert (built.status, built.number, built.issue) == ("built", 1, "semanal-2026-12-14")
+    with sessions() as session:
+        rows = session.scalars(select(SeriesPeriod).order_by(SeriesPeriod.occurs_at)).all()
+        assert [(r.status, r.number) for r in rows] == [("skipped", None), ("built", 1)]
+    # the default title carries the sender's name and the number
+    assert issues_of(sessions)[0].title == "Boletín Regional No. 1"
+
+
+def test_since_last_rolls_a_skipped_periods_items_forward(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    add_items(sessions, date(2026, 12, 1), date(2026, 12, 9))
+    make_series(sessions, settings, min_items=2, window="since-last")
+    assert build_due(sessions, settings, MONDAY)[0].status == "skipped"
+    [built] = build_due(sessions, settings, MONDAY + WEEK)
+    assert (built.status, built.window_from, built.window_to) == (
+        "built", date(2026, 11, 30), date(2026, 12, 13))
+    add_items(sessions, date(2026, 12, 15), date(2026, 12, 16))
+    [third] = build_due(sessions, settings, MONDAY + 2 * WEEK)
+    assert (third.window_from, third.window_to) == (date(2026, 12, 14), date(2026, 12, 20))
+
+
+def test_feeds_limit_the_items(sessions: sessionmaker[Session], settings: Settings) -> None:
+    with sessions() as session, session.begin():
+        session.add_all([Feed(name="noticias", url="http://a.example/rss"),
+                         Feed(name="otra", url="http://b.example/rss")])
+    add_items(sessions, date(2026, 12, 1), feed="noticias")
+    add_items(sessions, date(2026, 12, 2), date(2026, 12, 3), feed="otra")
+    add_items(sessions, date(2026, 12, 4))
+    make_series(sessions, settings, feeds=("noticias",))
+    assert statuses(build_due(sessions, settings, MONDAY)) == [("built", "semanal-2026-12-07")]
+    [issue] = issues_of(sessions)
+    assert [e.item.title for e in issue.entries] == ["Noticia 0"]
+    with sessions() as session, session.begin(), pytest.raises(SeriesError, match="no feed"):
+        create_series(session, SeriesSpec("x", CR, every=WEEKLY, feeds=("nada",)),
+                      languages=settings.languages, now=NOW)
+
+
+def test_catch_up_builds_the_recent_period_once_and_records_older_ones_missed(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    add_items(sessions, *(date(2026, 12, 1) + timedelta(days=n) for n in range(0, 28, 2)))
+    make_series(sessions, settings)
+    back = MONDAY + 2 * WEEK + timedelta(hours=5)  # down from before the first period
+    results = build_due(sessions, settings, back)
+    assert [r.status for r in results] == ["skipped", "skipped", "built"]
+    assert results[0].reason == (
+        "missed: no scheduler ran between 2026-12-07 15:00 UTC and 2026-12-21 20:00 UTC; "
+        "older than NEWSLETTER_CATCH_UP_HOURS=24")
+    assert results[2].number == 1
+    [issue] = issues_of(sessions)
+    assert (issue.slug, issue.status, issue.send_at) == (  # due at once, and built once
+        "semanal-2026-12-21", "scheduled", MONDAY + 2 * WEEK)
+    assert build_due(sessions, settings, back + timedelta(minutes=1)) == []
+    older = build_due(sessions, settings.model_copy(update={"catch_up_hours": 1.0}),
+                      back + timedelta(minutes=2))
+    assert older == []  # each missed period is recorded once, not once per tick
+
+
+def test_building_ahead_for_approval_and_the_window_it_covers(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    add_items(sessions, date(2026, 12, 5))
+    make_series(sessions, settings, approval="required")
+    assert build_due(sessions, settings, MONDAY - timedelta(hours=25)) == []
+    [built] = build_due(sessions, settings, MONDAY - timedelta(hours=24))
+    assert (built.window_from, built.window_to) == (date(2026, 11, 29), date(2026, 12, 5))
+    [issue] = issues_of(sessions)
+    assert (issue.approval, issue.send_at, issue.series_id is not None) == (
+        "required", MONDAY, True)
+    # built by the calendar, it waits in review; anyone may approve it, and it goes out
+    # only once approved
+    assert issue.review == "in_review"
+    with sessions() as session, session.begin():
+        issue = session.get(Issue, issue.id)
+        assert issue is not None
+        assert sendable(issue) is not None
+        approve(session, issue, "Luis", "ok", now=MONDAY - timedelta(hours=2))
+        assert sendable(issue) is None
+
+
+def test_a_local_time_series_schedules_each_reader_at_the_hour_in_their_zone(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    add_items(sessions, date(2026, 12, 4))
+    make_series(sessions, settings, local_time=True)
+    with sessions() as session, session.begin():
+        for email, country in (("ana@example.org", "ES"), ("lu@example.org", "CR")):
+            add(session, NewSubscriber(email, country=country), default_language="es")
+    # built a day ahead by default, before 09:00 comes anywhere
+    assert build_due(sessions, settings, MONDAY - timedelta(hours=24, minutes=1)) == []
+    [built] = build_due(sessions, settings, MONDAY - timedelta(hours=24))
+    assert built.status == "built"
+    [issue] = issues_of(sessions)
+    assert (issue.status, issue.send_local_time, issue.send_on, issue.schedule_timezone) == (
+        "scheduled", "09:00", date(2026, 12, 7), CR)
+    assert issue.send_at == datetime(2026, 12, 7, 8, 0)  # 09:00 in Madrid comes first
+
+
+def test_manual_build_twice_gives_one_issue_and_an_old_period_stays_a_draft(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    add_items(sessions, date(2026, 12, 2), date(2026, 12, 9))
+    make_series(sessions, settings)
+    first = build_series(sessions, settings, "semanal", day=date(2026, 12, 9), now=NOW)
+    again = build_series(sessions, settings, "semanal", day=date(2026, 12, 13), now=NOW)
+    assert (first.status, first.send_at) == ("built", MONDAY + WEEK)
+    assert (again.status, again.issue) == ("exists", "semanal-2026-12-14")
+    assert again.reason == "built already as issue semanal-2026-12-14"
+    late = MONDAY + timedelta(days=2)
+    old = build_series(sessions, settings, "semanal", day=date(2026, 12, 2), now=late)
+    assert (old.status, old.issue, old.number, old.send_at) == (
+        "built", "semanal-2026-12-07", 2, None)
+    assert "left a draft" in old.reason
+    assert [i.status for i in issues_of(sessions)] == ["scheduled", "draft"]
+    assert build_due(sessions, settings, late) == []
+    with pytest.raises(NewsletterError, match="no period of this series covers 2026-11-20"):
+        build_series(sessions, settings, "semanal", day=date(2026, 11, 20), now=late)
+
+
+def test_an_early_manual_skip_is_not_recorded_and_a_recorded_skip_is_tried_again(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    make_series(sessions, settings)
+    early = build_series(sessions, settings, "semanal", now=NOW)
+    assert early.status == "skipped" and "not recorded" in early.reason
+    assert build_due(sessions, settings, MONDAY)[0].status == "skipped"
+    add_items(sessions, date(2026, 12, 3))  # arrived late
+    retried = build_series(sessions, settings, "semanal", day=date(2026, 12, 3),
+                           now=MONDAY + timedelta(hours=1))
+    assert (retried.status, retried.number) == ("built", 1)
+
+
+def test_pause_builds_nothing_and_resume_records_the_periods_that_passed(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    add_items(sessions, *(date(2026, 12, 1) + timedelta(days=n) for n in range(20)))
+    make_series(sessions, settings)
+    with sessions() as session, session.begin():
+        pause_series(session, "semanal")
+    assert build_due(sessions, settings, MONDAY + WEEK) == []
+    with sessions() as session, session.begin():
+        skipped = resume_series(session, "semanal", now=MONDAY + WEEK + timedelta(hours=1))
+        assert [(r.status, r.reason) for r in skipped] == [
+            ("skipped", "the series was paused when it fell due")] * 2
+    assert build_due(sessions, settings, MONDAY + WEEK + timedelta(hours=2)) == []
+    assert [r.number for r in build_due(sessions, settings, MONDAY + 2 * WEEK)] == [1]
+
+
+def test_one_failing_series_never_stops_the_others(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    add_items(sessions, date(2026, 12, 2))
+    with sessions() as session, session.begin():
+        create_list(session, "boletin", opt_in="single")
+    make_series(sessions, settings, "alpha", lists=("boletin",))
+    make_series(sessions, settings, "beta")
+    with sessions() as session, session.begin():
+        delete_list(session, "boletin")
+    results = build_due(sessions, settings, MONDAY)
+    assert [(r.series, r.status) for r in results] == [("alpha", "failed"), ("beta", "built")]
+    assert "no list called 'boletin'" in results[0].reason
+    with sessions() as session:  # nothing half-written for the failed period
+        assert session.scalar(select(func.count(SeriesPeriod.id))) == 1
+
+
+def test_concurrent_builders_make_one_issue(sessions: sessionmaker[Session],
+                                            settings: Settings) -> None:
+    add_items(sessions, date(2026, 12, 2))
+    make_series(sessions, settings)
+    barrier = threading.Barrier(4)
+    found: list[list[PeriodResult]] = []
+
+    def builder() -> None:
+        barrier.wait()
+        found.append(build_due(sessions, settings, MONDAY))
+
+    threads = [threading.Thread(target=builder) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    results = [r for batch in found for r in batch]
+    assert len(found) == 4
+    assert [r.status for r in results if r.status != "exists"] == ["built"]
+    assert len(issues_of(sessions)) == 1
+
+
+def test_delete_keeps_its_issues_and_refuses_while_one_is_scheduled(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    add_items(sessions, date(2026, 12, 2))
+    make_series(sessions, settings)
+    build_due(sessions, settings, MONDAY)
+    with sessions() as session, session.begin(), pytest.raises(
+            SeriesError, match=r"has scheduled issues \(semanal-2026-12-07\)"):
+        delete_series(session, "semanal")
+    with sessions() as session, session.begin():
+        assert delete_series(session, "semanal", force=True) == ["semanal-2026-12-07"]
+    [issue] = issues_of(sessions)
+    assert (issue.series_id, issue.status) == (None, "scheduled")
+    with sessions() as session:
+        assert session.scalar(select(func.count(SeriesPeriod.id))) == 0
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"slug": "Bad Name"}, "not a usable series name"),
+    ({"timezone": "Mars/Base"}, "time zone 'Mars/Base'"),
+    ({"every": "whenever"}, "--every 'whenever': not understood"),
+    ({"min_items": 0}, "never empty"),
+    ({"titles": {"de": "Nachrichten"}}, "there is no 'de' edition"),
+    ({"titles": {"": "a\nBcc: x@example.org =?utf-8?q?x?="}}, "contains '=\\?'"),
+    ({"lists": ("nadie",)}, "no list called 'nadie'"),
+    ({"titles": {"es": "{date}" * 30}}, "longer than 200 characters with its number"),
+])
+def test_create_refuses_what_it_cannot_use(sessions: sessionmaker[Session], settings: Settings,
+                                           fields: dict[str, object], message: str) -> None:
+    spec: dict[str, object] = {"slug": "semanal", "timezone": CR, "every": WEEKLY, **fields}
+    with sessions() as session, session.begin(), pytest.raises(NewsletterError, match=message):
+        create_series(session, SeriesSpec(**spec),  # type: ignore[arg-type]
+                      languages=settings.languages, now=NOW)
+    with sessions() as session:
+        assert session.scalar(select(func.count(Series.id))) == 0
+
+
+def run(runner: CliRunner, *args: str, code: int = 0) -> str:
+    result = runner.invoke(cli, list(args))
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_the_series_commands(runner: CliRunner, sessions: sessionmaker[Session]) -> None:
+    add_items(sessions, date(2026, 12, 2), date(2026, 12, 3))
+    with time_machine.travel(NOW.isoformat() + "Z", tick=False):
+        out = run(runner, "series", "create", "semanal", "--every", WEEKLY, "--timezone", CR,
+                  "--title", "es=Boletín semanal", "--title", "en=Weekly news")
+        assert "first issue goes out 2026-12-07 09:00 America/Costa_Rica (2026-12-07 15:00 " \
+               "UTC)" in out
+        error = run(runner, "series", "create", "x", "--every", "fortnightly", "--timezone",
+                    CR, code=1)
+        assert error.startswith("Error: --every 'fortnightly'") and error.count("\n") == 1
+        built = json.loads(run(runner, "series", "build", "semanal", "--json"))
+        assert (built["status"], built["issue"], built["number"]) == (
+            "built", "semanal-2026-12-07", 1)
+        again = run(runner, "series", "build", "semanal", "--for", "2026-12-01")
+        assert "was built already as issue semanal-2026-12-07" in again
+        shown = json.loads(run(runner, "series", "show", "semanal", "--json"))
+        assert shown["titles"] == {"es": "Boletín semanal", "en": "Weekly news"}
+        assert [n["utc"] for n in shown["next"][:2]] == ["2026-12-07T15:00:00",
+                                                         "2026-12-14T15:00:00"]
+        assert [(p["status"], p["issue"]) for p in shown["periods"]] == [
+            ("built", "semanal-2026-12-07")]
+        listed = json.loads(run(runner, "series", "list", "--json"))
+        assert [(s["slug"], s["built"], s["next_local"]) for s in listed] == [
+            ("semanal", 1, "2026-12-07T09:00:00")]
+        assert "paused" in run(runner, "series", "pause", "semanal")
+        assert "resumed" in run(runner, "series", "resume", "semanal")
+        refused = run(runner, "series", "delete", "semanal", code=1)
+        assert "has scheduled issues (semanal-2026-12-07)" in refused
+        assert "still scheduled: semanal-2026-12-07" in run(runner, "series", "delete",
+                                                            "semanal", "--yes")
+        assert "no series called 'semanal'" in run(runner, "series", "show", "semanal", code=1)
