@@ -3,10 +3,13 @@ clock), on SQLite and PostgreSQL: what starts, what is held back and why, the le
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from email import message_from_bytes, policy
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import time_machine
@@ -14,14 +17,20 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.approval import approve
 from newsletter.cli import cli
+from newsletter.feeds import add_feed
 from newsletter.models import Delivery, Issue
+from newsletter.series import SeriesSpec, create_series
 from newsletter.settings import Settings
+from subscribers.models import Subscriber
+from subscribers.people import NewSubscriber, add
+from tests.conftest import FIXTURES
 from tests.worker.conftest import runtime_with
 from worker import lease
 from worker.delivery import start_issue
 from worker.runtime import Runtime, configure
-from worker.scheduler import run_round
+from worker.scheduler import RoundReport, run_round
 from worker.transports import MemoryTransport
 
 NOW = datetime(2026, 12, 7, 15, 0)  # 09:00 in Costa Rica (UTC-6)
@@ -246,3 +255,114 @@ def test_scheduler_help_has_an_example(runner: CliRunner) -> None:
     assert result.exit_code == 0
     assert "Example:" in result.output and "--once" in result.output
     assert "--interval" in result.output and "--json" in result.output
+
+
+# ---- the whole calendar, round after round: a feed, a series, approval, local time ----
+
+CR = "America/Costa_Rica"
+MONDAY_0900_CR = datetime(2026, 12, 7, 15, 0)
+READERS = {"ana@example.org": "CR", "luis@example.org": "NI", "marta@example.org": "MX",
+           "pepe@example.org": "ES"}
+
+
+@pytest.fixture
+def feed_url() -> Iterator[str]:
+    """The feed fixtures, served by a real HTTP server on loopback."""
+    handler = functools.partial(QuietFiles, directory=str(FIXTURES / "feeds"))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/rss20-es.xml"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def a_weekly_digest(sessions: sessionmaker[Session], settings: Settings, feed_url: str,
+                    now: datetime, **spec: object) -> None:
+    """The README's digest: weekly, Spanish, Costa Rica first, fed from a feed."""
+    with sessions() as session, session.begin():
+        add_feed(session, feed_url, name="noticias", language="es")
+        for email, country in READERS.items():
+            add(session, NewSubscriber(email, country=country, language="es"),
+                default_language="es")
+        create_series(session, SeriesSpec(
+            slug="semanal", timezone=CR, every="weekly on monday at 09:00",
+            feeds=("noticias",), focus="first", titles={"es": "Boletín semanal"},
+            **spec), languages=settings.languages, now=now)  # type: ignore[arg-type]
+
+
+def rounds(runtime: Runtime, start: datetime, end: datetime,
+           every: timedelta = timedelta(minutes=20)) -> list[RoundReport]:
+    """A scheduler ticking from `start` to `end`, the wall clock moving along."""
+    reports, now = [], start
+    while now <= end:
+        with at(now):
+            reports.append(run_round(runtime, now, holder="scheduler"))
+        now += every
+    return reports
+
+
+def test_a_weekly_digest_from_a_feed_approved_and_sent_at_nine_in_each_zone(
+    runtime: Runtime, sessions: sessionmaker[Session], settings: Settings,
+    memory: MemoryTransport, feed_url: str,
+) -> None:
+    thursday = datetime(2026, 12, 3, 18, 0)
+    a_weekly_digest(sessions, settings, feed_url, thursday, approval="required",
+                    local_time=True)
+    with at(thursday):
+        first = run_round(runtime, thursday, holder="scheduler")
+    assert [(f.feed, f.status, f.new) for f in first.feeds] == [("noticias", "ok", 3)]
+    assert first.periods == [] and not first.errors
+
+    # built a day ahead (time to approve), once however many rounds pass
+    build_time = MONDAY_0900_CR - timedelta(hours=24)
+    reports = rounds(runtime, build_time - HOUR, build_time + 3 * HOUR)
+    built = [p for r in reports for p in r.periods if p.status == "built"]
+    assert [(p.issue, p.number) for p in built] == [("semanal-2026-12-07", 1)]
+    assert "built semanal-2026-12-07 No. 1 of series semanal: scheduled for 2026-12-07 " \
+           "08:00 UTC" in [line for r in reports for line in r.lines()]
+    with sessions() as session, session.begin():
+        issue = session.scalars(select(Issue).where(Issue.series_id.is_not(None))).one()
+        assert (issue.status, issue.review, len(issue.entries)) == ("scheduled", "in_review", 3)
+        approve(session, issue, "Luis", "listo", now=MONDAY_0900_CR - 9 * HOUR)
+
+    # 09:00 comes first in Madrid (08:00 UTC), then in Central America (15:00 UTC)
+    madrid = rounds(runtime, MONDAY_0900_CR - 8 * HOUR, MONDAY_0900_CR - 7 * HOUR)
+    assert [s.slug for r in madrid for s in r.started] == ["semanal-2026-12-07"]
+    assert delivered(memory) == ["pepe@example.org"]
+    rounds(runtime, MONDAY_0900_CR - HOUR, MONDAY_0900_CR + HOUR)
+    assert delivered(memory) == sorted(READERS)
+    assert issue_state(sessions, "semanal-2026-12-07")[0] == "sent"
+    ana = next(e for e in memory.sent if e.recipient == "ana@example.org")
+    subject = str(message_from_bytes(ana.message, policy=policy.default)["Subject"])
+    assert subject.startswith("Boletín semanal")
+    with sessions() as session:  # Costa Rica's news first for Ana (an item is about CR)
+        assert session.scalar(select(Delivery.country).join(Subscriber).where(
+            Subscriber.email == "ana@example.org")) == "CR"
+
+
+@pytest.mark.parametrize(("back", "goes_out"), [(timedelta(hours=3), True),
+                                               (timedelta(hours=26), False)])
+def test_a_period_missed_while_down_is_built_once_or_recorded_skipped(
+    runtime: Runtime, sessions: sessionmaker[Session], settings: Settings,
+    memory: MemoryTransport, feed_url: str, back: timedelta, goes_out: bool,
+) -> None:
+    a_weekly_digest(sessions, settings, feed_url, datetime(2026, 12, 3, 18, 0))
+    # no scheduler ran until `back` after Monday 09:00; then one ticks every 10 minutes
+    returned = MONDAY_0900_CR + back
+    reports = rounds(runtime, returned, returned + 2 * HOUR, timedelta(minutes=10))
+    periods = [p for r in reports for p in r.periods if p.status != "exists"]
+    started = [s.slug for r in reports for s in r.started]
+    if goes_out:
+        assert [(p.status, p.issue) for p in periods] == [("built", "semanal-2026-12-07")]
+        assert started == ["semanal-2026-12-07"]
+        assert delivered(memory) == sorted(READERS)
+    else:
+        assert [(p.status, p.occurs_at) for p in periods] == [("skipped", MONDAY_0900_CR)]
+        assert "missed" in periods[0].reason and started == [] and not memory.sent
+    assert not any(r.errors for r in reports)
