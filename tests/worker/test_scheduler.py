@@ -21,6 +21,7 @@ from newsletter.approval import approve
 from newsletter.cli import cli
 from newsletter.feeds import add_feed
 from newsletter.models import Delivery, Issue
+from newsletter.schedules import schedule_issue
 from newsletter.series import SeriesSpec, create_series
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
@@ -43,8 +44,9 @@ def schedule(sessions: sessionmaker[Session], slug: str, at: datetime, *,
              review: str = "") -> int:
     with sessions() as session, session.begin():
         issue = session.scalars(select(Issue).where(Issue.slug == slug)).one()
-        issue.status, issue.send_at, issue.schedule_timezone = "scheduled", at, timezone
         issue.approval, issue.review = approval, review
+        schedule_issue(session, issue, at=at, timezone=timezone, now=at, past_ok=True)
+        assert issue.status == "scheduled"
         return issue.id
 
 

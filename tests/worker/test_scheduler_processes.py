@@ -25,6 +25,7 @@ from sqlalchemy import select
 from newsletter.db import make_engine, session_factory, utcnow
 from newsletter.issues import create_issue
 from newsletter.models import Issue
+from newsletter.schedules import schedule_issue
 from tests.conftest_servers import record_started
 from tests.servers import PostgresServer, RedisServer, SmtpServer
 from tests.worker.cluster import Process, populate, service_env, start_workers, wait_until
@@ -48,7 +49,7 @@ def prepare(db_url: str, people: int, due_in: float) -> list[str]:
         for slug, at in ((ON_TIME, now + timedelta(seconds=due_in)),
                          (LATE, now - timedelta(hours=1)), (TOO_LATE, now - timedelta(days=3))):
             issue = session.scalars(select(Issue).where(Issue.slug == slug)).one()
-            issue.status, issue.send_at, issue.schedule_timezone = "scheduled", at, "UTC"
+            schedule_issue(session, issue, at=at, timezone="UTC", now=now, past_ok=True)
     engine.dispose()
     return emails
 
