@@ -320,11 +320,14 @@ def test_a_weekly_digest_from_a_feed_approved_and_sent_at_nine_in_each_zone(
         first = run_round(runtime, thursday, holder="scheduler")
     assert [(f.feed, f.status, f.new) for f in first.feeds] == [("noticias", "ok", 3)]
     assert first.periods == [] and not first.errors
+    assert json.loads(json.dumps(first.as_dict()))["feeds"][0]["new"] == 3
 
     # built a day ahead (time to approve), once however many rounds pass
     build_time = MONDAY_0900_CR - timedelta(hours=24)
     reports = rounds(runtime, build_time - HOUR, build_time + 3 * HOUR)
     built = [p for r in reports for p in r.periods if p.status == "built"]
+    as_json = [json.loads(json.dumps(r.as_dict())) for r in reports]
+    assert [p["send_at"] for r in as_json for p in r["periods"]] == ["2026-12-07T08:00:00"]
     assert [(p.issue, p.number) for p in built] == [("semanal-2026-12-07", 1)]
     assert "built semanal-2026-12-07 No. 1 of series semanal: scheduled for 2026-12-07 " \
            "08:00 UTC" in [line for r in reports for line in r.lines()]
