@@ -26,8 +26,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from newsletter.approval import sendable
 from newsletter.feeds import FetchResult, fetch_due
 from newsletter.models import Issue
+from newsletter.schedules import unschedule_issue
 from newsletter.series import PeriodResult, build_due
 from newsletter.settings import Settings
+from newsletter.words import plural
 from worker import lease
 from worker.control import sweep
 from worker.delivery import SendError, start_issue
@@ -77,8 +79,9 @@ class RoundReport:
         """One line per thing done, for the log."""
         out = [_describe(r) for r in self.feeds]
         out += [_describe(r) for r in self.periods if r.status != "exists"]
-        out += [f"started {s.slug}: {s.planned} deliveries planned, {s.batches} batches "
-                f"enqueued ({s.status})" for s in self.started]
+        out += [f"started {s.slug}: {plural(s.planned, 'new delivery', 'new deliveries')} "
+                f"planned, {plural(s.batches, 'batch', 'batches')} enqueued ({s.status})"
+                for s in self.started]
         out += [f"skipped {n.slug}: {n.note}" for n in self.not_sent]
         out += [f"sweep: {n} batches of {slug} handed back to the workers"
                 for slug, n in self.swept.items()]
@@ -223,13 +226,21 @@ def due_issues(sessions: sessionmaker[Session], now: datetime) -> list[int]:
 
 
 def back_to_draft(sessions: sessionmaker[Session], issue_id: int, note: str) -> bool:
-    """Scheduled -> draft with `note`, if still scheduled: only one process reports it."""
+    """Scheduled -> draft, if still scheduled (so only one process reports it): the
+    schedule is cleared as `issues unschedule` does (rows planned for it and never tried
+    go), and `note`, which names the schedule, says why and what to do."""
     with sessions() as session, session.begin():
-        return bool(session.execute(
+        won = session.execute(
             update(Issue).where(Issue.id == issue_id, Issue.status == "scheduled")
-            .values(status="draft", status_note=note[:NOTE_LENGTH])
+            .values(status="draft")
             .returning(Issue.id)
-        ).first() is not None)
+        ).first() is not None
+        if won:
+            issue = session.get(Issue, issue_id, populate_existing=True)
+            assert issue is not None  # the row we just updated
+            unschedule_issue(session, issue)
+            issue.status_note = note[:NOTE_LENGTH]
+        return won
 
 
 def when(issue: Issue) -> str:

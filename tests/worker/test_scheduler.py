@@ -14,7 +14,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import time_machine
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.approval import approve
@@ -29,7 +29,7 @@ from subscribers.people import NewSubscriber, add
 from tests.conftest import FIXTURES
 from tests.worker.conftest import runtime_with
 from worker import lease
-from worker.delivery import start_issue
+from worker.delivery import plan_issue, start_issue
 from worker.runtime import Runtime, configure
 from worker.scheduler import RoundReport, run_round
 from worker.transports import MemoryTransport
@@ -39,14 +39,15 @@ HOUR = timedelta(hours=1)
 EVERYONE = 5  # tests/worker/conftest.py PEOPLE
 
 
-def schedule(sessions: sessionmaker[Session], slug: str, at: datetime, *,
+def schedule(sessions: sessionmaker[Session], settings: Settings, slug: str, at: datetime, *,
              timezone: str = "America/Costa_Rica", approval: str = "none",
              review: str = "") -> int:
+    """As `issues schedule` does: the schedule, and the deliveries planned at once."""
     with sessions() as session, session.begin():
         issue = session.scalars(select(Issue).where(Issue.slug == slug)).one()
         issue.approval, issue.review = approval, review
         schedule_issue(session, issue, at=at, timezone=timezone, now=at, past_ok=True)
-        assert issue.status == "scheduled"
+        assert plan_issue(settings, session, issue) == EVERYONE
         return issue.id
 
 
@@ -54,6 +55,14 @@ def issue_state(sessions: sessionmaker[Session], slug: str) -> tuple[str, str]:
     with sessions() as session:
         issue = session.scalars(select(Issue).where(Issue.slug == slug)).one()
         return issue.status, issue.status_note
+
+
+def unscheduled(sessions: sessionmaker[Session], slug: str) -> bool:
+    """The schedule was cleared (the note keeps it) and no planned row is left."""
+    with sessions() as session:
+        issue = session.scalars(select(Issue).where(Issue.slug == slug)).one()
+        rows = session.scalar(select(func.count()).where(Delivery.issue_id == issue.id))
+        return issue.send_at is None and issue.schedule_timezone is None and rows == 0
 
 
 def delivered(memory: MemoryTransport) -> list[str]:
@@ -78,33 +87,38 @@ def test_a_due_issue_starts_once_and_goes_to_everyone(
     runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
     memory: MemoryTransport,
 ) -> None:
-    schedule(sessions, issue_slug, NOW + HOUR)
+    schedule(sessions, runtime.settings, issue_slug, NOW + HOUR)
     with at(NOW):
         early = run_round(runtime, NOW, holder="a")
     assert early.ran and not early.started and not memory.sent
+    with sessions() as session, session.begin():  # joins after the schedule was planned
+        add(session, NewSubscriber("zoe@example.org", country="CR", language="es"),
+            default_language="es")
 
     with at(NOW + HOUR):
         report = run_round(runtime, NOW + HOUR, holder="a")
-    assert [(s.slug, s.planned, s.status) for s in report.started] == [(issue_slug, 5, "sent")]
-    assert f"started {issue_slug}: 5 deliveries planned" in report.lines()[0]
-    assert len(delivered(memory)) == len(set(delivered(memory))) == EVERYONE
+    assert [(s.slug, s.planned, s.status) for s in report.started] == [(issue_slug, 1, "sent")]
+    assert report.lines() == [f"started {issue_slug}: 1 new delivery planned, 1 batch "
+                              "enqueued (sent)"]
+    assert len(delivered(memory)) == len(set(delivered(memory))) == EVERYONE + 1
+    assert "zoe@example.org" in delivered(memory)
     assert issue_state(sessions, issue_slug)[0] == "sent"
 
     with at(NOW + 2 * HOUR):
         again = run_round(runtime, NOW + 2 * HOUR, holder="b")
     assert again.ran and not again.started and not again.errors
-    assert len(memory.sent) == EVERYONE
+    assert len(memory.sent) == EVERYONE + 1
 
 
 def test_not_approved_by_its_time_goes_back_to_draft_with_a_note(
     runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
     memory: MemoryTransport,
 ) -> None:
-    schedule(sessions, issue_slug, NOW, approval="required", review="in_review")
+    schedule(sessions, runtime.settings, issue_slug, NOW, approval="required", review="in_review")
     with at(NOW):
         report = run_round(runtime, NOW, holder="a")
     status, note = issue_state(sessions, issue_slug)
-    assert status == "draft" and not memory.sent
+    assert status == "draft" and not memory.sent and unscheduled(sessions, issue_slug)
     assert note.startswith("not sent: not approved by its time 2026-12-07 09:00 "
                            "America/Costa_Rica (")
     assert "review" in note and "; approve it, then schedule it again or send it" in note
@@ -119,7 +133,7 @@ def test_an_approved_issue_goes_out(
     runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
     memory: MemoryTransport,
 ) -> None:
-    schedule(sessions, issue_slug, NOW, approval="required", review="approved")
+    schedule(sessions, runtime.settings, issue_slug, NOW, approval="required", review="approved")
     with at(NOW):
         report = run_round(runtime, NOW, holder="a")
     assert [s.slug for s in report.started] == [issue_slug]
@@ -133,7 +147,7 @@ def test_catch_up_within_the_limit_and_beyond(
     memory: MemoryTransport, late: timedelta, goes_out: bool,
 ) -> None:
     assert runtime.settings.catch_up_hours == 24
-    schedule(sessions, issue_slug, NOW - late)
+    schedule(sessions, runtime.settings, issue_slug, NOW - late)
     with at(NOW):
         report = run_round(runtime, NOW, holder="a")
     status, note = issue_state(sessions, issue_slug)
@@ -141,6 +155,7 @@ def test_catch_up_within_the_limit_and_beyond(
         assert status == "sent" and len(memory.sent) == EVERYONE and not note
     else:
         assert status == "draft" and not memory.sent and not report.started
+        assert unscheduled(sessions, issue_slug)
         assert note.startswith("not sent: it fell due at 2026-12-06 08:00 America/Costa_Rica "
                                "while no scheduler was running, more than 24 h ago")
         assert [n.slug for n in report.not_sent] == [issue_slug]
@@ -170,7 +185,7 @@ def test_a_round_is_skipped_while_another_process_holds_the_lease(
     runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
     memory: MemoryTransport,
 ) -> None:
-    schedule(sessions, issue_slug, NOW)
+    schedule(sessions, runtime.settings, issue_slug, NOW)
     assert lease.take(sessions, "round", "other", NOW, timedelta(seconds=30))
     with at(NOW):
         skipped = run_round(runtime, NOW, holder="me")
@@ -184,7 +199,7 @@ def test_two_rounds_at_the_same_now_start_the_issue_once(
     runtime: Runtime, sessions: sessionmaker[Session], issue_slug: str,
     memory: MemoryTransport,
 ) -> None:
-    schedule(sessions, issue_slug, NOW)
+    schedule(sessions, runtime.settings, issue_slug, NOW)
     with at(NOW):
         reports = [run_round(runtime, NOW, holder=h) for h in ("a", "b")]
     assert [r.ran for r in reports] == [True, False]
@@ -197,7 +212,7 @@ def test_two_processes_claiming_the_same_issue_at_once_start_it_once(
     memory: MemoryTransport,
 ) -> None:
     """Without the round lease (two rounds at once): the issue's own claim decides."""
-    issue_id = schedule(sessions, issue_slug, NOW)
+    issue_id = schedule(sessions, runtime.settings, issue_slug, NOW)
     barrier = threading.Barrier(2)
     results: list[object] = []
 
@@ -225,7 +240,7 @@ def test_a_failing_step_is_reported_and_the_others_still_run(
         raise RuntimeError("the sweep broke")
 
     monkeypatch.setattr("worker.scheduler.sweep", broken)
-    schedule(sessions, issue_slug, NOW)
+    schedule(sessions, runtime.settings, issue_slug, NOW)
     with at(NOW):
         report = run_round(runtime, NOW, holder="a")
     assert report.errors == {"sweep": "RuntimeError: the sweep broke"}
@@ -238,14 +253,14 @@ def test_a_failing_step_is_reported_and_the_others_still_run(
 def test_scheduler_once_prints_the_round_as_json(
     runner: CliRunner, settings: Settings, sessions: sessionmaker[Session], issue_slug: str,
 ) -> None:
-    schedule(sessions, issue_slug, NOW - HOUR)
+    schedule(sessions, settings, issue_slug, NOW - HOUR)
     with at(NOW):
         result = runner.invoke(cli, ["scheduler", "--once", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["ran"] and report["errors"] == {}
     assert [(s["slug"], s["planned"], s["status"]) for s in report["started"]] == [
-        (issue_slug, EVERYONE, "sent")]
+        (issue_slug, 0, "sent")]  # everyone was planned when it was scheduled
     assert len(list(settings.resolved_outbox_dir.glob("*.eml"))) == EVERYONE
     with at(NOW + HOUR):
         quiet = runner.invoke(cli, ["scheduler", "--once"])
