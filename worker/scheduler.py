@@ -104,7 +104,9 @@ def _describe(result: FetchResult | PeriodResult) -> str:
     """One log line for a feed fetched or a series period built, skipped or failed."""
     if isinstance(result, FetchResult):
         if result.status == "failed":
-            return f"feed {result.feed} failed: {result.error}"
+            again = (f" (tried again from {result.next_fetch_at:%Y-%m-%d %H:%M} UTC)"
+                     if result.next_fetch_at else "")
+            return f"feed {result.feed} failed: {result.error}{again}"
         if result.status == "not-modified":
             return f"feed {result.feed}: not modified"
         return f"feed {result.feed}: {result.new} new, {result.updated} updated items"

@@ -331,9 +331,15 @@ def test_a_weekly_digest_from_a_feed_approved_and_sent_at_nine_in_each_zone(
     thursday = datetime(2026, 12, 3, 18, 0)
     a_weekly_digest(sessions, settings, feed_url, thursday, approval="required",
                     local_time=True)
+    with sessions() as session, session.begin():  # a feed that fails: reported, not fatal
+        add_feed(session, feed_url.replace("rss20-es", "gone"), name="rota")
     with at(thursday):
         first = run_round(runtime, thursday, holder="scheduler")
-    assert [(f.feed, f.status, f.new) for f in first.feeds] == [("noticias", "ok", 3)]
+    assert [(f.feed, f.status, f.new) for f in first.feeds] == [("noticias", "ok", 3),
+                                                                ("rota", "failed", 0)]
+    assert first.lines()[0] == "feed noticias: 3 new, 0 updated items"
+    assert first.lines()[1].startswith("feed rota failed: ")
+    assert "404" in first.lines()[1] and "(tried again from 2026-12-03 " in first.lines()[1]
     assert first.periods == [] and not first.errors
     assert json.loads(json.dumps(first.as_dict()))["feeds"][0]["new"] == 3
 
