@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter import zones
 from newsletter.approval import sendable
 from newsletter.feeds import FetchResult, fetch_due
 from newsletter.models import Issue
@@ -250,13 +250,8 @@ def when(issue: Issue) -> str:
     if issue.send_local_time and issue.send_on:
         return f"{issue.send_on.isoformat()} {issue.send_local_time} in each subscriber's zone"
     assert issue.send_at is not None
-    name = issue.schedule_timezone or "UTC"
-    try:
-        zone = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        name, zone = "UTC", ZoneInfo("UTC")
-    local = issue.send_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
-    return f"{local:%Y-%m-%d %H:%M} {name}"
+    zone = zones.zone_named(issue.schedule_timezone) or "UTC"
+    return f"{zones.to_local(issue.send_at, zone):%Y-%m-%d %H:%M} {zone}"
 
 
 def start_due(turn: _Turn, report: RoundReport) -> None:

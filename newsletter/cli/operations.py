@@ -147,6 +147,12 @@ def run_in_process(app: App, interval: float) -> None:
                                    should_stop=stop.is_set)
             except RoundInterrupted:
                 break
+            except Exception as exc:  # the database is away, say: try again next round
+                log.error("round failed: %s: %s; trying again in %g s",
+                          type(exc).__name__, (str(exc).splitlines() or [""])[0][:300], interval)
+                log.debug("round failed", exc_info=True)
+                stop.wait(interval)
+                continue
             if not report.ran:
                 log.debug("round skipped: %s holds the round lease", report.held_by)
             stop.wait(interval)
