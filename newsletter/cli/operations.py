@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from newsletter.cli.context import App, pass_app, refuse_insecure_mailing, user_errors
-from newsletter.cli.output import emit_json, json_option, table
+from newsletter.cli.output import emit_json, table
 from newsletter.db import utcnow
 
 if TYPE_CHECKING:
@@ -58,8 +58,10 @@ def worker(app: App, concurrency: int | None, loglevel: str) -> None:
 @click.option("--once", is_flag=True, help="Run one round here, print what it did, and exit.")
 @click.option("--interval", type=click.FloatRange(min=0.1), default=None,
               help="Seconds between rounds (default: NEWSLETTER_SCHEDULER_SECONDS).")
-@json_option
-@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="With --once: print the round's report as JSON.")
+@click.option("--loglevel", default="INFO", show_default=True,
+              help="DEBUG also logs the rounds skipped while another process holds the lease.")
 @pass_app
 @user_errors
 def scheduler(app: App, once: bool, interval: float | None, as_json: bool,
@@ -83,6 +85,8 @@ def scheduler(app: App, once: bool, interval: float | None, as_json: bool,
     level = logging.getLevelName(loglevel.upper())
     logging.getLogger("worker").setLevel(level if isinstance(level, int) else logging.INFO)
     every = interval or app.settings.scheduler_seconds
+    if as_json and not once:
+        raise click.UsageError("--json goes with --once (a running scheduler logs instead)")
     if once:
         log.setLevel(logging.ERROR)  # the report is printed: no second copy in the log
         refuse_insecure_mailing(app)

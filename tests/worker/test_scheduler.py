@@ -272,6 +272,8 @@ def test_scheduler_help_has_an_example(runner: CliRunner) -> None:
     assert result.exit_code == 0
     assert "Example:" in result.output and "--once" in result.output
     assert "--interval" in result.output and "--json" in result.output
+    alone = runner.invoke(cli, ["scheduler", "--json"])
+    assert alone.exit_code == 2 and "--json goes with --once" in alone.output
 
 
 # ---- the whole calendar, round after round: a feed, a series, approval, local time ----
