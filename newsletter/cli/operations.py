@@ -74,7 +74,9 @@ def scheduler(app: App, once: bool, interval: float | None, as_json: bool,
     Without NEWSLETTER_BROKER_URL the rounds run in this process and log one line per
     thing done; with a broker this runs Celery beat, and the workers run the rounds.
     Running two is safe: a lease in the database lets one round run at a time, and
-    nothing is built or sent twice. SIGTERM or Ctrl-C stops after the batch in hand.
+    nothing is built or sent twice (only a process killed with SIGKILL between the
+    relay's answer and its record may repeat that one message). SIGTERM or Ctrl-C stops
+    after the batch in hand.
 
     \b
     Example:
