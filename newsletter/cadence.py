@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import DAILY, HOURLY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
 
 from newsletter.errors import NewsletterError
+from newsletter.zones import zone_named
 
 
 class CadenceError(NewsletterError):
@@ -90,10 +91,13 @@ class Period:
 
 
 def zone(name: str) -> ZoneInfo:
-    """The time zone called `name`, or an error that names it and gives an example."""
+    """The time zone called `name` (exactly as tzdata spells it), or an error that names it
+    and gives an example. Names zoneinfo would also read from the system's directory but
+    that are no IANA zone ("posix/...", "right/...", "posixrules") are refused, as
+    scheduling refuses them."""
     text = name.strip()
     try:
-        if not text or text != name or ".." in text or text.startswith("/"):
+        if not text or text != name or zone_named(text) != text:
             raise ValueError(text)
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:

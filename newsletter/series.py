@@ -38,6 +38,7 @@ from newsletter.render import FOCUS_POLICIES
 from newsletter.schedules import schedule_issue
 from newsletter.settings import Settings
 from newsletter.words import plural
+from newsletter.zones import zone_named
 from subscribers.lists import get_list
 from subscribers.segments import get_segment
 from subscribers.validate import InvalidValue, clean_header_text
@@ -128,8 +129,10 @@ def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str
     if not 0 <= ahead <= MAX_BUILD_AHEAD_HOURS:
         raise SeriesError(f"--build-ahead {ahead:g}: give hours from 0 to "
                           f"{MAX_BUILD_AHEAD_HOURS}")
-    rule = compile_rule(every=spec.every, rrule_text=spec.rrule, timezone=spec.timezone,
-                        now=now)
+    # as tzdata spells it ("america/costa_rica" -> "America/Costa_Rica"), as scheduling
+    # reads it: an unknown name is refused by compile_rule
+    timezone = zone_named(spec.timezone) or spec.timezone
+    rule = compile_rule(every=spec.every, rrule_text=spec.rrule, timezone=timezone, now=now)
     if session.scalar(select(Series.id).where(Series.slug == spec.slug)) is not None:
         raise SeriesError(f"a series called {spec.slug!r} exists already: pick another name "
                           f"or `newsletter series delete {spec.slug}`")
@@ -142,7 +145,7 @@ def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str
         raise SeriesError(str(exc)) from exc
     _feed_ids(session, spec.feeds)
     series = Series(
-        slug=spec.slug, rule=rule, every=spec.every, timezone=spec.timezone,
+        slug=spec.slug, rule=rule, every=spec.every, timezone=timezone,
         lists=list(dict.fromkeys(spec.lists)), segments=list(dict.fromkeys(spec.segments)),
         feeds=list(dict.fromkeys(spec.feeds)), focus=spec.focus,
         titles=_clean_titles(spec.titles, languages),

@@ -132,6 +132,7 @@ def create(app: App, slug: str, every: str | None, rrule_text: str | None, timez
         created = create_series(session, spec, languages=languages, now=now)
         first = upcoming(created, now, 1)
         ahead = created.build_ahead_minutes
+        timezone = created.timezone
     click.echo(f"series {slug} created: {created.every or created.rule} ({timezone})")
     if first:
         built = first[0].utc - timedelta(minutes=ahead)

@@ -161,7 +161,8 @@ def test_the_period_containing_a_date() -> None:
 
 def test_zones_are_checked_by_name() -> None:
     assert zone("America/Costa_Rica").key == "America/Costa_Rica"
-    for bad in ("Mars/Base", "", "../etc/passwd", " UTC"):
+    for bad in ("Mars/Base", "", "../etc/passwd", " UTC", "posix/Europe/Madrid", "right/UTC",
+                "posixrules", "zone.tab"):
         with pytest.raises(CadenceError, match="give an IANA name such as America/Costa_Rica"):
             zone(bad)
 

@@ -301,6 +301,11 @@ def test_delete_keeps_its_issues_and_refuses_while_one_is_scheduled(
 @pytest.mark.parametrize(("fields", "message"), [
     ({"slug": "Bad Name"}, "not a usable series name"),
     ({"timezone": "Mars/Base"}, "time zone 'Mars/Base'"),
+    # names zoneinfo reads from the system's directory but scheduling refuses: every
+    # build of such a series would fail
+    ({"timezone": "posix/America/Costa_Rica"}, "time zone 'posix/America/Costa_Rica'"),
+    ({"timezone": "right/UTC"}, "time zone 'right/UTC'"),
+    ({"timezone": "posixrules"}, "time zone 'posixrules'"),
     ({"every": "whenever"}, "--every 'whenever': not understood"),
     ({"min_items": 0}, "never empty"),
     ({"titles": {"de": "Nachrichten"}}, "there is no 'de' edition"),
@@ -316,6 +321,17 @@ def test_create_refuses_what_it_cannot_use(sessions: sessionmaker[Session], sett
                       languages=settings.languages, now=NOW)
     with sessions() as session:
         assert session.scalar(select(func.count(Series.id))) == 0
+
+
+def test_a_zone_is_stored_as_tzdata_spells_it_and_builds(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    """`issues schedule --timezone` reads zone names case-insensitively; so does a series,
+    which stores the name as tzdata spells it (its builds schedule in that zone)."""
+    add_items(sessions, date(2026, 12, 2))
+    make_series(sessions, settings, timezone=" america/costa_rica")
+    with sessions() as session:
+        assert session.scalars(select(Series.timezone)).one() == CR
+    assert statuses(build_due(sessions, settings, MONDAY)) == [("built", "semanal-2026-12-07")]
 
 
 def run(runner: CliRunner, *args: str, code: int = 0) -> str:
