@@ -45,7 +45,8 @@ from subscribers.validate import InvalidValue, clean_header_text
 
 log = logging.getLogger(__name__)
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,51}$")  # + "-YYYY-MM-DD-HHMM" fits an issue slug
+# 48 + len("-YYYY-MM-DD-HHMM") = 64, the longest issue slug (newsletter.issues.SLUG)
+SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,47}$")
 APPROVALS = ("none", "required")
 WINDOWS = ("period", "since-last")
 REVIEW_AHEAD = timedelta(hours=24)  # default build-ahead with approval or local time
@@ -107,7 +108,7 @@ def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str
                   now: datetime) -> Series:
     """A new active series; its first period is the first occurrence at or after `now`."""
     if not SLUG.match(spec.slug):
-        raise SeriesError(f"{spec.slug[:80]!r} is not a usable series name: use up to 52 "
+        raise SeriesError(f"{spec.slug[:80]!r} is not a usable series name: use up to 48 "
                           "lower-case letters, digits, '-', '_' or '.', starting with a letter "
                           "or digit (e.g. semanal)")
     if spec.focus not in FOCUS_POLICIES:

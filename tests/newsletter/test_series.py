@@ -334,6 +334,24 @@ def test_a_zone_is_stored_as_tzdata_spells_it_and_builds(
     assert statuses(build_due(sessions, settings, MONDAY)) == [("built", "semanal-2026-12-07")]
 
 
+def test_the_longest_series_name_still_makes_an_issue_name_when_the_day_is_taken(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    """A series name leaves room for "-YYYY-MM-DD-HHMM" within an issue name (64)."""
+    from newsletter.issues import create_issue
+
+    with sessions() as session, session.begin(), pytest.raises(
+            SeriesError, match="not a usable series name: use up to 48"):
+        create_series(session, SeriesSpec(slug="s" * 49, timezone=CR, every=WEEKLY),
+                      languages=settings.languages, now=NOW)
+    add_items(sessions, date(2026, 12, 2))
+    longest = "s" * 48
+    make_series(sessions, settings, slug=longest)
+    with sessions() as session, session.begin():  # a person took the day's name
+        create_issue(session, f"{longest}-2026-12-07", date(2026, 12, 1), date(2026, 12, 5))
+    assert statuses(build_due(sessions, settings, MONDAY)) == [
+        ("built", f"{longest}-2026-12-07-0900")]
+
+
 def run(runner: CliRunner, *args: str, code: int = 0) -> str:
     result = runner.invoke(cli, list(args))
     assert result.exit_code == code, result.output
