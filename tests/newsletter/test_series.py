@@ -389,3 +389,23 @@ def test_the_series_commands(runner: CliRunner, sessions: sessionmaker[Session])
         assert "still scheduled: semanal-2026-12-07" in run(runner, "series", "delete",
                                                             "semanal", "--yes")
         assert "no series called 'semanal'" in run(runner, "series", "show", "semanal", code=1)
+
+
+def test_a_built_issue_has_its_deliveries_planned(runner: CliRunner,
+                                                  sessions: sessionmaker[Session]) -> None:
+    """As after `issues schedule`: `issues deliveries --json` shows each not_before at once."""
+    add_items(sessions, date(2026, 12, 2))
+    with sessions() as session, session.begin():
+        add(session, NewSubscriber(email="ana@example.org", country="CR", language="es"),
+            default_language="es")
+        add(session, NewSubscriber(email="pepa@example.org", country="ES", language="es"),
+            default_language="es")
+    with time_machine.travel(NOW.isoformat() + "Z", tick=False):
+        run(runner, "series", "create", "semanal", "--every", WEEKLY, "--timezone", CR,
+            "--local-time")
+        assert "2 deliveries planned" in run(runner, "series", "build", "semanal", "--for",
+                                             "2026-12-02")
+        rows = json.loads(run(runner, "issues", "deliveries", "semanal-2026-12-07", "--json"))
+    assert sorted((r["email"], r["not_before"]) for r in rows) == [
+        ("ana@example.org", "2026-12-07T15:00:00+00:00"),
+        ("pepa@example.org", "2026-12-07T08:00:00+00:00")]
