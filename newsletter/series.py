@@ -512,11 +512,13 @@ def _build(session: Session, settings: Settings, series: Series, period: Period,
     if occurrence.utc > now or not manual:
         # the runner builds at the build time, so with no build-ahead the send time is
         # now or (catching up, within NEWSLETTER_CATCH_UP_HOURS) a little earlier: due at
-        # once, and the send side's own catch-up limit applies to it
+        # once, and the send side's own catch-up limit applies to it. By hand, the send
+        # time is ahead, but a local-time send may start earlier: a zone whose hour has
+        # passed gets it at once, the others at their hour
         if series.local_time:
             schedule_issue(session, issue, local_time=occurrence.local.time(),
                            on=occurrence.local.date(), timezone=series.timezone, now=now,
-                           past_ok=not manual)
+                           past_ok=True)
         else:
             schedule_issue(session, issue, at=occurrence.utc, timezone=series.timezone,
                            now=now, past_ok=not manual)

@@ -197,6 +197,25 @@ def test_a_local_time_series_schedules_each_reader_at_the_hour_in_their_zone(
     assert issue.send_at == datetime(2026, 12, 7, 8, 0)  # 09:00 in Madrid comes first
 
 
+def test_a_manual_build_of_a_local_time_issue_after_the_first_zone_s_hour_schedules_it(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    """Monday 07:00 in Costa Rica, 14:00 in Madrid: a person builds today's local-time
+    issue by hand. Costa Rica's 09:00 is still ahead, so it is scheduled (Madrid's reader
+    at once); it must not fail with "... is in the past: use `issues send` ..." about an
+    issue the failure rolled back."""
+    add_items(sessions, date(2026, 12, 4))
+    make_series(sessions, settings, local_time=True, build_ahead_hours=0)
+    with sessions() as session, session.begin():
+        for email, country in (("ana@example.org", "ES"), ("lu@example.org", "CR")):
+            add(session, NewSubscriber(email, country=country), default_language="es")
+    now = MONDAY - timedelta(hours=2)
+    built = build_series(sessions, settings, "semanal", day=date(2026, 12, 4), now=now)
+    assert (built.status, built.issue, built.send_at) == (
+        "built", "semanal-2026-12-07", datetime(2026, 12, 7, 8, 0))
+    [issue] = issues_of(sessions)
+    assert (issue.status, issue.send_local_time) == ("scheduled", "09:00")
+
+
 def test_manual_build_twice_gives_one_issue_and_an_old_period_stays_a_draft(
         sessions: sessionmaker[Session], settings: Settings) -> None:
     add_items(sessions, date(2026, 12, 2), date(2026, 12, 9))
