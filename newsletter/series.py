@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.approval import submit
 from newsletter.cadence import (
+    HORIZON,
     Occurrence,
     Period,
     compile_rule,
@@ -307,7 +308,13 @@ def build_series(sessions: sessionmaker[Session], settings: Settings, slug: str,
         if series.status != "active":
             raise SeriesError(f"series {slug!r} is paused: `newsletter series resume {slug}` "
                               "first")
-        when = day or to_local(now, zone(series.timezone)).date()
+        today = to_local(now, zone(series.timezone)).date()
+        when = day or today
+        if when > today + HORIZON:
+            # the search for a period that far walks the rule from its start: seconds,
+            # or minutes for an hourly rule
+            raise SeriesError(f"--for {when.isoformat()} is more than two years ahead: give "
+                              "a date of a period to come soon (or a past one)")
         period = period_containing(series.rule, series.timezone, when,
                                    timedelta(minutes=series.build_ahead_minutes))
         series_id = series.id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
@@ -234,6 +235,19 @@ def test_manual_build_twice_gives_one_issue_and_an_old_period_stays_a_draft(
     assert build_due(sessions, settings, late) == []
     with pytest.raises(NewsletterError, match="no period of this series covers 2026-11-20"):
         build_series(sessions, settings, "semanal", day=date(2026, 11, 20), now=late)
+
+
+@pytest.mark.parametrize("day", [date(2028, 12, 7), date(9999, 12, 30)])
+def test_a_build_for_a_date_years_ahead_is_refused_at_once(
+        sessions: sessionmaker[Session], settings: Settings, day: date) -> None:
+    """Finding the period of a far date walks the rule from its start: seconds for a
+    weekly rule in 9999, a minute for an hourly one. Nobody builds an issue years ahead."""
+    make_series(sessions, settings)
+    started = time.perf_counter()
+    with pytest.raises(SeriesError, match=f"--for {day.isoformat()} is more than two years "
+                                          "ahead"):
+        build_series(sessions, settings, "semanal", day=day, now=NOW)
+    assert time.perf_counter() - started < 0.5
 
 
 def test_an_early_manual_skip_is_not_recorded_and_a_recorded_skip_is_tried_again(
