@@ -399,6 +399,12 @@ def _run_period(sessions: sessionmaker[Session], settings: Settings, series_id: 
             if not getattr(locked, "rowcount", 1) or series is None:
                 return PeriodResult(slug, occurs_at, "failed",
                                     reason="the series was deleted")
+            if series.status != "active":  # paused since this round (or person) read it
+                return PeriodResult(slug, occurs_at, "skipped",
+                                    reason="the series was paused meanwhile: nothing built "
+                                           "or recorded",
+                                    window_from=period.window_from,
+                                    window_to=period.window_to)
             row = session.scalar(select(SeriesPeriod).where(
                 SeriesPeriod.series_id == series_id, SeriesPeriod.occurs_at == occurs_at))
             if row is not None and (row.status == "built" or not manual):

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.approval import approve, sendable
+from newsletter.cadence import period_of
 from newsletter.cli import cli
 from newsletter.errors import NewsletterError
 from newsletter.models import Feed, Issue, Item, Series, SeriesPeriod
@@ -275,6 +276,31 @@ def test_pause_builds_nothing_and_resume_records_the_periods_that_passed(
             ("skipped", "the series was paused when it fell due")] * 2
     assert build_due(sessions, settings, MONDAY + WEEK + timedelta(hours=2)) == []
     assert [r.number for r in build_due(sessions, settings, MONDAY + 2 * WEEK)] == [1]
+
+
+def test_a_series_paused_while_a_round_was_under_way_builds_nothing(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    """A scheduler's round read the series as active and is about to build its period;
+    a person pauses it first. The build, which locks the series row, must see the pause."""
+    from newsletter.cadence import next_occurrences
+    from newsletter.series import _run_period
+
+    add_items(sessions, date(2026, 12, 2))
+    make_series(sessions, settings)
+    with sessions() as session:
+        series = session.scalars(select(Series)).one()
+        series_id, rule = series.id, series.rule
+    occurrence = next_occurrences(rule, CR, MONDAY, 1)[0]
+    period = period_of(rule, CR, occurrence, timedelta(0))
+    with sessions() as session, session.begin():
+        pause_series(session, "semanal")
+    result = _run_period(sessions, settings, series_id, "semanal", period, MONDAY,
+                         manual=False)
+    assert (result.status, result.issue) == ("skipped", None)
+    assert "paused" in result.reason
+    assert issues_of(sessions) == []
+    with sessions() as session:
+        assert session.scalar(select(func.count(SeriesPeriod.id))) == 0
 
 
 def test_one_failing_series_never_stops_the_others(
