@@ -12,8 +12,9 @@ import re
 import unicodedata
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from newsletter.errors import NewsletterError
 from newsletter.models import Issue, IssueReview
@@ -64,6 +65,24 @@ def _check(issue: Issue, step: str) -> None:
                             f"{step}")
 
 
+def _move(session: Session, issue: Issue, to: str) -> None:
+    """Set the review state to `to` only if the database still holds the state (and a
+    reviewable status) this step was checked against: two people acting at once (one
+    rejects while the other approves) never overwrite each other's step."""
+    moved = session.execute(
+        update(Issue)
+        .where(Issue.id == issue.id, Issue.review == issue.review,
+               Issue.status.in_(REVIEWABLE))
+        .values(review=to)
+        .returning(Issue.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if moved is None:
+        raise ApprovalError(f"issue {issue.slug!r} was changed meanwhile by someone else: "
+                            f"look again (`newsletter issues show {issue.slug}`) and retry")
+    set_committed_value(issue, "review", to)
+
+
 def _record(session: Session, issue: Issue, action: str, by: str, note: str,
             now: datetime) -> IssueReview:
     step = IssueReview(issue_id=issue.id, action=action, by=by, note=note, at=now)
@@ -82,7 +101,7 @@ def submit(session: Session, issue: Issue, by: str, note: str | None = None, *,
                             f"approve {issue.slug} --by NAME` or `reject` it")
     if issue.review == "approved":
         raise ApprovalError(f"issue {issue.slug!r} is already approved")
-    issue.review = "in_review"
+    _move(session, issue, "in_review")
     return _record(session, issue, "submitted", name, text, now)
 
 
@@ -114,7 +133,7 @@ def approve(session: Session, issue: Issue, by: str, note: str | None = None, *,
     if asked is not None and asked.casefold() == name.casefold():
         raise ApprovalError(f"{asked} submitted issue {issue.slug!r}: somebody else must "
                             "approve it (nobody approves their own issue)")
-    issue.review = "approved"
+    _move(session, issue, "approved")
     return _record(session, issue, "approved", name, text, now)
 
 
@@ -126,7 +145,7 @@ def reject(session: Session, issue: Issue, by: str, note: str | None, *,
     if not text:
         raise ApprovalError("a rejection needs --note: say what has to change")
     _in_review(issue, "rejected")
-    issue.review = "rejected"
+    _move(session, issue, "rejected")
     return _record(session, issue, "rejected", name, text, now)
 
 

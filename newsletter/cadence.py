@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import DAILY, HOURLY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
 
 from newsletter.errors import NewsletterError
+from newsletter.zones import zone_named
 
 
 class CadenceError(NewsletterError):
@@ -90,10 +91,13 @@ class Period:
 
 
 def zone(name: str) -> ZoneInfo:
-    """The time zone called `name`, or an error that names it and gives an example."""
+    """The time zone called `name` (exactly as tzdata spells it), or an error that names it
+    and gives an example. Names zoneinfo would also read from the system's directory but
+    that are no IANA zone ("posix/...", "right/...", "posixrules") are refused, as
+    scheduling refuses them."""
     text = name.strip()
     try:
-        if not text or text != name or ".." in text or text.startswith("/"):
+        if not text or text != name or zone_named(text) != text:
             raise ValueError(text)
         return ZoneInfo(text)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
@@ -408,12 +412,16 @@ def period_containing(stored: str, timezone: str, day: date,
     """The period whose item window contains `day` (a local date in the series' zone): the
     first one built on a later local date than `day`."""
     tz = zone(timezone)
-    next_midnight = datetime.combine(day + ONE_DAY, datetime.min.time()).replace(tzinfo=tz)
-    since = next_midnight.astimezone(UTC).replace(tzinfo=None) + build_ahead
-    occurrence = next(_occurrences_from(stored, tz, since, 1), None)
-    if occurrence is not None:
-        period = period_of(stored, timezone, occurrence, build_ahead)
-        if period.window_from <= day <= period.window_to:
-            return period
-    raise CadenceError(f"no period of this series covers {day:%Y-%m-%d}: its first "
+    try:
+        next_midnight = datetime.combine(day + ONE_DAY, datetime.min.time()).replace(
+            tzinfo=tz)
+        since = next_midnight.astimezone(UTC).replace(tzinfo=None) + build_ahead
+        occurrence = next(_occurrences_from(stored, tz, since, 1), None)
+        if occurrence is not None:
+            period = period_of(stored, timezone, occurrence, build_ahead)
+            if period.window_from <= day <= period.window_to:
+                return period
+    except (OverflowError, ValueError):  # the calendar's first or last days
+        pass
+    raise CadenceError(f"no period of this series covers {day.isoformat()}: its first "
                        "period starts later, or its rule ended before")

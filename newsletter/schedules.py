@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from newsletter import zones
@@ -284,12 +284,31 @@ def schedule_issue(
         where = (f"{first.local:%Y-%m-%d %H:%M} in {first.zone} = " if first else "")
         raise ScheduleError(f"{where}{result.send_at:%Y-%m-%d %H:%M} UTC is in the past: use "
                             f"`newsletter issues send {issue.slug}` to send it now")
+    _hold(session, issue)
     forget_unattempted(session, issue)
     issue.send_at, issue.schedule_timezone = result.send_at, zone
     issue.status, issue.status_note = "scheduled", ""
     result.waiting_for = sendable(issue)
     session.flush()
     return result
+
+
+def _hold(session: Session, issue: Issue) -> None:
+    """Lock the issue's row while it is still a draft or scheduled (the first write of the
+    change): a send the scheduler started since the issue was read (scheduled -> sending,
+    worker/delivery.start_issue) is never turned back into a draft or a new schedule, and
+    its planned rows are never dropped; a start that comes later waits for this change."""
+    held = session.execute(
+        update(Issue).where(Issue.id == issue.id, Issue.status.in_(SCHEDULABLE))
+        .values(status=Issue.status).returning(Issue.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if held is None:
+        now_is = session.scalar(select(Issue.status).where(Issue.id == issue.id))
+        raise ScheduleError(
+            f"issue {issue.slug!r} changed meanwhile: it is {now_is or 'deleted'} now (the "
+            "scheduler started sending it, or someone else changed it); `newsletter issues "
+            f"status {issue.slug}` shows where it is")
 
 
 def forget_unattempted(session: Session, issue: Issue) -> int:
@@ -308,6 +327,7 @@ def unschedule_issue(session: Session, issue: Issue) -> int:
     if issue.status not in SCHEDULABLE:
         raise ScheduleError(f"issue {issue.slug!r} is {issue.status}: only a scheduled issue "
                             "can be unscheduled (`newsletter issues pause` stops a send)")
+    _hold(session, issue)
     removed = forget_unattempted(session, issue)
     issue.status, issue.status_note = "draft", ""
     issue.send_at = issue.send_local_time = issue.send_on = issue.schedule_timezone = None

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.approval import submit
 from newsletter.cadence import (
+    HORIZON,
     Occurrence,
     Period,
     compile_rule,
@@ -38,13 +39,15 @@ from newsletter.render import FOCUS_POLICIES
 from newsletter.schedules import schedule_issue
 from newsletter.settings import Settings
 from newsletter.words import plural
+from newsletter.zones import zone_named
 from subscribers.lists import get_list
 from subscribers.segments import get_segment
 from subscribers.validate import InvalidValue, clean_header_text
 
 log = logging.getLogger(__name__)
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,51}$")  # + "-YYYY-MM-DD-HHMM" fits an issue slug
+# 48 + len("-YYYY-MM-DD-HHMM") = 64, the longest issue slug (newsletter.issues.SLUG)
+SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,47}$")
 APPROVALS = ("none", "required")
 WINDOWS = ("period", "since-last")
 REVIEW_AHEAD = timedelta(hours=24)  # default build-ahead with approval or local time
@@ -106,7 +109,7 @@ def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str
                   now: datetime) -> Series:
     """A new active series; its first period is the first occurrence at or after `now`."""
     if not SLUG.match(spec.slug):
-        raise SeriesError(f"{spec.slug[:80]!r} is not a usable series name: use up to 52 "
+        raise SeriesError(f"{spec.slug[:80]!r} is not a usable series name: use up to 48 "
                           "lower-case letters, digits, '-', '_' or '.', starting with a letter "
                           "or digit (e.g. semanal)")
     if spec.focus not in FOCUS_POLICIES:
@@ -128,8 +131,10 @@ def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str
     if not 0 <= ahead <= MAX_BUILD_AHEAD_HOURS:
         raise SeriesError(f"--build-ahead {ahead:g}: give hours from 0 to "
                           f"{MAX_BUILD_AHEAD_HOURS}")
-    rule = compile_rule(every=spec.every, rrule_text=spec.rrule, timezone=spec.timezone,
-                        now=now)
+    # as tzdata spells it ("america/costa_rica" -> "America/Costa_Rica"), as scheduling
+    # reads it: an unknown name is refused by compile_rule
+    timezone = zone_named(spec.timezone) or spec.timezone
+    rule = compile_rule(every=spec.every, rrule_text=spec.rrule, timezone=timezone, now=now)
     if session.scalar(select(Series.id).where(Series.slug == spec.slug)) is not None:
         raise SeriesError(f"a series called {spec.slug!r} exists already: pick another name "
                           f"or `newsletter series delete {spec.slug}`")
@@ -142,7 +147,7 @@ def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str
         raise SeriesError(str(exc)) from exc
     _feed_ids(session, spec.feeds)
     series = Series(
-        slug=spec.slug, rule=rule, every=spec.every, timezone=spec.timezone,
+        slug=spec.slug, rule=rule, every=spec.every, timezone=timezone,
         lists=list(dict.fromkeys(spec.lists)), segments=list(dict.fromkeys(spec.segments)),
         feeds=list(dict.fromkeys(spec.feeds)), focus=spec.focus,
         titles=_clean_titles(spec.titles, languages),
@@ -303,7 +308,13 @@ def build_series(sessions: sessionmaker[Session], settings: Settings, slug: str,
         if series.status != "active":
             raise SeriesError(f"series {slug!r} is paused: `newsletter series resume {slug}` "
                               "first")
-        when = day or to_local(now, zone(series.timezone)).date()
+        today = to_local(now, zone(series.timezone)).date()
+        when = day or today
+        if when > today + HORIZON:
+            # the search for a period that far walks the rule from its start: seconds,
+            # or minutes for an hourly rule
+            raise SeriesError(f"--for {when.isoformat()} is more than two years ahead: give "
+                              "a date of a period to come soon (or a past one)")
         period = period_containing(series.rule, series.timezone, when,
                                    timedelta(minutes=series.build_ahead_minutes))
         series_id = series.id
@@ -388,6 +399,12 @@ def _run_period(sessions: sessionmaker[Session], settings: Settings, series_id: 
             if not getattr(locked, "rowcount", 1) or series is None:
                 return PeriodResult(slug, occurs_at, "failed",
                                     reason="the series was deleted")
+            if series.status != "active":  # paused since this round (or person) read it
+                return PeriodResult(slug, occurs_at, "skipped",
+                                    reason="the series was paused meanwhile: nothing built "
+                                           "or recorded",
+                                    window_from=period.window_from,
+                                    window_to=period.window_to)
             row = session.scalar(select(SeriesPeriod).where(
                 SeriesPeriod.series_id == series_id, SeriesPeriod.occurs_at == occurs_at))
             if row is not None and (row.status == "built" or not manual):
@@ -508,11 +525,13 @@ def _build(session: Session, settings: Settings, series: Series, period: Period,
     if occurrence.utc > now or not manual:
         # the runner builds at the build time, so with no build-ahead the send time is
         # now or (catching up, within NEWSLETTER_CATCH_UP_HOURS) a little earlier: due at
-        # once, and the send side's own catch-up limit applies to it
+        # once, and the send side's own catch-up limit applies to it. By hand, the send
+        # time is ahead, but a local-time send may start earlier: a zone whose hour has
+        # passed gets it at once, the others at their hour
         if series.local_time:
             schedule_issue(session, issue, local_time=occurrence.local.time(),
                            on=occurrence.local.date(), timezone=series.timezone, now=now,
-                           past_ok=not manual)
+                           past_ok=True)
         else:
             schedule_issue(session, issue, at=occurrence.utc, timezone=series.timezone,
                            now=now, past_ok=not manual)

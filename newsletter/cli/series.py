@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import click
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.cadence import describe
@@ -14,6 +15,7 @@ from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.issues import _one_each, _pairs
 from newsletter.cli.output import emit_json, json_option, table
 from newsletter.db import utcnow
+from newsletter.issues import get_issue
 from newsletter.models import Series
 from newsletter.render import FOCUS_POLICIES
 from newsletter.series import (
@@ -132,6 +134,7 @@ def create(app: App, slug: str, every: str | None, rrule_text: str | None, timez
         created = create_series(session, spec, languages=languages, now=now)
         first = upcoming(created, now, 1)
         ahead = created.build_ahead_minutes
+        timezone = created.timezone
     click.echo(f"series {slug} created: {created.every or created.rule} ({timezone})")
     if first:
         built = first[0].utc - timedelta(minutes=ahead)
@@ -292,7 +295,9 @@ def build(app: App, slug: str, day: datetime | None, as_json: bool) -> None:
     Building twice gives one issue (the second time says which). A period skipped before
     is tried again; one with too few items before its build time is not recorded, so the
     scheduler tries again then. An issue whose send time has already passed is left a
-    draft. A paused series is refused.
+    draft. A paused series is refused. A scheduled issue's deliveries are planned at once,
+    as with `issues schedule`: `issues deliveries ISSUE --json` shows each one's
+    not_before.
 
     \b
     Example:
@@ -301,14 +306,34 @@ def build(app: App, slug: str, day: datetime | None, as_json: bool) -> None:
     """
     result = build_series(app.sessions, app.settings, slug,
                           day=day.date() if day else None, now=utcnow())
+    planned = _plan(app, result)
     if as_json:
-        emit_json(asdict(result))
+        emit_json({**asdict(result), "planned": planned})
         if result.status == "failed":
             raise click.exceptions.Exit(1)
         return
     if result.status == "failed":
         raise click.ClickException(describe_result(result))
-    click.echo(describe_result(result))
+    click.echo(describe_result(result) + (
+        f"; {plural(planned, 'delivery', 'deliveries')} planned: `newsletter issues "
+        f"deliveries {result.issue}` shows when each goes" if planned is not None else ""))
+
+
+def _plan(app: App, result: PeriodResult) -> int | None:
+    """Plan the deliveries of an issue the build scheduled, as `issues schedule` does (each
+    row with its not_before); None when nothing was scheduled. Sending plans again."""
+    from worker.delivery import plan_issue
+
+    if result.status != "built" or result.send_at is None or result.issue is None:
+        return None
+    try:
+        with app.transaction() as session:
+            issue = get_issue(session, result.issue)
+            if issue.status != "scheduled":
+                return None
+            return plan_issue(app.settings, session, issue)
+    except IntegrityError:  # the scheduler started it and planned the same rows meanwhile
+        return None
 
 
 def describe_result(result: PeriodResult) -> str:

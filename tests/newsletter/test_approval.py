@@ -140,3 +140,23 @@ def test_cli_send_waits_for_approval_and_show_tells_who(runner: CliRunner,
     assert [(r["status"], r["not_before"]) for r in rows] == [("sent", None)]
     status = json.loads(invoke(runner, "issues", "status", "w49", "--json"))
     assert status["sent"] == 1 and "due" in status  # approval was required: it says so
+
+
+def test_a_step_taken_meanwhile_by_someone_else_is_never_overwritten(
+        sessions: sessionmaker[Session], issue: str) -> None:
+    """Two reviewers at once (two terminals, later two browser tabs): Eva reads the issue
+    in review, Luis rejects it and commits, then Eva approves what she read. Her approval
+    must be refused, not turn the rejection into an approval that sends the issue."""
+    step(sessions, issue, "submit", "Ana")
+    with sessions() as eva_session:
+        eva_sees = get_issue(eva_session, issue)
+        assert eva_sees.review == "in_review"
+        step(sessions, issue, "reject", "Luis", "the Panama item is outdated", minutes=1)
+        with pytest.raises(approval.ApprovalError, match="changed meanwhile"):
+            approval.approve(eva_session, eva_sees, "Eva", now=NOW + timedelta(minutes=2))
+        eva_session.rollback()
+    with sessions() as session:
+        found = get_issue(session, issue)
+        assert found.review == "rejected"
+        assert [s.action for s in approval.history(session, found)] == ["submitted",
+                                                                          "rejected"]

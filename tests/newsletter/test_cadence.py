@@ -161,7 +161,8 @@ def test_the_period_containing_a_date() -> None:
 
 def test_zones_are_checked_by_name() -> None:
     assert zone("America/Costa_Rica").key == "America/Costa_Rica"
-    for bad in ("Mars/Base", "", "../etc/passwd", " UTC"):
+    for bad in ("Mars/Base", "", "../etc/passwd", " UTC", "posix/Europe/Madrid", "right/UTC",
+                "posixrules", "zone.tab"):
         with pytest.raises(CadenceError, match="give an IANA name such as America/Costa_Rica"):
             zone(bad)
 
@@ -260,3 +261,27 @@ def test_the_periods_tile_the_calendar(every: str, timezone: str, ahead_hours: i
                                  period.occurrence.utc + timedelta(seconds=1), 1)[0]
     after = period_of(stored, timezone, following, ahead)
     assert after.window_from == period.window_to + timedelta(days=1)
+
+
+@pytest.mark.fuzz
+@given(st.dates(max_value=date(2029, 1, 1)), st.sampled_from(["Asia/Tokyo",
+                                                             "America/Costa_Rica"]),
+       st.sampled_from([0, 24]))
+def test_any_date_asked_for_is_a_period_or_a_clear_error(day: date, timezone: str,
+                                                          ahead_hours: int) -> None:
+    """`series build --for DATE`: any date from 0001-01-01 (series.build_series refuses
+    dates more than two years ahead: the search for them is long)."""
+    stored = rule("weekly on monday at 09:00", timezone)
+    try:
+        period = period_containing(stored, timezone, day, timedelta(hours=ahead_hours))
+    except CadenceError as exc:
+        assert str(exc).startswith(f"no period of this series covers {day.isoformat()}:")
+    else:
+        assert period.window_from <= day <= period.window_to
+
+
+def test_the_first_and_last_days_of_the_calendar_are_no_period() -> None:
+    stored = rule("weekly on monday at 09:00", "America/Costa_Rica")
+    for day in (date(9999, 12, 31), date(1, 1, 1)):
+        with pytest.raises(CadenceError, match=f"covers {day.isoformat()}: "):
+            period_containing(stored, "America/Costa_Rica", day, timedelta(hours=24))

@@ -143,6 +143,36 @@ def test_rescheduling_replans_and_unscheduling_forgets_untried_rows(
     assert not_before() == [datetime(2026, 12, 7, 8)]
 
 
+@pytest.mark.parametrize("change", ["unschedule", "reschedule"])
+def test_a_send_started_meanwhile_is_not_taken_back_to_the_calendar(
+    sessions: sessionmaker[Session], settings: Settings, slug: str, change: str
+) -> None:
+    """A person reads the scheduled issue; the scheduler starts it (scheduled -> sending,
+    as worker/delivery.start_issue does) and commits; the person's (un)schedule must then
+    be refused: not turn a send under way into a draft and drop its planned rows."""
+    with sessions() as session, session.begin():
+        issue = get_issue(session, slug)
+        schedule_issue(session, issue, at=datetime(2026, 12, 7, 9), timezone="UTC", now=NOW)
+        plan_issue(settings, session, issue)
+    with sessions() as person:
+        seen = get_issue(person, slug)
+        assert seen.status == "scheduled"
+        with sessions() as runner, runner.begin():
+            runner.execute(update(Issue).where(Issue.slug == slug,
+                                               Issue.status == "scheduled")
+                           .values(status="sending"))
+        with pytest.raises(ScheduleError, match="changed meanwhile: it is sending now"):
+            if change == "unschedule":
+                unschedule_issue(person, seen)
+            else:
+                schedule_issue(person, seen, at=datetime(2026, 12, 8, 9), timezone="UTC",
+                               now=NOW)
+        person.rollback()
+    with sessions() as session:
+        assert get_issue(session, slug).status == "sending"
+        assert len(session.scalars(select(Delivery.id)).all()) == 4
+
+
 @pytest.fixture
 def cli_runner(runner: CliRunner, tmp_path: Path) -> Iterator[CliRunner]:
     """The CLI with items, four subscribers and a draft, at 2026-12-06 12:00 UTC."""

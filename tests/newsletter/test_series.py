@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.approval import approve, sendable
+from newsletter.cadence import period_of
 from newsletter.cli import cli
 from newsletter.errors import NewsletterError
 from newsletter.models import Feed, Issue, Item, Series, SeriesPeriod
@@ -197,6 +199,25 @@ def test_a_local_time_series_schedules_each_reader_at_the_hour_in_their_zone(
     assert issue.send_at == datetime(2026, 12, 7, 8, 0)  # 09:00 in Madrid comes first
 
 
+def test_a_manual_build_of_a_local_time_issue_after_the_first_zone_s_hour_schedules_it(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    """Monday 07:00 in Costa Rica, 14:00 in Madrid: a person builds today's local-time
+    issue by hand. Costa Rica's 09:00 is still ahead, so it is scheduled (Madrid's reader
+    at once); it must not fail with "... is in the past: use `issues send` ..." about an
+    issue the failure rolled back."""
+    add_items(sessions, date(2026, 12, 4))
+    make_series(sessions, settings, local_time=True, build_ahead_hours=0)
+    with sessions() as session, session.begin():
+        for email, country in (("ana@example.org", "ES"), ("lu@example.org", "CR")):
+            add(session, NewSubscriber(email, country=country), default_language="es")
+    now = MONDAY - timedelta(hours=2)
+    built = build_series(sessions, settings, "semanal", day=date(2026, 12, 4), now=now)
+    assert (built.status, built.issue, built.send_at) == (
+        "built", "semanal-2026-12-07", datetime(2026, 12, 7, 8, 0))
+    [issue] = issues_of(sessions)
+    assert (issue.status, issue.send_local_time) == ("scheduled", "09:00")
+
+
 def test_manual_build_twice_gives_one_issue_and_an_old_period_stays_a_draft(
         sessions: sessionmaker[Session], settings: Settings) -> None:
     add_items(sessions, date(2026, 12, 2), date(2026, 12, 9))
@@ -215,6 +236,19 @@ def test_manual_build_twice_gives_one_issue_and_an_old_period_stays_a_draft(
     assert build_due(sessions, settings, late) == []
     with pytest.raises(NewsletterError, match="no period of this series covers 2026-11-20"):
         build_series(sessions, settings, "semanal", day=date(2026, 11, 20), now=late)
+
+
+@pytest.mark.parametrize("day", [date(2028, 12, 7), date(9999, 12, 30)])
+def test_a_build_for_a_date_years_ahead_is_refused_at_once(
+        sessions: sessionmaker[Session], settings: Settings, day: date) -> None:
+    """Finding the period of a far date walks the rule from its start: seconds for a
+    weekly rule in 9999, a minute for an hourly one. Nobody builds an issue years ahead."""
+    make_series(sessions, settings)
+    started = time.perf_counter()
+    with pytest.raises(SeriesError, match=f"--for {day.isoformat()} is more than two years "
+                                          "ahead"):
+        build_series(sessions, settings, "semanal", day=day, now=NOW)
+    assert time.perf_counter() - started < 0.5
 
 
 def test_an_early_manual_skip_is_not_recorded_and_a_recorded_skip_is_tried_again(
@@ -242,6 +276,31 @@ def test_pause_builds_nothing_and_resume_records_the_periods_that_passed(
             ("skipped", "the series was paused when it fell due")] * 2
     assert build_due(sessions, settings, MONDAY + WEEK + timedelta(hours=2)) == []
     assert [r.number for r in build_due(sessions, settings, MONDAY + 2 * WEEK)] == [1]
+
+
+def test_a_series_paused_while_a_round_was_under_way_builds_nothing(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    """A scheduler's round read the series as active and is about to build its period;
+    a person pauses it first. The build, which locks the series row, must see the pause."""
+    from newsletter.cadence import next_occurrences
+    from newsletter.series import _run_period
+
+    add_items(sessions, date(2026, 12, 2))
+    make_series(sessions, settings)
+    with sessions() as session:
+        series = session.scalars(select(Series)).one()
+        series_id, rule = series.id, series.rule
+    occurrence = next_occurrences(rule, CR, MONDAY, 1)[0]
+    period = period_of(rule, CR, occurrence, timedelta(0))
+    with sessions() as session, session.begin():
+        pause_series(session, "semanal")
+    result = _run_period(sessions, settings, series_id, "semanal", period, MONDAY,
+                         manual=False)
+    assert (result.status, result.issue) == ("skipped", None)
+    assert "paused" in result.reason
+    assert issues_of(sessions) == []
+    with sessions() as session:
+        assert session.scalar(select(func.count(SeriesPeriod.id))) == 0
 
 
 def test_one_failing_series_never_stops_the_others(
@@ -301,6 +360,11 @@ def test_delete_keeps_its_issues_and_refuses_while_one_is_scheduled(
 @pytest.mark.parametrize(("fields", "message"), [
     ({"slug": "Bad Name"}, "not a usable series name"),
     ({"timezone": "Mars/Base"}, "time zone 'Mars/Base'"),
+    # names zoneinfo reads from the system's directory but scheduling refuses: every
+    # build of such a series would fail
+    ({"timezone": "posix/America/Costa_Rica"}, "time zone 'posix/America/Costa_Rica'"),
+    ({"timezone": "right/UTC"}, "time zone 'right/UTC'"),
+    ({"timezone": "posixrules"}, "time zone 'posixrules'"),
     ({"every": "whenever"}, "--every 'whenever': not understood"),
     ({"min_items": 0}, "never empty"),
     ({"titles": {"de": "Nachrichten"}}, "there is no 'de' edition"),
@@ -316,6 +380,35 @@ def test_create_refuses_what_it_cannot_use(sessions: sessionmaker[Session], sett
                       languages=settings.languages, now=NOW)
     with sessions() as session:
         assert session.scalar(select(func.count(Series.id))) == 0
+
+
+def test_a_zone_is_stored_as_tzdata_spells_it_and_builds(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    """`issues schedule --timezone` reads zone names case-insensitively; so does a series,
+    which stores the name as tzdata spells it (its builds schedule in that zone)."""
+    add_items(sessions, date(2026, 12, 2))
+    make_series(sessions, settings, timezone=" america/costa_rica")
+    with sessions() as session:
+        assert session.scalars(select(Series.timezone)).one() == CR
+    assert statuses(build_due(sessions, settings, MONDAY)) == [("built", "semanal-2026-12-07")]
+
+
+def test_the_longest_series_name_still_makes_an_issue_name_when_the_day_is_taken(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    """A series name leaves room for "-YYYY-MM-DD-HHMM" within an issue name (64)."""
+    from newsletter.issues import create_issue
+
+    with sessions() as session, session.begin(), pytest.raises(
+            SeriesError, match="not a usable series name: use up to 48"):
+        create_series(session, SeriesSpec(slug="s" * 49, timezone=CR, every=WEEKLY),
+                      languages=settings.languages, now=NOW)
+    add_items(sessions, date(2026, 12, 2))
+    longest = "s" * 48
+    make_series(sessions, settings, slug=longest)
+    with sessions() as session, session.begin():  # a person took the day's name
+        create_issue(session, f"{longest}-2026-12-07", date(2026, 12, 1), date(2026, 12, 5))
+    assert statuses(build_due(sessions, settings, MONDAY)) == [
+        ("built", f"{longest}-2026-12-07-0900")]
 
 
 def run(runner: CliRunner, *args: str, code: int = 0) -> str:
@@ -355,3 +448,23 @@ def test_the_series_commands(runner: CliRunner, sessions: sessionmaker[Session])
         assert "still scheduled: semanal-2026-12-07" in run(runner, "series", "delete",
                                                             "semanal", "--yes")
         assert "no series called 'semanal'" in run(runner, "series", "show", "semanal", code=1)
+
+
+def test_a_built_issue_has_its_deliveries_planned(runner: CliRunner,
+                                                  sessions: sessionmaker[Session]) -> None:
+    """As after `issues schedule`: `issues deliveries --json` shows each not_before at once."""
+    add_items(sessions, date(2026, 12, 2))
+    with sessions() as session, session.begin():
+        add(session, NewSubscriber(email="ana@example.org", country="CR", language="es"),
+            default_language="es")
+        add(session, NewSubscriber(email="pepa@example.org", country="ES", language="es"),
+            default_language="es")
+    with time_machine.travel(NOW.isoformat() + "Z", tick=False):
+        run(runner, "series", "create", "semanal", "--every", WEEKLY, "--timezone", CR,
+            "--local-time")
+        assert "2 deliveries planned" in run(runner, "series", "build", "semanal", "--for",
+                                             "2026-12-02")
+        rows = json.loads(run(runner, "issues", "deliveries", "semanal-2026-12-07", "--json"))
+    assert sorted((r["email"], r["not_before"]) for r in rows) == [
+        ("ana@example.org", "2026-12-07T15:00:00+00:00"),
+        ("pepa@example.org", "2026-12-07T08:00:00+00:00")]
