@@ -300,9 +300,10 @@ def issue_titles(series_titles: Mapping[str, str], number: int, day: date,
 
 def build_series(sessions: sessionmaker[Session], settings: Settings, slug: str, *,
                  day: date | None = None, now: datetime) -> PeriodResult:
-    """Build, now, the issue of the period whose window contains `day` (default: today in
-    the series' zone), even if its build time has not come. Built already: says which
-    issue; skipped before: tries again (items may have arrived)."""
+    """Build, now, the issue of the period whose window contains `day` (default: the
+    period of the next send, which with a build-ahead is not the period holding today),
+    even if its build time has not come. Built already: says which issue; skipped
+    before: tries again (items may have arrived)."""
     with sessions() as session:
         series = get_series(session, slug)
         if series.status != "active":
@@ -315,8 +316,12 @@ def build_series(sessions: sessionmaker[Session], settings: Settings, slug: str,
             # or minutes for an hourly rule
             raise SeriesError(f"--for {when.isoformat()} is more than two years ahead: give "
                               "a date of a period to come soon (or a past one)")
-        period = period_containing(series.rule, series.timezone, when,
-                                   timedelta(minutes=series.build_ahead_minutes))
+        ahead = timedelta(minutes=series.build_ahead_minutes)
+        upcoming_send = next_occurrences(series.rule, series.timezone, now, 1)
+        if day is None and upcoming_send:
+            period = period_of(series.rule, series.timezone, upcoming_send[0], ahead)
+        else:
+            period = period_containing(series.rule, series.timezone, when, ahead)
         series_id = series.id
     return _run_period(sessions, settings, series_id, slug, period, now, manual=True)
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.approval import sendable
 from newsletter.audience import audience_report
@@ -304,6 +304,20 @@ def plan_issue(settings: Settings, session: Session, issue: Issue) -> int:
         audience=audience_of(session, issue),
         not_before=send_times(issue),
     )
+
+
+def plan_scheduled(settings: Settings, sessions: sessionmaker[Session], slug: str) -> int | None:
+    """Plan a scheduled issue's deliveries now (each row with its not_before), as
+    `issues schedule` does, so `issues deliveries` shows when each goes before sending
+    starts; None when the issue is no longer scheduled (or was started meanwhile)."""
+    try:
+        with sessions() as session, session.begin():
+            issue = session.scalar(select(Issue).where(Issue.slug == slug))
+            if issue is None or issue.status != "scheduled":
+                return None
+            return plan_issue(settings, session, issue)
+    except IntegrityError:  # a scheduler started it and planned the same rows meanwhile
+        return None
 
 
 def _prepare(

@@ -32,7 +32,7 @@ from newsletter.settings import Settings
 from newsletter.words import plural
 from worker import lease
 from worker.control import sweep
-from worker.delivery import SendError, start_issue
+from worker.delivery import SendError, plan_scheduled, start_issue
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,13 @@ def fetch_feeds(turn: _Turn, report: RoundReport) -> None:
 
 def build_series(turn: _Turn, report: RoundReport) -> None:
     """(b) Build each series' due period once (and schedule its issue), or record it skipped."""
-    report.periods = build_due(turn.runtime.sessions, turn.runtime.settings, turn.now)
+    runtime = turn.runtime
+    report.periods = build_due(runtime.sessions, runtime.settings, turn.now)
+    for result in report.periods:
+        if result.status == "built" and result.issue and result.send_at:
+            # planned now, as `issues schedule` and `series build` do: `issues deliveries`
+            # shows each row's not_before while the issue waits (sending plans again)
+            plan_scheduled(runtime.settings, runtime.sessions, result.issue)
 
 
 def sweep_step(turn: _Turn, report: RoundReport) -> None:

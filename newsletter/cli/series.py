@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import click
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.cadence import describe
@@ -15,7 +14,6 @@ from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.issues import _one_each, _pairs
 from newsletter.cli.output import emit_json, json_option, table
 from newsletter.db import utcnow
-from newsletter.issues import get_issue
 from newsletter.models import Series
 from newsletter.render import FOCUS_POLICIES
 from newsletter.series import (
@@ -284,13 +282,14 @@ def delete(app: App, slug: str, yes: bool) -> None:
 @series.command("build")
 @click.argument("slug")
 @click.option("--for", "day", type=DATE, default=None,
-              help="A date in the period to build (YYYY-MM-DD; default: today in the "
-                   "series' zone).")
+              help="A date in the period to build (YYYY-MM-DD; default: the period of "
+                   "the next send).")
 @json_option
 @pass_app
 @user_errors
 def build(app: App, slug: str, day: datetime | None, as_json: bool) -> None:
-    """Build now the issue of the period containing a date, even before its build time.
+    """Build now the issue of the next send (or of the period containing a date), even
+    before its build time.
 
     Building twice gives one issue (the second time says which). A period skipped before
     is tried again; one with too few items before its build time is not recorded, so the
@@ -322,18 +321,11 @@ def build(app: App, slug: str, day: datetime | None, as_json: bool) -> None:
 def _plan(app: App, result: PeriodResult) -> int | None:
     """Plan the deliveries of an issue the build scheduled, as `issues schedule` does (each
     row with its not_before); None when nothing was scheduled. Sending plans again."""
-    from worker.delivery import plan_issue
+    from worker.delivery import plan_scheduled
 
     if result.status != "built" or result.send_at is None or result.issue is None:
         return None
-    try:
-        with app.transaction() as session:
-            issue = get_issue(session, result.issue)
-            if issue.status != "scheduled":
-                return None
-            return plan_issue(app.settings, session, issue)
-    except IntegrityError:  # the scheduler started it and planned the same rows meanwhile
-        return None
+    return plan_scheduled(app.settings, app.sessions, result.issue)
 
 
 def describe_result(result: PeriodResult) -> str:

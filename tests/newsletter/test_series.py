@@ -468,3 +468,15 @@ def test_a_built_issue_has_its_deliveries_planned(runner: CliRunner,
     assert sorted((r["email"], r["not_before"]) for r in rows) == [
         ("ana@example.org", "2026-12-07T15:00:00+00:00"),
         ("pepa@example.org", "2026-12-07T08:00:00+00:00")]
+
+
+def test_a_manual_build_without_a_date_builds_the_next_send_even_when_built_ahead(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    # built 24 h ahead (approval), the window of tomorrow's issue ended yesterday: "today"
+    # falls in the window of the issue after it, which is not what a person means
+    add_items(sessions, date(2026, 12, 5), date(2026, 12, 6))
+    make_series(sessions, settings, approval="required")
+    built = build_series(sessions, settings, "semanal", now=NOW)
+    assert (built.status, built.issue, built.number) == ("built", "semanal-2026-12-07", 1)
+    assert (built.window_from, built.window_to) == (date(2026, 11, 29), date(2026, 12, 5))
+    assert build_series(sessions, settings, "semanal", now=NOW).status == "exists"

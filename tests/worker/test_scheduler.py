@@ -357,6 +357,12 @@ def test_a_weekly_digest_from_a_feed_approved_and_sent_at_nine_in_each_zone(
     with sessions() as session, session.begin():
         issue = session.scalars(select(Issue).where(Issue.series_id.is_not(None))).one()
         assert (issue.status, issue.review, len(issue.entries)) == ("scheduled", "in_review", 3)
+        # planned when built: `issues deliveries --json` shows each reader's not_before
+        planned = {email: not_before for email, not_before in session.execute(
+            select(Subscriber.email, Delivery.not_before).join(Subscriber)
+            .where(Delivery.issue_id == issue.id))}
+        assert planned == {email: MONDAY_0900_CR - (7 * HOUR if country == "ES" else 0 * HOUR)
+                           for email, country in READERS.items()}
         approve(session, issue, "Luis", "listo", now=MONDAY_0900_CR - 9 * HOUR)
 
     # 09:00 comes first in Madrid (08:00 UTC), then in Central America (15:00 UTC)
