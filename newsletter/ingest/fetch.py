@@ -46,6 +46,11 @@ def check_url(url: str) -> str:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise FeedError(f"{url!r} is not an http(s) address: write the feed's full address, "
                         "starting with https://")
+    try:
+        parts.port  # noqa: B018 (urllib checks the port only when asked for it)
+    except ValueError:
+        raise FeedError(f"{url!r}: the port after {parts.hostname!r} is not a number from 0 to "
+                        "65535; write the feed's address as the site gives it") from None
     return url.strip()
 
 

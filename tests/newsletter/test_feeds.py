@@ -383,6 +383,8 @@ def test_feeds_commands(runner: CliRunner, feed_server: FeedServer) -> None:
     assert "already followed, as feed '127.0.0.1'" in run(runner, "feeds", "add", url, code=1)
     for args, message in (
             (["ftp://x.example/f"], "is not an http(s) address"),
+            (["http://127.0.0.1:abc/feed"], "the port after '127.0.0.1' is not a number"),
+            (["https://example.org:99999/feed"], "is not a number from 0 to 65535"),
             ([url + "?x", "--country", "Atlantis"], "'Atlantis' is not a known country"),
             ([url + "?x", "--name", "Bad Name"], "--name 'bad name': use 1 to 64"),
             ([url + "?x", "--interval", "0"], "--interval 0"),
