@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -106,32 +107,64 @@ def _exchange(url: str, headers: dict[str, str], deadline: float, timeout: float
                                            context=ssl.create_default_context())
     else:
         conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=remaining)
+    # A socket timeout bounds each read, not the exchange: a server sending its headers a
+    # byte at a time would never trip it. At the deadline the socket is shut instead.
+    cut = threading.Event()
+    timer = threading.Timer(remaining, _cut, args=(conn, cut))
+    timer.daemon = True
+    timer.start()
     try:
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        if response.status in REDIRECTS:
-            location = response.getheader("Location")
-            if not location:
-                raise FeedError(f"{url}: the server redirects ({response.status}) without "
-                                "saying where; check the address")
-            target = urljoin(url, location.strip())
-            if urlsplit(target).scheme.lower() not in ("http", "https"):
-                raise FeedError(f"{url}: the server redirects to {target[:200]!r}, which is "
-                                "not an http(s) address; the feed cannot be followed there")
-            return target
-        if response.status == 304:
-            return Fetched(304, b"", url, response.getheader("ETag"),
-                           response.getheader("Last-Modified"), None)
-        if response.status != 200:
-            raise FeedError(_status_problem(url, response.status, response.reason))
-        body = _read(conn, response, deadline, timeout, max_bytes, url)
-        return Fetched(200, body, url, response.getheader("ETag"),
-                       response.getheader("Last-Modified"), response.getheader("Content-Type"))
+        answer = _ask(conn, url, parts.path, parts.query, headers, deadline, timeout,
+                      max_bytes)
+    except (OSError, http.client.HTTPException, ValueError, FeedError):
+        if cut.is_set():
+            raise TimeoutError from None
+        raise
     finally:
+        timer.cancel()
         conn.close()
+    if cut.is_set():  # what came before the cut is not the whole answer
+        raise TimeoutError
+    return answer
+
+
+def _cut(conn: http.client.HTTPConnection, cut: threading.Event) -> None:
+    cut.set()
+    sock = conn.sock
+    if sock is not None:
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
+def _ask(conn: http.client.HTTPConnection, url: str, path: str, query: str,
+         headers: dict[str, str], deadline: float, timeout: float,
+         max_bytes: int) -> Fetched | str:
+    """The request and its answer on an open connection: see _exchange."""
+    path = path or "/"
+    if query:
+        path += "?" + query
+    conn.request("GET", path, headers=headers)
+    response = conn.getresponse()
+    if response.status in REDIRECTS:
+        location = response.getheader("Location")
+        if not location:
+            raise FeedError(f"{url}: the server redirects ({response.status}) without "
+                            "saying where; check the address")
+        target = urljoin(url, location.strip())
+        if urlsplit(target).scheme.lower() not in ("http", "https"):
+            raise FeedError(f"{url}: the server redirects to {target[:200]!r}, which is "
+                            "not an http(s) address; the feed cannot be followed there")
+        return target
+    if response.status == 304:
+        return Fetched(304, b"", url, response.getheader("ETag"),
+                       response.getheader("Last-Modified"), None)
+    if response.status != 200:
+        raise FeedError(_status_problem(url, response.status, response.reason))
+    body = _read(conn, response, deadline, timeout, max_bytes, url)
+    return Fetched(200, body, url, response.getheader("ETag"),
+                   response.getheader("Last-Modified"), response.getheader("Content-Type"))
 
 
 def _remaining(deadline: float, url: str, timeout: float) -> float:

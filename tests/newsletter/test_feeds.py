@@ -366,6 +366,40 @@ def test_http_get_limits(feed_server: FeedServer) -> None:
     assert http_get(feed_server.url("/hop"), timeout=5, max_bytes=10**6).url.endswith("/ok")
 
 
+def test_http_get_keeps_one_deadline_while_the_headers_trickle() -> None:
+    """A server that sends its headers a byte at a time never lets a socket timeout fire;
+    the exchange is still cut at its deadline (the scheduler must not hang on one feed)."""
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def trickle() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(4096)
+                try:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    for _ in range(100):  # 10 s at most
+                        if stop.wait(0.1):
+                            return
+                        conn.sendall(b"x")
+                except OSError:
+                    pass  # the client hung up: what the test wants
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(FeedError, match="no complete answer within 1 s"):
+                http_get(f"http://127.0.0.1:{listener.getsockname()[1]}/feed", timeout=1,
+                         max_bytes=1000)
+            assert time.monotonic() - started < 3
+        finally:
+            stop.set()
+            thread.join()
+
+
 # -- the commands -------------------------------------------------------------------------
 
 def run(runner: CliRunner, *args: str, code: int = 0) -> str:
