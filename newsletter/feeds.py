@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter import geo
@@ -253,15 +254,26 @@ def _fetch(sessions: sessionmaker[Session], settings: Settings, target: _Target,
                 return _succeeded(session, target, now, "not-modified", fetched.etag,
                                   fetched.last_modified)
         parsed = parse_feed(fetched.body, fetched.url, content_type=fetched.content_type)
-        with transaction(sessions) as session:
-            items = _items(session, target, parsed.entries, settings.languages, now.date())
-            report = store_items(session, items)
-            session.execute(
-                update(Item).where(Item.source_key.in_([i.key for i in items]),
-                                   Item.feed_id.is_(None))
-                .values(feed_id=target.id).execution_options(synchronize_session=False))
-            result = _succeeded(session, target, now, "ok", fetched.etag,
-                                fetched.last_modified)
+        for attempt in (1, 2):
+            try:
+                with transaction(sessions) as session:
+                    items = _items(session, target, parsed.entries, settings.languages,
+                                   now.date())
+                    report = store_items(session, items)
+                    session.execute(
+                        update(Item).where(Item.source_key.in_([i.key for i in items]),
+                                           Item.feed_id.is_(None))
+                        .values(feed_id=target.id)
+                        .execution_options(synchronize_session=False))
+                    result = _succeeded(session, target, now, "ok", fetched.etag,
+                                        fetched.last_modified)
+                break
+            except IntegrityError:
+                # Another process stored some of these entries after this one looked (the
+                # scheduler and `feeds fetch` at once, or two feeds with the same
+                # articles): look again, and they are found.
+                if attempt == 2:
+                    raise
         return FetchResult(target.name, "ok", report.added, report.updated, report.kept,
                            len(parsed.entries), parsed.skipped,
                            next_fetch_at=result.next_fetch_at)

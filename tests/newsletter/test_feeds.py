@@ -16,14 +16,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.cli import cli
-from newsletter.feeds import add_feed, fetch_due, fetch_now, get_feed, remove_feed
-from newsletter.ingest.feeds import FeedError
+from newsletter.feeds import FetchResult, add_feed, fetch_due, fetch_now, get_feed, remove_feed
+from newsletter.ingest.feeds import FeedError, parse_feed, to_item
 from newsletter.ingest.fetch import MAX_REDIRECTS, http_get
 from newsletter.item_edits import ItemChanges, edit_item
+from newsletter.items import store_items
 from newsletter.models import Feed, Item
 from newsletter.settings import Settings
 from tests.conftest import FIXTURES
@@ -331,6 +333,44 @@ def test_a_due_feed_is_claimed_once(
         thread.join()
     assert sorted(f for run in results for f in run) == ["a", "b"]
     assert len(feed_server.seen) == 5
+
+
+def test_a_fetch_that_loses_the_race_to_store_the_same_entries_is_not_a_failure(
+        engine: Engine, sessions: sessionmaker[Session], fast: Settings,
+        feed_server: FeedServer) -> None:
+    """`feeds fetch` while the scheduler fetches the same feed (or two schedulers, two feeds
+    with the same articles): the other process stores the entries between this one's look
+    and its insert. The loser reads them again; no failure, no backoff."""
+    url = feed_server.serve("/n", "rss20-es.xml")
+    follow(sessions, url, "noticias")
+    parsed = parse_feed((FEEDS / "rss20-es.xml").read_bytes(), url)
+    other = sessions()
+    other.begin()
+    # the other process's store, not yet committed: this fetch cannot see it
+    store_items(other, [to_item(e, e.key(url), e.published or NOW.date(), language="es")
+                        for e in parsed.entries])
+    inserting = threading.Event()
+
+    def before(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("INSERT INTO items") and threading.current_thread() is not main:
+            inserting.set()
+
+    main = threading.current_thread()
+    event.listen(engine, "before_cursor_execute", before)
+    results: list[FetchResult] = []
+    fetching = threading.Thread(target=lambda: results.extend(fetch_now(sessions, fast, NOW)))
+    try:
+        fetching.start()
+        assert inserting.wait(20)  # this fetch looked, found nothing, and inserts now
+        other.commit()
+        fetching.join()
+    finally:
+        other.close()
+        event.remove(engine, "before_cursor_execute", before)
+    ((result),) = results
+    assert (result.status, result.error, result.new) == ("ok", "", 0)
+    assert feed_row(sessions, "noticias").failures == 0
+    assert len(items_of(sessions, "noticias")) == 3
 
 
 def test_removing_a_feed_keeps_its_items(
