@@ -208,6 +208,11 @@ def _read(conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
         parts.append(chunk)
         if time.monotonic() > deadline:
             _remaining(deadline, url, timeout)
+    # http.client ends the body quietly when the connection drops early: what arrived may
+    # still parse, with its last entries cut short, so a short body is refused.
+    if response.length or (inflate is not None and not inflate.eof):
+        raise FeedError(f"{url}: the connection closed before the whole feed arrived; it is "
+                        "tried again later")
     return b"".join(parts)
 
 

@@ -48,6 +48,7 @@ class Route:
     gzip: bool = False
     drip: bool = False  # a byte every 50 ms, never finishing
     endless: bool = False  # 64 KB after 64 KB, never finishing
+    cut: bool = False  # announces the whole length, sends half, hangs up
 
 
 @dataclass
@@ -110,7 +111,7 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                 return
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(body[: len(body) // 2] if route.cut else body)
 
         def _forever(self, chunk: bytes, pause: float) -> None:
             deadline = time.monotonic() + 20
@@ -287,6 +288,26 @@ def test_one_failing_feed_never_stops_the_others_and_says_what_to_do(
         assert (row.failures, row.last_error, row.last_ok_at) == (1, results[name].error, None)
         assert row.next_fetch_at == NOW + timedelta(minutes=120)  # interval * 2**1
     assert feed_row(sessions, "good").failures == 0
+
+
+def test_a_feed_cut_off_half_way_is_a_failure_not_half_an_entry(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    """The connection drops after half the announced length: what arrived still parses
+    (feedparser is lenient), but storing it would keep an entry without its text, and its
+    ETag would make every later fetch a 304 that never brings the rest."""
+    for gz in (False, True):
+        name = f"cut-{gz}"
+        url = feed_server.serve(f"/{name}", "rss20-es.xml", etag='"v1"', cut=True, gzip=gz)
+        follow(sessions, url, name)
+        (result,) = fetch_now(sessions, fast, NOW, [name])
+        assert result.status == "failed", (gz, result)
+        assert "closed before the whole feed arrived" in result.error
+        assert items_of(sessions, name) == {} and feed_row(sessions, name).etag is None
+        feed_server.routes[f"/{name}"].cut = False
+        (result,) = fetch_now(sessions, fast, NOW + timedelta(hours=1), [name])
+        assert (result.status, result.new) == ("ok", 3)
+        tapachula = items_of(sessions, name)["Tapachula: largas filas para obtener citas de asilo"]
+        assert tapachula.paragraphs[-1] == "Organizaciones locales reparten agua y comida."
 
 
 def test_a_failing_feed_backs_off_then_recovers(
