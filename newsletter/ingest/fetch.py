@@ -115,7 +115,7 @@ def _exchange(url: str, headers: dict[str, str], deadline: float, timeout: float
     timer.start()
     try:
         answer = _ask(conn, url, parts.path, parts.query, headers, deadline, timeout,
-                      max_bytes)
+                      max_bytes, cut)
     except (OSError, http.client.HTTPException, ValueError, FeedError):
         if cut.is_set():
             raise TimeoutError from None
@@ -140,12 +140,14 @@ def _cut(conn: http.client.HTTPConnection, cut: threading.Event) -> None:
 
 def _ask(conn: http.client.HTTPConnection, url: str, path: str, query: str,
          headers: dict[str, str], deadline: float, timeout: float,
-         max_bytes: int) -> Fetched | str:
+         max_bytes: int, cut: threading.Event) -> Fetched | str:
     """The request and its answer on an open connection: see _exchange."""
     path = path or "/"
     if query:
         path += "?" + query
     conn.request("GET", path, headers=headers)
+    if cut.is_set():  # the deadline passed while connecting, before there was a socket to shut
+        raise TimeoutError
     response = conn.getresponse()
     if response.status in REDIRECTS:
         location = response.getheader("Location")
