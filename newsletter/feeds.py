@@ -27,7 +27,7 @@ from newsletter.ingest.feeds import FeedEntry, FeedError, FeedItem, parse_feed, 
 from newsletter.ingest.fetch import check_url, http_get
 from newsletter.ingest.model import LANGUAGE_CODE, MAX_URL_LENGTH
 from newsletter.items import store_items
-from newsletter.models import Feed, Item
+from newsletter.models import Feed, Item, Series
 from newsletter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,12 @@ def item_counts(session: Session) -> dict[int, int]:
     rows = session.execute(select(Item.feed_id, func.count()).where(Item.feed_id.is_not(None))
                            .group_by(Item.feed_id))
     return {feed_id: count for feed_id, count in rows if feed_id is not None}
+
+
+def series_using(session: Session, name: str) -> list[str]:
+    """The slugs of the series that take their items from feed `name` (they name it)."""
+    rows = session.execute(select(Series.slug, Series.feeds).order_by(Series.slug))
+    return [slug for slug, feeds in rows if name in (feeds or [])]
 
 
 def remove_feed(session: Session, name: str) -> tuple[Feed, int]:

@@ -509,6 +509,19 @@ def test_feeds_commands(runner: CliRunner, feed_server: FeedServer) -> None:
     assert "no feed named 'nope'" in run(runner, "feeds", "show", "nope", code=1)
 
 
+def test_removing_a_feed_a_series_draws_on_says_so(runner: CliRunner,
+                                                   feed_server: FeedServer) -> None:
+    """The series names its feeds: without that feed its every build fails. Whoever
+    removes it (to add its new address, as a 404 advises) is told how to keep the series."""
+    run(runner, "feeds", "add", feed_server.serve("/es", "rss20-es.xml"), "--name", "noticias")
+    run(runner, "series", "create", "boletin", "--every", "weekly on monday at 09:00",
+        "--timezone", "America/Costa_Rica", "--feed", "noticias")
+    out = run(runner, "feeds", "remove", "noticias")
+    assert "series 'boletin' takes its items from feed 'noticias'" in out
+    assert "--name noticias" in out
+    assert "series" not in run(runner, "feeds", "remove", "127.0.0.1", code=1)
+
+
 def test_every_feeds_command_has_help_with_an_example(runner: CliRunner) -> None:
     for command in ("add", "list", "show", "remove", "fetch"):
         out = run(runner, "feeds", command, "--help")
