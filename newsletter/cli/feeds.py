@@ -85,7 +85,8 @@ def add(app: App, url: str, name: str | None, language: str | None,
 @pass_app
 @user_errors
 def list_cmd(app: App, as_json: bool) -> None:
-    """List the feeds: when each was fetched, when it is due, and its last error.
+    """List the feeds: items each brought, when it is due next, and its last error
+    (--json adds when it was last fetched, its ETag and more).
 
     \b
     Example:
