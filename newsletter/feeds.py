@@ -25,7 +25,7 @@ from newsletter.db import transaction
 from newsletter.errors import NewsletterError
 from newsletter.ingest.feeds import FeedEntry, FeedError, FeedItem, parse_feed, to_item
 from newsletter.ingest.fetch import check_url, http_get
-from newsletter.ingest.model import LANGUAGE_CODE, MAX_URL_LENGTH
+from newsletter.ingest.model import LANGUAGE_CODE, MAX_URL_LENGTH, UNUSABLE
 from newsletter.items import store_items
 from newsletter.models import Feed, Item, Series
 from newsletter.settings import Settings
@@ -340,7 +340,9 @@ def _succeeded(session: Session, target: _Target, now: datetime, status: Status,
 def _failed(sessions: sessionmaker[Session], target: _Target, now: datetime,
             error: str) -> FetchResult:
     """Record the failure; the next try waits interval * 2**failures (24 h at most)."""
-    error = error[:1000]
+    # what a server said is in it: no control character (PostgreSQL refuses NUL in text,
+    # and an escape sequence would reach a terminal)
+    error = UNUSABLE.sub(" ", error)[:1000]
     log.warning("feed %s: %s", target.name, error)
     try:
         with transaction(sessions) as session:

@@ -310,6 +310,31 @@ def test_a_feed_cut_off_half_way_is_a_failure_not_half_an_entry(
         assert tapachula.paragraphs[-1] == "Organizaciones locales reparten agua y comida."
 
 
+def test_a_failure_is_recorded_whatever_bytes_the_server_sent(
+        sessions: sessionmaker[Session], fast: Settings) -> None:
+    """A reason phrase with a NUL in it: PostgreSQL refuses NUL in text, so the error must
+    be cleaned before it is stored, or the failure (and its backoff) is lost."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 503 Down\x00For\x07Now\r\nContent-Length: 0\r\n\r\n")
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        follow(sessions, f"http://127.0.0.1:{listener.getsockname()[1]}/feed", "odd")
+        (result,) = fetch_due(sessions, fast, NOW)
+        thread.join()
+    row = feed_row(sessions, "odd")
+    assert (result.status, row.failures) == ("failed", 1)
+    assert "answered 503 Down" in row.last_error and "\x00" not in row.last_error
+    assert row.next_fetch_at == NOW + timedelta(minutes=120)
+
+
 def test_a_failing_feed_backs_off_then_recovers(
         sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
     url = feed_server.serve("/flaky", body=b"down", status=503)
