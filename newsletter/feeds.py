@@ -330,8 +330,10 @@ def _succeeded(session: Session, target: _Target, now: datetime, status: Status,
         values["last_modified"] = last_modified or target.last_modified
     for column, limit in (("etag", 500), ("last_modified", 100)):
         value = values.get(column)
-        if isinstance(value, str) and len(value) > limit:
-            values[column] = None  # a validator that long is no use; fetch in full instead
+        if isinstance(value, str) and (len(value) > limit or UNUSABLE.search(value)):
+            # a validator that long, or with a control character (PostgreSQL refuses NUL),
+            # is no use: fetch in full instead
+            values[column] = None
     session.execute(update(Feed).where(Feed.id == target.id).values(**values)
                     .execution_options(synchronize_session=False))
     return FetchResult(target.name, status, next_fetch_at=next_at)

@@ -335,6 +335,30 @@ def test_a_failure_is_recorded_whatever_bytes_the_server_sent(
     assert row.next_fetch_at == NOW + timedelta(minutes=120)
 
 
+def test_a_validator_with_a_control_character_is_not_kept(
+        sessions: sessionmaker[Session], fast: Settings) -> None:
+    """PostgreSQL refuses NUL in text: an ETag holding one failed the whole fetch, every time."""
+    body = (FEEDS / "rss20-es.xml").read_bytes()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b'HTTP/1.1 200 OK\r\nETag: "a\x00b"\r\nLast-Modified: Sat\x01'
+                             b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        follow(sessions, f"http://127.0.0.1:{listener.getsockname()[1]}/feed", "odd")
+        (result,) = fetch_due(sessions, fast, NOW)
+        thread.join()
+    row = feed_row(sessions, "odd")
+    assert (result.status, result.new, row.etag, row.last_modified) == ("ok", 3, None, None)
+
+
 def test_a_failing_feed_backs_off_then_recovers(
         sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
     url = feed_server.serve("/flaky", body=b"down", status=503)
