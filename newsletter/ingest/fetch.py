@@ -16,13 +16,14 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from newsletter.ingest.feeds import FeedError
 
 MAX_REDIRECTS = 5
 CHUNK = 65536
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_URL_SAFE = "/%:@!$&'()*+,;=-._~"  # RFC 3986 reserved and unreserved, and escapes
 
 
 @dataclass(frozen=True)
@@ -142,9 +143,11 @@ def _ask(conn: http.client.HTTPConnection, url: str, path: str, query: str,
          headers: dict[str, str], deadline: float, timeout: float,
          max_bytes: int, cut: threading.Event) -> Fetched | str:
     """The request and its answer on an open connection: see _exchange."""
-    path = path or "/"
+    # what a person typed may hold "categoría": sent percent-encoded as UTF-8, as a
+    # browser does (an escape already there stays as it is)
+    path = quote(path or "/", safe=_URL_SAFE)
     if query:
-        path += "?" + query
+        path += "?" + quote(query, safe=_URL_SAFE + "?")
     conn.request("GET", path, headers=headers)
     if cut.is_set():  # the deadline passed while connecting, before there was a socket to shut
         raise TimeoutError

@@ -476,6 +476,16 @@ def test_http_get_limits(feed_server: FeedServer) -> None:
     assert http_get(feed_server.url("/hop"), timeout=5, max_bytes=10**6).url.endswith("/ok")
 
 
+def test_an_address_with_accents_is_asked_for_as_a_browser_would(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    """Spanish sites name their sections "categoría", "migración": the address as typed
+    (or copied from the address bar) goes out percent-encoded, as UTF-8."""
+    feed_server.serve("/categor%C3%ADa/migraci%C3%B3n.xml?a%C3%B1o=2026", "rss20-es.xml")
+    follow(sessions, feed_server.url("/categoría/migración.xml?año=2026"), "acentos")
+    (result,) = fetch_due(sessions, fast, NOW)
+    assert (result.status, result.new, result.error) == ("ok", 3, "")
+
+
 def test_http_get_keeps_one_deadline_while_the_headers_trickle() -> None:
     """A server that sends its headers a byte at a time never lets a socket timeout fire;
     the exchange is still cut at its deadline (the scheduler must not hang on one feed)."""
