@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -518,6 +520,84 @@ def test_http_get_keeps_one_deadline_while_the_headers_trickle() -> None:
         finally:
             stop.set()
             thread.join()
+
+
+@dataclass
+class RawServer:
+    """Answers every connection with `answer`, byte for byte, then hangs up."""
+
+    listener: socket.socket
+    answer: bytes = b""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/feed"
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            with conn:
+                try:
+                    conn.settimeout(2)
+                    conn.recv(65536)
+                    conn.sendall(self.answer)
+                except OSError:
+                    pass
+
+
+@pytest.fixture(scope="module")
+def raw_server() -> Iterator[RawServer]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    server = RawServer(listener)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    yield server
+    listener.close()
+    thread.join(5)
+
+
+HEADER_NAMES = st.sampled_from(["Content-Length", "Content-Encoding", "Transfer-Encoding",
+                                "Location", "ETag", "Last-Modified", "Content-Type", "X-Odd"])
+HEADER_VALUES = st.one_of(
+    st.sampled_from(["gzip", "x-gzip", "br", "chunked", "identity", "0", "5", "99999999",
+                     "-1", "²", "/feed", "/feed?x=ñ", "ftp://127.0.0.1/f", '"v1"', ""]),
+    st.integers(0, 5000).map(str),
+    st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=20)
+    .filter(lambda v: not v.lstrip().startswith(("/", "\\"))),  # never another host
+)
+STATUS_LINES = st.one_of(
+    st.sampled_from([200, 301, 302, 304, 307, 404, 500, 100, 204, 206]).map(
+        lambda code: f"HTTP/1.1 {code} Reason"),
+    st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=30),
+)
+BODIES = st.one_of(
+    st.binary(max_size=300),
+    st.just((FEEDS / "rss10-en.rdf").read_bytes()),
+    st.binary(max_size=300).map(gzip.compress),
+    st.sampled_from([b"5\r\nhello\r\n0\r\n\r\n", b"zz\r\n", b"\x1f\x8b\x08garbage"]),
+)
+
+
+@pytest.mark.fuzz
+@given(STATUS_LINES, st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=5), BODIES)
+def test_whatever_a_server_answers_http_get_returns_or_raises_feed_error(
+        raw_server: RawServer, status: str, headers: list[tuple[str, str]],
+        body: bytes) -> None:
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    raw_server.answer = f"{status}\r\n{head}\r\n".encode("latin-1") + body
+    started = time.monotonic()
+    try:
+        fetched = http_get(raw_server.url, timeout=2, max_bytes=2000)
+    except FeedError:
+        pass
+    else:
+        assert fetched.status in (200, 304) and len(fetched.body) <= 2000
+    assert time.monotonic() - started < 4
 
 
 # -- the commands -------------------------------------------------------------------------
