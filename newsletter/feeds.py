@@ -294,7 +294,9 @@ def _fetch(sessions: sessionmaker[Session], settings: Settings, target: _Target,
 
 def _items(session: Session, target: _Target, entries: Sequence[FeedEntry],
            among: Sequence[str], today: date) -> list[FeedItem]:
-    """The feed's entries as items; an undated entry keeps the day it was first seen.
+    """The feed's entries as items; an entry without a date, or dated only by its last
+    update, keeps the day it was first seen (else an edit upstream would move it into a
+    later period, and its series would send it again).
 
     An entry whose item came from another feed (the same article, the same guid) is left
     to that feed: two feeds saying different things must not rewrite it by turns.
@@ -309,9 +311,17 @@ def _items(session: Session, target: _Target, entries: Sequence[FeedEntry],
                 del keyed[key]
             else:
                 seen[key] = published
-    return [to_item(entry, key, entry.published or seen.get(key, today),
+    return [to_item(entry, key, _day(entry, seen.get(key), today),
                     language=target.language, among=among, countries=target.countries)
             for key, entry in keyed.items()]
+
+
+def _day(entry: FeedEntry, stored: date | None, today: date) -> date:
+    """The item's date: the entry's, unless it only says when it was last updated and the
+    item is already stored; the fetch's day for an entry with none."""
+    if entry.published is not None and not (entry.revised and stored is not None):
+        return entry.published
+    return stored or entry.published or today
 
 
 def _chunks(values: list[str], size: int) -> list[list[str]]:

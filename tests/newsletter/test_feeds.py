@@ -234,6 +234,28 @@ def test_a_changed_entry_keeps_a_persons_corrections(
         assert stored.feed_id == feed_row(sessions, "noticias").id
 
 
+def test_an_entry_dated_only_by_its_last_update_keeps_its_first_day(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    """An Atom entry without <published> is dated by <updated>, which moves each time its
+    author touches it: the item would move into a later period, and a series would send it
+    again. It keeps the day it was first seen; an entry that says when it was published
+    follows a corrected date."""
+    original = (FEEDS / "atom-en.xml").read_text()
+    follow(sessions, feed_server.serve("/a", body=original.encode()), "atom")
+    fetch_now(sessions, fast, NOW)
+    feed_server.routes["/a"].body = (
+        original.replace("<updated>2026-12-03T18:00:00Z</updated>",
+                         "<updated>2026-12-10T18:00:00Z</updated>")
+        .replace("2026-12-04T08:00:00-04:00", "2026-12-05T08:00:00-04:00")
+        .replace("job counselling", "job and housing counselling").encode())
+    (result,) = fetch_now(sessions, fast, NOW + timedelta(days=7))
+    assert result.updated == 2
+    atom = items_of(sessions, "atom")
+    guatemala = atom["Guatemala expands its return reception centre"]
+    assert (guatemala.published, "housing" in guatemala.body) == (date(2026, 12, 3), True)
+    assert atom["Haitian families reach Santo Domingo shelters"].published == date(2026, 12, 5)
+
+
 def test_conditional_get_sends_the_validators_and_a_304_adds_nothing(
         sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
     stamp = "Sat, 05 Dec 2026 10:00:00 GMT"
