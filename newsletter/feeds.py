@@ -33,6 +33,10 @@ from newsletter.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=24)
+# How long a claim holds a feed: past any fetch (a deadline of seconds, then one store),
+# short enough that a scheduler killed half-way leaves the feed to the next one soon.
+# A fetch that ends, well or not, sets the feed's real next time.
+CLAIM_LEASE = timedelta(minutes=15)
 MAX_INTERVAL_MINUTES = 7 * 24 * 60
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -191,7 +195,8 @@ def fetch_due(sessions: sessionmaker[Session], settings: Settings,
               now: datetime) -> list[FetchResult]:
     """Fetch every feed that is due (`next_fetch_at` unset or <= now), each once even
     when several schedulers run: a feed is claimed by one conditional UPDATE that moves its
-    next fetch on, and only the process whose UPDATE changed the row fetches it.
+    next fetch on (by CLAIM_LEASE at most, in case this process dies half-way), and only
+    the process whose UPDATE changed the row fetches it.
 
     Never raises because of one feed: its failure is recorded on it and returned.
     """
@@ -231,7 +236,7 @@ def _claim(sessions: sessionmaker[Session], feed_id: int, interval: int,
                 update(Feed)
                 .where(Feed.id == feed_id,
                        or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now))
-                .values(next_fetch_at=now + timedelta(minutes=interval))
+                .values(next_fetch_at=now + min(timedelta(minutes=interval), CLAIM_LEASE))
                 .execution_options(synchronize_session=False))
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return None

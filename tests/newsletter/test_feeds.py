@@ -7,12 +7,15 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -465,6 +468,45 @@ def test_a_fetch_that_loses_the_race_to_store_the_same_entries_is_not_a_failure(
     assert (result.status, result.error, result.new) == ("ok", "", 0)
     assert feed_row(sessions, "noticias").failures == 0
     assert len(items_of(sessions, "noticias")) == 3
+
+
+CLAIM_AND_HANG = """
+import sys
+from datetime import datetime
+from newsletter.db import make_engine, session_factory
+from newsletter.feeds import fetch_due
+from newsletter.settings import Settings
+url, var = sys.argv[1], sys.argv[2]
+settings = Settings(var_dir=var, database_url=url, broker_url="", smtp_url="",
+                    secret_key="x", sender_name="x", sender_email="news@example.org",
+                    public_base_url="https://news.example.org", feed_timeout_seconds=60)
+fetch_due(session_factory(make_engine(url)), settings, datetime.fromisoformat(sys.argv[3]))
+"""
+
+
+def test_a_scheduler_killed_half_way_through_a_fetch_leaves_the_feed_due_soon(
+        db_url: str, sessions: sessionmaker[Session], fast: Settings,
+        feed_server: FeedServer, tmp_path: Path) -> None:
+    """A weekly feed claimed by a scheduler that is then killed (a deploy, a crash) must
+    not wait a week: the claim is a short lease; only a finished fetch sets the interval."""
+    feed_server.serve("/weekly", "rss20-es.xml", drip=True)  # the fetch hangs
+    follow(sessions, feed_server.url("/weekly"), "weekly", interval_minutes=7 * 24 * 60)
+    process = subprocess.Popen([sys.executable, "-c", CLAIM_AND_HANG, db_url,
+                                str(tmp_path / "var"), NOW.isoformat()])
+    try:
+        deadline = time.monotonic() + 30
+        while not feed_server.requests("/weekly"):  # claimed, and fetching
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    assert feed_row(sessions, "weekly").last_fetched_at is None  # it never finished
+    assert fetch_due(sessions, fast, NOW + timedelta(minutes=5)) == []  # still leased
+    feed_server.serve("/weekly", "rss20-es.xml")
+    (result,) = fetch_due(sessions, fast, NOW + timedelta(minutes=15))
+    assert (result.status, result.new) == ("ok", 3)
+    assert feed_row(sessions, "weekly").next_fetch_at == NOW + timedelta(minutes=15, days=7)
 
 
 def test_removing_a_feed_keeps_its_items(
