@@ -621,8 +621,10 @@ def raw_server() -> Iterator[RawServer]:
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     yield server
+    listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone would not)
     listener.close()
     thread.join(5)
+    assert not thread.is_alive()
 
 
 HEADER_NAMES = st.sampled_from(["Content-Length", "Content-Encoding", "Transfer-Encoding",
