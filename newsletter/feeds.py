@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter import geo
@@ -24,14 +25,18 @@ from newsletter.db import transaction
 from newsletter.errors import NewsletterError
 from newsletter.ingest.feeds import FeedEntry, FeedError, FeedItem, parse_feed, to_item
 from newsletter.ingest.fetch import check_url, http_get
-from newsletter.ingest.model import LANGUAGE_CODE, MAX_URL_LENGTH
+from newsletter.ingest.model import LANGUAGE_CODE, MAX_URL_LENGTH, UNUSABLE
 from newsletter.items import store_items
-from newsletter.models import Feed, Item
+from newsletter.models import Feed, Item, Series
 from newsletter.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=24)
+# How long a claim holds a feed: past any fetch (a deadline of seconds, then one store),
+# short enough that a scheduler killed half-way leaves the feed to the next one soon.
+# A fetch that ends, well or not, sets the feed's real next time.
+CLAIM_LEASE = timedelta(minutes=15)
 MAX_INTERVAL_MINUTES = 7 * 24 * 60
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -152,6 +157,12 @@ def item_counts(session: Session) -> dict[int, int]:
     return {feed_id: count for feed_id, count in rows if feed_id is not None}
 
 
+def series_using(session: Session, name: str) -> list[str]:
+    """The slugs of the series that take their items from feed `name` (they name it)."""
+    rows = session.execute(select(Series.slug, Series.feeds).order_by(Series.slug))
+    return [slug for slug, feeds in rows if name in (feeds or [])]
+
+
 def remove_feed(session: Session, name: str) -> tuple[Feed, int]:
     """Stop following a feed; its items stay (no longer tied to it). Returns the feed and
     how many items it had brought."""
@@ -184,7 +195,8 @@ def fetch_due(sessions: sessionmaker[Session], settings: Settings,
               now: datetime) -> list[FetchResult]:
     """Fetch every feed that is due (`next_fetch_at` unset or <= now), each once even
     when several schedulers run: a feed is claimed by one conditional UPDATE that moves its
-    next fetch on, and only the process whose UPDATE changed the row fetches it.
+    next fetch on (by CLAIM_LEASE at most, in case this process dies half-way), and only
+    the process whose UPDATE changed the row fetches it.
 
     Never raises because of one feed: its failure is recorded on it and returned.
     """
@@ -224,7 +236,7 @@ def _claim(sessions: sessionmaker[Session], feed_id: int, interval: int,
                 update(Feed)
                 .where(Feed.id == feed_id,
                        or_(Feed.next_fetch_at.is_(None), Feed.next_fetch_at <= now))
-                .values(next_fetch_at=now + timedelta(minutes=interval))
+                .values(next_fetch_at=now + min(timedelta(minutes=interval), CLAIM_LEASE))
                 .execution_options(synchronize_session=False))
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return None
@@ -253,15 +265,26 @@ def _fetch(sessions: sessionmaker[Session], settings: Settings, target: _Target,
                 return _succeeded(session, target, now, "not-modified", fetched.etag,
                                   fetched.last_modified)
         parsed = parse_feed(fetched.body, fetched.url, content_type=fetched.content_type)
-        with transaction(sessions) as session:
-            items = _items(session, target, parsed.entries, settings.languages, now.date())
-            report = store_items(session, items)
-            session.execute(
-                update(Item).where(Item.source_key.in_([i.key for i in items]),
-                                   Item.feed_id.is_(None))
-                .values(feed_id=target.id).execution_options(synchronize_session=False))
-            result = _succeeded(session, target, now, "ok", fetched.etag,
-                                fetched.last_modified)
+        for attempt in (1, 2):
+            try:
+                with transaction(sessions) as session:
+                    items = _items(session, target, parsed.entries, settings.languages,
+                                   now.date())
+                    report = store_items(session, items)
+                    session.execute(
+                        update(Item).where(Item.source_key.in_([i.key for i in items]),
+                                           Item.feed_id.is_(None))
+                        .values(feed_id=target.id)
+                        .execution_options(synchronize_session=False))
+                    result = _succeeded(session, target, now, "ok", fetched.etag,
+                                        fetched.last_modified)
+                break
+            except IntegrityError:
+                # Another process stored some of these entries after this one looked (the
+                # scheduler and `feeds fetch` at once, or two feeds with the same
+                # articles): look again, and they are found.
+                if attempt == 2:
+                    raise
         return FetchResult(target.name, "ok", report.added, report.updated, report.kept,
                            len(parsed.entries), parsed.skipped,
                            next_fetch_at=result.next_fetch_at)
@@ -276,7 +299,9 @@ def _fetch(sessions: sessionmaker[Session], settings: Settings, target: _Target,
 
 def _items(session: Session, target: _Target, entries: Sequence[FeedEntry],
            among: Sequence[str], today: date) -> list[FeedItem]:
-    """The feed's entries as items; an undated entry keeps the day it was first seen.
+    """The feed's entries as items; an entry without a date, or dated only by its last
+    update, keeps the day it was first seen (else an edit upstream would move it into a
+    later period, and its series would send it again).
 
     An entry whose item came from another feed (the same article, the same guid) is left
     to that feed: two feeds saying different things must not rewrite it by turns.
@@ -291,9 +316,17 @@ def _items(session: Session, target: _Target, entries: Sequence[FeedEntry],
                 del keyed[key]
             else:
                 seen[key] = published
-    return [to_item(entry, key, entry.published or seen.get(key, today),
+    return [to_item(entry, key, _day(entry, seen.get(key), today),
                     language=target.language, among=among, countries=target.countries)
             for key, entry in keyed.items()]
+
+
+def _day(entry: FeedEntry, stored: date | None, today: date) -> date:
+    """The item's date: the entry's, unless it only says when it was last updated and the
+    item is already stored; the fetch's day for an entry with none."""
+    if entry.published is not None and not (entry.revised and stored is not None):
+        return entry.published
+    return stored or entry.published or today
 
 
 def _chunks(values: list[str], size: int) -> list[list[str]]:
@@ -312,8 +345,10 @@ def _succeeded(session: Session, target: _Target, now: datetime, status: Status,
         values["last_modified"] = last_modified or target.last_modified
     for column, limit in (("etag", 500), ("last_modified", 100)):
         value = values.get(column)
-        if isinstance(value, str) and len(value) > limit:
-            values[column] = None  # a validator that long is no use; fetch in full instead
+        if isinstance(value, str) and (len(value) > limit or UNUSABLE.search(value)):
+            # a validator that long, or with a control character (PostgreSQL refuses NUL),
+            # is no use: fetch in full instead
+            values[column] = None
     session.execute(update(Feed).where(Feed.id == target.id).values(**values)
                     .execution_options(synchronize_session=False))
     return FetchResult(target.name, status, next_fetch_at=next_at)
@@ -322,7 +357,9 @@ def _succeeded(session: Session, target: _Target, now: datetime, status: Status,
 def _failed(sessions: sessionmaker[Session], target: _Target, now: datetime,
             error: str) -> FetchResult:
     """Record the failure; the next try waits interval * 2**failures (24 h at most)."""
-    error = error[:1000]
+    # what a server said is in it: no control character (PostgreSQL refuses NUL in text,
+    # and an escape sequence would reach a terminal)
+    error = UNUSABLE.sub(" ", error)[:1000]
     log.warning("feed %s: %s", target.name, error)
     try:
         with transaction(sessions) as session:

@@ -17,6 +17,7 @@ from newsletter.feeds import (
     item_counts,
     list_feeds,
     remove_feed,
+    series_using,
 )
 from newsletter.models import Feed
 
@@ -84,7 +85,8 @@ def add(app: App, url: str, name: str | None, language: str | None,
 @pass_app
 @user_errors
 def list_cmd(app: App, as_json: bool) -> None:
-    """List the feeds: when each was fetched, when it is due, and its last error.
+    """List the feeds: items each brought, when it is due next, and its last error
+    (--json adds when it was last fetched, its ETag and more).
 
     \b
     Example:
@@ -137,14 +139,22 @@ def show(app: App, name: str, as_json: bool) -> None:
 def remove(app: App, name: str) -> None:
     """Stop following feed NAME. The items it brought stay.
 
+    A series made with --feed NAME cannot build without it: add the feed's new
+    address with the same --name.
+
     \b
     Example:
       newsletter feeds remove noticias
     """
     with app.transaction() as session:
         feed, count = remove_feed(session, name)
+        using = series_using(session, feed.name)
     click.echo(f"feed {feed.name!r} removed; its {count} items stay "
                "(`newsletter items delete` removes one)")
+    for slug in using:
+        click.echo(f"series {slug!r} takes its items from feed {feed.name!r}: its builds fail "
+                   "until a feed of that name is added again (`newsletter feeds add URL "
+                   f"--name {feed.name}`)")
 
 
 @feeds.command("fetch")

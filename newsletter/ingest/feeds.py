@@ -101,6 +101,7 @@ class FeedEntry:
     place: str | None = None
     url: str | None = None
     language: str | None = None  # what the feed or entry declares (often wrong)
+    revised: bool = False  # `published` is the day it was last updated, not published
 
     def key(self, feed_url: str) -> str:
         """The item's source key: the guid or link alone when it is an absolute URI (the
@@ -162,7 +163,7 @@ def _not_a_feed(raw: bytes, source: str, content_type: str | None) -> str:
     if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
         return (f"{source} is a web page, not an RSS or Atom feed: open it in a browser and "
                 "find the feed's own address (often ending in /feed, /rss or .xml), then "
-                "`newsletter feeds remove` this one and add that")
+                "`newsletter feeds remove` this one and add that with the same --name")
     what = f" (the server calls it {content_type})" if content_type else ""
     return (f"{source}: what the server sent is not an RSS or Atom feed{what}; check the "
             "address")
@@ -191,7 +192,7 @@ def _entry(entry: Mapping[str, Any], declared: str | None) -> FeedEntry | None:
     place = None
     if paragraphs:
         place, paragraphs[0] = split_dateline(paragraphs[0])
-    published = _published(entry)
+    published, revised = _published(entry)
     link = _url(_text(entry.get("link")))
     guid = _text(entry.get("id")).strip()
     if guid and not UNUSABLE.search(guid):
@@ -204,7 +205,7 @@ def _entry(entry: Mapping[str, Any], declared: str | None) -> FeedEntry | None:
     language = _language(detail.get("language") if isinstance(detail, Mapping) else None)
     return FeedEntry(identity=identity, title=title, paragraphs=tuple(paragraphs),
                      published=published, place=place, url=link,
-                     language=language or declared)
+                     language=language or declared, revised=revised)
 
 
 def _body(entry: Mapping[str, Any]) -> str:
@@ -224,22 +225,24 @@ def _url(value: str) -> str | None:
     return value
 
 
-def _published(entry: Mapping[str, Any]) -> date | None:
+def _published(entry: Mapping[str, Any]) -> tuple[date | None, bool]:
     """The day the entry was published, as its own time zone counts days ("20:00 -0600"
-    is still that day, not the next in UTC); None when it has no date feedparser reads."""
-    for name in ("published", "updated", "created"):
+    is still that day, not the next in UTC); None when it has no date feedparser reads.
+    And whether that is only the day it was last updated (an Atom entry without
+    <published>), which moves whenever its author touches it."""
+    for name in ("published", "created", "updated"):
         parsed = entry.get(f"{name}_parsed")
         if not parsed:
             continue
         written = _text(entry.get(name)).strip()
         local = _local_date(written)
         if local is not None:
-            return local
+            return local, name == "updated"
         try:
-            return date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday)
+            return date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday), name == "updated"
         except (AttributeError, ValueError, TypeError):
             continue
-    return None
+    return None, False
 
 
 def _local_date(written: str) -> date | None:

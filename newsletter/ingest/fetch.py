@@ -12,16 +12,18 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import threading
 import time
 import zlib
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from newsletter.ingest.feeds import FeedError
 
 MAX_REDIRECTS = 5
 CHUNK = 65536
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_URL_SAFE = "/%:@!$&'()*+,;=-._~"  # RFC 3986 reserved and unreserved, and escapes
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ def check_url(url: str) -> str:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise FeedError(f"{url!r} is not an http(s) address: write the feed's full address, "
                         "starting with https://")
+    try:
+        parts.port  # noqa: B018 (urllib checks the port only when asked for it)
+    except ValueError:
+        raise FeedError(f"{url!r}: the port after {parts.hostname!r} is not a number from 0 to "
+                        "65535; write the feed's address as the site gives it") from None
     return url.strip()
 
 
@@ -101,32 +108,68 @@ def _exchange(url: str, headers: dict[str, str], deadline: float, timeout: float
                                            context=ssl.create_default_context())
     else:
         conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=remaining)
+    # A socket timeout bounds each read, not the exchange: a server sending its headers a
+    # byte at a time would never trip it. At the deadline the socket is shut instead.
+    cut = threading.Event()
+    timer = threading.Timer(remaining, _cut, args=(conn, cut))
+    timer.daemon = True
+    timer.start()
     try:
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        if response.status in REDIRECTS:
-            location = response.getheader("Location")
-            if not location:
-                raise FeedError(f"{url}: the server redirects ({response.status}) without "
-                                "saying where; check the address")
-            target = urljoin(url, location.strip())
-            if urlsplit(target).scheme.lower() not in ("http", "https"):
-                raise FeedError(f"{url}: the server redirects to {target[:200]!r}, which is "
-                                "not an http(s) address; the feed cannot be followed there")
-            return target
-        if response.status == 304:
-            return Fetched(304, b"", url, response.getheader("ETag"),
-                           response.getheader("Last-Modified"), None)
-        if response.status != 200:
-            raise FeedError(_status_problem(url, response.status, response.reason))
-        body = _read(conn, response, deadline, timeout, max_bytes, url)
-        return Fetched(200, body, url, response.getheader("ETag"),
-                       response.getheader("Last-Modified"), response.getheader("Content-Type"))
+        answer = _ask(conn, url, parts.path, parts.query, headers, deadline, timeout,
+                      max_bytes, cut)
+    except (OSError, http.client.HTTPException, ValueError, FeedError):
+        if cut.is_set():
+            raise TimeoutError from None
+        raise
     finally:
+        timer.cancel()
         conn.close()
+    if cut.is_set():  # what came before the cut is not the whole answer
+        raise TimeoutError
+    return answer
+
+
+def _cut(conn: http.client.HTTPConnection, cut: threading.Event) -> None:
+    cut.set()
+    sock = conn.sock
+    if sock is not None:
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+
+def _ask(conn: http.client.HTTPConnection, url: str, path: str, query: str,
+         headers: dict[str, str], deadline: float, timeout: float,
+         max_bytes: int, cut: threading.Event) -> Fetched | str:
+    """The request and its answer on an open connection: see _exchange."""
+    # what a person typed may hold "categoría": sent percent-encoded as UTF-8, as a
+    # browser does (an escape already there stays as it is)
+    path = quote(path or "/", safe=_URL_SAFE)
+    if query:
+        path += "?" + quote(query, safe=_URL_SAFE + "?")
+    conn.request("GET", path, headers=headers)
+    if cut.is_set():  # the deadline passed while connecting, before there was a socket to shut
+        raise TimeoutError
+    response = conn.getresponse()
+    if response.status in REDIRECTS:
+        location = response.getheader("Location")
+        if not location:
+            raise FeedError(f"{url}: the server redirects ({response.status}) without "
+                            "saying where; check the address")
+        target = urljoin(url, location.strip())
+        if urlsplit(target).scheme.lower() not in ("http", "https"):
+            raise FeedError(f"{url}: the server redirects to {target[:200]!r}, which is "
+                            "not an http(s) address; the feed cannot be followed there")
+        return target
+    if response.status == 304:
+        return Fetched(304, b"", url, response.getheader("ETag"),
+                       response.getheader("Last-Modified"), None)
+    if response.status != 200:
+        raise FeedError(_status_problem(url, response.status, response.reason))
+    body = _read(conn, response, deadline, timeout, max_bytes, url)
+    return Fetched(200, body, url, response.getheader("ETag"),
+                   response.getheader("Last-Modified"), response.getheader("Content-Type"))
 
 
 def _remaining(deadline: float, url: str, timeout: float) -> float:
@@ -170,6 +213,11 @@ def _read(conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
         parts.append(chunk)
         if time.monotonic() > deadline:
             _remaining(deadline, url, timeout)
+    # http.client ends the body quietly when the connection drops early: what arrived may
+    # still parse, with its last entries cut short, so a short body is refused.
+    if response.length or (inflate is not None and not inflate.eof):
+        raise FeedError(f"{url}: the connection closed before the whole feed arrived; it is "
+                        "tried again later")
     return b"".join(parts)
 
 
@@ -182,7 +230,7 @@ def _status_problem(url: str, status: int, reason: str) -> str:
     said = f"the server answered {status} {reason}".rstrip()
     if status in (404, 410):
         return (f"{url}: {said}: the feed moved or is gone; find its new address, then "
-                "`newsletter feeds remove` this one and add that")
+                "`newsletter feeds remove` this one and add that with the same --name")
     if status in (401, 403):
         return f"{url}: {said}: the feed is not public; ask its owner for an open address"
     if status == 429:

@@ -7,23 +7,30 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.cli import cli
-from newsletter.feeds import add_feed, fetch_due, fetch_now, get_feed, remove_feed
-from newsletter.ingest.feeds import FeedError
+from newsletter.feeds import FetchResult, add_feed, fetch_due, fetch_now, get_feed, remove_feed
+from newsletter.ingest.feeds import FeedError, parse_feed, to_item
 from newsletter.ingest.fetch import MAX_REDIRECTS, http_get
 from newsletter.item_edits import ItemChanges, edit_item
+from newsletter.items import store_items
 from newsletter.models import Feed, Item
 from newsletter.settings import Settings
 from tests.conftest import FIXTURES
@@ -46,6 +53,7 @@ class Route:
     gzip: bool = False
     drip: bool = False  # a byte every 50 ms, never finishing
     endless: bool = False  # 64 KB after 64 KB, never finishing
+    cut: bool = False  # announces the whole length, sends half, hangs up
 
 
 @dataclass
@@ -108,7 +116,7 @@ def _handler(server: FeedServer) -> type[BaseHTTPRequestHandler]:
                 return
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(body[: len(body) // 2] if route.cut else body)
 
         def _forever(self, chunk: bytes, pause: float) -> None:
             deadline = time.monotonic() + 20
@@ -229,6 +237,28 @@ def test_a_changed_entry_keeps_a_persons_corrections(
         assert stored.feed_id == feed_row(sessions, "noticias").id
 
 
+def test_an_entry_dated_only_by_its_last_update_keeps_its_first_day(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    """An Atom entry without <published> is dated by <updated>, which moves each time its
+    author touches it: the item would move into a later period, and a series would send it
+    again. It keeps the day it was first seen; an entry that says when it was published
+    follows a corrected date."""
+    original = (FEEDS / "atom-en.xml").read_text()
+    follow(sessions, feed_server.serve("/a", body=original.encode()), "atom")
+    fetch_now(sessions, fast, NOW)
+    feed_server.routes["/a"].body = (
+        original.replace("<updated>2026-12-03T18:00:00Z</updated>",
+                         "<updated>2026-12-10T18:00:00Z</updated>")
+        .replace("2026-12-04T08:00:00-04:00", "2026-12-05T08:00:00-04:00")
+        .replace("job counselling", "job and housing counselling").encode())
+    (result,) = fetch_now(sessions, fast, NOW + timedelta(days=7))
+    assert result.updated == 2
+    atom = items_of(sessions, "atom")
+    guatemala = atom["Guatemala expands its return reception centre"]
+    assert (guatemala.published, "housing" in guatemala.body) == (date(2026, 12, 3), True)
+    assert atom["Haitian families reach Santo Domingo shelters"].published == date(2026, 12, 5)
+
+
 def test_conditional_get_sends_the_validators_and_a_304_adds_nothing(
         sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
     stamp = "Sat, 05 Dec 2026 10:00:00 GMT"
@@ -287,6 +317,75 @@ def test_one_failing_feed_never_stops_the_others_and_says_what_to_do(
     assert feed_row(sessions, "good").failures == 0
 
 
+def test_a_feed_cut_off_half_way_is_a_failure_not_half_an_entry(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    """The connection drops after half the announced length: what arrived still parses
+    (feedparser is lenient), but storing it would keep an entry without its text, and its
+    ETag would make every later fetch a 304 that never brings the rest."""
+    for gz in (False, True):
+        name = f"cut-{gz}"
+        url = feed_server.serve(f"/{name}", "rss20-es.xml", etag='"v1"', cut=True, gzip=gz)
+        follow(sessions, url, name)
+        (result,) = fetch_now(sessions, fast, NOW, [name])
+        assert result.status == "failed", (gz, result)
+        assert "closed before the whole feed arrived" in result.error
+        assert items_of(sessions, name) == {} and feed_row(sessions, name).etag is None
+        feed_server.routes[f"/{name}"].cut = False
+        (result,) = fetch_now(sessions, fast, NOW + timedelta(hours=1), [name])
+        assert (result.status, result.new) == ("ok", 3)
+        tapachula = items_of(sessions, name)["Tapachula: largas filas para obtener citas de asilo"]
+        assert tapachula.paragraphs[-1] == "Organizaciones locales reparten agua y comida."
+
+
+def test_a_failure_is_recorded_whatever_bytes_the_server_sent(
+        sessions: sessionmaker[Session], fast: Settings) -> None:
+    """A reason phrase with a NUL in it: PostgreSQL refuses NUL in text, so the error must
+    be cleaned before it is stored, or the failure (and its backoff) is lost."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 503 Down\x00For\x07Now\r\nContent-Length: 0\r\n\r\n")
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        follow(sessions, f"http://127.0.0.1:{listener.getsockname()[1]}/feed", "odd")
+        (result,) = fetch_due(sessions, fast, NOW)
+        thread.join()
+    row = feed_row(sessions, "odd")
+    assert (result.status, row.failures) == ("failed", 1)
+    assert "answered 503 Down" in row.last_error and "\x00" not in row.last_error
+    assert row.next_fetch_at == NOW + timedelta(minutes=120)
+
+
+def test_a_validator_with_a_control_character_is_not_kept(
+        sessions: sessionmaker[Session], fast: Settings) -> None:
+    """PostgreSQL refuses NUL in text: an ETag holding one failed the whole fetch, every time."""
+    body = (FEEDS / "rss20-es.xml").read_bytes()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b'HTTP/1.1 200 OK\r\nETag: "a\x00b"\r\nLast-Modified: Sat\x01'
+                             b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        follow(sessions, f"http://127.0.0.1:{listener.getsockname()[1]}/feed", "odd")
+        (result,) = fetch_due(sessions, fast, NOW)
+        thread.join()
+    row = feed_row(sessions, "odd")
+    assert (result.status, result.new, row.etag, row.last_modified) == ("ok", 3, None, None)
+
+
 def test_a_failing_feed_backs_off_then_recovers(
         sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
     url = feed_server.serve("/flaky", body=b"down", status=503)
@@ -333,6 +432,83 @@ def test_a_due_feed_is_claimed_once(
     assert len(feed_server.seen) == 5
 
 
+def test_a_fetch_that_loses_the_race_to_store_the_same_entries_is_not_a_failure(
+        engine: Engine, sessions: sessionmaker[Session], fast: Settings,
+        feed_server: FeedServer) -> None:
+    """`feeds fetch` while the scheduler fetches the same feed (or two schedulers, two feeds
+    with the same articles): the other process stores the entries between this one's look
+    and its insert. The loser reads them again; no failure, no backoff."""
+    url = feed_server.serve("/n", "rss20-es.xml")
+    follow(sessions, url, "noticias")
+    parsed = parse_feed((FEEDS / "rss20-es.xml").read_bytes(), url)
+    other = sessions()
+    other.begin()
+    # the other process's store, not yet committed: this fetch cannot see it
+    store_items(other, [to_item(e, e.key(url), e.published or NOW.date(), language="es")
+                        for e in parsed.entries])
+    inserting = threading.Event()
+
+    def before(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("INSERT INTO items") and threading.current_thread() is not main:
+            inserting.set()
+
+    main = threading.current_thread()
+    event.listen(engine, "before_cursor_execute", before)
+    results: list[FetchResult] = []
+    fetching = threading.Thread(target=lambda: results.extend(fetch_now(sessions, fast, NOW)))
+    try:
+        fetching.start()
+        assert inserting.wait(20)  # this fetch looked, found nothing, and inserts now
+        other.commit()
+        fetching.join()
+    finally:
+        other.close()
+        event.remove(engine, "before_cursor_execute", before)
+    ((result),) = results
+    assert (result.status, result.error, result.new) == ("ok", "", 0)
+    assert feed_row(sessions, "noticias").failures == 0
+    assert len(items_of(sessions, "noticias")) == 3
+
+
+CLAIM_AND_HANG = """
+import sys
+from datetime import datetime
+from newsletter.db import make_engine, session_factory
+from newsletter.feeds import fetch_due
+from newsletter.settings import Settings
+url, var = sys.argv[1], sys.argv[2]
+settings = Settings(var_dir=var, database_url=url, broker_url="", smtp_url="",
+                    secret_key="x", sender_name="x", sender_email="news@example.org",
+                    public_base_url="https://news.example.org", feed_timeout_seconds=60)
+fetch_due(session_factory(make_engine(url)), settings, datetime.fromisoformat(sys.argv[3]))
+"""
+
+
+def test_a_scheduler_killed_half_way_through_a_fetch_leaves_the_feed_due_soon(
+        db_url: str, sessions: sessionmaker[Session], fast: Settings,
+        feed_server: FeedServer, tmp_path: Path) -> None:
+    """A weekly feed claimed by a scheduler that is then killed (a deploy, a crash) must
+    not wait a week: the claim is a short lease; only a finished fetch sets the interval."""
+    feed_server.serve("/weekly", "rss20-es.xml", drip=True)  # the fetch hangs
+    follow(sessions, feed_server.url("/weekly"), "weekly", interval_minutes=7 * 24 * 60)
+    process = subprocess.Popen([sys.executable, "-c", CLAIM_AND_HANG, db_url,
+                                str(tmp_path / "var"), NOW.isoformat()])
+    try:
+        deadline = time.monotonic() + 30
+        while not feed_server.requests("/weekly"):  # claimed, and fetching
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    assert feed_row(sessions, "weekly").last_fetched_at is None  # it never finished
+    assert fetch_due(sessions, fast, NOW + timedelta(minutes=5)) == []  # still leased
+    feed_server.serve("/weekly", "rss20-es.xml")
+    (result,) = fetch_due(sessions, fast, NOW + timedelta(minutes=15))
+    assert (result.status, result.new) == ("ok", 3)
+    assert feed_row(sessions, "weekly").next_fetch_at == NOW + timedelta(minutes=15, days=7)
+
+
 def test_removing_a_feed_keeps_its_items(
         sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
     follow(sessions, feed_server.serve("/a", "rss10-en.rdf"), "a")
@@ -366,6 +542,130 @@ def test_http_get_limits(feed_server: FeedServer) -> None:
     assert http_get(feed_server.url("/hop"), timeout=5, max_bytes=10**6).url.endswith("/ok")
 
 
+def test_an_address_with_accents_is_asked_for_as_a_browser_would(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    """Spanish sites name their sections "categoría", "migración": the address as typed
+    (or copied from the address bar) goes out percent-encoded, as UTF-8."""
+    feed_server.serve("/categor%C3%ADa/migraci%C3%B3n.xml?a%C3%B1o=2026", "rss20-es.xml")
+    follow(sessions, feed_server.url("/categoría/migración.xml?año=2026"), "acentos")
+    (result,) = fetch_due(sessions, fast, NOW)
+    assert (result.status, result.new, result.error) == ("ok", 3, "")
+
+
+def test_http_get_keeps_one_deadline_while_the_headers_trickle() -> None:
+    """A server that sends its headers a byte at a time never lets a socket timeout fire;
+    the exchange is still cut at its deadline (the scheduler must not hang on one feed)."""
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def trickle() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(4096)
+                try:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    for _ in range(100):  # 10 s at most
+                        if stop.wait(0.1):
+                            return
+                        conn.sendall(b"x")
+                except OSError:
+                    pass  # the client hung up: what the test wants
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(FeedError, match="no complete answer within 1 s"):
+                http_get(f"http://127.0.0.1:{listener.getsockname()[1]}/feed", timeout=1,
+                         max_bytes=1000)
+            assert time.monotonic() - started < 3
+        finally:
+            stop.set()
+            thread.join()
+
+
+@dataclass
+class RawServer:
+    """Answers every connection with `answer`, byte for byte, then hangs up."""
+
+    listener: socket.socket
+    answer: bytes = b""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/feed"
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed: the test is over
+            with conn:
+                try:
+                    conn.settimeout(2)
+                    conn.recv(65536)
+                    conn.sendall(self.answer)
+                except OSError:
+                    pass
+
+
+@pytest.fixture(scope="module")
+def raw_server() -> Iterator[RawServer]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    server = RawServer(listener)
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    yield server
+    listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone would not)
+    listener.close()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+HEADER_NAMES = st.sampled_from(["Content-Length", "Content-Encoding", "Transfer-Encoding",
+                                "Location", "ETag", "Last-Modified", "Content-Type", "X-Odd"])
+HEADER_VALUES = st.one_of(
+    st.sampled_from(["gzip", "x-gzip", "br", "chunked", "identity", "0", "5", "99999999",
+                     "-1", "²", "/feed", "/feed?x=ñ", "ftp://127.0.0.1/f", '"v1"', ""]),
+    st.integers(0, 5000).map(str),
+    st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=20)
+    .filter(lambda v: "//" not in v and "\\" not in v),  # a Location never names a host
+)
+STATUS_LINES = st.one_of(
+    st.sampled_from([200, 301, 302, 304, 307, 404, 500, 100, 204, 206]).map(
+        lambda code: f"HTTP/1.1 {code} Reason"),
+    st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=30),
+)
+BODIES = st.one_of(
+    st.binary(max_size=300),
+    st.just((FEEDS / "rss10-en.rdf").read_bytes()),
+    st.binary(max_size=300).map(gzip.compress),
+    st.sampled_from([b"5\r\nhello\r\n0\r\n\r\n", b"zz\r\n", b"\x1f\x8b\x08garbage"]),
+)
+
+
+@pytest.mark.fuzz
+@given(STATUS_LINES, st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES), max_size=5), BODIES)
+def test_whatever_a_server_answers_http_get_returns_or_raises_feed_error(
+        raw_server: RawServer, status: str, headers: list[tuple[str, str]],
+        body: bytes) -> None:
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    raw_server.answer = f"{status}\r\n{head}\r\n".encode("latin-1") + body
+    started = time.monotonic()
+    try:
+        fetched = http_get(raw_server.url, timeout=2, max_bytes=2000)
+    except FeedError:
+        pass
+    else:
+        assert fetched.status in (200, 304) and len(fetched.body) <= 2000
+    assert time.monotonic() - started < 4
+
+
 # -- the commands -------------------------------------------------------------------------
 
 def run(runner: CliRunner, *args: str, code: int = 0) -> str:
@@ -383,6 +683,8 @@ def test_feeds_commands(runner: CliRunner, feed_server: FeedServer) -> None:
     assert "already followed, as feed '127.0.0.1'" in run(runner, "feeds", "add", url, code=1)
     for args, message in (
             (["ftp://x.example/f"], "is not an http(s) address"),
+            (["http://127.0.0.1:abc/feed"], "the port after '127.0.0.1' is not a number"),
+            (["https://example.org:99999/feed"], "is not a number from 0 to 65535"),
             ([url + "?x", "--country", "Atlantis"], "'Atlantis' is not a known country"),
             ([url + "?x", "--name", "Bad Name"], "--name 'bad name': use 1 to 64"),
             ([url + "?x", "--interval", "0"], "--interval 0"),
@@ -410,6 +712,19 @@ def test_feeds_commands(runner: CliRunner, feed_server: FeedServer) -> None:
     assert {i["language"] for i in items} == {"es"}
     assert "its 3 items stay" in run(runner, "feeds", "remove", "127.0.0.1")
     assert "no feed named 'nope'" in run(runner, "feeds", "show", "nope", code=1)
+
+
+def test_removing_a_feed_a_series_draws_on_says_so(runner: CliRunner,
+                                                   feed_server: FeedServer) -> None:
+    """The series names its feeds: without that feed its every build fails. Whoever
+    removes it (to add its new address, as a 404 advises) is told how to keep the series."""
+    run(runner, "feeds", "add", feed_server.serve("/es", "rss20-es.xml"), "--name", "noticias")
+    run(runner, "series", "create", "boletin", "--every", "weekly on monday at 09:00",
+        "--timezone", "America/Costa_Rica", "--feed", "noticias")
+    out = run(runner, "feeds", "remove", "noticias")
+    assert "series 'boletin' takes its items from feed 'noticias'" in out
+    assert "--name noticias" in out
+    assert "series" not in run(runner, "feeds", "remove", "127.0.0.1", code=1)
 
 
 def test_every_feeds_command_has_help_with_an_example(runner: CliRunner) -> None:
