@@ -26,7 +26,14 @@ from newsletter.ingest.model import (
 )
 from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date, typed_paragraphs
 from newsletter.items import get_item
-from newsletter.models import PARAGRAPH_SEPARATOR, Issue, IssueItem, IssueVariant, Item
+from newsletter.models import (
+    PARAGRAPH_SEPARATOR,
+    DeletedItem,
+    Issue,
+    IssueItem,
+    IssueVariant,
+    Item,
+)
 
 
 class ItemEditError(NewsletterError):
@@ -114,6 +121,7 @@ def delete_item(session: Session, item_id: int) -> tuple[Item, list[str]]:
 
     An item in an issue that is approved, scheduled, sending, sent (or paused or
     cancelled part-way) stays: what readers got, and its web copy, must not change.
+    A deleted item stays deleted: re-imports and feed fetches skip its source key.
     """
     item = get_item(session, item_id)
     issues = list(session.scalars(
@@ -134,6 +142,9 @@ def delete_item(session: Session, item_id: int) -> tuple[Item, list[str]]:
         for issue in issues:
             session.expire(issue, ["entries"])
     session.delete(item)
+    # remembered, so that importing its file again or the next fetch of its feed does not
+    # bring it back (`store_items` skips deleted keys)
+    session.merge(DeletedItem(source_key=item.source_key, title=item.title[:300]))
     session.flush()
     return item, [issue.slug for issue in issues]
 

@@ -26,7 +26,7 @@ from newsletter.ingest.model import (
     check_length,
 )
 from newsletter.ingest.text import MAX_TITLE_LENGTH, parse_text, typed_paragraphs
-from newsletter.models import PARAGRAPH_SEPARATOR, Item, ItemTranslation
+from newsletter.models import PARAGRAPH_SEPARATOR, DeletedItem, Item, ItemTranslation
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class ItemImportReport:
     # new items with the date and place of a stored item this import did not touch: an
     # item whose title and first paragraph both changed, perhaps (ids of the stored ones)
     lookalikes: tuple[int, ...] = ()
+    withheld: int = 0  # items a person deleted: not brought back
 
 
 def read_items(
@@ -112,6 +113,9 @@ def store_items(session: Session, parsed: Sequence[ParsedItem]) -> ItemImportRep
     the file itself updates an item, and then only the fields nobody edited.
     """
     by_key = {p.source_key: p for p in parsed}
+    deleted = set(session.scalars(select(DeletedItem.source_key)
+                                  .where(DeletedItem.source_key.in_(list(by_key)))))
+    by_key = {key: p for key, p in by_key.items() if key not in deleted}
     existing = {
         item.source_key: item
         for item in session.scalars(select(Item).where(Item.source_key.in_(list(by_key))))
@@ -158,7 +162,7 @@ def store_items(session: Session, parsed: Sequence[ParsedItem]) -> ItemImportRep
         kept += overruled
     session.flush()
     return ItemImportReport(added, updated, unchanged, kept, refound,
-                            _lookalikes(session, fresh, claimed))
+                            _lookalikes(session, fresh, claimed), withheld=len(deleted))
 
 
 def _lookalikes(session: Session, fresh: Sequence[Item], claimed: set[int]) -> tuple[int, ...]:

@@ -69,6 +69,17 @@ class Item(Base):
         self.edited = ",".join(sorted(self.edited_fields | set(fields)))
 
 
+class DeletedItem(Base):
+    """The source key of an item a person deleted: a re-import of its file, or the next
+    fetch of its feed, does not bring it back."""
+
+    __tablename__ = "deleted_items"
+
+    source_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))  # what it was, for people reading this
+    deleted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class ItemTranslation(Base):
     """An item's title, dateline and paragraphs in another language."""
 

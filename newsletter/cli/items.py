@@ -80,6 +80,8 @@ def _import_summary(read: int, report: ItemImportReport) -> str:
     if report.kept:
         line += (f"; {report.kept} kept a person's edits where the file changed the same "
                  "field (`items edit` to change them)")
+    if report.withheld:
+        line += f"; {report.withheld} deleted earlier with `items delete`, not brought back"
     return line
 
 
@@ -212,7 +214,8 @@ def delete(app: App, item_id: int, yes: bool) -> None:
     """Delete item ITEM_ID (and its translations).
 
     An item in an issue that was approved, scheduled or sent cannot be deleted, so
-    what readers received stays as it was; a draft issue just loses the item.
+    what readers received stays as it was; a draft issue just loses the item. A deleted
+    item stays deleted: importing its file again, or fetching its feed, skips it.
 
     \b
     Example:

@@ -29,7 +29,7 @@ from newsletter.cli import cli
 from newsletter.feeds import FetchResult, add_feed, fetch_due, fetch_now, get_feed, remove_feed
 from newsletter.ingest.feeds import FeedError, parse_feed, to_item
 from newsletter.ingest.fetch import MAX_REDIRECTS, http_get
-from newsletter.item_edits import ItemChanges, edit_item
+from newsletter.item_edits import ItemChanges, delete_item, edit_item
 from newsletter.items import store_items
 from newsletter.models import Feed, Item
 from newsletter.settings import Settings
@@ -731,3 +731,19 @@ def test_every_feeds_command_has_help_with_an_example(runner: CliRunner) -> None
     for command in ("add", "list", "show", "remove", "fetch"):
         out = run(runner, "feeds", command, "--help")
         assert "Example:" in out and "newsletter feeds " + command in out
+
+
+def test_an_entry_a_person_deleted_does_not_come_back_with_the_next_fetch(
+        sessions: sessionmaker[Session], fast: Settings, feed_server: FeedServer) -> None:
+    url = feed_server.serve("/n", "rss20-es.xml")
+    follow(sessions, url, "noticias")
+    (first,) = fetch_now(sessions, fast, NOW)
+    item = items_of(sessions, "noticias")["Upala abre un segundo albergue temporal"]
+    with sessions() as session, session.begin():
+        delete_item(session, item.id)
+    original = (FEEDS / "rss20-es.xml").read_text()  # the entry changes upstream too
+    feed_server.routes["/n"].body = original.replace("ochenta personas", "cien").encode()
+    (again,) = fetch_now(sessions, fast, NOW + timedelta(hours=1))
+    assert (again.status, again.new, again.updated) == ("ok", 0, 0)
+    assert "Upala abre un segundo albergue temporal" not in items_of(sessions, "noticias")
+    assert len(items_of(sessions, "noticias")) == first.new - 1

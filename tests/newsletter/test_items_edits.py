@@ -182,6 +182,11 @@ def test_delete_takes_an_item_out_of_a_draft_but_never_out_of_a_sent_issue(
     assert f"item {first} deleted: 'Drought in Guanacaste'" in output
     assert "taken out of draft issue(s): draft-one" in output
     assert list(listed(runner)) == ["2019-10-11"]
+    # a deleted item stays deleted: importing its file again does not bring it back
+    again = run(runner, "items", "import", str(tmp_path / "n.txt"), "--language", "en")
+    assert "0 added" in again and "1 deleted earlier with `items delete`, not brought back" \
+        in again
+    assert list(listed(runner)) == ["2019-10-11"]
     preview = run(runner, "issues", "preview", "draft-one", "--out", str(tmp_path / "p"))
     assert "A corrected title" in (tmp_path / "p" / "en-regional.html").read_text()
     assert "error" not in preview.lower()
