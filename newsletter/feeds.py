@@ -104,7 +104,12 @@ def add_feed(session: Session, url: str, *, name: str | None = None,
     feed = Feed(name=name, url=url, language=language, countries=",".join(
         country_codes(countries)), interval_minutes=interval_minutes)
     session.add(feed)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # added by someone else since the check above
+        raise FeedSetupError(f"a feed named {name!r} was just added by someone else: choose "
+                             "another --name, or look at it with `newsletter feeds show "
+                             f"{name}`") from exc
     return feed
 
 

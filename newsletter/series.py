@@ -155,7 +155,12 @@ def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str
         min_items=spec.min_items, window=spec.window, local_time=spec.local_time,
         build_ahead_minutes=round(ahead * 60), status="active", created_at=now)
     session.add(series)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # created by someone else since the check above
+        raise SeriesError(f"a series called {spec.slug!r} was just created by someone else: "
+                          "pick another name, or look at it with `newsletter series show "
+                          f"{spec.slug}`") from exc
     return series
 
 

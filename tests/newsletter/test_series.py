@@ -480,3 +480,24 @@ def test_a_manual_build_without_a_date_builds_the_next_send_even_when_built_ahea
     assert (built.status, built.issue, built.number) == ("built", "semanal-2026-12-07", 1)
     assert (built.window_from, built.window_to) == (date(2026, 11, 29), date(2026, 12, 5))
     assert build_series(sessions, settings, "semanal", now=NOW).status == "exists"
+
+
+def test_a_series_created_by_someone_else_meanwhile_is_a_clear_error(
+        sessions: sessionmaker[Session], settings: Settings, db_url: str) -> None:
+    """Two `series create semanal` at once: the second passed the name check before the
+    first committed, and its INSERT then meets the unique name (on PostgreSQL, which lets
+    both read; SQLite serialises the two writers)."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite lets only one writer in: the check sees the first series")
+    first = sessions()
+    first.begin()
+    create_series(first, SeriesSpec(slug="semanal", timezone=CR, every=WEEKLY),
+                  languages=settings.languages, now=NOW)  # inserted, not yet committed
+    threading.Timer(0.5, first.commit).start()  # while the second waits on the row
+    try:
+        with sessions() as second, second.begin(), \
+                pytest.raises(SeriesError, match="just created by someone else"):
+            create_series(second, SeriesSpec(slug="semanal", timezone=CR, every=WEEKLY),
+                          languages=settings.languages, now=NOW)
+    finally:
+        first.close()
