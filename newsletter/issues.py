@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
@@ -38,16 +37,6 @@ class IssueNotFound(IssueError):
         super().__init__(
             f"no issue called {slug!r}: `newsletter issues list` shows the issues there are"
         )
-
-
-@dataclass(frozen=True)
-class IssueSummary:
-    slug: str
-    title: str
-    date_from: date
-    date_to: date
-    status: str
-    items: int
 
 
 def create_issue(
@@ -83,12 +72,12 @@ def create_issue(
     try:
         clean_title = clean_header_text(title, "title", MAX_TITLE)
         clean_titles = {
-            _edition(lang, languages, "title"): clean_header_text(text, f"title ({lang})",
+            edition_named(lang, languages, "title"): clean_header_text(text, f"title ({lang})",
                                                                   MAX_TITLE)
             for lang, text in (titles or {}).items()
         }
         clean_intros = {
-            "" if not lang else _edition(lang, languages, "intro"): clean_intro(text, lang)
+            "" if not lang else edition_named(lang, languages, "intro"): clean_intro(text, lang)
             for lang, text in (intros or {}).items()
         }
     except InvalidValue as exc:
@@ -119,7 +108,7 @@ def create_issue(
     return issue
 
 
-def _edition(language: str, languages: Sequence[str], what: str) -> str:
+def edition_named(language: str, languages: Sequence[str], what: str) -> str:
     """The edition a per-language title or intro is for, spelled as configured."""
     for edition in languages:
         if edition.lower() == language.strip().replace("_", "-").lower():
@@ -195,22 +184,6 @@ def get_issue(session: Session, slug: str) -> Issue:
     if issue is None:
         raise IssueNotFound(slug)
     return issue
-
-
-def list_issues(session: Session) -> list[IssueSummary]:
-    item_counts = (
-        select(IssueItem.issue_id, func.count().label("n"))
-        .group_by(IssueItem.issue_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(Issue.slug, Issue.title, Issue.date_from, Issue.date_to, Issue.status,
-               func.coalesce(item_counts.c.n, 0))
-        .outerjoin(item_counts, item_counts.c.issue_id == Issue.id)
-        .order_by(Issue.date_from.desc(), Issue.id.desc())
-    )
-    return [IssueSummary(slug, title, start, end, status, int(n))
-            for slug, title, start, end, status, n in rows]
 
 
 def content_of(issue: Issue) -> IssueContent:

@@ -33,7 +33,7 @@ from newsletter.cadence import (
     zone,
 )
 from newsletter.errors import NewsletterError
-from newsletter.issues import MAX_TITLE, _edition, clean_intro, create_issue
+from newsletter.issues import MAX_TITLE, clean_intro, create_issue, edition_named
 from newsletter.models import Feed, Issue, IssueItem, Item, Series, SeriesPeriod
 from newsletter.render import FOCUS_POLICIES
 from newsletter.schedules import schedule_issue
@@ -167,7 +167,7 @@ def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str
 def _clean_titles(titles: Mapping[str, str], languages: Sequence[str]) -> dict[str, str]:
     cleaned = {}
     for language, text in titles.items():
-        key = _edition(language, languages, "title") if language else ""
+        key = edition_named(language, languages, "title") if language else ""
         try:
             value = clean_header_text(text, f"title ({key or 'every language'})",
                                       MAX_TITLE - NUMBER_ROOM)
@@ -185,7 +185,7 @@ def _clean_titles(titles: Mapping[str, str], languages: Sequence[str]) -> dict[s
 def _clean_intros(intros: Mapping[str, str], languages: Sequence[str]) -> dict[str, str]:
     cleaned = {}
     for language, text in intros.items():
-        key = _edition(language, languages, "intro") if language else ""
+        key = edition_named(language, languages, "intro") if language else ""
         try:
             value = clean_intro(text, key)
         except InvalidValue as exc:

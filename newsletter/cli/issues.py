@@ -83,11 +83,11 @@ def create(app: App, slug: str, date_from: datetime, date_to: datetime,
     """
     settings = app.settings
     languages = settings.languages
-    per_language = _one_each(_pairs(titles, languages), "--title")
+    per_language = one_per_language(language_pairs(titles, languages), "--title")
     title = per_language.pop("", "")
-    intro_texts = _one_each([*_pairs(intros, languages),
+    intro_texts = one_per_language([*language_pairs(intros, languages),
                              *((lang, _read_text(path))
-                               for lang, path in _pairs(intro_files, languages))],
+                               for lang, path in language_pairs(intro_files, languages))],
                             "--intro/--intro-file")
     with app.transaction() as session:
         issue = create_issue(session, slug, date_from.date(), date_to.date(), title,
@@ -113,11 +113,11 @@ def print_audience(report: AudienceReport) -> None:
         click.echo(f"  not reached: {reason}")
 
 
-def _pairs(values: tuple[str, ...], languages: list[str]) -> list[tuple[str, str]]:
+def language_pairs(values: tuple[str, ...], languages: list[str]) -> list[tuple[str, str]]:
     return [split_language_value(v, languages) for v in values]
 
 
-def _one_each(pairs: list[tuple[str, str]], option: str) -> dict[str, str]:
+def one_per_language(pairs: list[tuple[str, str]], option: str) -> dict[str, str]:
     """{language: text}, "" for every language; a language given twice is refused (the
     second would silently replace the first)."""
     found: dict[str, str] = {}

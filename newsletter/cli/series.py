@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.cadence import describe
 from newsletter.cli.context import App, pass_app, user_errors
-from newsletter.cli.issues import _one_each, _pairs
+from newsletter.cli.issues import language_pairs, one_per_language
 from newsletter.cli.output import emit_json, json_option, table
 from newsletter.db import utcnow
 from newsletter.models import Series
@@ -123,8 +123,8 @@ def create(app: App, slug: str, every: str | None, rrule_text: str | None, timez
     spec = SeriesSpec(
         slug=slug, timezone=timezone, every=every, rrule=rrule_text, lists=lists,
         segments=segments, feeds=feeds, focus=focus,
-        titles=_one_each(_pairs(titles, languages), "--title"),
-        intros=_one_each(_pairs(intros, languages), "--intro"), approval=approval,
+        titles=one_per_language(language_pairs(titles, languages), "--title"),
+        intros=one_per_language(language_pairs(intros, languages), "--intro"), approval=approval,
         min_items=min_items, window=window, local_time=local_time,
         build_ahead_hours=build_ahead)
     now = utcnow()
