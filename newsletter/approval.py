@@ -1,8 +1,9 @@
 """Approval: an issue created with approval "required" goes out only once approved.
 
 The review is its own axis beside the issue's status: "" (not submitted) -> in_review ->
-approved | rejected; a rejected issue can be changed and submitted again. Nobody approves
-an issue they submitted. Every step is an IssueReview row: who, what, when, and a note.
+approved | rejected; a rejected issue can be changed and submitted again; an issue in
+review or approved that is changed, or withdrawn by hand, is back to "" (not submitted).
+Nobody approves an issue they submitted. Every step is an IssueReview row: who, what, when, and a note.
 Pure of the clock: `now` (naive UTC) is passed in.
 """
 
@@ -147,6 +148,22 @@ def reject(session: Session, issue: Issue, by: str, note: str | None, *,
     _in_review(issue, "rejected")
     _move(session, issue, "rejected")
     return _record(session, issue, "rejected", name, text, now)
+
+
+def withdraw(session: Session, issue: Issue, by: str, note: str | None = None, *,
+             now: datetime) -> IssueReview:
+    """Take an issue in review, or approved, back out: it is not submitted any more and
+    must be submitted and approved again before it goes out. An author withdraws it by
+    hand; a change to its content (newsletter.issue_edits) withdraws it by itself, so that
+    what goes out is what was approved."""
+    _check(issue, "withdrawn")
+    name, text = clean_name(by), clean_note(note)
+    if issue.review not in ("in_review", "approved"):
+        state = {"": "has not been submitted", "rejected": "was rejected"}.get(
+            issue.review, f"is {issue.review}")
+        raise ApprovalError(f"issue {issue.slug!r} {state}: there is nothing to withdraw")
+    _move(session, issue, "")
+    return _record(session, issue, "withdrawn", name, text, now)
 
 
 def history(session: Session, issue: Issue) -> list[IssueReview]:

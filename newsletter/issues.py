@@ -69,19 +69,7 @@ def create_issue(
         raise IssueError(f"country focus {focus!r}: use one of {', '.join(FOCUS_POLICIES)}")
     if date_to < date_from:
         raise IssueError(f"the window ends ({date_to}) before it starts ({date_from})")
-    try:
-        clean_title = clean_header_text(title, "title", MAX_TITLE)
-        clean_titles = {
-            edition_named(lang, languages, "title"): clean_header_text(text, f"title ({lang})",
-                                                                  MAX_TITLE)
-            for lang, text in (titles or {}).items()
-        }
-        clean_intros = {
-            "" if not lang else edition_named(lang, languages, "intro"): clean_intro(text, lang)
-            for lang, text in (intros or {}).items()
-        }
-    except InvalidValue as exc:
-        raise IssueError(f"the issue {exc}") from exc
+    clean_title, clean_titles, clean_intros = clean_texts(title, titles, intros, languages)
     if session.scalar(select(Issue.id).where(Issue.slug == slug)) is not None:
         raise IssueError(f"an issue called {slug!r} exists already: pick another name")
     items = list_items(session, since=date_from, until=date_to)
@@ -106,6 +94,31 @@ def create_issue(
         raise IssueError(str(exc)) from exc
     session.flush()
     return issue
+
+
+def clean_texts(
+    title: str,
+    titles: Mapping[str, str] | None,
+    intros: Mapping[str, str] | None,
+    languages: Sequence[str],
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The subject title for every language, the per-language titles and the intros
+    ("" key: every language), checked and cleaned; an empty value stays "" (the caller
+    drops it). Used by `create_issue` and by `issue_edits.set_texts`."""
+    try:
+        clean_title = clean_header_text(title, "title", MAX_TITLE)
+        clean_titles = {
+            edition_named(lang, languages, "title"): clean_header_text(text, f"title ({lang})",
+                                                                  MAX_TITLE)
+            for lang, text in (titles or {}).items()
+        }
+        clean_intros = {
+            "" if not lang else edition_named(lang, languages, "intro"): clean_intro(text, lang)
+            for lang, text in (intros or {}).items()
+        }
+    except InvalidValue as exc:
+        raise IssueError(f"the issue {exc}") from exc
+    return clean_title, clean_titles, clean_intros
 
 
 def edition_named(language: str, languages: Sequence[str], what: str) -> str:

@@ -14,6 +14,7 @@ from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.demo import demo
 from newsletter.cli.feeds import feeds
 from newsletter.cli.i18n import i18n
+from newsletter.cli.issue_edit import COMMANDS as EDIT_COMMANDS
 from newsletter.cli.issues import issues
 from newsletter.cli.items import items
 from newsletter.cli.lists import lists
@@ -95,7 +96,7 @@ def db_upgrade(app: App) -> None:
 
 
 for command in (send, status, pause, resume, cancel, retry, deliveries, test_send,
-                schedule, unschedule, submit, approve, reject, show):
+                schedule, unschedule, submit, approve, reject, show, *EDIT_COMMANDS):
     issues.add_command(command)
 cli.add_command(items)
 cli.add_command(worker)

@@ -1,0 +1,393 @@
+"""Changing an issue after `issues create`: its items and their order, its titles and
+introductions, its country focus and who it goes to.
+
+Only a draft or a scheduled issue changes: once sending started, what readers got must
+stay what the others get. Every change
+
+- drops the issue's stored renders (IssueVariant rows), so previews and sends render
+  the issue as it is now;
+- withdraws its approval when it was in review or approved (an IssueReview row
+  "withdrawn" by whoever changed it, with a note saying what changed), so what goes out
+  is what was approved: it must be submitted and approved again;
+- of a scheduled issue keeps the schedule. Deliveries are planned per subscriber, not per
+  item, but each planned row carries the country variant its reader gets (only countries
+  some item is about have one) and the audience comes from the lists and segments: when
+  either changes, the rows planned and never tried are dropped (`Edit.unplanned`), to be
+  planned again (`issues items`/`issues edit` do it at once; the scheduler would at the
+  start anyway). Titles and introductions change nothing planned.
+
+A change that changes nothing (the same items in the same order, the same title) records
+nothing and withdraws nothing. Pure of the clock: `now` (naive UTC) is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from newsletter import approval, schedules
+from newsletter.errors import NewsletterError
+from newsletter.issues import clean_texts, countries_of, targets_of
+from newsletter.models import (
+    Issue,
+    IssueItem,
+    IssueReview,
+    IssueTarget,
+    IssueVariant,
+    Item,
+    ItemTranslation,
+)
+from newsletter.render import FOCUS_POLICIES
+from subscribers.lists import get_list
+from subscribers.segments import get_segment
+
+EDITABLE = ("draft", "scheduled")
+MAX_CANDIDATES = 500
+MAX_WORDS = 20
+
+
+class IssueEditError(NewsletterError):
+    """An issue cannot be changed as asked."""
+
+
+@dataclass
+class Edit:
+    """What a change did: for the person who made it, and for `--json`."""
+
+    slug: str
+    changes: list[str] = field(default_factory=list)  # "items changed: added 17", ...
+    withdrawn: IssueReview | None = None  # the approval this change withdrew
+    withdrawn_from: str = ""  # the review state it withdrew: in_review or approved
+    renders_dropped: int = 0
+    unplanned: int = 0  # planned deliveries dropped, to be planned again
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+    def lines(self) -> list[str]:
+        if not self.changes:
+            return [f"issue {self.slug}: nothing changed"]
+        out = [f"issue {self.slug}: {change}" for change in self.changes]
+        if self.renders_dropped:
+            out.append(f"  {self.renders_dropped} stored render(s) dropped: previews and the "
+                       "send render it again")
+        if self.withdrawn is not None:
+            was = "APPROVED" if self.withdrawn_from == "approved" else "IN REVIEW"
+            out.append(f"  APPROVAL WITHDRAWN: the issue was {was}; it changed, so it must "
+                       f"be submitted (`newsletter issues submit {self.slug} --by NAME`) and "
+                       "approved again before it goes out")
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "issue": self.slug,
+            "changed": self.changed,
+            "changes": list(self.changes),
+            "approval_withdrawn": self.withdrawn is not None,
+            "withdrawn_from": self.withdrawn_from or None,
+            "renders_dropped": self.renders_dropped,
+            "unplanned": self.unplanned,
+        }
+
+
+# --- the rules every change follows -----------------------------------------------------
+
+def check_editable(issue: Issue) -> None:
+    """Refuse, saying why, to change an issue whose sending started or is over."""
+    if issue.status in EDITABLE:
+        return
+    why = {
+        "sending": "it is being sent, and what the first readers got must stay what the "
+                   "others get; `newsletter issues pause` stops it, but it stays as it is",
+        "paused": "sending started before it was paused: some readers have it, and the "
+                  "others must get the same (`newsletter issues cancel`, then create a new "
+                  "issue)",
+        "sent": "it was sent: what readers got stays as it was (create a new issue)",
+        "cancelled": "it was cancelled part-way: some readers may have it (create a new "
+                     "issue)",
+    }.get(issue.status, "only a draft or a scheduled issue can be changed")
+    raise IssueEditError(f"issue {issue.slug!r} is {issue.status}: it cannot be changed; "
+                         f"{why}")
+
+
+def _hold(session: Session, issue: Issue) -> None:
+    """Lock the issue's row while it is still a draft or scheduled: a send the scheduler
+    started since the issue was read is never changed under it (see schedules._hold)."""
+    held = session.execute(
+        update(Issue).where(Issue.id == issue.id, Issue.status.in_(EDITABLE))
+        .values(status=Issue.status).returning(Issue.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if held is None:
+        now_is = session.scalar(select(Issue.status).where(Issue.id == issue.id))
+        raise IssueEditError(
+            f"issue {issue.slug!r} changed meanwhile: it is {now_is or 'deleted'} now (the "
+            "scheduler started sending it, or someone else changed it); `newsletter issues "
+            f"status {issue.slug}` shows where it is")
+
+
+def _begin(issue: Issue, by: str) -> str:
+    """Checks before anything is written: returns the cleaned name (may be "")."""
+    check_editable(issue)
+    if issue.review in ("in_review", "approved"):
+        if not by.strip():
+            state = "approved" if issue.review == "approved" else "in review"
+            raise IssueEditError(
+                f"issue {issue.slug!r} is {state}: a change withdraws its approval, so say "
+                "who makes it (--by NAME)")
+        return approval.clean_name(by)
+    return by.strip()
+
+
+def _commit(session: Session, issue: Issue, edit: Edit, by: str, *, now: datetime,
+            replan: bool) -> Edit:
+    """After the change was made in memory: withdraw the approval, drop the renders, drop
+    the planned deliveries when their variant or audience may differ."""
+    if not edit.changes:
+        return edit
+    if issue.review in ("in_review", "approved"):
+        edit.withdrawn_from = issue.review
+        edit.withdrawn = approval.withdraw(session, issue, by, "; ".join(edit.changes),
+                                           now=now)
+    session.flush()
+    result = session.execute(delete(IssueVariant).where(IssueVariant.issue_id == issue.id)
+                             .returning(IssueVariant.id))
+    edit.renders_dropped = len(result.all())
+    if replan and issue.status == "scheduled":
+        edit.unplanned = schedules.forget_unattempted(session, issue)
+    session.flush()
+    return edit
+
+
+# --- items --------------------------------------------------------------------------------
+
+def item_ids(issue: Issue) -> list[int]:
+    """The issue's items' ids, in order."""
+    return [entry.item_id for entry in issue.entries]
+
+
+def set_items(session: Session, issue: Issue, ids: Sequence[int], *, by: str = "",
+              now: datetime) -> Edit:
+    """The issue holds exactly these items, in this order (adds, removes and reorders in
+    one call). Unknown ids, an id given twice and an empty list are refused."""
+    name = _begin(issue, by)
+    wanted = list(ids)
+    if not wanted:
+        raise IssueEditError(f"issue {issue.slug!r} would hold no item: an issue needs at "
+                             "least one (`newsletter issues candidates "
+                             f"{issue.slug}` lists items to add)")
+    twice = sorted({i for i in wanted if wanted.count(i) > 1})
+    if twice:
+        raise IssueEditError(f"item {_ids(twice)} is given twice: an item appears once "
+                             "in an issue")
+    found = {item.id: item for item in session.scalars(select(Item).where(Item.id.in_(wanted)))}
+    unknown = [i for i in wanted if i not in found]
+    if unknown:
+        raise IssueEditError(f"no item {_ids(unknown)}: `newsletter items list` (or `issues "
+                             f"candidates {issue.slug}`) shows the items there are")
+    before = item_ids(issue)
+    if before == wanted:
+        return Edit(issue.slug)
+    countries = countries_of(issue)
+    _hold(session, issue)
+    kept = {entry.item_id: entry for entry in issue.entries}
+    entries = []
+    for position, item_id in enumerate(wanted):
+        entry = kept.get(item_id) or IssueItem(item=found[item_id])
+        entry.position = position
+        entries.append(entry)
+    issue.entries = entries
+    added = [i for i in wanted if i not in kept]
+    removed = [i for i in before if i not in set(wanted)]
+    parts = ([f"added {_ids(added)}"] if added else []) + (
+        [f"removed {_ids(removed)}"] if removed else [])
+    if [i for i in before if i in set(wanted)] != [i for i in wanted if i in kept]:
+        parts.append("order changed")
+    edit = Edit(issue.slug, [f"items changed: {', '.join(parts)}"])
+    session.flush()
+    return _commit(session, issue, edit, name, now=now, replan=countries_of(issue) != countries)
+
+
+def add_items(session: Session, issue: Issue, ids: Sequence[int], *, at: int | None = None,
+              by: str = "", now: datetime) -> Edit:
+    """Add items at position `at` (1: first; None: at the end), in the order given."""
+    current = item_ids(issue)
+    there = [i for i in ids if i in current]
+    if there:
+        where = ", ".join(f"{i} at {current.index(i) + 1}" for i in there)
+        raise IssueEditError(f"item {where} is already in issue {issue.slug!r} (`--move "
+                             "ID --to N` moves it)")
+    index = len(current) if at is None else _position(at, len(current) + 1, "--at") - 1
+    return set_items(session, issue, [*current[:index], *ids, *current[index:]], by=by,
+                     now=now)
+
+
+def remove_items(session: Session, issue: Issue, ids: Sequence[int], *, by: str = "",
+                 now: datetime) -> Edit:
+    """Take items out of the issue (the items themselves stay)."""
+    current = item_ids(issue)
+    absent = [i for i in ids if i not in current]
+    if absent:
+        raise IssueEditError(f"item {_ids(absent)} is not in issue {issue.slug!r}: `newsletter "
+                             f"issues items {issue.slug}` shows what it holds")
+    return set_items(session, issue, [i for i in current if i not in set(ids)], by=by, now=now)
+
+
+def move_item(session: Session, issue: Issue, item_id: int, to_position: int, *,
+              by: str = "", now: datetime) -> Edit:
+    """Move one item to `to_position` (1: first), the others keeping their order."""
+    current = item_ids(issue)
+    if item_id not in current:
+        raise IssueEditError(f"item {item_id} is not in issue {issue.slug!r}: `newsletter "
+                             f"issues items {issue.slug}` shows what it holds")
+    index = _position(to_position, len(current), "--to") - 1
+    rest = [i for i in current if i != item_id]
+    return set_items(session, issue, [*rest[:index], item_id, *rest[index:]], by=by, now=now)
+
+
+def _position(value: int, last: int, option: str) -> int:
+    if not 1 <= value <= last:
+        raise IssueEditError(f"{option} {value}: give a position from 1 to {last}")
+    return value
+
+
+def _ids(ids: Sequence[int]) -> str:
+    return ", ".join(str(i) for i in ids)
+
+
+def candidates(
+    session: Session,
+    issue: Issue,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+    country: str | None = None,
+    query: str | None = None,
+    limit: int = MAX_CANDIDATES,
+) -> list[Item]:
+    """Items one could add: not in the issue, newest first, published in [since, until],
+    about `country`, and holding every word of `query` in their title or text (or in a
+    translation's), case-insensitively."""
+    if since is not None and until is not None and until < since:
+        raise IssueEditError(f"the window ends ({until}) before it starts ({since})")
+    inside = select(IssueItem.item_id).where(IssueItem.issue_id == issue.id)
+    stmt = select(Item).where(Item.id.not_in(inside)).order_by(Item.published.desc(), Item.id)
+    if country and country.strip():
+        code = country.strip().upper()
+        stmt = stmt.where(("," + Item.countries + ",").contains(f",{code},", autoescape=True))
+    if since is not None:
+        stmt = stmt.where(Item.published >= since)
+    if until is not None:
+        stmt = stmt.where(Item.published <= until)
+    words = (query or "").split()
+    if len(words) > MAX_WORDS:
+        raise IssueEditError(f"the search has {len(words)} words: give at most {MAX_WORDS}")
+    for word in words:
+        needle = word.lower()
+        translated = exists(select(ItemTranslation.item_id).where(
+            ItemTranslation.item_id == Item.id,
+            or_(func.lower(ItemTranslation.title).contains(needle, autoescape=True),
+                func.lower(ItemTranslation.body).contains(needle, autoescape=True))))
+        stmt = stmt.where(or_(func.lower(Item.title).contains(needle, autoescape=True),
+                              func.lower(Item.body).contains(needle, autoescape=True),
+                              translated))
+    return list(session.scalars(stmt.limit(limit)))
+
+
+# --- texts, focus, audience ---------------------------------------------------------------
+
+def set_texts(
+    session: Session,
+    issue: Issue,
+    *,
+    titles: Mapping[str, str] | None = None,
+    intros: Mapping[str, str] | None = None,
+    languages: Sequence[str],
+    by: str = "",
+    now: datetime,
+) -> Edit:
+    """Set subject titles and introductions per language ("" key: every language), checked
+    as `create_issue` checks them. Languages not given keep theirs; an empty text removes
+    that language's own (a title falls back to the one for every language, then to the
+    default subject line). None leaves titles, or intros, as they are."""
+    name = _begin(issue, by)
+    given_titles = dict(titles or {})
+    every = given_titles.pop("", None)
+    title, clean_titles, clean_intros = clean_texts(every or "", given_titles, intros,
+                                                    languages)
+    new_title = issue.title if every is None else title
+    new_titles = dict(issue.titles or {})
+    for lang, text in clean_titles.items():
+        new_titles.pop(lang, None)
+        if text:
+            new_titles[lang] = text
+    new_intros = dict(issue.intros or {})
+    for lang, text in clean_intros.items():
+        new_intros.pop(lang, None)
+        if text:
+            new_intros[lang] = text
+    changes = []
+    if new_title != issue.title or new_titles != dict(issue.titles or {}):
+        changed = sorted({k for k in {*new_titles, *(issue.titles or {})}
+                          if new_titles.get(k) != (issue.titles or {}).get(k)}
+                         | ({"every language"} if new_title != issue.title else set()))
+        changes.append(f"title changed ({', '.join(changed)})")
+    if new_intros != dict(issue.intros or {}):
+        changed = sorted({k or "every language" for k in {*new_intros, *(issue.intros or {})}
+                          if new_intros.get(k) != (issue.intros or {}).get(k)})
+        changes.append(f"introduction changed ({', '.join(changed)})")
+    if not changes:
+        return Edit(issue.slug)
+    _hold(session, issue)
+    issue.title, issue.titles, issue.intros = new_title, new_titles, new_intros
+    return _commit(session, issue, Edit(issue.slug, changes), name, now=now, replan=False)
+
+
+def set_focus(session: Session, issue: Issue, focus: str, *, by: str = "",
+              now: datetime) -> Edit:
+    """first: the reader's country first; only: just their country; none: the regional
+    order for everyone."""
+    if focus not in FOCUS_POLICIES:
+        raise IssueEditError(f"country focus {focus!r}: use one of {', '.join(FOCUS_POLICIES)}")
+    name = _begin(issue, by)
+    if focus == issue.focus:
+        return Edit(issue.slug)
+    countries = countries_of(issue)
+    _hold(session, issue)
+    was, issue.focus = issue.focus, focus
+    edit = Edit(issue.slug, [f"country focus changed: {was} -> {focus}"])
+    return _commit(session, issue, edit, name, now=now, replan=countries_of(issue) != countries)
+
+
+def set_targets(session: Session, issue: Issue, lists: Sequence[str],
+                segments: Sequence[str], *, by: str = "", now: datetime) -> Edit:
+    """Send to the people in any of these lists and segments (both empty: every active
+    subscriber). Names are checked before anything changes."""
+    name = _begin(issue, by)
+    try:
+        list_rows = {found.name: found.id for found in (get_list(session, n) for n in lists)}
+        segment_rows = {found.name: found.id
+                        for found in (get_segment(session, n) for n in segments)}
+    except NewsletterError as exc:
+        raise IssueEditError(str(exc)) from exc
+    was_lists, was_segments = targets_of(session, issue)
+    deleted = session.scalar(select(func.count()).select_from(IssueTarget).where(
+        IssueTarget.issue_id == issue.id, IssueTarget.list_id.is_(None),
+        IssueTarget.segment_id.is_(None))) or 0
+    if (sorted(list_rows), sorted(segment_rows)) == (was_lists, was_segments) and not deleted:
+        return Edit(issue.slug)
+    _hold(session, issue)
+    session.execute(delete(IssueTarget).where(IssueTarget.issue_id == issue.id))
+    session.add_all([IssueTarget(issue_id=issue.id, list_id=i) for i in list_rows.values()])
+    session.add_all([IssueTarget(issue_id=issue.id, segment_id=i)
+                     for i in segment_rows.values()])
+    shown = ", ".join([*(f"list {n}" for n in sorted(list_rows)),
+                       *(f"segment {n}" for n in sorted(segment_rows))]) or "everyone"
+    edit = Edit(issue.slug, [f"audience changed: {shown}"])
+    return _commit(session, issue, edit, name, now=now, replan=True)
