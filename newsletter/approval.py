@@ -3,8 +3,8 @@
 The review is its own axis beside the issue's status: "" (not submitted) -> in_review ->
 approved | rejected; a rejected issue can be changed and submitted again; an issue in
 review or approved that is changed, or withdrawn by hand, is back to "" (not submitted).
-Nobody approves an issue they submitted. Every step is an IssueReview row: who, what, when, and a note.
-Pure of the clock: `now` (naive UTC) is passed in.
+Nobody approves an issue they submitted. Every step is an IssueReview row: who, what,
+when, and a note. Pure of the clock: `now` (naive UTC) is passed in.
 """
 
 from __future__ import annotations
