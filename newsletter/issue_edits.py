@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from newsletter import approval, schedules
 from newsletter.errors import NewsletterError
-from newsletter.issues import clean_texts, countries_of, targets_of
+from newsletter.issues import clean_texts, countries_of, deleted_targets, targets_of
 from newsletter.models import (
     Issue,
     IssueItem,
@@ -302,92 +302,125 @@ def candidates(
 
 # --- texts, focus, audience ---------------------------------------------------------------
 
-def set_texts(
+def edit_issue(
     session: Session,
     issue: Issue,
     *,
     titles: Mapping[str, str] | None = None,
     intros: Mapping[str, str] | None = None,
-    languages: Sequence[str],
+    languages: Sequence[str] = (),
+    focus: str | None = None,
+    lists: Sequence[str] | None = None,
+    segments: Sequence[str] | None = None,
     by: str = "",
     now: datetime,
 ) -> Edit:
-    """Set subject titles and introductions per language ("" key: every language), checked
-    as `create_issue` checks them. Languages not given keep theirs; an empty text removes
-    that language's own (a title falls back to the one for every language, then to the
-    default subject line). None leaves titles, or intros, as they are."""
+    """Change titles, introductions, country focus and audience in one step: everything
+    is checked before anything changes, and an approval is withdrawn once, with a note
+    naming every change. None leaves a part as it is.
+
+    Titles and intros are per language ("" key: every language), checked as
+    `create_issue` checks them (`languages`: the editions); languages not given keep
+    theirs, and an empty text removes that language's own (a title then falls back to
+    the one for every language, then to the default subject line). `lists` and
+    `segments` replace who it goes to (both empty: every active subscriber)."""
     name = _begin(issue, by)
+    changes: list[str] = []
+    texts = None
+    if titles is not None or intros is not None:
+        texts = _new_texts(issue, titles, intros, languages)
+        changes += texts[3]
+    if focus is not None:
+        if focus not in FOCUS_POLICIES:
+            raise IssueEditError(f"country focus {focus!r}: use one of "
+                                 f"{', '.join(FOCUS_POLICIES)}")
+        if focus != issue.focus:
+            changes.append(f"country focus changed: {issue.focus} -> {focus}")
+    targets = None
+    if lists is not None or segments is not None:
+        targets = _new_targets(session, issue, lists or (), segments or ())
+        changes += targets[2]
+    if not changes:
+        return Edit(issue.slug)
+    countries = countries_of(issue)
+    _hold(session, issue)
+    if texts is not None:
+        issue.title, issue.titles, issue.intros = texts[:3]
+    if focus is not None:
+        issue.focus = focus
+    if targets is not None and targets[2]:
+        session.execute(delete(IssueTarget).where(IssueTarget.issue_id == issue.id))
+        session.add_all([IssueTarget(issue_id=issue.id, list_id=i) for i in targets[0]])
+        session.add_all([IssueTarget(issue_id=issue.id, segment_id=i) for i in targets[1]])
+    replan = bool(targets and targets[2]) or countries_of(issue) != countries
+    return _commit(session, issue, Edit(issue.slug, changes), name, now=now, replan=replan)
+
+
+def _new_texts(
+    issue: Issue, titles: Mapping[str, str] | None, intros: Mapping[str, str] | None,
+    languages: Sequence[str],
+) -> tuple[str, dict[str, str], dict[str, str], list[str]]:
+    """The issue's title, titles and intros after the change, and what changed."""
     given_titles = dict(titles or {})
     every = given_titles.pop("", None)
     title, clean_titles, clean_intros = clean_texts(every or "", given_titles, intros,
                                                     languages)
     new_title = issue.title if every is None else title
-    new_titles = dict(issue.titles or {})
-    for lang, text in clean_titles.items():
-        new_titles.pop(lang, None)
-        if text:
-            new_titles[lang] = text
-    new_intros = dict(issue.intros or {})
-    for lang, text in clean_intros.items():
-        new_intros.pop(lang, None)
-        if text:
-            new_intros[lang] = text
+    old_titles, old_intros = dict(issue.titles or {}), dict(issue.intros or {})
+    new_titles, new_intros = dict(old_titles), dict(old_intros)
+    for target, cleaned in ((new_titles, clean_titles), (new_intros, clean_intros)):
+        for lang, text in cleaned.items():
+            target.pop(lang, None)
+            if text:
+                target[lang] = text
     changes = []
-    if new_title != issue.title or new_titles != dict(issue.titles or {}):
-        changed = sorted({k for k in {*new_titles, *(issue.titles or {})}
-                          if new_titles.get(k) != (issue.titles or {}).get(k)}
-                         | ({"every language"} if new_title != issue.title else set()))
-        changes.append(f"title changed ({', '.join(changed)})")
-    if new_intros != dict(issue.intros or {}):
-        changed = sorted({k or "every language" for k in {*new_intros, *(issue.intros or {})}
-                          if new_intros.get(k) != (issue.intros or {}).get(k)})
-        changes.append(f"introduction changed ({', '.join(changed)})")
-    if not changes:
-        return Edit(issue.slug)
-    _hold(session, issue)
-    issue.title, issue.titles, issue.intros = new_title, new_titles, new_intros
-    return _commit(session, issue, Edit(issue.slug, changes), name, now=now, replan=False)
+    which = {k for k in {*new_titles, *old_titles} if new_titles.get(k) != old_titles.get(k)}
+    if which or new_title != issue.title:
+        shown = sorted(which | ({"every language"} if new_title != issue.title else set()))
+        changes.append(f"title changed ({', '.join(shown)})")
+    which = {k or "every language" for k in {*new_intros, *old_intros}
+             if new_intros.get(k) != old_intros.get(k)}
+    if which:
+        changes.append(f"introduction changed ({', '.join(sorted(which))})")
+    return new_title, new_titles, new_intros, changes
 
 
-def set_focus(session: Session, issue: Issue, focus: str, *, by: str = "",
-              now: datetime) -> Edit:
-    """first: the reader's country first; only: just their country; none: the regional
-    order for everyone."""
-    if focus not in FOCUS_POLICIES:
-        raise IssueEditError(f"country focus {focus!r}: use one of {', '.join(FOCUS_POLICIES)}")
-    name = _begin(issue, by)
-    if focus == issue.focus:
-        return Edit(issue.slug)
-    countries = countries_of(issue)
-    _hold(session, issue)
-    was, issue.focus = issue.focus, focus
-    edit = Edit(issue.slug, [f"country focus changed: {was} -> {focus}"])
-    return _commit(session, issue, edit, name, now=now, replan=countries_of(issue) != countries)
-
-
-def set_targets(session: Session, issue: Issue, lists: Sequence[str],
-                segments: Sequence[str], *, by: str = "", now: datetime) -> Edit:
-    """Send to the people in any of these lists and segments (both empty: every active
-    subscriber). Names are checked before anything changes."""
-    name = _begin(issue, by)
+def _new_targets(
+    session: Session, issue: Issue, lists: Sequence[str], segments: Sequence[str]
+) -> tuple[list[int], list[int], list[str]]:
+    """The ids of the lists and segments named (each checked), and what changed."""
     try:
         list_rows = {found.name: found.id for found in (get_list(session, n) for n in lists)}
         segment_rows = {found.name: found.id
                         for found in (get_segment(session, n) for n in segments)}
     except NewsletterError as exc:
         raise IssueEditError(str(exc)) from exc
-    was_lists, was_segments = targets_of(session, issue)
-    deleted = session.scalar(select(func.count()).select_from(IssueTarget).where(
-        IssueTarget.issue_id == issue.id, IssueTarget.list_id.is_(None),
-        IssueTarget.segment_id.is_(None))) or 0
-    if (sorted(list_rows), sorted(segment_rows)) == (was_lists, was_segments) and not deleted:
-        return Edit(issue.slug)
-    _hold(session, issue)
-    session.execute(delete(IssueTarget).where(IssueTarget.issue_id == issue.id))
-    session.add_all([IssueTarget(issue_id=issue.id, list_id=i) for i in list_rows.values()])
-    session.add_all([IssueTarget(issue_id=issue.id, segment_id=i)
-                     for i in segment_rows.values()])
+    if ((sorted(list_rows), sorted(segment_rows)) == targets_of(session, issue)
+            and not deleted_targets(session, issue)):
+        return [], [], []
     shown = ", ".join([*(f"list {n}" for n in sorted(list_rows)),
                        *(f"segment {n}" for n in sorted(segment_rows))]) or "everyone"
-    edit = Edit(issue.slug, [f"audience changed: {shown}"])
-    return _commit(session, issue, edit, name, now=now, replan=True)
+    return list(list_rows.values()), list(segment_rows.values()), [
+        f"audience changed: {shown}"]
+
+
+def set_texts(session: Session, issue: Issue, *, titles: Mapping[str, str] | None = None,
+              intros: Mapping[str, str] | None = None, languages: Sequence[str],
+              by: str = "", now: datetime) -> Edit:
+    """Set subject titles and introductions per language (see `edit_issue`)."""
+    return edit_issue(session, issue, titles=titles, intros=intros, languages=languages,
+                      by=by, now=now)
+
+
+def set_focus(session: Session, issue: Issue, focus: str, *, by: str = "",
+              now: datetime) -> Edit:
+    """first: the reader's country first; only: just their country; none: the regional
+    order for everyone."""
+    return edit_issue(session, issue, focus=focus, by=by, now=now)
+
+
+def set_targets(session: Session, issue: Issue, lists: Sequence[str],
+                segments: Sequence[str], *, by: str = "", now: datetime) -> Edit:
+    """Send to the people in any of these lists and segments (both empty: every active
+    subscriber). Names are checked before anything changes."""
+    return edit_issue(session, issue, lists=lists, segments=segments, by=by, now=now)

@@ -194,34 +194,15 @@ def edit_cmd(app: App, slug: str, titles: tuple[str, ...], intros: tuple[str, ..
     if not (titles or intro_map or focus or lists or segments or everyone):
         raise click.UsageError("nothing to change: give --title, --intro, --intro-file, "
                                "--country-focus, --list, --segment or --everyone")
-    now = utcnow()
-    edits: list[Edit] = []
     with app.transaction() as session:
         issue = get_issue(session, slug)
-        issue_edits.check_editable(issue)
-        if title_map or intro_map:
-            edits.append(issue_edits.set_texts(
-                session, issue, titles=title_map or None, intros=intro_map or None,
-                languages=languages, by=by, now=now))
-        if focus is not None:
-            edits.append(issue_edits.set_focus(session, issue, focus, by=by, now=now))
-        if lists or segments or everyone:
-            edits.append(issue_edits.set_targets(session, issue, lists, segments, by=by,
-                                                 now=now))
-        total = _merge(slug, edits)
-        planned = _replan(app, session, issue, total)
-    _report(total, as_json, {"planned": planned})
-
-
-def _merge(slug: str, edits: list[Edit]) -> Edit:
-    total = Edit(slug)
-    for edit in edits:
-        total.changes += edit.changes
-        total.renders_dropped += edit.renders_dropped
-        total.unplanned += edit.unplanned
-        if edit.withdrawn is not None and total.withdrawn is None:
-            total.withdrawn, total.withdrawn_from = edit.withdrawn, edit.withdrawn_from
-    return total
+        edit = issue_edits.edit_issue(
+            session, issue, titles=title_map if titles else None,
+            intros=intro_map or None, languages=languages, focus=focus,
+            lists=lists if lists or segments or everyone else None,
+            segments=segments if lists or segments or everyone else None, by=by, now=utcnow())
+        planned = _replan(app, session, issue, edit)
+    _report(edit, as_json, {"planned": planned})
 
 
 @click.command("candidates")

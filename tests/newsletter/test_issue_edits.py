@@ -200,7 +200,7 @@ def test_a_change_withdraws_the_approval(sessions: sessionmaker[Session],
 
 
 def test_only_a_draft_or_scheduled_issue_changes(sessions: sessionmaker[Session],
-                                                 settings: Settings,
+                                                 settings: Settings, runner: CliRunner,
                                                  ids: dict[str, int]) -> None:
     planned = select(Delivery.country).order_by(Delivery.country)
     with sessions() as session, session.begin():
@@ -210,12 +210,14 @@ def test_only_a_draft_or_scheduled_issue_changes(sessions: sessionmaker[Session]
         assert list(session.scalars(planned)) == ["CR", "PA"]
     # titles change nothing planned; items no longer about PA drop the planned rows
     assert edit(sessions, "set_texts", titles={"": "x"}, languages=LANGUAGES).unplanned == 0
-    done = edit(sessions, "set_items", [ids["Study"]])
-    assert done.unplanned == 2
-    with sessions() as session, session.begin():
+    # the CLI plans the dropped rows again at once, as `issues schedule` plans them
+    result = runner.invoke(cli, ["issues", "items", "w49", "--set", str(ids["Study"]),
+                                 "--json"])
+    assert (json.loads(result.output)["unplanned"], json.loads(result.output)["planned"]) == (
+        2, 2)
+    with sessions() as session:
         issue = get_issue(session, "w49")
         assert (issue.status, issue.send_at) == ("scheduled", datetime(2026, 12, 7, 9))
-        assert plan_issue(settings, session, issue) == 2
         assert list(session.scalars(planned)) == ["", "CR"]  # PA reads the regional order
     for status, why in [("sending", "it is being sent"), ("sent", "it was sent"),
                         ("paused", "sending started"), ("cancelled", "it was cancelled part-way")]:
@@ -228,8 +230,22 @@ def test_only_a_draft_or_scheduled_issue_changes(sessions: sessionmaker[Session]
     assert in_issue(sessions) == [ids["Study"]]
 
 
-def test_cli(runner: CliRunner, sessions: sessionmaker[Session], ids: dict[str, int],
-             tmp_path: object) -> None:
+def test_a_send_started_meanwhile_is_not_changed(sessions: sessionmaker[Session],
+                                                 ids: dict[str, int]) -> None:
+    """The scheduler starts the issue after the editor read it as a draft: the change is
+    refused, and the issue keeps what it is being sent with."""
+    before = in_issue(sessions)
+    with sessions() as editor, editor.begin():
+        issue = get_issue(editor, "w49")
+        assert issue.status == "draft"
+        with sessions() as scheduler, scheduler.begin():
+            get_issue(scheduler, "w49").status = "sending"
+        with pytest.raises(IssueEditError, match="changed meanwhile: it is sending now"):
+            issue_edits.set_items(editor, issue, [ids["Shelter"]], now=NOW)
+    assert in_issue(sessions) == before
+
+
+def test_cli(runner: CliRunner, sessions: sessionmaker[Session], ids: dict[str, int]) -> None:
     mobile, study = ids["Mobile"], ids["Study"]
     shown = runner.invoke(cli, ["issues", "items", "w49", "--json"])
     assert shown.exit_code == 0, shown.output
@@ -265,6 +281,10 @@ def test_cli(runner: CliRunner, sessions: sessionmaker[Session], ids: dict[str, 
     out = json.loads(changed.output)
     assert out["approval_withdrawn"] and out["withdrawn_from"] == "approved"
     assert out["changes"] == ["title changed (es)", "country focus changed: first -> only"]
+    with sessions() as session:  # one withdrawal, naming every change
+        steps = approval.history(session, get_issue(session, "w49"))
+        assert [(s.action, s.note) for s in steps][-1] == (
+            "withdrawn", "title changed (es); country focus changed: first -> only")
     assert runner.invoke(cli, ["issues", "submit", "w49", "--by", "Ana"]).exit_code == 0
     gone = runner.invoke(cli, ["issues", "withdraw", "w49", "--by", "Ana", "--note", "wait"])
     assert gone.exit_code == 0 and "APPROVAL WITHDRAWN by Ana" in gone.output
