@@ -37,7 +37,7 @@ def sent_issues(session: Session, language: str, *, limit: int = 200) -> list[Ar
     )
     entries: dict[str, ArchiveEntry] = {}
     for slug, sent_at, country, subject in rows:
-        if slug in entries:  # "" sorts first: the regional variant wins
+        if slug in entries or sent_at is None:  # "" sorts first: the regional variant wins
             continue
         entries[slug] = ArchiveEntry(slug, f"{language}-{country or REGIONAL}", subject,
                                      sent_at)

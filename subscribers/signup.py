@@ -45,6 +45,9 @@ class Limits:
     address_window: timedelta = timedelta(days=1)
 
 
+DEFAULT_LIMITS = Limits()
+
+
 @dataclass(frozen=True)
 class SignupRequest:
     """What the form sent, already checked field by field (`email` still raw)."""
@@ -80,7 +83,7 @@ def request_signup(
     secret: str,
     now: datetime,
     default_language: str,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
 ) -> int | None:
     """Record one sign-up request; the id of the person to ask to confirm, or None.
 

@@ -42,7 +42,13 @@ from newsletter.db import transaction, utcnow
 from newsletter.templating import environment
 from newsletter.web.subscriber import Site, country_choices, own_name
 from subscribers.lists import public_lists
-from subscribers.signup import Limits, SignupRequest, consent_version, request_signup
+from subscribers.signup import (
+    DEFAULT_LIMITS,
+    Limits,
+    SignupRequest,
+    consent_version,
+    request_signup,
+)
 from subscribers.validate import InvalidValue, clean_name, normalise_country
 from worker.confirmations import ask_to_confirm
 
@@ -57,7 +63,7 @@ log = logging.getLogger(__name__)
 class Public:
     """The public routes, over the subscriber pages' Site (settings, sessions, pages)."""
 
-    def __init__(self, site: Site, limits: Limits = Limits()) -> None:
+    def __init__(self, site: Site, limits: Limits = DEFAULT_LIMITS) -> None:
         self.site = site
         self.limits = limits
         self.forms = URLSafeTimedSerializer(site.settings.secret_key, salt="signup-form")
