@@ -14,21 +14,25 @@ from pathlib import Path
 import feedparser
 import pytest
 import time_machine
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter.cli import cli
 from newsletter.db import transaction
 from newsletter.models import Issue, IssueVariant
 from newsletter.settings import Settings
 from newsletter.web import create_app, dispose
-from subscribers.lists import create_list
+from subscribers.lists import create_list, public_lists
 from subscribers.models import SignupAttempt, Subscriber, Subscription
 from subscribers.people import NewSubscriber, add, find, unsubscribe
 from subscribers.suppressions import suppress
+from tests.newsletter.test_accessibility import html_validate, summary
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TOKEN = re.compile(r'name="token" value="([^"]+)"')
@@ -64,6 +68,10 @@ def outbox(settings: Settings) -> list[EmailMessage]:
     files = sorted(directory.glob("*.eml")) if directory.exists() else []
     return [message_from_bytes(p.read_bytes(), policy=policy.default)  # type: ignore[misc]
             for p in files]
+
+
+def recipients(settings: Settings) -> list[str]:
+    return [str(m["To"].addresses[0].addr_spec) for m in outbox(settings)]
 
 
 def confirm_path(message: EmailMessage, settings: Settings) -> str:
@@ -126,7 +134,7 @@ def test_every_kind_of_address_gets_the_same_answer(
         bodies[f"{n}:{address}"] = (status, body)
     assert len(set(bodies.values())) == 1, bodies.keys()
     # only the newcomer was asked (twice: it is still pending), nobody else was mailed
-    assert [m["To"].addresses[0].addr_spec for m in outbox(settings)] == ["new@example.org"] * 2
+    assert recipients(settings) == ["new@example.org"] * 2
     with sessions() as session:
         assert find(session, "active@example.org").status == "active"
         assert find(session, "gone@example.org").status == "unsubscribed"
@@ -144,7 +152,7 @@ def test_the_honeypot_pretends_and_does_nothing(
     with sessions() as session:
         assert session.scalar(select(Subscriber).where(
             Subscriber.email_key == "bot@example.org")) is None
-    assert [m["To"].addresses[0].addr_spec for m in outbox(settings)] == ["one@example.org"]
+    assert recipients(settings) == ["one@example.org"]
 
 
 def test_an_invalid_address_gets_the_form_back_with_the_reason(app: Flask) -> None:
@@ -175,10 +183,10 @@ def test_rate_limits_per_client_and_per_address(
         for n in range(5):
             clock.shift(timedelta(seconds=1))  # the outbox names a file by the millisecond
             sign_up(client(app, f"203.0.113.{n}"), "target@example.org")
-        assert sum(m["To"].addresses[0].addr_spec == "target@example.org" for m in outbox(settings)) == 3
+        assert recipients(settings).count("target@example.org") == 3
         clock.shift(timedelta(hours=24, minutes=1))
         sign_up(client(app, "203.0.113.99"), "target@example.org")
-        assert sum(m["To"].addresses[0].addr_spec == "target@example.org" for m in outbox(settings)) == 4
+        assert recipients(settings).count("target@example.org") == 4
         with sessions() as session:  # the throttle keeps no address and no IP
             hashes = session.execute(select(SignupAttempt.client_hash,
                                             SignupAttempt.address_hash)).all()
@@ -270,20 +278,58 @@ def test_the_page_language_comes_from_the_path_the_query_or_the_browser(app: Fla
 
 
 text_field = st.text(max_size=60)
+field = st.one_of(text_field, st.emails(), st.sampled_from(["es", "en", "CR", "Costa Rica"]))
 
 
 @pytest.mark.fuzz
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @given(fields=st.dictionaries(st.sampled_from(
-    ["email", "name", "language", "country", "list", "website", "token", "x"]), text_field),
+    ["email", "name", "language", "country", "list", "website", "token", "x"]), field),
     query=st.dictionaries(st.sampled_from(["lang", "q", ""]), text_field),
-    path=st.sampled_from(["/signup", "/es/signup", "/archive", "/archive/es.atom"]))
+    path=st.sampled_from(["/signup", "/es/signup", "/archive", "/archive/es.atom"]),
+    ip=st.ip_addresses())
 def test_no_form_or_query_string_gives_a_server_error(
-    app: Flask, fields: dict[str, str], query: dict[str, str], path: str
+    app: Flask, fields: dict[str, str], query: dict[str, str], path: str, ip: object
 ) -> None:
-    c = client(app)
+    c = client(app, str(ip))
     for reply in (c.get(path, query_string=query), c.post(path, data=fields),
                   c.post("/signup", data={**fields, "token": TOKEN.search(
                       c.get("/signup").text).group(1)})):  # type: ignore[union-attr]
         assert reply.status_code < 500, reply.text
         assert "Traceback" not in reply.text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_every_public_page_passes_html_validate_with_the_accessibility_rules(
+    app: Flask, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    with transaction(sessions) as session:
+        create_list(session, "alerts", public=True, description="Storms & floods")
+        _issue(session, "2026-02", "sent", datetime(2026, 2, 1, 8), {("es", ""): "Febrero"})
+    c = client(app)
+    pages = {
+        "signup.html": c.get("/es/signup").text,
+        "refused.html": sign_up(c, "nobody", "/es/signup")[1],
+        "expired.html": c.post("/signup", data={"email": "a@example.org"}).text,
+        "done.html": sign_up(c, "a@example.org")[1],
+        "archive.html": c.get("/archive/es").text,
+        "empty.html": c.get("/archive/fr").text,
+    }
+    for name, body in pages.items():
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    config = {"extends": ["html-validate:recommended", "html-validate:a11y",
+                          "html-validate:document"]}
+    found = html_validate([tmp_path / name for name in pages], config, tmp_path)
+    assert {name: summary(messages) for name, messages in found.items() if messages} == {}
+
+
+def test_lists_create_and_update_choose_what_the_form_offers(
+    runner: CliRunner, engine: Engine, app: Flask, sessions: sessionmaker[Session]
+) -> None:
+    assert runner.invoke(cli, ["lists", "create", "alerts", "--public"]).exit_code == 0
+    assert runner.invoke(cli, ["lists", "create", "staff"]).exit_code == 0
+    assert 'value="alerts"' in client(app).get("/signup").text
+    assert runner.invoke(cli, ["lists", "update", "alerts", "--private"]).exit_code == 0
+    assert runner.invoke(cli, ["lists", "update", "staff", "--public"]).exit_code == 0
+    with sessions() as session:
+        assert [m.name for m in public_lists(session)] == ["staff"]
