@@ -11,13 +11,17 @@ CSRF: a signed, short-lived form token, issued with the page and bound to the cl
 (a keyed hash of its IP address), is checked before anything else; a POST whose Origin
 header names another site is refused too. Why not the Origin/Referer check with a
 SameSite cookie alone: these pages send `Referrer-Policy: no-referrer` (as every page of
-ours does), so browsers send neither a Referer nor a real Origin with the form ("null"),
-and a cookie would be the only cookie a stranger gets from us. A token any server can
+ours does), so browsers send no Referer and `Origin: null` with our own form (Chromium
+does: a test posts the form from it), which a hostile page can send as well, and a
+cookie would be the only cookie a stranger gets from us. A token any server can
 fetch would not do on its own either (a hostile page could make its visitors' browsers
 post a token fetched by its server, spreading a bombing over their IP addresses): bound
 to the client, a token works only from the address that loaded the form. A form left
 open for longer than `FORM_MAX_AGE`, or sent from a new address, comes back once with a
 fresh token and a plain request to send it again.
+
+The confirmation mail goes out after the answer has been sent (`call_on_close`), so the
+time the answer takes does not tell a newcomer from a subscriber either.
 
 Pages use the templates in `templates/web/` (`signup*`, `archive*`) and the email's
 gettext catalogs, like the subscriber pages, with the same headers and no script.
@@ -100,10 +104,11 @@ class Public:
                 and hmac.compare_digest(str(value[0]), self.client_hash()))
 
     def foreign_origin(self) -> bool:
-        """A POST from a page on another site (an absent Origin is an old browser or a
-        program: the token still has to be right)."""
+        """A POST from a page on another site. An absent Origin (an old browser, a
+        program) or "null" (our own pages, under no-referrer) says nothing: the token
+        still has to be right."""
         origin = request.headers.get("Origin")
-        if origin is None:
+        if origin is None or origin == "null":  # "null": our own no-referrer pages
             return False
         ours = {request.host_url.rstrip("/"),
                 self.site.settings.public_base_url.rstrip("/")}
@@ -141,9 +146,14 @@ class Public:
             return self.signup_page(lang, form, 400, problem=exc.field)
         except IntegrityError:  # the same address, signed up at the same moment
             log.info("sign-up raced another for the same address: nothing to do")
+        answer = self.check_inbox(lang)
         if person_id is not None:
-            ask_to_confirm(settings, self.site.sessions, person_id)
-        return self.check_inbox(lang)
+            # after the answer has gone out: a mail relay's round trip must not make the
+            # answer for a newcomer slower than the one for someone already subscribed
+            chosen = person_id
+            answer.call_on_close(
+                lambda: ask_to_confirm(settings, self.site.sessions, chosen) and None)
+        return answer
 
     def read_form(self, form: MultiDict[str, str], lang: str) -> SignupRequest:
         """The fields, checked; the page's language where the person chose none."""
