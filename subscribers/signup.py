@@ -93,6 +93,7 @@ def request_signup(
     """
     email = normalise_email(form.email)
     key = email_key(email)
+    forget_attempts(session, before=now - max(limits.client_window, limits.address_window))
     client_hash = _keyed(secret, "client", client)
     address_hash = _keyed(secret, "address", key)
     asked = _count(session, SignupAttempt.client_hash == client_hash,
@@ -132,6 +133,7 @@ def request_signup(
 
 
 def forget_attempts(session: Session, *, before: datetime) -> int:
-    """Delete throttle rows older than `before` (no limit looks back further than a day)."""
+    """Delete throttle rows older than `before`: each request clears what no limit looks
+    at any more, so the table holds about a day of requests."""
     result = session.execute(delete(SignupAttempt).where(SignupAttempt.at < before))
     return int(getattr(result, "rowcount", 0) or 0)

@@ -203,10 +203,11 @@ def test_rate_limits_per_client_and_per_address(
         clock.shift(timedelta(hours=24, minutes=1))
         sign_up(client(app, "203.0.113.99"), "target@example.org")
         assert recipients(settings).count("target@example.org") == 4
-        with sessions() as session:  # the throttle keeps no address and no IP
-            hashes = session.execute(select(SignupAttempt.client_hash,
-                                            SignupAttempt.address_hash)).all()
-            assert hashes and all("@" not in a and "203." not in c_ for c_, a in hashes)
+        with sessions() as session:  # the throttle keeps no address, no IP, no old rows
+            rows = session.execute(select(SignupAttempt.client_hash,
+                                          SignupAttempt.address_hash, SignupAttempt.at)).all()
+            assert len(rows) == 1  # the day before was cleared by this request
+            assert all("@" not in a and "203." not in c_ for c_, a, _ in rows)
 
 
 def test_csrf_needs_a_fresh_token_from_this_client_and_no_foreign_origin(
