@@ -48,14 +48,16 @@ def get_list(session: Session, name: str) -> MailingList:
 
 
 def create_list(
-    session: Session, name: str, *, opt_in: str = "single", description: str = ""
+    session: Session, name: str, *, opt_in: str = "single", description: str = "",
+    public: bool = False,
 ) -> MailingList:
     name = _check_name(name)
     if opt_in not in OPT_IN_MODES:
         raise ListError(f"opt-in mode {opt_in!r}: use single or double")
     if session.scalar(select(MailingList.id).where(MailingList.name == name)) is not None:
         raise ListError(f"a list called {name!r} exists already")
-    created = MailingList(name=name, opt_in=opt_in, description=description.strip())
+    created = MailingList(name=name, opt_in=opt_in, description=description.strip(),
+                          public=public)
     session.add(created)
     session.flush()
     return created
@@ -74,7 +76,8 @@ def rename_list(session: Session, name: str, new_name: str) -> MailingList:
 
 
 def update_list(
-    session: Session, name: str, *, opt_in: str | None = None, description: str | None = None
+    session: Session, name: str, *, opt_in: str | None = None, description: str | None = None,
+    public: bool | None = None,
 ) -> MailingList:
     found = get_list(session, name)
     if opt_in is not None:
@@ -83,8 +86,16 @@ def update_list(
         found.opt_in = opt_in
     if description is not None:
         found.description = description.strip()
+    if public is not None:
+        found.public = public
     session.flush()
     return found
+
+
+def public_lists(session: Session) -> list[MailingList]:
+    """The lists the public sign-up form offers, by name."""
+    return list(session.scalars(
+        select(MailingList).where(MailingList.public.is_(True)).order_by(MailingList.name)))
 
 
 def delete_list(session: Session, name: str) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -70,6 +72,8 @@ class MailingList(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str] = mapped_column(String(500), default="")
     opt_in: Mapped[str] = mapped_column(String(8), default="single")
+    # offered on the public sign-up form (/signup)
+    public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -108,3 +112,20 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(32))
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SignupAttempt(Base):
+    """One request of the public sign-up form, kept for its rate limits (subscribers/signup.py):
+    keyed hashes of the client and the address, never either itself."""
+
+    __tablename__ = "signup_attempts"
+    __table_args__ = (
+        Index("ix_signup_attempts_client_at", "client_hash", "at"),
+        Index("ix_signup_attempts_address_at", "address_hash", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_hash: Mapped[str] = mapped_column(String(64))
+    address_hash: Mapped[str] = mapped_column(String(64))
+    mailed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    at: Mapped[datetime] = mapped_column(DateTime)

@@ -126,3 +126,45 @@ def send_confirmations(
         if own:
             carrier.close()
     return report
+
+
+def ask_to_confirm(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    subscriber_id: int,
+    *,
+    transport: Transport | None = None,
+) -> bool:
+    """Mail one pending person their confirmation request now (the public sign-up form),
+    whether or not they are on a list; True if the transport accepted it.
+
+    A refusal is logged, not raised: the form answers the same either way.
+    """
+    with sessions() as session:
+        person = session.get(Subscriber, subscriber_id)
+        if person is None or person.status != "pending" \
+                or is_suppressed(session, person.email):
+            return False
+        try:
+            message, mid = _message(settings, person)
+            envelope = Envelope(settings.sender_email, ascii_address(person.email),
+                                message, mid)
+        except (ValueError, UnicodeError, NewsletterError) as exc:
+            log.warning("confirmation request to subscriber %s not built: %s",
+                        subscriber_id, exc)
+            return False
+    carrier = transport_for(settings) if transport is None else transport
+    try:
+        carrier.ready()
+        carrier.send(envelope)
+    except TransportError as exc:
+        log.warning("confirmation request to subscriber %s refused: %s", subscriber_id, exc)
+        return False
+    finally:
+        if transport is None:
+            carrier.close()
+    with transaction(sessions) as session:
+        sent = session.get(Subscriber, subscriber_id)
+        if sent is not None:
+            sent.confirmation_sent_at = utcnow()
+    return True

@@ -34,17 +34,20 @@ def lists() -> None:
 @click.option("--opt-in", type=OPT_IN, default="single", show_default=True,
               help="double: new subscribers must confirm before they are mailed.")
 @click.option("--description", default="", help="What the list is for.")
+@click.option("--public", is_flag=True,
+              help="Offer the list on the public sign-up form (/signup).")
 @pass_app
 @user_errors
-def create(app: App, name: str, opt_in: str, description: str) -> None:
+def create(app: App, name: str, opt_in: str, description: str, public: bool) -> None:
     """Create list NAME.
 
     \b
     Example:
       newsletter lists create partners --opt-in double
+      newsletter lists create alerts --opt-in double --public
     """
     with app.transaction() as session:
-        create_list(session, name, opt_in=opt_in, description=description)
+        create_list(session, name, opt_in=opt_in, description=description, public=public)
     click.echo(f"list {name!r} created ({opt_in} opt-in)")
 
 
@@ -105,17 +108,22 @@ def rename(app: App, name: str, new_name: str) -> None:
 @click.argument("name")
 @click.option("--opt-in", type=OPT_IN, default=None, help="Change the opt-in mode.")
 @click.option("--description", default=None, help="Change the description.")
+@click.option("--public/--private", default=None,
+              help="Offer the list on the public sign-up form (/signup), or stop.")
 @pass_app
 @user_errors
-def update(app: App, name: str, opt_in: str | None, description: str | None) -> None:
-    """Change list NAME's opt-in mode or description.
+def update(
+    app: App, name: str, opt_in: str | None, description: str | None, public: bool | None
+) -> None:
+    """Change list NAME's opt-in mode, description or visibility on the sign-up form.
 
     \b
     Example:
       newsletter lists update partners --opt-in single
+      newsletter lists update alerts --public
     """
     with app.transaction() as session:
-        update_list(session, name, opt_in=opt_in, description=description)
+        update_list(session, name, opt_in=opt_in, description=description, public=public)
     click.echo(f"list {name!r} updated")
 
 

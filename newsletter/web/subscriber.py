@@ -328,6 +328,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.add_url_rule("/v/<slug>/<label>", "view", site.view, methods=["GET"])
     app.add_url_rule("/links", "about_links", site.about_links, methods=["GET"])
     app.add_url_rule("/healthz", "healthz", site.healthz, methods=["GET"])
+    from newsletter.web.public import register_public  # it imports this module
+    register_public(app, site)
     app.register_error_handler(HTTPException, site.error_page)
     app.after_request(_secure_headers)
     return app

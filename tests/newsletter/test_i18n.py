@@ -266,7 +266,7 @@ def test_check_wants_a_catalog_for_every_configured_language(shipped_copy: Path)
     assert "pt: no catalog: run `newsletter i18n extract --language pt`" in result.output
     created = newsletter("i18n", "extract", "--language", "pt")
     assert created.exit_code == 0, created.output
-    assert "pt/LC_MESSAGES/newsletter.po: created, 49 to translate" in created.output
+    assert "pt/LC_MESSAGES/newsletter.po: created, 65 to translate" in created.output
 
 
 def test_check_catches_a_placeholder_the_english_does_not_have(shipped_copy: Path) -> None:
