@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from newsletter.cli.context import App, pass_app, user_errors
@@ -25,7 +27,7 @@ password_stdin_option = click.option(
 
 def read_password(from_stdin: bool) -> str:
     if from_stdin:
-        line = str(click.get_text_stream("stdin").readline())
+        line = sys.stdin.readline()
         return line.rstrip("\r\n")
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
