@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from newsletter import users
 from newsletter.cli import cli
 from newsletter.users import LoginThrottled, UserError
+from tests.newsroom import cheap_argon2  # noqa: F401 (a fixture)
 
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
 NOW = datetime(2026, 12, 6, 12, 0)
 GOOD = "correct horse battery"
 

@@ -118,17 +118,22 @@ def security_headers(response: Response) -> Response:
     return response
 
 
+def N_(message: str) -> str:
+    """Marks a message for the catalog; translated where it is shown."""
+    return message
+
+
 MESSAGES = {
-    400: "This form was sent without a valid security token, so nothing was changed. "
-         "Reload the page and try again.",
-    403: "Your role does not allow this page.",
-    404: "There is no such page.",
-    405: "This page does not accept that request.",
-    413: "What was sent is too large.",
+    400: N_("This form was sent without a valid security token, so nothing was changed. "
+            "Reload the page and try again."),
+    403: N_("Your role does not allow this page."),
+    404: N_("There is no such page."),
+    405: N_("This page does not accept that request."),
+    413: N_("What was sent is too large."),
 }
 
 
 def error_page(error: HTTPException) -> Response:
     code = error.code or 500
-    message = gettext(MESSAGES.get(code, "Something went wrong."))
+    message = gettext(MESSAGES.get(code, N_("Something went wrong.")))
     return render("error", code, title=str(code), message=message)
