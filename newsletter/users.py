@@ -282,10 +282,10 @@ def authenticate(session: Session, email: str, password: str, client: str, *,
             user.password_hash = hasher().hash(password)
         user.last_login_at = now
         session.execute(delete(LoginFailure).where(LoginFailure.key == _keys(email, client)[0]))
-        # old failures nobody will count again
-        session.execute(delete(LoginFailure).where(LoginFailure.at <= now - THROTTLE_WINDOW))
         session.flush()
         return user
+    # old failures nobody will count again (an index on `at` keeps this cheap)
+    session.execute(delete(LoginFailure).where(LoginFailure.at <= now - THROTTLE_WINDOW))
     for key in _keys(email, client):
         session.add(LoginFailure(key=key, at=now))
     session.flush()

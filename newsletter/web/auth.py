@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
@@ -93,6 +94,7 @@ def log_in(user: User) -> None:
     session.permanent = True
     session["uid"] = user.id
     session["auth"] = _fingerprint(user)
+    session["at"] = int(time.time())  # the lifetime counts from here, however often re-signed
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
 
 
@@ -103,8 +105,11 @@ def log_out() -> None:
 def load_user(db: Session) -> User | None:
     """The logged-in user, read again from the database; None (and a cleared session)
     when there is none, they were removed, or their password changed since."""
-    uid = session.get("uid")
+    uid, at = session.get("uid"), session.get("at")
     if not isinstance(uid, int):
+        return None
+    if not isinstance(at, int) or time.time() - at > SESSION_HOURS * 3600:
+        session.clear()
         return None
     user = db.get(User, uid)
     if user is None or user.role not in ROLES or not hmac.compare_digest(

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
@@ -290,3 +292,23 @@ def test_the_spanish_catalog_translates_every_message() -> None:
     translated = {m.id for m in catalog if m.id and m.string}
     assert len(marked) > 50
     assert marked - translated == set()
+
+
+@SQLITE_ONLY
+def test_a_session_lasts_twelve_hours_from_the_login(
+        app: Flask, app_sessions: sessionmaker[Session]) -> None:
+    make_user(app_sessions, "ana@example.org", "admin")
+    client = client_of(app)
+    start = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        log_in(client, "ana@example.org")
+        clock.move_to(start + timedelta(hours=11))
+        # a change re-signs the cookie, which must not extend the session
+        assert client.post("/admin/account", data={
+            "action": "password", "current": PASSWORD, "new": "a brand new passphrase",
+            "repeat": "a brand new passphrase",
+            "csrf_token": token(client, "/admin/account")}).status_code == 200
+        clock.move_to(start + timedelta(hours=11, minutes=59))
+        assert client.get("/admin/").status_code == 200
+        clock.move_to(start + timedelta(hours=12, minutes=1))
+        assert client.get("/admin/").status_code == 302
