@@ -312,3 +312,23 @@ def test_a_session_lasts_twelve_hours_from_the_login(
         assert client.get("/admin/").status_code == 200
         clock.move_to(start + timedelta(hours=12, minutes=1))
         assert client.get("/admin/").status_code == 302
+
+
+def test_an_admin_removes_a_user_after_confirming(
+        app: Flask, app_sessions: sessionmaker[Session]) -> None:
+    make_user(app_sessions, "ana@example.org", "admin")
+    make_user(app_sessions, "ed@example.org", "editor")
+    admin = client_of(app)
+    log_in(admin, "ana@example.org")
+    csrf = token(admin, "/admin/users")
+    asked = admin.post("/admin/users/remove", data={"email": "ed@example.org",
+                                                    "csrf_token": csrf})
+    assert asked.status_code == 200 and "Remove ed@example.org?" in asked.text
+    assert emails(app_sessions) == ["ana@example.org", "ed@example.org"]
+    done = admin.post("/admin/users/remove", data={"email": "ed@example.org", "confirm": "yes",
+                                                   "csrf_token": csrf})
+    assert done.status_code == 200 and "User removed." in done.text
+    assert emails(app_sessions) == ["ana@example.org"]
+    last = admin.post("/admin/users/remove", data={"email": "ana@example.org", "confirm": "yes",
+                                                   "csrf_token": csrf})
+    assert last.status_code == 400 and "last admin" in last.text

@@ -52,4 +52,7 @@ def change_role() -> Response:
 
 @require_role("admin")
 def remove() -> Response:
+    """The first POST asks (no script needed for a confirmation); the second removes."""
+    if request.form.get("confirm") != "yes":
+        return render("confirm_remove", email=request.form.get("email", "")[:254])
     return _act(gettext("User removed."), "remove")
