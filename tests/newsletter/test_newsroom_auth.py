@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -332,3 +332,31 @@ def test_an_admin_removes_a_user_after_confirming(
     last = admin.post("/admin/users/remove", data={"email": "ana@example.org", "confirm": "yes",
                                                    "csrf_token": csrf})
     assert last.status_code == 400 and "last admin" in last.text
+
+
+def test_the_dashboard_shows_what_waits_and_what_goes_out(
+        app: Flask, app_sessions: sessionmaker[Session]) -> None:
+    from newsletter import approval
+    from newsletter.cli.demo import sample_items_text
+    from newsletter.ingest.text import parse_text
+    from newsletter.issues import create_issue
+    from newsletter.items import store_items
+    from newsletter.schedules import schedule_issue
+
+    make_user(app_sessions, "ana@example.org", "editor")
+    now = utcnow()
+    with app_sessions() as session, session.begin():
+        stored = store_items(session, parse_text(sample_items_text(), "sample"))
+        waiting = create_issue(session, "w49", date(2019, 9, 1), date(2019, 10, 31))
+        waiting.approval = "required"
+        approval.submit(session, waiting, "Bo", now=now)
+        planned = create_issue(session, "w50", date(2019, 9, 1), date(2019, 10, 31))
+        schedule_issue(session, planned, at=datetime(2031, 1, 5, 14, 0),
+                       timezone="America/Costa_Rica", now=now)
+    client = client_of(app)
+    log_in(client, "ana@example.org")
+    page = client.get("/admin/").text
+    waits, goes = page.index("Waiting for approval"), page.index("Scheduled")
+    assert "w49" in page[waits:goes] and "w50" not in page[waits:goes]
+    assert "w50" in page[goes:] and "2031-01-05 14:00 UTC" in page[goes:]
+    assert stored.added > 0 and f"<strong>{stored.added}</strong> items" in page
