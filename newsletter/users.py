@@ -12,6 +12,7 @@ has an account or not. Pure of the clock: `now` (naive UTC) is passed in.
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -71,7 +72,7 @@ class LoginFailure(Base):
     __tablename__ = "login_failures"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # "email:<address>" or "ip:<client address>"
+    # SHA-256 of "email:<address as typed, lower case>" or "ip:<client address>"
     key: Mapped[str] = mapped_column(String(300), index=True)
     at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
@@ -151,6 +152,11 @@ def check_password(password: str, email: str) -> None:
                         "longer one (a few words make a good one)")
     if len(password) > MAX_PASSWORD:
         raise UserError(f"the password is longer than {MAX_PASSWORD} characters")
+    try:
+        password.encode()
+    except UnicodeEncodeError as exc:
+        raise UserError("the password is not valid text (undecodable bytes on standard "
+                        "input?): type it again") from exc
     if password.strip().lower() in {email.lower(), email.partition("@")[0].lower()}:
         raise UserError("the password is the email address: choose another")
 
@@ -228,11 +234,15 @@ def set_language(session: Session, email: str, language: str) -> User:
     return user
 
 
+def _bytes(password: str) -> bytes:
+    return password[:MAX_PASSWORD + 1].encode("utf-8", "surrogatepass")
+
+
 def verify_password(user: User, password: str) -> bool:
     if len(password) > MAX_PASSWORD:
         return False
     try:
-        return hasher().verify(user.password_hash, password)
+        return hasher().verify(user.password_hash, _bytes(password))
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -248,7 +258,10 @@ def change_password(session: Session, email: str, current: str, new: str) -> Use
 # --- logging in ---------------------------------------------------------------------
 
 def _keys(email: str, client: str) -> tuple[str, str]:
-    return f"email:{email.strip().lower()[:MAX_EMAIL]}", f"ip:{client[:200]}"
+    """Hashed: what people type into the Email field (sometimes a password, sometimes a
+    NUL that PostgreSQL would refuse) is never stored."""
+    return (hashlib.sha256(f"email:{email.strip().lower()}".encode(errors="replace")).hexdigest(),
+            hashlib.sha256(f"ip:{client}".encode(errors="replace")).hexdigest())
 
 
 def throttled(session: Session, email: str, client: str, *, now: datetime) -> bool:
@@ -274,7 +287,7 @@ def authenticate(session: Session, email: str, password: str, client: str, *,
     user = find_user(session, email)
     if user is None:
         try:
-            hasher().verify(_dummy_hash(), password[:MAX_PASSWORD])
+            hasher().verify(_dummy_hash(), _bytes(password))
         except VerificationError:
             pass
     elif verify_password(user, password):

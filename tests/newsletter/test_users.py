@@ -50,6 +50,7 @@ def test_addresses_are_one_account_whatever_their_case(
     ("bo.lastname@example.org", "BO.LASTNAME@example.org", "is the email address"),
     ("bo.lastname12@example.org", "Bo.Lastname12", "is the email address"),
     ("not an address", GOOD, "not an email address"),
+    ("bo@example.org", "undecodable \udcff bytes", "not valid text"),
 ])
 def test_weak_passwords_and_bad_addresses_are_refused(
         email: str, password: str, problem: str) -> None:
@@ -96,6 +97,12 @@ def test_five_failures_for_an_address_lock_it_for_fifteen_minutes(
         login(sessions, "ghost@example.org", "wrong", client=f"10.1.0.{n}")
     with pytest.raises(LoginThrottled):
         login(sessions, "ghost@example.org", GOOD, client="10.9.9.9")
+    # anything typed as the address is counted, nothing of it stored (PostgreSQL refuses NUL)
+    for n in range(users.THROTTLE_FAILURES):
+        assert login(sessions, "nul\x00\udcff@example.org", "wrong\udcff",
+                     client=f"10.2.0.{n}") is None
+    with pytest.raises(LoginThrottled):
+        login(sessions, "nul\x00\udcff@example.org", "wrong", client="10.9.9.9")
     later = NOW + users.THROTTLE_WINDOW + timedelta(seconds=1)
     assert login(sessions, "ana@example.org", GOOD, client="10.9.9.9", at=later) is not None
 
