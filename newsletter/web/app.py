@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[EXTENSION] = site
     subscriber.register(app, site)
     app.register_blueprint(admin.blueprint)
-    # the public pages (sign-up, archive, Atom) register here
+    # the public pages (sign-up, archive, Atom) register here: public.register(app, site)
     return app
 
 
