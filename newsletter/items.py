@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from newsletter import geo
@@ -332,3 +332,8 @@ def list_items(
     if until is not None:
         stmt = stmt.where(Item.published <= until)
     return list(session.scalars(stmt))
+
+
+def count_items(session: Session) -> int:
+    """How many items there are (the newsroom's dashboard)."""
+    return session.scalar(select(func.count()).select_from(Item)) or 0

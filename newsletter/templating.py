@@ -401,10 +401,15 @@ def fingerprint(directory: Path | None, language: str) -> tuple[tuple[str, int],
 # --- catalogs: extraction -----------------------------------------------------------
 
 
+NEWSROOM = ("web", "admin")  # the newsroom's pages: a catalog of their own (newsroom.po)
+
+
 def template_files(directory: Path) -> list[Path]:
+    """The email's and the subscriber pages' templates (not the newsroom's)."""
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.rglob("*.j2") if "locale" not in p.parts)
+    return sorted(p for p in directory.rglob("*.j2") if "locale" not in p.parts
+                  and p.relative_to(directory).parts[:2] != NEWSROOM)
 
 
 def extract_messages(directory: Path) -> Catalog:

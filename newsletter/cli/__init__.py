@@ -33,6 +33,7 @@ from newsletter.cli.sending import (
 from newsletter.cli.series import series
 from newsletter.cli.subscribers import subscribers
 from newsletter.cli.suppressions import suppressions
+from newsletter.cli.users import users
 from newsletter.cli.web import serve
 from newsletter.db import upgrade
 from newsletter.settings import SettingsError, load_settings
@@ -112,6 +113,7 @@ cli.add_command(i18n)
 cli.add_command(serve)
 cli.add_command(feeds)
 cli.add_command(series)
+cli.add_command(users)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""`newsletter serve`: the subscriber pages that the links in every email point to."""
+"""`newsletter serve`: the subscriber pages that the links in every email point to, and
+the newsroom under /admin."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from newsletter.cli.context import App, pass_app, user_errors
 @pass_app
 @user_errors
 def serve(app: App, host: str, port: int) -> None:
-    """Serve one-click unsubscribe, preferences and the web copy of each issue.
+    """Serve one-click unsubscribe, preferences, the web copy of each issue, and the
+    newsroom under /admin (log in with an account from `newsletter users add`).
 
     NEWSLETTER_PUBLIC_BASE_URL must lead here (through your reverse proxy, with TLS) and
     NEWSLETTER_SECRET_KEY must be the key the links were signed with; the development

@@ -12,6 +12,7 @@ from __future__ import annotations
 from alembic import context
 
 import newsletter.models  # noqa: F401  (registers tables)
+import newsletter.users  # noqa: F401
 import subscribers.models  # noqa: F401
 from newsletter.db import Base, DatabaseError, make_engine
 from newsletter.settings import get_settings

@@ -1,6 +1,7 @@
-"""The web: the subscriber pages today (`subscriber.py`); the newsroom grows beside them
-(issue 10: `app.py`, `auth.py`, `admin/`, `public.py`)."""
+"""The web: the subscriber pages (`subscriber.py`) and the newsroom under /admin
+(`admin/`, `auth.py`), one app built by `app.create_app`."""
 
-from newsletter.web.subscriber import WebConfigError, create_app, dispose
+from newsletter.web.app import create_app, dispose
+from newsletter.web.subscriber import WebConfigError
 
 __all__ = ["WebConfigError", "create_app", "dispose"]

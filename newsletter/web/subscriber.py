@@ -34,13 +34,13 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
 from newsletter import geo
-from newsletter.db import ensure_schema, make_engine, session_factory, transaction
+from newsletter.db import transaction
 from newsletter.errors import NewsletterError
 from newsletter.i18n import language_name
 from newsletter.issues import SLUG
 from newsletter.models import Issue, IssueVariant
 from newsletter.render import Rendered, personalise
-from newsletter.settings import DEV_SECRET, Settings, load_settings
+from newsletter.settings import DEV_SECRET, Settings
 from newsletter.templating import environment
 from subscribers.countries import fold
 from subscribers.models import Subscriber
@@ -295,7 +295,7 @@ class Site:
         return Response(error.get_body(), error.code or 500, mimetype="text/html")
 
 
-def _secure_headers(response: Response) -> Response:
+def secure_headers(response: Response) -> Response:
     headers = response.headers
     headers.setdefault("Content-Security-Policy", PAGE_POLICY)
     headers.setdefault("Cache-Control", "no-store")
@@ -305,21 +305,8 @@ def _secure_headers(response: Response) -> Response:
     return response
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """The WSGI app, with one engine and sessionmaker for all requests.
-
-    Raises SettingsError for NEWSLETTER_* variables that do not load, WebConfigError for
-    settings that must not face the public (see `check_settings`), before touching the
-    database.
-    """
-    settings = settings or load_settings()
-    check_settings(settings)
-    engine = make_engine(settings.resolved_database_url)
-    ensure_schema(engine)
-    site = Site(settings, engine, session_factory(engine))
-    app = Flask(__name__, static_folder=None, template_folder=None)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions[EXTENSION] = site
+def register(app: Flask, site: Site) -> None:
+    """The subscriber pages' routes, on the app `newsletter.web.app.create_app` builds."""
     app.add_url_rule("/u/<token>", "unsubscribe_form", site.unsubscribe_form, methods=["GET"])
     app.add_url_rule("/u/<token>", "unsubscribe", site.unsubscribe, methods=["POST"])
     app.add_url_rule("/c/<token>", "confirm_form", site.confirm_form, methods=["GET"])
@@ -328,15 +315,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.add_url_rule("/v/<slug>/<label>", "view", site.view, methods=["GET"])
     app.add_url_rule("/links", "about_links", site.about_links, methods=["GET"])
     app.add_url_rule("/healthz", "healthz", site.healthz, methods=["GET"])
-    from newsletter.web.public import register_public  # it imports this module
-    register_public(app, site)
     app.register_error_handler(HTTPException, site.error_page)
-    app.after_request(_secure_headers)
-    return app
+    app.after_request(secure_headers)
 
-
-def dispose(app: Flask) -> None:
-    """Close the app's database connections (tests, and a clean shutdown)."""
-    site = app.extensions[EXTENSION]
-    assert isinstance(site, Site)
-    site.engine.dispose()

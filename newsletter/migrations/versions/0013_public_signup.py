@@ -5,7 +5,7 @@ list stays private. `signup_attempts` keeps one row per sign-up request for the 
 limits (per client and per address): keyed hashes, never the address or the IP itself.
 
 Revision ID: 0013
-Revises: 0011 (the integrator rechains it after 0012)
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

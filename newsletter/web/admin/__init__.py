@@ -1,0 +1,50 @@
+"""The newsroom: the communications team's pages under /admin.
+
+One module per screen (`dashboard`, `users`, `account`); each view calls the library the
+CLI calls. Every page but the login needs a logged-in user, read again from the database
+on each request; every unsafe request needs the session's CSRF token (`auth.check_csrf`),
+checked before anything else.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, redirect, request, url_for
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from newsletter.web.admin import account, core, dashboard, users
+from newsletter.web.auth import check_csrf, load_user
+
+PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.stylesheet"})
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@blueprint.before_request
+def _guard() -> BaseResponse | None:
+    if request.endpoint == "admin.stylesheet":
+        return None
+    check_csrf()
+    with core.sessions()() as db:
+        user = load_user(db)
+        if user is not None:
+            db.expunge(user)
+    g.user = user
+    if user is None and request.endpoint not in PUBLIC_ENDPOINTS:
+        return redirect(url_for("admin.login", next=request.full_path.rstrip("?")
+                                if request.method == "GET" else None))
+    return None
+
+
+blueprint.after_request(core.security_headers)
+blueprint.register_error_handler(HTTPException, core.error_page)
+
+blueprint.add_url_rule("/static/newsroom.css", "stylesheet", core.stylesheet)
+blueprint.add_url_rule("/login", "login", account.login, methods=["GET", "POST"])
+blueprint.add_url_rule("/logout", "logout", account.logout, methods=["POST"])
+blueprint.add_url_rule("/account", "account", account.account, methods=["GET", "POST"])
+blueprint.add_url_rule("/", "dashboard", dashboard.dashboard)
+blueprint.add_url_rule("/users", "users", users.users_page, methods=["GET"])
+blueprint.add_url_rule("/users/add", "users_add", users.add, methods=["POST"])
+blueprint.add_url_rule("/users/role", "users_role", users.change_role, methods=["POST"])
+blueprint.add_url_rule("/users/remove", "users_remove", users.remove, methods=["POST"])

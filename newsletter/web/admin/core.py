@@ -1,0 +1,139 @@
+"""What every newsroom page needs: the database, the templates in the user's language,
+the stylesheet, the security headers and the error pages."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from gettext import GNUTranslations, NullTranslations
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Response, current_app, g, request
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import HTTPException
+
+from newsletter.i18n import package_locale_dir, shipped_templates_dir
+from newsletter.settings import Settings
+from newsletter.users import LANGUAGES, User
+from newsletter.web.auth import csrf_token
+from newsletter.web.subscriber import EXTENSION, Site
+
+DOMAIN = "newsroom"
+# nothing from elsewhere; scripts and styles only from our own files, never inline
+ADMIN_POLICY = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+                "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+STYLESHEET = "newsroom.css"
+
+
+def site() -> Site:
+    found = current_app.extensions[EXTENSION]
+    assert isinstance(found, Site)
+    return found
+
+
+def sessions() -> sessionmaker[Session]:
+    return site().sessions
+
+
+def settings() -> Settings:
+    return site().settings
+
+
+def templates_dir() -> Path:
+    return shipped_templates_dir() / "web" / "admin"
+
+
+def catalog_path(language: str) -> Path:
+    return package_locale_dir() / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+@lru_cache(maxsize=4)
+def translations(language: str) -> NullTranslations:
+    """The newsroom's catalog for `language`, compiled in memory (no .mo is ever written)."""
+    po = catalog_path(language)
+    if language == "en" or not po.is_file():
+        return NullTranslations()
+    with po.open("rb") as source:
+        catalog = read_po(source, locale=language, domain=DOMAIN)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return GNUTranslations(buffer)
+
+
+@lru_cache(maxsize=4)
+def environment(language: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def language() -> str:
+    """The interface language: the user's choice, else the browser's among ours."""
+    user = g.get("user")
+    if isinstance(user, User) and user.language in LANGUAGES:
+        return user.language
+    return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def gettext(message: str, **values: Any) -> str:
+    text = translations(language()).gettext(message)
+    return text % values if values else text
+
+
+def render(name: str, code: int = 200, /, **context: Any) -> Response:
+    from flask import url_for
+
+    lang = language()
+    html = environment(lang).get_template(f"{name}.html.j2").render(
+        lang=lang, user=g.get("user"), csrf_token=csrf_token(), url_for=url_for,
+        endpoint=request.endpoint or "", endpoints=frozenset(current_app.view_functions),
+        **context)
+    return Response(html, code, mimetype="text/html")
+
+
+def stylesheet() -> Response:
+    css = (templates_dir() / "static" / STYLESHEET).read_bytes()
+    response = Response(css, 200, mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+def security_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = ADMIN_POLICY
+    if response.mimetype != "text/css":
+        response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def N_(message: str) -> str:
+    """Marks a message for the catalog; translated where it is shown."""
+    return message
+
+
+MESSAGES = {
+    400: N_("This form was sent without a valid security token, so nothing was changed. "
+            "Reload the page and try again."),
+    403: N_("Your role does not allow this page."),
+    404: N_("There is no such page."),
+    405: N_("This page does not accept that request."),
+    413: N_("What was sent is too large."),
+}
+
+
+def error_page(error: HTTPException) -> Response:
+    code = error.code or 500
+    message = gettext(MESSAGES.get(code, N_("Something went wrong.")))
+    return render("error", code, title=str(code), message=message)
