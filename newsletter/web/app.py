@@ -1,5 +1,6 @@
 """The one WSGI app: the subscriber pages (`subscriber.py`), the public pages
-(`public.py`) and the newsroom under /admin (`admin/`), sharing one engine, one sessionmaker and one settings object."""
+(`public.py`) and the newsroom under /admin (`admin/`), sharing one engine, one
+sessionmaker and one settings object."""
 
 from __future__ import annotations
 
