@@ -183,7 +183,9 @@ class Site:
         the body (`List-Unsubscribe=One-Click` or nothing) is not needed to act."""
         with transaction(self.sessions) as session:
             person = self.person(session, token, "unsubscribe")
-            unsubscribe(session, person.email)
+            how = ("one-click" if request.form.get("List-Unsubscribe") == "One-Click"
+                   else "link")
+            unsubscribe(session, person.email, how=how, by="subscriber")
             language, address = person.language, masked(person.email)
         log.info("subscriber %s unsubscribed on the web", person.id)
         return self.page("unsubscribed", language, address=address)
@@ -198,7 +200,8 @@ class Site:
     def confirm(self, token: str) -> Response:
         """POST: confirm the subscription (idempotent) and say so, without a redirect."""
         with transaction(self.sessions) as session:
-            person = confirm(session, self.person(session, token, "confirm").id)
+            person = confirm(session, self.person(session, token, "confirm").id,
+                             by="subscriber")
             person_id, status = person.id, person.status
             language, address = person.language, masked(person.email)
         log.info("subscriber %s confirmed on the web (now %s)", person_id, status)
@@ -241,7 +244,7 @@ class Site:
         update_subscriber(
             session, person.email, default_language=s.default_language,
             language=form.get("language"), country=form.get("country"),
-            add_lists=add, remove_lists=remove,
+            add_lists=add, remove_lists=remove, by="subscriber",
         )
 
     def view(self, slug: str, label: str) -> Response:
