@@ -173,9 +173,10 @@ def history(session: Session, email_or_id: str | int) -> History:
         merged.insert(0, Entry(person.created_at, "subscribed",
                                f"consent: {person.consent_method or 'unknown'} "
                                "(recorded before events were kept)"))
-    # stable sort: within one instant, events keep the order they were written in
+    # stable sort: within one instant, events keep the order they were written in, after
+    # a delivery (whose reply is what they react to)
     merged += [d.entry() for d in deliveries]
-    merged.sort(key=lambda e: e.at)
+    merged.sort(key=lambda e: (e.at, e.kind != "delivery"))
     return History(
         id=person.id, email=person.email, name=person.name, country=person.country,
         language=person.language, status=person.status,
