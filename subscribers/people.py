@@ -180,6 +180,8 @@ def unsubscribe(
 
     `how`: admin (a person in the team), link (the page in an email) or one-click
     (RFC 8058); recorded when something changed, so repeating it adds nothing."""
+    if how not in UNSUBSCRIBE_WAYS:
+        raise SubscriberError(f"unsubscribe how {how!r}: use one of {', '.join(UNSUBSCRIBE_WAYS)}")
     person = find(session, address)
     now = utcnow()
     stmt = update(Subscription).where(Subscription.subscriber_id == person.id,

@@ -78,6 +78,16 @@ def check_settings(settings: Settings) -> None:
         )
 
 
+def _unsubscribe_way() -> str:
+    """one-click (RFC 8058: a mail program's POST) or link (the page's button), for the
+    person's history; a body too large to read still unsubscribes."""
+    try:
+        one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    except HTTPException:
+        one_click = False
+    return "one-click" if one_click else "link"
+
+
 def masked(email: str) -> str:
     """'a***@example.org': enough for people to recognise their address, not to learn it."""
     local, _, domain = email.rpartition("@")
@@ -183,9 +193,7 @@ class Site:
         the body (`List-Unsubscribe=One-Click` or nothing) is not needed to act."""
         with transaction(self.sessions) as session:
             person = self.person(session, token, "unsubscribe")
-            how = ("one-click" if request.form.get("List-Unsubscribe") == "One-Click"
-                   else "link")
-            unsubscribe(session, person.email, how=how, by="subscriber")
+            unsubscribe(session, person.email, how=_unsubscribe_way(), by="subscriber")
             language, address = person.language, masked(person.email)
         log.info("subscriber %s unsubscribed on the web", person.id)
         return self.page("unsubscribed", language, address=address)

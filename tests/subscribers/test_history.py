@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -19,13 +20,15 @@ from newsletter.items import store_items
 from newsletter.models import Delivery, Issue
 from newsletter.privacy import erase
 from newsletter.settings import Settings
+from newsletter.web import create_app, dispose
 from subscribers.filters import Filter
 from subscribers.importer import ImportOptions, import_csv
 from subscribers.lists import create_list
-from subscribers.models import SubscriberEvent
+from subscribers.models import Subscriber, SubscriberEvent
 from subscribers.people import NewSubscriber, add, confirm, unsubscribe, update_subscriber
 from subscribers.report import CountRow, ReportError, counts, history
 from subscribers.suppressions import suppress
+from subscribers.tokens import subscriber_links
 from tests.servers import SmtpServer
 from tests.worker.conftest import runtime_with
 from worker.confirmations import send_confirmations
@@ -216,3 +219,28 @@ def test_cli_counts_and_history(runner: CliRunner, sessions: sessionmaker[Sessio
     assert csv_out.output.splitlines() == ["language,count", "en,1", "es,4"]
     wrong = runner.invoke(cli, ["subscribers", "counts", "--by", "nope"])
     assert wrong.exit_code == 1 and "cannot count by 'nope'" in wrong.output
+
+
+def test_the_web_links_say_whether_one_click_or_the_page_unsubscribed(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    with sessions() as session, session.begin():
+        import_csv(session, PEOPLE, default_language="en")
+        links = {p.email: subscriber_links(settings.public_base_url, settings.secret_key,
+                                           p.id, p.token_salt)[0]
+                 for p in session.scalars(select(Subscriber))}
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        for address, body in (("ana@example.org", "List-Unsubscribe=One-Click"),
+                              ("bea@example.org", "")):
+            reply = client.post(urlsplit(links[address]).path, data=body,
+                                content_type="application/x-www-form-urlencoded")
+            assert reply.status_code == 200
+    finally:
+        dispose(app)
+    with sessions() as session:
+        for address, how in (("ana@example.org", "one-click"), ("bea@example.org", "link")):
+            latest = history(session, address).timeline[0]
+            assert (latest.kind, latest.detail, latest.by) == (
+                "unsubscribed", f"from everything (was active), by {how}", "subscriber")
