@@ -35,6 +35,7 @@ _EXISTING = ("id, email_key, name, country, language, status, attributes, create
 SQLITE_CHECKPOINT_PAGES = 1000  # SQLite's default
 BULK_CHECKPOINT_PAGES = 50_000  # 200 MB of 4 KB pages
 _STICKY = ", ".join(f"'{s}'" for s in STICKY_STATUSES)
+_IMPORTED_DETAIL = "'status ' || status || '; consent: ' || COALESCE(consent_method, '')"
 
 
 class ConcurrentChange(NewsletterError):
@@ -142,7 +143,8 @@ class _Bulk:
         )
         return {key: _Existing(sid, *rest) for sid, key, *rest in self.cursor.fetchall()}
 
-    def insert(self, rows: list[tuple[Any, ...]], now: datetime) -> int:
+    def insert(self, rows: list[tuple[Any, ...]], now: datetime, by: str) -> int:
+        """New subscribers, each with an `imported` event; returns how many were added."""
         columns = ", ".join(_COLUMNS)
         if self.sqlite:
             marks = ", ".join("?" * len(_COLUMNS))
@@ -151,7 +153,14 @@ class _Bulk:
                 f"VALUES ({marks}, ?, ?) ON CONFLICT (email_key) DO NOTHING",
                 rows,
             )
-            return int(self.cursor.rowcount)
+            added = int(self.cursor.rowcount)
+            self.cursor.execute(
+                "INSERT INTO subscriber_events (subscriber_id, at, kind, detail, by) "
+                f"SELECT id, ?, 'imported', {_IMPORTED_DETAIL}, ? FROM subscribers "
+                f"WHERE {self.any_of('email_key')}",
+                (self.time(now), by, self.many([row[1] for row in rows])),
+            )
+            return added
         self.cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS import_rows (email text, email_key text, "
             "email_hash text, name text, country text, language text, status text, "
@@ -164,11 +173,14 @@ class _Bulk:
             for row in rows:
                 copy.write_row(row[:-2])
         selected = columns.replace("attributes", "attributes::json")
+        # the rows and their `imported` events in one statement (the count is the events')
         self.cursor.execute(
-            f"INSERT INTO subscribers ({columns}, created_at, updated_at) "
+            f"WITH added AS (INSERT INTO subscribers ({columns}, created_at, updated_at) "
             f"SELECT {selected}, %s, %s FROM import_rows ORDER BY email_key "
-            "ON CONFLICT (email_key) DO NOTHING",
-            (now, now),
+            "ON CONFLICT (email_key) DO NOTHING RETURNING id, status, consent_method) "
+            f"INSERT INTO subscriber_events (subscriber_id, at, kind, detail, by) "
+            f"SELECT id, %s, 'imported', {_IMPORTED_DETAIL}, %s FROM added",
+            (now, now, now, by),
         )
         return int(self.cursor.rowcount)
 
@@ -214,17 +226,6 @@ class _Bulk:
         return int(self.cursor.rowcount)
 
     # --- the people's histories (subscriber_events): set-based, a few statements a batch
-
-    def imported_events(self, keys: Sequence[str], s: BatchSettings) -> None:
-        """One `imported` event per new subscriber, with their status and consent."""
-        m = self.mark
-        self.cursor.execute(
-            "INSERT INTO subscriber_events (subscriber_id, at, kind, detail, by) "
-            f"SELECT id, {m}, 'imported', 'status ' || status || '; consent: ' || "
-            f"COALESCE(consent_method, ''), {m} FROM subscribers "
-            f"WHERE {self.any_of('email_key')}",
-            (self.time(s.now), s.by, self.many(keys)),
-        )
 
     def status_events(self, changes: Sequence[tuple[int, str, str]], s: BatchSettings) -> None:
         """(subscriber id, old status, new status) of existing people whose status changed."""
@@ -334,7 +335,7 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
         result.inactive += (change[4] if change else current.status) in STICKY_STATUSES
     result.resubscribed += sum(1 for r in batch if r.hash in lifted and r.key not in existing)
     if new:
-        result.added = db.insert(new, s.now)
+        result.added = db.insert(new, s.now, s.by)
         if result.added != len(new):
             raise ConcurrentChange(
                 f"{len(new) - result.added} of these addresses were added by someone else "
@@ -345,8 +346,6 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
             "some of these subscribers changed status while this batch was written: "
             "run the import again"
         )
-    if new:
-        db.imported_events([row[1] for row in new], s)
     moved = [(c[-2], c[-1], c[4]) for c in changes if c[4] != c[-1]]
     if moved:
         db.status_events(moved, s)
