@@ -15,7 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from newsletter.models import Delivery, Issue
 from newsletter.render import Variant
 from subscribers.filters import Filter, condition
-from subscribers.models import Subscriber, SubscriberEvent
+from subscribers.models import MailingList, Subscriber, SubscriberEvent, Subscription
 from subscribers.people import SubscriberError, find, lists_of
 from subscribers.suppressions import is_suppressed
 
@@ -150,11 +150,26 @@ def _person(session: Session, email_or_id: str | int) -> Subscriber:
     return find(session, email_or_id)
 
 
+def _arrival(session: Session, person: Subscriber) -> Entry:
+    """The `subscribed` line of someone an import added (or added before migration 0014):
+    from their row, the consent on record and the subscriptions made at the same instant."""
+    lists = session.execute(
+        select(MailingList.name).join(Subscription, Subscription.list_id == MailingList.id)
+        .where(Subscription.subscriber_id == person.id,
+               Subscription.created_at == person.created_at)
+        .order_by(MailingList.name)).scalars().all()
+    detail = f"consent: {person.consent_method or 'not recorded'}"
+    if person.consent_text:
+        detail += f" ({person.consent_text})"
+    return Entry(person.created_at, "subscribed",
+                 detail + (f"; lists: {', '.join(lists)}" if lists else ""))
+
+
 def history(session: Session, email_or_id: str | int) -> History:
     """Everything that happened to one person, from their events and the delivery ledger.
 
-    People added before events were recorded (migration 0014) get one `subscribed` line
-    at their `created_at`, from the consent on record."""
+    Someone a bulk import added has no `subscribed` event (an import writes none per new
+    row, to stay as fast as before): their line is made from their row."""
     person = _person(session, email_or_id)
     events = [Entry(e.at, e.kind, e.detail, e.by) for e in session.scalars(
         select(SubscriberEvent).where(SubscriberEvent.subscriber_id == person.id)
@@ -169,10 +184,8 @@ def history(session: Session, email_or_id: str | int) -> History:
             .order_by(Delivery.created_at, Delivery.id))
     ]
     merged = list(events)
-    if not any(e.kind in ("subscribed", "imported") for e in events):
-        merged.insert(0, Entry(person.created_at, "subscribed",
-                               f"consent: {person.consent_method or 'unknown'} "
-                               "(recorded before events were kept)"))
+    if not any(e.kind == "subscribed" for e in events):
+        merged.insert(0, _arrival(session, person))
     # stable sort: within one instant, events keep the order they were written in, after
     # a delivery (whose reply is what they react to)
     merged += [d.entry() for d in deliveries]

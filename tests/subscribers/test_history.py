@@ -175,17 +175,21 @@ def test_an_import_writes_each_status_and_list_change_once_per_person(
                    options=ImportOptions(list_name="partners", batch_size=2))
         import_csv(session, "email,status\nbea@example.org,unsubscribed\n",
                    default_language="en")
+        create_list(session, "board")
+        import_csv(session, "email\nana@example.org\ndan@example.org\nANA@example.org\n",
+                   default_language="en",
+                   options=ImportOptions(list_name="board", batch_size=1))
         ana = history(session, "ana@example.org")
         bea = history(session, "bea@example.org")
         cruz = history(session, "cruz@example.org")
-    assert [(e.kind, e.detail, e.by) for e in reversed(ana.timeline)] == [
-        ("imported", "status pending; consent: import", "import"),
-        ("list-added", "partners (unconfirmed)", "import"),
-    ]
+    # new people: no event per row (the import stays as fast); the row is the record
+    assert [(e.kind, e.detail, e.by) for e in ana.timeline] == [
+        ("list-added", "board (confirmed)", "import"),  # once, though ana comes twice
+        ("subscribed", "consent: import; lists: partners", "")]
     assert [(e.kind, e.detail) for e in bea.timeline][:1] == [
         ("status", "pending -> unsubscribed (import)")]
-    # unsubscribed in the file: not put on the list, so no list event
-    assert [e.kind for e in cruz.timeline] == ["imported"]
+    # unsubscribed in the file: not put on the list
+    assert [(e.kind, e.detail) for e in cruz.timeline] == [("subscribed", "consent: import")]
 
 
 def test_cli_counts_and_history(runner: CliRunner, sessions: sessionmaker[Session]) -> None:
@@ -196,7 +200,7 @@ def test_cli_counts_and_history(runner: CliRunner, sessions: sessionmaker[Sessio
     assert shown.exit_code == 0, shown.output
     data = json.loads(shown.output)
     assert [(e["kind"], e["by"]) for e in data["timeline"]] == [
-        ("unsubscribed", "cli"), ("imported", "import")]
+        ("unsubscribed", "cli"), ("subscribed", "")]
     assert data["timeline"][0]["detail"] == "from everything (was active), by admin"
     table = runner.invoke(cli, ["subscribers", "history", "ana@example.org"])
     assert table.exit_code == 0 and "unsubscribed" in table.output
