@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.models import Delivery, Issue
 from newsletter.render import Variant
-from subscribers.models import Subscription
+from subscribers.models import SubscriberEvent, Subscription
 from subscribers.people import find, lists_of
 from subscribers.suppressions import is_suppressed, suppress
 
@@ -63,5 +63,6 @@ def erase(session: Session, address: str) -> None:
     suppress(session, person.email, reason="erased")
     session.execute(delete(Delivery).where(Delivery.subscriber_id == person.id))
     session.execute(delete(Subscription).where(Subscription.subscriber_id == person.id))
+    session.execute(delete(SubscriberEvent).where(SubscriberEvent.subscriber_id == person.id))
     session.delete(person)
     session.flush()

@@ -55,6 +55,7 @@ class BatchSettings:
     # Each batch touches pages all over the email_key and email_hash indexes; copying
     # (and fsyncing) them after every commit doubled the wall time of a 1M-row import.
     checkpoint_pages: int | None = None
+    by: str = "import"  # who, in each person's history (subscriber_events)
 
     @property
     def new_status(self) -> str:
@@ -212,6 +213,49 @@ class _Bulk:
         )
         return int(self.cursor.rowcount)
 
+    # --- the people's histories (subscriber_events): set-based, a few statements a batch
+
+    def status_events(self, changes: Sequence[tuple[int, str, str]], s: BatchSettings) -> None:
+        """(subscriber id, old status, new status) of existing people whose status changed."""
+        m, now = self.mark, self.time(s.now)
+        self.cursor.executemany(
+            "INSERT INTO subscriber_events (subscriber_id, at, kind, detail, by) "
+            f"VALUES ({m}, {m}, 'status', {m}, {m})",
+            [(sid, now, f"{old} -> {new} (import)", s.by) for sid, old, new in changes],
+        )
+
+    def unsuppressed_events(self, hashes: Sequence[str], s: BatchSettings) -> None:
+        m = self.mark
+        self.cursor.execute(
+            "INSERT INTO subscriber_events (subscriber_id, at, kind, detail, by) "
+            f"SELECT id, {m}, 'unsuppressed', 'import with --resubscribe', {m} "
+            f"FROM subscribers WHERE {self.any_of('email_hash')}",
+            (self.time(s.now), s.by, self.many(hashes)),
+        )
+
+    def list_events(self, keys: Sequence[str], s: BatchSettings) -> None:
+        """A `list-added` event for each subscription of these people that this import
+        created, confirmed or renewed (updated now), once even when an address repeats.
+
+        Not for the people this import added: their row and subscriptions, created at the
+        same instant, are the record (`subscribers.report.history` reads them), and
+        writing an event per new row made a 100k-row import 10-30% slower."""
+        m, now = self.mark, self.time(s.now)
+        self.cursor.execute(f"SELECT name FROM lists WHERE id = {m}", (s.list_id,))
+        found = self.cursor.fetchone()
+        name = str(found[0]) if found else f"list {s.list_id}"
+        self.cursor.execute(
+            "INSERT INTO subscriber_events (subscriber_id, at, kind, detail, by) "
+            f"SELECT p.subscriber_id, {m}, 'list-added', CAST({m} AS TEXT) || ' (' || p.status "
+            f"|| ')', {m} "
+            f"FROM subscriptions p WHERE p.list_id = {m} AND p.updated_at = {m} "
+            "AND p.subscriber_id IN (SELECT id FROM subscribers WHERE "
+            f"{self.any_of('email_key')} AND created_at <> {m}) "
+            "AND NOT EXISTS (SELECT 1 FROM subscriber_events e WHERE "
+            f"e.subscriber_id = p.subscriber_id AND e.at = {m} AND e.kind = 'list-added')",
+            (now, name, s.by, s.list_id, now, self.many(keys), now, now),
+        )
+
     def dumps(self, attributes: dict[str, object]) -> str:
         return json.dumps(attributes, ensure_ascii=False)
 
@@ -249,6 +293,7 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
     suppressed = db.suppressions([r.hash for r in batch])
     if suppressed and s.resubscribe:
         db.lift_suppressions(list(suppressed))
+        db.unsuppressed_events(list(suppressed), s)
         lifted = set(suppressed)
     elif suppressed:
         result.suppressed = [(r, suppressed[r.hash]) for r in batch if r.hash in suppressed]
@@ -293,8 +338,12 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
             "some of these subscribers changed status while this batch was written: "
             "run the import again"
         )
+    moved = [(c[-2], c[-1], c[4]) for c in changes if c[4] != c[-1]]
+    if moved:
+        db.status_events(moved, s)
     if s.list_id is not None:
         result.subscribed = db.subscribe([r.key for r in batch], s)
+        db.list_events([r.key for r in batch], s)
     return result
 
 

@@ -129,3 +129,25 @@ class SignupAttempt(Base):
     address_hash: Mapped[str] = mapped_column(String(64))
     mailed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     at: Mapped[datetime] = mapped_column(DateTime)
+
+
+EVENT_KINDS = (
+    "subscribed", "imported", "confirmation-sent", "confirmed", "status", "changed",
+    "unsubscribed", "list-added", "list-removed", "suppressed", "unsuppressed", "bounced",
+)
+
+
+class SubscriberEvent(Base):
+    """One change to a person's status or lists: when, what, why (`detail`), and by whom
+    (`cli`, `web`, `worker`, `import`, a newsroom user's address). Gone with the person."""
+
+    __tablename__ = "subscriber_events"
+    __table_args__ = (Index("ix_subscriber_events_subscriber_id_at", "subscriber_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(1000), default="", server_default="")
+    by: Mapped[str] = mapped_column(String(200), default="", server_default="")

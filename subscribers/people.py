@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.db import utcnow
 from newsletter.errors import NewsletterError
+from subscribers.events import describe_lists, record_event
 from subscribers.filters import Filter, condition
 from subscribers.lists import get_list
 from subscribers.models import (
@@ -57,7 +58,7 @@ def find(session: Session, address: str) -> Subscriber:
 
 
 def add(
-    session: Session, new: NewSubscriber, *, default_language: str
+    session: Session, new: NewSubscriber, *, default_language: str, by: str = ""
 ) -> Subscriber:
     """Add one person, with consent recorded; refuses a suppressed or existing address."""
     email = normalise_email(new.email)
@@ -83,17 +84,22 @@ def add(
         language=normalise_language(new.language, default_language),
         status="pending" if double else "active",
         attributes=dict(new.attributes),
-        consent_at=utcnow(),
+        consent_at=(now := utcnow()),
         consent_method=new.consent_method,
         consent_text=new.consent_text,
     )
     session.add(person)
     session.flush()
+    joined: list[tuple[str, str]] = []
     for m in targets:
         confirmed = m.opt_in == "single" or new.preconfirm
-        session.add(Subscription(list_id=m.id, subscriber_id=person.id,
-                                 status="confirmed" if confirmed else "unconfirmed"))
+        joined.append((m.name, "confirmed" if confirmed else "unconfirmed"))
+        session.add(Subscription(list_id=m.id, subscriber_id=person.id, status=joined[-1][1]))
     session.flush()
+    record_event(session, person.id, "subscribed",
+                 f"{person.status}; consent: {new.consent_method}"
+                 + (f" ({new.consent_text})" if new.consent_text else "")
+                 + (f"; lists: {describe_lists(joined)}" if joined else ""), by, now)
     return person
 
 
@@ -109,14 +115,26 @@ def update_subscriber(
     attributes: dict[str, str] | None = None,
     add_lists: tuple[str, ...] = (),
     remove_lists: tuple[str, ...] = (),
+    by: str = "",
 ) -> Subscriber:
+    """Change the fields given; each change of profile, status or list is recorded."""
     person = find(session, address)
+    now = utcnow()
+    before = (person.name, person.country, person.language, person.status)
+    changed: list[str] = []
     if name is not None:
         person.name = clean_name(name)
     if country is not None:
         person.country = normalise_country(country)
     if language is not None:
         person.language = normalise_language(language, default_language)
+    for label, old, new_value in zip(("name", "country", "language"), before[:3],
+                                     (person.name, person.country, person.language),
+                                     strict=True):
+        if old != new_value:
+            changed.append(f"{label}: {old or '(none)'} -> {new_value or '(none)'}")
+    if changed:
+        record_event(session, person.id, "changed", "; ".join(changed), by, now)
     if status is not None:
         if status not in STATUSES:
             raise SubscriberError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
@@ -125,6 +143,8 @@ def update_subscriber(
                 f"{person.email} is suppressed: `newsletter suppressions remove` it first"
             )
         person.status = status
+        if status != before[3]:
+            record_event(session, person.id, "status", f"{before[3]} -> {status}", by, now)
     if attributes:
         person.attributes = {**(person.attributes or {}), **attributes}
     for list_name in add_lists:
@@ -132,27 +152,50 @@ def update_subscriber(
         existing = session.get(Subscription, (m.id, person.id))
         if existing is None:
             session.add(Subscription(list_id=m.id, subscriber_id=person.id, status="confirmed"))
-        else:
+            record_event(session, person.id, "list-added", f"{m.name} (confirmed)", by, now)
+        elif existing.status != "confirmed":
+            record_event(session, person.id, "list-added",
+                         f"{m.name} (confirmed, was {existing.status})", by, now)
             existing.status = "confirmed"
     for list_name in remove_lists:
         m = get_list(session, list_name)
-        session.execute(update(Subscription).where(
-            Subscription.list_id == m.id, Subscription.subscriber_id == person.id
-        ).values(status="unsubscribed", updated_at=utcnow()))
+        left = session.execute(update(Subscription).where(
+            Subscription.list_id == m.id, Subscription.subscriber_id == person.id,
+            Subscription.status != "unsubscribed",
+        ).values(status="unsubscribed", updated_at=now))
+        if left.rowcount:  # type: ignore[attr-defined]
+            record_event(session, person.id, "list-removed", m.name, by, now)
     session.flush()
     return person
 
 
-def unsubscribe(session: Session, address: str, *, list_name: str | None = None) -> Subscriber:
-    """From one list, or from everything (the subscriber's status becomes unsubscribed)."""
+UNSUBSCRIBE_WAYS = ("admin", "link", "one-click")
+
+
+def unsubscribe(
+    session: Session, address: str, *, list_name: str | None = None, how: str = "admin",
+    by: str = "",
+) -> Subscriber:
+    """From one list, or from everything (the subscriber's status becomes unsubscribed).
+
+    `how`: admin (a person in the team), link (the page in an email) or one-click
+    (RFC 8058); recorded when something changed, so repeating it adds nothing."""
+    if how not in UNSUBSCRIBE_WAYS:
+        raise SubscriberError(f"unsubscribe how {how!r}: use one of {', '.join(UNSUBSCRIBE_WAYS)}")
     person = find(session, address)
     now = utcnow()
-    stmt = update(Subscription).where(Subscription.subscriber_id == person.id)
+    stmt = update(Subscription).where(Subscription.subscriber_id == person.id,
+                                      Subscription.status != "unsubscribed")
+    was = person.status
     if list_name is not None:
         stmt = stmt.where(Subscription.list_id == get_list(session, list_name).id)
     else:
         person.status = "unsubscribed"
-    session.execute(stmt.values(status="unsubscribed", updated_at=now))
+    result = session.execute(stmt.values(status="unsubscribed", updated_at=now))
+    left = result.rowcount  # type: ignore[attr-defined]
+    if was != person.status or left:
+        scope = f"from {list_name}" if list_name is not None else f"from everything (was {was})"
+        record_event(session, person.id, "unsubscribed", f"{scope}, by {how}", by, now)
     session.flush()
     return person
 
@@ -185,7 +228,7 @@ def lists_of(session: Session, subscriber_id: int) -> list[tuple[str, str]]:
 CONFIRMATION_METHOD = "double opt-in confirmation"
 
 
-def confirm(session: Session, subscriber_id: int) -> Subscriber:
+def confirm(session: Session, subscriber_id: int, *, by: str = "") -> Subscriber:
     """The person followed their confirmation link: pending becomes active and every
     unconfirmed subscription confirmed, with the moment recorded as their consent.
 
@@ -207,5 +250,9 @@ def confirm(session: Session, subscriber_id: int) -> Subscriber:
             person.status = "active"
         person.consent_at = now
         person.consent_method = CONFIRMATION_METHOD
+        lists = ", ".join(session.scalars(select(MailingList.name).where(
+            MailingList.id.in_([w.list_id for w in waiting])).order_by(MailingList.name)))
+        record_event(session, person.id, "confirmed",
+                     f"{CONFIRMATION_METHOD}; lists: {lists or '(none)'}", by, now)
     session.flush()
     return person

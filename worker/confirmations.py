@@ -21,6 +21,7 @@ from newsletter.errors import NewsletterError
 from newsletter.render import Rendered, Sender, sender_from
 from newsletter.settings import Settings
 from newsletter.templating import environment
+from subscribers.events import record_event
 from subscribers.lists import get_list
 from subscribers.models import Subscriber
 from subscribers.queries import awaiting_confirmation
@@ -120,7 +121,9 @@ def send_confirmations(
             with transaction(sessions) as session:
                 sent = session.get(Subscriber, subscriber_id)
                 if sent is not None:
-                    sent.confirmation_sent_at = utcnow()
+                    sent.confirmation_sent_at = now = utcnow()
+                    record_event(session, subscriber_id, "confirmation-sent",
+                                 "double opt-in request mailed", "worker", now)
             report.sent += 1
     finally:
         if own:

@@ -209,9 +209,9 @@ def deliver_range(runtime: Runtime, issue_id: int, lo: int, hi: int) -> dict[str
 
 def _suppress_dead_address(session: Session, row: ledger.Claimed, reply: str) -> None:
     """A 5.1.x reply: the mailbox does not exist. Never mail the address again."""
-    ledger.mark_bounced(session, row.subscriber_id)
+    ledger.mark_bounced(session, row.subscriber_id, delivery_id=row.delivery_id, reply=reply)
     try:
-        suppress(session, row.email, reason="bounced",
+        suppress(session, row.email, reason="bounced", by="worker",
                  note=f"{reply[:200]} (delivery {row.delivery_id})")
     except IntegrityError:
         session.rollback()  # another worker suppressed it a moment ago: the same outcome

@@ -32,9 +32,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from newsletter.db import utcnow
-from newsletter.models import DELIVERY_STATUSES, Delivery
+from newsletter.models import DELIVERY_STATUSES, Delivery, Issue
 from newsletter.render import Variant
 from newsletter.schedules import LocalTimes, timezone_attribute
+from subscribers.events import record_event
 from subscribers.models import Subscriber
 from subscribers.validate import best_edition
 
@@ -312,9 +313,28 @@ def drop_ineligible(
     return len(result.all())
 
 
-def mark_bounced(session: Session, subscriber_id: int) -> None:
-    session.execute(update(Subscriber).where(Subscriber.id == subscriber_id)
-                    .values(status="bounced", updated_at=utcnow()))
+def mark_bounced(
+    session: Session, subscriber_id: int, *, delivery_id: int | None = None, reply: str = ""
+) -> None:
+    """The person's mailbox refused us for good; their history keeps which delivery and
+    what the server said."""
+    now = utcnow()
+    changed = session.execute(
+        update(Subscriber).where(Subscriber.id == subscriber_id, Subscriber.status != "bounced")
+        .values(status="bounced", updated_at=now)).rowcount  # type: ignore[attr-defined]
+    if not changed:
+        return
+    detail = reply
+    if delivery_id is not None:
+        found = session.execute(
+            select(Issue.slug, Delivery.language, Delivery.country)
+            .join(Issue, Issue.id == Delivery.issue_id).where(Delivery.id == delivery_id)
+        ).first()
+        if found is not None:
+            slug, language, country = found
+            label = Variant(language, country).label
+            detail = f"issue {slug} ({label}), delivery {delivery_id}: {reply}"
+    record_event(session, subscriber_id, "bounced", detail, "worker", now)
 
 
 def renew(

@@ -31,6 +31,7 @@ from subscribers.people import (
     update_subscriber,
 )
 from subscribers.queries import stats
+from subscribers.report import DIMENSIONS, counts, history
 
 COLUMNS = ["email", "name", "country", "language", "status", "created_at"]
 
@@ -80,7 +81,7 @@ def add_cmd(app: App, email: str, name: str, country: str, language: str,
             session,
             NewSubscriber(email, name, country, language, lists, attributes,
                           consent_method, consent_text, preconfirm),
-            default_language=settings.default_language,
+            default_language=settings.default_language, by="cli",
         )
         status = person.status
         address = person.email
@@ -167,7 +168,7 @@ def update(app: App, email: str, name: str | None, country: str | None,
         update_subscriber(
             session, email, default_language=app.settings.default_language, name=name,
             country=country, language=language, status=status, attributes=attributes,
-            add_lists=add_list, remove_lists=remove_list,
+            add_lists=add_list, remove_lists=remove_list, by="cli",
         )
     click.echo(f"{email} updated")
 
@@ -207,7 +208,7 @@ def unsubscribe_cmd(app: App, /, emails: tuple[str, ...], from_list: str | None,
     targets = _targets(app, emails, build_filter(kwargs), yes, "unsubscribe")
     with app.transaction() as session:
         for address in targets:
-            unsubscribe(session, address, list_name=from_list)
+            unsubscribe(session, address, list_name=from_list, how="admin", by="cli")
     click.echo(f"{len(targets)} unsubscribed" + (f" from {from_list}" if from_list else ""))
 
 
@@ -247,6 +248,74 @@ def stats_cmd(app: App, as_json: bool, as_csv: bool) -> None:
     total = sum(r[3] for r in rows)
     emit_rows(f"{total} subscribers", ["country", "language", "status", "count"], rows,
               as_json=as_json, as_csv=as_csv)
+
+
+@subscribers.command("counts")
+@filter_options
+@click.option("--by", "by", default=",".join(DIMENSIONS), show_default=True,
+              help="Group by these, comma-separated, in this order: country, language, "
+                   "status.")
+@format_options
+@pass_app
+@user_errors
+def counts_cmd(app: App, /, by: str, as_json: bool, as_csv: bool, **kwargs: Any) -> None:
+    """Count subscribers by country, language and status (any of them, in any order),
+    among those the filters select; people without a country count as "(none)".
+
+    The table ends with a total row; --json gives {"by", "groups", "total"}, --csv the
+    groups only.
+
+    \b
+    Example:
+      newsletter subscribers counts --by country,status --list partners
+      newsletter subscribers counts --by language --status active --json
+    """
+    dims = tuple(d.strip() for d in by.split(",") if d.strip())
+    flt = build_filter(kwargs)
+    with app.sessions() as session:
+        groups = counts(session, by=dims, filters=flt)
+    total = sum(g.count for g in groups)
+    columns = [*dims, "count"]
+    rows = [(*g.values, g.count) for g in groups]
+    if as_json:
+        emit_json({"by": list(dims), "total": total,
+                   "groups": [dict(zip(columns, row, strict=True)) for row in rows]})
+        return
+    if not as_csv:
+        rows.append(("total", *([""] * (len(dims) - 1)), total))
+    emit_rows(f"{total} subscribers ({flt.describe()})", columns, rows,
+              as_json=False, as_csv=as_csv)
+
+
+@subscribers.command("history")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@user_errors
+def history_cmd(app: App, email: str, as_json: bool) -> None:
+    """One person's history, newest first: sign-up and consent, confirmations, list and
+    status changes (how and by whom), suppressions, bounces (with the server's reply) and
+    every delivery. EMAIL may also be the subscriber's id.
+
+    \b
+    Example:
+      newsletter subscribers history ana@example.org
+      newsletter subscribers history ana@example.org --json | jq '.timeline[0]'
+    """
+    with app.sessions() as session:
+        found = history(session, email)
+    if as_json:
+        emit_json(found.to_json())
+        return
+    lists = ", ".join(f"{name} ({status})" for name, status in found.lists) or "(none)"
+    click.echo(f"{found.email} (id {found.id}): {found.status}"
+               + (", suppressed" if found.suppressed else "")
+               + f"; {found.language}, {found.country or 'no country'}; lists: {lists}")
+    click.echo(f"consent: {cell(found.consent_at)} {found.consent_method or ''}"
+               + (f" ({found.consent_text})" if found.consent_text else ""))
+    emit_rows(None, ["at", "what", "detail", "by"],
+              [(e.at, e.kind, e.detail, e.by) for e in found.timeline],
+              as_json=False, as_csv=False)
 
 
 @subscribers.command("export-data")

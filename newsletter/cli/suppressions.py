@@ -33,7 +33,7 @@ def add(app: App, emails: tuple[str, ...], reason: str, note: str) -> None:
       newsletter suppressions add a@example.org b@example.org --reason complained
     """
     with app.transaction() as session:
-        added = sum(suppress(session, e, reason=reason, note=note) for e in emails)
+        added = sum(suppress(session, e, reason=reason, note=note, by="cli") for e in emails)
     click.echo(f"{added} suppressed, {len(emails) - added} already were")
 
 
@@ -49,7 +49,7 @@ def remove(app: App, emails: tuple[str, ...]) -> None:
       newsletter suppressions remove a@example.org
     """
     with app.transaction() as session:
-        removed = sum(unsuppress(session, e) for e in emails)
+        removed = sum(unsuppress(session, e, by="cli") for e in emails)
     click.echo(f"{removed} removed, {len(emails) - removed} were not suppressed")
 
 

@@ -78,6 +78,16 @@ def check_settings(settings: Settings) -> None:
         )
 
 
+def _unsubscribe_way() -> str:
+    """one-click (RFC 8058: a mail program's POST) or link (the page's button), for the
+    person's history; a body too large to read still unsubscribes."""
+    try:
+        one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    except HTTPException:
+        one_click = False
+    return "one-click" if one_click else "link"
+
+
 def masked(email: str) -> str:
     """'a***@example.org': enough for people to recognise their address, not to learn it."""
     local, _, domain = email.rpartition("@")
@@ -183,7 +193,7 @@ class Site:
         the body (`List-Unsubscribe=One-Click` or nothing) is not needed to act."""
         with transaction(self.sessions) as session:
             person = self.person(session, token, "unsubscribe")
-            unsubscribe(session, person.email)
+            unsubscribe(session, person.email, how=_unsubscribe_way(), by="subscriber")
             language, address = person.language, masked(person.email)
         log.info("subscriber %s unsubscribed on the web", person.id)
         return self.page("unsubscribed", language, address=address)
@@ -198,7 +208,8 @@ class Site:
     def confirm(self, token: str) -> Response:
         """POST: confirm the subscription (idempotent) and say so, without a redirect."""
         with transaction(self.sessions) as session:
-            person = confirm(session, self.person(session, token, "confirm").id)
+            person = confirm(session, self.person(session, token, "confirm").id,
+                             by="subscriber")
             person_id, status = person.id, person.status
             language, address = person.language, masked(person.email)
         log.info("subscriber %s confirmed on the web (now %s)", person_id, status)
@@ -241,7 +252,7 @@ class Site:
         update_subscriber(
             session, person.email, default_language=s.default_language,
             language=form.get("language"), country=form.get("country"),
-            add_lists=add, remove_lists=remove,
+            add_lists=add, remove_lists=remove, by="subscriber",
         )
 
     def view(self, slug: str, label: str) -> Response:
