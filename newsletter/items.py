@@ -362,6 +362,10 @@ def search_items(
     """Items newest first (as `list_items`), each word of `words` in the title or the body
     (any case: ASCII letters only on SQLite), written in `language`; one page of them."""
     where: list[ColumnElement[bool]] = []
+    # NUL is in no stored text, and PostgreSQL refuses it in a query
+    words = words.replace("\x00", "")
+    country = country.replace("\x00", "") if country else None
+    language = language.replace("\x00", "") if language else None
     for word in words.split()[:10]:
         needle = word.lower()
         where.append(func.lower(Item.title).contains(needle, autoescape=True)

@@ -123,6 +123,8 @@ def test_search_filters_and_paging(app: Flask, app_sessions: sessionmaker[Sessio
     assert titles("to=2019-10-10") == ["Drought in Guanacaste"]
     assert titles("country=ni") == ["New bridge opens"]
     assert titles("language=es") == ["Drought in Guanacaste"]
+    nul = client.get("/admin/items?q=wells%00&country=%00&language=e%00s&page=0")
+    assert nul.status_code == 200 and "1 items found" in nul.text  # NUL dropped, no 500
     bad = client.get("/admin/items?from=10/10/2019&page=x")
     assert bad.status_code == 200
     assert "10/10/2019 is not a date: write it as 2019-10-10." in bad.text

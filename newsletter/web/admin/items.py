@@ -146,7 +146,7 @@ def edit(raw_id: str) -> Response:
                 published=changed("published"), url=changed("url"),
                 language=changed("language"))
             done = edit_item(db, item_id, changes) if changes != ItemChanges() else []
-            countries = [c for c in sent["countries"].replace(" ", ",").split(",") if c]
+            countries = [c.strip() for c in sent["countries"].split(",") if c.strip()]
             if [c.upper() for c in countries] != current["countries"].split(",") and (
                     countries or current["countries"]):
                 library.tag_item(db, item_id, countries)
