@@ -104,6 +104,7 @@ def _checked(item_id: int, changes: ItemChanges) -> dict[str, object]:
         if url and not re.match(r"https?://\S+$", url):
             raise ItemEditError(f"--url {url!r} is not an http(s) address: write the full "
                                 'address, starting with https:// ("" removes it)')
+        check_characters(where, "--url", "the address", url)
         check_length(where, "--url", "the address", url, MAX_URL_LENGTH)
         values["url"] = url or None
     if changes.language is not None:

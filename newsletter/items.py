@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from newsletter import geo
@@ -332,6 +332,79 @@ def list_items(
     if until is not None:
         stmt = stmt.where(Item.published <= until)
     return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    """One page of a search: the items on it, how many match in all, and the page."""
+
+    items: list[Item]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def search_items(
+    session: Session,
+    *,
+    words: str = "",
+    since: date | None = None,
+    until: date | None = None,
+    country: str | None = None,
+    language: str | None = None,
+    page: int = 1,
+    per_page: int = 25,
+) -> ItemPage:
+    """Items newest first (as `list_items`), each word of `words` in the title or the body
+    (any case: ASCII letters only on SQLite), written in `language`; one page of them."""
+    where: list[ColumnElement[bool]] = []
+    # NUL is in no stored text, and PostgreSQL refuses it in a query
+    words = words.replace("\x00", "")
+    country = country.replace("\x00", "") if country else None
+    language = language.replace("\x00", "") if language else None
+    for word in words.split()[:10]:
+        needle = word.lower()
+        where.append(func.lower(Item.title).contains(needle, autoescape=True)
+                     | func.lower(Item.body).contains(needle, autoescape=True))
+    if country and country.strip():
+        code = country.strip().upper()
+        where.append(("," + Item.countries + ",").contains(f",{code},", autoescape=True))
+    if language and language.strip():
+        where.append(Item.language == language.strip().lower())
+    if since is not None:
+        where.append(Item.published >= since)
+    if until is not None:
+        where.append(Item.published <= until)
+    total = session.scalar(select(func.count()).select_from(Item).where(*where)) or 0
+    per_page = max(1, min(per_page, 200))
+    page = max(1, min(page, -(-total // per_page) or 1))
+    rows = list(session.scalars(select(Item).where(*where)
+                                .order_by(Item.published.desc(), Item.id)
+                                .offset((page - 1) * per_page).limit(per_page)))
+    return ItemPage(rows, total, page, per_page)
+
+
+def import_summary(read: int, report: ItemImportReport) -> str:
+    """The one line `items import` prints (and the newsroom's upload shows)."""
+    line = (f"{read} items read: {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} already there")
+    if report.refound:
+        line += (f"; {report.refound} found again by date and first paragraph (their title "
+                 "changed in the file)")
+    if report.lookalikes:
+        shown = ", ".join(map(str, report.lookalikes))
+        line += (f"; new items share their date and place with item(s) {shown}: if a new "
+                 "one replaces an old one, `newsletter items delete` the old")
+    if report.kept:
+        line += (f"; {report.kept} kept a person's edits where the file changed the same "
+                 "field (`items edit` to change them)")
+    if report.withheld:
+        line += f"; {report.withheld} deleted earlier with `items delete`, not brought back"
+    return line
 
 
 def count_items(session: Session) -> int:

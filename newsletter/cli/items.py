@@ -14,7 +14,7 @@ from newsletter.cli.output import emit_json, json_option, table
 from newsletter.ingest.text import split_paragraphs
 from newsletter.item_edits import ItemChanges, delete_item, edit_item
 from newsletter.items import (
-    ItemImportReport,
+    import_summary,
     list_items,
     read_items,
     store_items,
@@ -60,29 +60,11 @@ def import_items(app: App, files: tuple[Path, ...], language: str | None) -> Non
               for item in read_items(path, language=language, among=among)]
     with app.transaction() as session:
         report = store_items(session, parsed)
-    click.echo(_import_summary(len(parsed), report))
+    click.echo(import_summary(len(parsed), report))
     detected = Counter(item.language for item in parsed if item.detected)
     if detected:
         counts = ", ".join(f"{n} {lang}" for lang, n in sorted(detected.items()))
         click.echo(f"languages detected: {counts} (--language sets it instead)")
-
-
-def _import_summary(read: int, report: ItemImportReport) -> str:
-    line = (f"{read} items read: {report.added} added, {report.updated} updated, "
-            f"{report.unchanged} already there")
-    if report.refound:
-        line += (f"; {report.refound} found again by date and first paragraph (their title "
-                 "changed in the file)")
-    if report.lookalikes:
-        shown = ", ".join(map(str, report.lookalikes))
-        line += (f"; new items share their date and place with item(s) {shown}: if a new "
-                 "one replaces an old one, `newsletter items delete` the old")
-    if report.kept:
-        line += (f"; {report.kept} kept a person's edits where the file changed the same "
-                 "field (`items edit` to change them)")
-    if report.withheld:
-        line += f"; {report.withheld} deleted earlier with `items delete`, not brought back"
-    return line
 
 
 @items.command("list")

@@ -12,7 +12,7 @@ from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from newsletter.web.admin import account, core, dashboard, users
+from newsletter.web.admin import account, core, dashboard, items, users
 from newsletter.web.auth import check_csrf, load_user
 
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.stylesheet"})
@@ -48,3 +48,11 @@ blueprint.add_url_rule("/users", "users", users.users_page, methods=["GET"])
 blueprint.add_url_rule("/users/add", "users_add", users.add, methods=["POST"])
 blueprint.add_url_rule("/users/role", "users_role", users.change_role, methods=["POST"])
 blueprint.add_url_rule("/users/remove", "users_remove", users.remove, methods=["POST"])
+blueprint.add_url_rule("/items", "items", items.items_page, methods=["GET"])
+blueprint.add_url_rule("/items/upload", "items_upload", items.upload, methods=["POST"])
+blueprint.add_url_rule("/items/<raw_id>", "item", items.item_page, methods=["GET"])
+blueprint.add_url_rule("/items/<raw_id>/edit", "item_edit", items.edit, methods=["POST"])
+blueprint.add_url_rule("/items/<raw_id>/translate", "item_translate", items.translate,
+                       methods=["POST"])
+blueprint.add_url_rule("/items/<raw_id>/delete", "item_delete", items.delete,
+                       methods=["POST"])

@@ -1,0 +1,229 @@
+"""The Items screen: search and filter, an item's page (edit, countries, translations side
+by side), deleting after a confirmation, uploading an item file.
+
+Every change is the library's (`newsletter.item_edits`, `newsletter.items`), with the
+rules of `newsletter items edit|tag|translate|delete|import`. Editors and admins change;
+approvers read (their pages have no forms, and a POST from them is refused with 403).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Response, abort, request
+
+from newsletter import items as library
+from newsletter.db import transaction
+from newsletter.errors import NewsletterError
+from newsletter.ingest.text import split_paragraphs
+from newsletter.item_edits import ItemChanges, delete_item, edit_item
+from newsletter.models import Item
+from newsletter.web.admin.core import gettext, render, sessions, settings
+from newsletter.web.auth import current_user
+
+CHANGERS = ("editor", "admin")  # approvers approve issues; they read items
+PER_PAGE = 25
+MAX_UPLOAD_NAME = 200
+
+
+def _id(raw: str) -> int:
+    """The item id of a URL (a string converter, so that a link with anything else in it
+    still meets the login check first): 404 unless it is a number."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
+        abort(404)
+    return int(raw)
+
+
+def can_change() -> bool:
+    return current_user().role in CHANGERS
+
+
+def _require_change() -> None:
+    if not can_change():
+        abort(403)
+
+
+def _date(name: str, problems: list[str]) -> date | None:
+    value = request.args.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        problems.append(gettext("%(value)s is not a date: write it as 2019-10-10.",
+                                value=value[:40]))
+        return None
+
+
+def items_page(code: int = 200, message: str = "", problem: str = "") -> Response:
+    """The list: words in title or body, published from/to, country, language; paged."""
+    args = request.args
+    problems: list[str] = [problem] if problem else []
+    since, until = _date("from", problems), _date("to", problems)
+    try:
+        page = int(args.get("page", "1"))
+    except ValueError:
+        page = 1
+    query = {"q": args.get("q", "")[:200], "from": args.get("from", "")[:40],
+             "to": args.get("to", "")[:40], "country": args.get("country", "")[:10],
+             "language": args.get("language", "")[:10]}
+    with sessions()() as db:
+        found = library.search_items(
+            db, words=query["q"], since=since, until=until, country=query["country"],
+            language=query["language"], page=page, per_page=PER_PAGE)
+        rows = [_row(item) for item in found.items]
+    return render("items", code, found=found, rows=rows, query=query,
+                  paging={k: v for k, v in query.items() if v},
+                  languages=settings().languages, can_change=can_change(),
+                  message=message, problems=problems)
+
+
+def _row(item: Item) -> dict[str, Any]:
+    return {"id": item.id, "published": item.published, "title": item.title,
+            "place": item.place or "", "countries": ", ".join(item.country_codes),
+            "languages": ", ".join([item.language, *sorted(item.translations)])}
+
+
+def _values(item: Item) -> dict[str, str]:
+    """The edit form's fields as the page shows them."""
+    return {"title": item.title, "place": item.place or "", "body": "\n\n".join(item.paragraphs),
+            "published": item.published.isoformat(), "url": item.url or "",
+            "language": item.language, "countries": ",".join(item.country_codes)}
+
+
+def _item_page(item_id: int, code: int = 200, *, message: str = "", problem: str = "",
+               form: dict[str, str] | None = None,
+               translation: dict[str, str] | None = None) -> Response:
+    with sessions()() as db:
+        item = library.get_item(db, item_id)
+        values = _values(item)
+        texts = [{"language": lang, "title": t.title, "place": t.place or "",
+                  "body": "\n\n".join(t.paragraphs)}
+                 for lang, t in sorted(item.translations.items())]
+        source = {"language": item.language, "title": item.title, "place": item.place or "",
+                  "paragraphs": item.paragraphs}
+        edited = sorted(item.edited_fields)
+    if form is not None:
+        values = {**values, **form}
+    choices = [lang for lang in settings().languages if lang != source["language"]]
+    return render("items_item", code, item_id=item_id, values=values, source=source,
+                  texts=texts, edited=edited, choices=choices,
+                  translation=translation or {}, can_change=can_change(),
+                  message=message, problem=problem)
+
+
+def item_page(raw_id: str) -> Response:
+    item_id = _id(raw_id)
+    try:
+        return _item_page(item_id)
+    except library.ItemNotFound:
+        abort(404)
+
+
+def _form(*names: str) -> dict[str, str]:
+    return {name: request.form.get(name, "") for name in names}
+
+
+def edit(raw_id: str) -> Response:
+    item_id = _id(raw_id)
+    """Save the fields whose value differs from what the page showed (as `items edit`
+    with only those options; the countries as `items tag`)."""
+    _require_change()
+    sent = _form("title", "place", "body", "published", "url", "language", "countries")
+    try:
+        with transaction(sessions()) as db:
+            current = _values(library.get_item(db, item_id))
+
+            def changed(name: str) -> str | None:
+                value = sent[name].replace("\r\n", "\n")
+                return value if value.strip() != current[name].strip() else None
+
+            body = changed("body")
+            changes = ItemChanges(
+                title=changed("title"), place=changed("place"),
+                paragraphs=split_paragraphs(body) if body is not None else None,
+                published=changed("published"), url=changed("url"),
+                language=changed("language"))
+            done = edit_item(db, item_id, changes) if changes != ItemChanges() else []
+            countries = [c.strip() for c in sent["countries"].split(",") if c.strip()]
+            if [c.upper() for c in countries] != current["countries"].split(",") and (
+                    countries or current["countries"]):
+                library.tag_item(db, item_id, countries)
+                done.append("countries")
+    except library.ItemNotFound:
+        abort(404)
+    except NewsletterError as exc:
+        return _item_page(item_id, 400, problem=str(exc), form=sent)
+    message = (gettext("Saved: %(fields)s.", fields=", ".join(done)) if done
+               else gettext("Nothing changed: the values were already so."))
+    return _item_page(item_id, message=message)
+
+
+def translate(raw_id: str) -> Response:
+    item_id = _id(raw_id)
+    """Add or replace a translation (as `items translate`)."""
+    _require_change()
+    sent = _form("language", "title", "place", "body")
+    try:
+        with transaction(sessions()) as db:
+            library.translate_item(db, item_id, sent["language"], title=sent["title"],
+                                   paragraphs=split_paragraphs(sent["body"]),
+                                   place=sent["place"].strip() or None)
+    except library.ItemNotFound:
+        abort(404)
+    except NewsletterError as exc:
+        return _item_page(item_id, 400, problem=str(exc), translation=sent)
+    return _item_page(item_id, message=gettext("Translation saved: %(language)s.",
+                                               language=sent["language"].strip().lower()))
+
+
+def delete(raw_id: str) -> Response:
+    item_id = _id(raw_id)
+    """The first POST asks (showing the item); the second, with confirm=yes, deletes."""
+    _require_change()
+    if request.form.get("confirm") != "yes":
+        with sessions()() as db:
+            try:
+                item = library.get_item(db, item_id)
+            except library.ItemNotFound:
+                abort(404)
+            shown = {"id": item.id, "title": item.title, "published": item.published}
+        return render("items_delete", item=shown)
+    try:
+        with transaction(sessions()) as db:
+            item, drafts = delete_item(db, item_id)
+            title = item.title
+    except library.ItemNotFound:
+        abort(404)
+    except NewsletterError as exc:
+        return _item_page(item_id, 400, problem=str(exc))
+    message = gettext("Item %(id)s deleted: %(title)s.", id=item_id, title=title)
+    if drafts:
+        message += " " + gettext("Taken out of draft issue(s): %(issues)s.",
+                                 issues=", ".join(drafts))
+    return items_page(message=message)
+
+
+def upload() -> Response:
+    """Read an item file as `items import` does (.json by its name, anything else the text
+    format) and store it; a file with an error stores nothing and the message names the
+    line."""
+    _require_change()
+    sent = request.files.get("file")
+    if sent is None or not sent.filename:
+        return items_page(400, problem=gettext("Choose a file to upload."))
+    name = sent.filename[:MAX_UPLOAD_NAME]
+    language = request.form.get("language", "").strip() or None
+    try:
+        if language is not None and language not in settings().languages:
+            raise NewsletterError(f"{language[:20]!r} is not one of the languages: "
+                                  f"{', '.join(settings().languages)}")
+        parsed = library.parse_bytes(sent.read(), name, language=language,
+                                     json=name.lower().endswith(".json"),
+                                     among=settings().languages)
+        with transaction(sessions()) as db:
+            report = library.store_items(db, parsed)
+    except NewsletterError as exc:
+        return items_page(400, problem=str(exc))
+    return items_page(message=library.import_summary(len(parsed), report))
