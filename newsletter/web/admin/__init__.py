@@ -12,7 +12,7 @@ from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from newsletter.web.admin import account, core, dashboard, users
+from newsletter.web.admin import account, core, dashboard, sending, users
 from newsletter.web.auth import check_csrf, load_user
 
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.stylesheet"})
@@ -22,7 +22,7 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
 @blueprint.before_request
 def _guard() -> BaseResponse | None:
-    if request.endpoint == "admin.stylesheet":
+    if request.endpoint in ("admin.stylesheet", "admin.sending_script"):
         return None
     check_csrf()
     with core.sessions()() as db:
@@ -48,3 +48,18 @@ blueprint.add_url_rule("/users", "users", users.users_page, methods=["GET"])
 blueprint.add_url_rule("/users/add", "users_add", users.add, methods=["POST"])
 blueprint.add_url_rule("/users/role", "users_role", users.change_role, methods=["POST"])
 blueprint.add_url_rule("/users/remove", "users_remove", users.remove, methods=["POST"])
+
+# sending an issue (sending.py): review, schedule, send, progress, steering, test-send
+_ISSUE = "/issues/<slug>"
+blueprint.add_url_rule("/static/sending.js", "sending_script", sending.script)
+blueprint.add_url_rule(f"{_ISSUE}/review", "sending_review", sending.review,
+                       methods=["GET", "POST"])
+blueprint.add_url_rule(f"{_ISSUE}/schedule", "sending_schedule", sending.schedule,
+                       methods=["GET", "POST"])
+blueprint.add_url_rule(f"{_ISSUE}/send", "sending_send", sending.send, methods=["GET", "POST"])
+blueprint.add_url_rule(f"{_ISSUE}/progress", "sending_progress", sending.progress)
+blueprint.add_url_rule(f"{_ISSUE}/progress.json", "sending_progress_json",
+                       sending.progress_json)
+blueprint.add_url_rule(f"{_ISSUE}/control", "sending_control", sending.steer, methods=["POST"])
+blueprint.add_url_rule(f"{_ISSUE}/test-send", "sending_test", sending.test_send,
+                       methods=["GET", "POST"])
