@@ -199,6 +199,7 @@ def test_pause_resume_cancel_retry(app: Flask, db: sessionmaker[Session]) -> Non
     code, html = post(ana, f"{BASE}/control", action="retry", status="bounced")
     assert code == 400 and "Retry deferred or failed" in html
     assert post(ana, f"{BASE}/control", action="retry", status="failed")[0] == 200
+    assert background.join_all(30)
     with db() as session, session.begin():
         get_issue(session, SLUG).status = "sending"
     asked = post(ana, f"{BASE}/control", action="cancel")
@@ -262,3 +263,15 @@ def test_no_form_ends_in_a_server_error(app: Flask, db: sessionmaker[Session],
         response = client.post(f"{BASE}/{path}", data={**form, "csrf_token": csrf})
         assert response.status_code < 500, (path, form, response.text[:300])
     assert background.join_all(30)
+
+
+@SQLITE_ONLY
+def test_the_pages_in_spanish(app: Flask, db: sessionmaker[Session]) -> None:
+    with db() as session, session.begin():
+        users.set_language(session, "ed@example.org", "es")
+    ed = client_as(app, "ed@example.org")
+    assert "Enviar a revisión" in ed.get(f"{BASE}/review").text
+    code, html = post(ed, f"{BASE}/review", action="submit")
+    assert code == 200 and "Enviado a revisión." in html
+    assert "Enviarme una prueba" in ed.get(f"{BASE}/test-send").text
+    assert "Actualizar" in ed.get(f"{BASE}/progress").text

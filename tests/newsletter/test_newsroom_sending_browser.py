@@ -96,7 +96,8 @@ def test_submit_approve_schedule_send_and_watch(tmp_path: Path) -> None:
 
             page.get_by_role("link", name="Schedule").click()
             page.get_by_label("At this time in each subscriber's own zone").check()
-            page.get_by_label("Date", exact=True).fill((utcnow() + timedelta(days=2)).date().isoformat())
+            day = (utcnow() + timedelta(days=2)).date().isoformat()
+            page.get_by_label("Date", exact=True).fill(day)
             page.get_by_label("Time", exact=True).fill("09:00")
             page.get_by_label("Time zone", exact=True).fill("America/Costa_Rica")
             page.get_by_role("button", name="Schedule", exact=True).click()

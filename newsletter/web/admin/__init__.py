@@ -22,7 +22,7 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
 @blueprint.before_request
 def _guard() -> BaseResponse | None:
-    if request.endpoint in ("admin.stylesheet", "admin.sending_script"):
+    if request.endpoint == "admin.stylesheet":
         return None
     check_csrf()
     with core.sessions()() as db:
