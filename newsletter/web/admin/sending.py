@@ -6,7 +6,7 @@ newsletter.audience, worker.delivery, worker.control, worker.ledger; starting a 
 goes through worker.background (in the request with a broker, on a thread without).
 Roles: an editor submits, sends tests and watches; an approver (or admin) approves,
 rejects, schedules, sends and steers a send. Nobody approves an issue they submitted
-(the library compares the names: the display name is the `by` of every step).
+(the library compares the names: `User.display_name` is the `by` of every step).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ FIELD_MAX = 200
 
 
 def _by() -> str:
-    user = current_user()
-    return user.name or user.email
+    """Who takes a step: "Name <address>" (users.User.display_name), unique per person."""
+    return current_user().display_name
 
 
 def _issue(db: Any, slug: str) -> Issue:
