@@ -12,7 +12,7 @@ from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from newsletter.web.admin import account, core, dashboard, items, users
+from newsletter.web.admin import account, core, dashboard, items, sending, users
 from newsletter.web.auth import check_csrf, load_user
 
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.stylesheet"})
@@ -56,3 +56,18 @@ blueprint.add_url_rule("/items/<raw_id>/translate", "item_translate", items.tran
                        methods=["POST"])
 blueprint.add_url_rule("/items/<raw_id>/delete", "item_delete", items.delete,
                        methods=["POST"])
+
+# sending an issue (sending.py): review, schedule, send, progress, steering, test-send
+_ISSUE = "/issues/<slug>"
+blueprint.add_url_rule("/static/sending.js", "sending_script", sending.script)
+blueprint.add_url_rule(f"{_ISSUE}/review", "sending_review", sending.review,
+                       methods=["GET", "POST"])
+blueprint.add_url_rule(f"{_ISSUE}/schedule", "sending_schedule", sending.schedule,
+                       methods=["GET", "POST"])
+blueprint.add_url_rule(f"{_ISSUE}/send", "sending_send", sending.send, methods=["GET", "POST"])
+blueprint.add_url_rule(f"{_ISSUE}/progress", "sending_progress", sending.progress)
+blueprint.add_url_rule(f"{_ISSUE}/progress.json", "sending_progress_json",
+                       sending.progress_json)
+blueprint.add_url_rule(f"{_ISSUE}/control", "sending_control", sending.steer, methods=["POST"])
+blueprint.add_url_rule(f"{_ISSUE}/test-send", "sending_test", sending.test_send,
+                       methods=["GET", "POST"])

@@ -1,0 +1,306 @@
+"""Sending an issue: review (submit, approve, reject), schedule, send now, progress,
+pause / resume / cancel / retry, and a test-send to yourself.
+
+Everything is the library's: newsletter.approval, newsletter.schedules,
+newsletter.audience, worker.delivery, worker.control, worker.ledger; starting a send
+goes through worker.background (in the request with a broker, on a thread without).
+Roles: an editor submits, sends tests and watches; an approver (or admin) approves,
+rejects, schedules, sends and steers a send. Nobody approves an issue they submitted
+(the library compares the names: `User.display_name` is the `by` of every step).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, abort, jsonify, redirect, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from newsletter import approval, schedules
+from newsletter.audience import audience_report
+from newsletter.db import transaction, utcnow
+from newsletter.errors import NewsletterError
+from newsletter.issues import IssueNotFound, countries_of, get_issue
+from newsletter.models import Issue
+from newsletter.variants import parse_variant
+from newsletter.web.admin.core import gettext, render, sessions, settings, templates_dir
+from newsletter.web.auth import current_user, require_role
+from worker import background, control, ledger
+from worker.delivery import plan_issue
+
+STEPS = ("submit", "approve", "reject")
+CONTROLS = ("pause", "resume", "cancel", "retry")
+RETRYABLE = ("deferred", "failed")
+FIELD_MAX = 200
+
+
+def _by() -> str:
+    """Who takes a step: "Name <address>" (users.User.display_name), unique per person."""
+    return current_user().display_name
+
+
+def _issue(db: Any, slug: str) -> Issue:
+    try:
+        return get_issue(db, slug[:FIELD_MAX])
+    except IssueNotFound:
+        abort(404)
+
+
+def _field(name: str) -> str:
+    return request.form.get(name, "")[:FIELD_MAX * 10]
+
+
+# --- review -----------------------------------------------------------------------------
+
+def _review_page(slug: str, code: int = 200, message: str = "", problem: str = "",
+                 note: str = "") -> Response:
+    with sessions()() as db:
+        issue = _issue(db, slug)
+        steps = approval.history(db, issue)
+        asked = approval.submitter(db, issue)
+        db.expunge_all()
+    return render("sending_review", code, issue=issue, steps=steps, submitter=asked,
+                  me=_by(), message=message, problem=problem, note=note,
+                  waiting=approval.sendable(issue))
+
+
+def review(slug: str) -> Response:
+    if request.method == "GET":
+        return _review_page(slug)
+    step, note = request.form.get("action", ""), _field("note")
+    if step not in STEPS:
+        return _review_page(slug, 400, problem=gettext("Choose submit, approve or reject."),
+                            note=note)
+    if step != "submit" and not current_user().can("approver"):
+        abort(403)
+    try:
+        with transaction(sessions()) as db:
+            issue = _issue(db, slug)
+            do = {"submit": approval.submit, "approve": approval.approve,
+                  "reject": approval.reject}[step]
+            do(db, issue, _by(), note, now=utcnow())
+    except NewsletterError as exc:
+        return _review_page(slug, 400, problem=str(exc), note=note)
+    done = {"submit": gettext("Submitted for approval."), "approve": gettext("Approved."),
+            "reject": gettext("Rejected; the note says why.")}[step]
+    return _review_page(slug, message=done)
+
+
+# --- schedule ---------------------------------------------------------------------------
+
+def _schedule_page(slug: str, code: int = 200, *, message: str = "", problem: str = "",
+                   result: schedules.Schedule | None = None, planned: int | None = None,
+                   form: dict[str, str] | None = None) -> Response:
+    with sessions()() as db:
+        issue = _issue(db, slug)
+        shown = schedules.describe(issue)
+        db.expunge_all()
+    values = {"mode": "at", "day": "", "time": "", "zone": "UTC"}
+    if shown:
+        values.update(day=shown["local"][:10], time=shown["local"][11:16],
+                      zone=shown["timezone"])
+        if issue.send_local_time:
+            values.update(mode="local", time=issue.send_local_time,
+                          day=str(issue.send_on or ""))
+    values.update(form or {})
+    return render("sending_schedule", code, issue=issue, shown=shown, result=result,
+                  planned=planned, message=message, problem=problem, form=values,
+                  waiting=approval.sendable(issue))
+
+
+@require_role("approver")
+def schedule(slug: str) -> Response:
+    if request.method == "GET":
+        return _schedule_page(slug)
+    form = {k: _field(k).strip() for k in ("mode", "day", "time", "zone")}
+    if request.form.get("action") == "unschedule":
+        try:
+            with transaction(sessions()) as db:
+                removed = schedules.unschedule_issue(db, _issue(db, slug))
+        except NewsletterError as exc:
+            return _schedule_page(slug, 400, problem=str(exc), form=form)
+        return _schedule_page(slug, message=gettext(
+            "Unscheduled: the issue is a draft again (%(n)s planned deliveries removed).",
+            n=removed))
+    try:
+        with transaction(sessions()) as db:
+            issue = _issue(db, slug)
+            zone = schedules.parse_zone(form["zone"] or "UTC", gettext("Time zone"))
+            day = schedules.parse_day(form["day"])
+            wall = schedules.parse_wall_time(form["time"])
+            if form["mode"] == "local":
+                result = schedules.schedule_issue(db, issue, local_time=wall, on=day,
+                                                  timezone=zone, now=utcnow())
+            else:
+                at = schedules.parse_instant(f"{day.isoformat()} {wall:%H:%M}", zone)
+                result = schedules.schedule_issue(db, issue, at=at, timezone=zone,
+                                                  now=utcnow())
+            planned = plan_issue(settings(), db, issue)
+    except NewsletterError as exc:
+        return _schedule_page(slug, 400, problem=str(exc), form=form)
+    return _schedule_page(slug, message=gettext("Scheduled."), result=result,
+                          planned=planned, form=form)
+
+
+# --- send now ---------------------------------------------------------------------------
+
+def _send_page(slug: str, code: int = 200, problem: str = "") -> Response:
+    s = settings()
+    with sessions()() as db:
+        issue = _issue(db, slug)
+        report = audience_report(db, issue, s.languages, s.default_language)
+        db.expunge_all()
+    blocked = ""
+    try:
+        background.check_can_send(s, issue, utcnow())
+    except NewsletterError as exc:
+        blocked = str(exc)
+    return render("sending_send", code, issue=issue, report=report, blocked=blocked, message="",
+                  problem=problem)
+
+
+@require_role("approver")
+def send(slug: str) -> BaseResponse:
+    if request.method == "GET" or request.form.get("confirm") != "yes":
+        return _send_page(slug)
+    s = settings()
+    try:
+        with sessions()() as db:
+            issue = _issue(db, slug)
+            background.check_can_send(s, issue, utcnow())
+            if not audience_report(db, issue, s.languages, s.default_language).recipients:
+                raise NewsletterError(gettext("Nobody would receive this issue."))
+            slug = issue.slug
+        background.start_send(background.runtime_for(s, sessions()), slug)
+    except NewsletterError as exc:
+        return _send_page(slug, 400, problem=str(exc))
+    return redirect(url_for("admin.sending_progress", slug=slug, started=1), 303)
+
+
+# --- progress ---------------------------------------------------------------------------
+
+def _progress(slug: str) -> dict[str, Any]:
+    with sessions()() as db:
+        issue = _issue(db, slug)
+        by_status = ledger.counts(db, issue.id)
+        state, note = issue.status, issue.status_note
+    pace = control.progress(sessions(), slug)
+    total = sum(by_status.values())
+    left = by_status.get("queued", 0) + by_status.get("sending", 0)
+    eta = pace["eta_seconds"]
+    return {"issue": slug, "status": state, "note": note, "counts": by_status,
+            "total": total, "done": total - left, "rate": round(pace["rate"], 2),
+            "eta_seconds": None if eta < 0 else round(eta),
+            "eta": "" if eta < 0 else _duration(eta)}
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def progress(slug: str) -> Response:
+    return render("sending_progress", 200, issue_slug=slug, p=_progress(slug),
+                  message=gettext("Sending started.") if request.args.get("started") else "",
+                  problem="", retryable=RETRYABLE)
+
+
+def progress_json(slug: str) -> Response:
+    return jsonify(_progress(slug))
+
+
+def script() -> Response:
+    js = (templates_dir() / "static" / "sending.js").read_bytes()
+    response = Response(js, 200, mimetype="text/javascript")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+@require_role("approver")
+def steer(slug: str) -> Response:
+    """Pause, resume, retry at once; cancel asks first (a page, no script needed)."""
+    action = request.form.get("action", "")
+    if action not in CONTROLS:
+        abort(400)
+    if action == "cancel" and request.form.get("confirm") != "yes":
+        return render("sending_cancel", issue_slug=slug)
+    s = settings()
+    runtime = background.runtime_for(s, sessions())
+    try:
+        with sessions()() as db:
+            slug = _issue(db, slug).slug
+        if action in ("resume", "retry"):
+            problem = s.insecure_for_mailing()
+            if problem:
+                raise NewsletterError(problem)
+        if action == "pause":
+            control.pause(runtime, slug)
+            message = gettext("Paused: messages in flight finish, nothing more goes out.")
+        elif action == "cancel":
+            left = control.cancel(runtime, slug)
+            message = gettext("Cancelled: %(n)s messages will not go out.", n=left)
+        elif action == "resume":
+            with sessions()() as db:
+                if _issue(db, slug).status != "paused":
+                    raise control.ControlError(gettext("Only a paused issue can be resumed."))
+            background.run(runtime, lambda: control.resume(runtime, slug), f"resume-{slug}")
+            message = gettext("Resumed.")
+        else:
+            status = request.form.get("status", "")
+            if status not in RETRYABLE:
+                raise control.ControlError(gettext("Retry deferred or failed messages."))
+            count = control.retry(runtime, slug, status) if s.broker_url else _retry_later(
+                runtime, slug, status)
+            message = gettext("Retrying %(n)s messages.", n=count)
+    except NewsletterError as exc:
+        return render("sending_progress", 400, issue_slug=slug, p=_progress(slug),
+                      message="", problem=str(exc), retryable=RETRYABLE)
+    return render("sending_progress", 200, issue_slug=slug, p=_progress(slug),
+                  message=message, problem="", retryable=RETRYABLE)
+
+
+def _retry_later(runtime: Any, slug: str, status: str) -> int:
+    """Without a broker: count what would be retried now, then retry on a thread."""
+    with sessions()() as db:
+        issue = _issue(db, slug)
+        if issue.status == "cancelled":
+            raise control.ControlError(f"issue {slug!r} was cancelled")
+        count = ledger.counts(db, issue.id).get(status, 0)
+    background.run(runtime, lambda: control.retry(runtime, slug, status), f"retry-{slug}")
+    return count
+
+
+# --- test-send --------------------------------------------------------------------------
+
+def _variants(issue: Issue) -> list[str]:
+    s = settings()
+    countries = sorted(countries_of(issue))
+    return [f"{lang}-{c}" for lang in s.languages for c in [*countries, "regional"]]
+
+
+def test_send(slug: str) -> Response:
+    with sessions()() as db:
+        issue = _issue(db, slug)
+        variants = _variants(issue)
+        db.expunge_all()
+    if request.method == "GET":
+        return render("sending_test", issue=issue, variants=variants, chosen="",
+                      message="", problem="")
+    chosen = _field("variant")
+    user = current_user()
+    try:
+        if chosen not in variants:
+            raise NewsletterError(gettext("Choose one of the variants listed."))
+        problem = settings().insecure_for_mailing()
+        if problem:
+            raise NewsletterError(problem)
+        runtime = background.runtime_for(settings(), sessions())
+        result = control.test_send(runtime, issue.slug, user.email,
+                                   parse_variant(chosen, settings().languages))
+    except NewsletterError as exc:
+        return render("sending_test", 400, issue=issue, variants=variants, chosen=chosen,
+                      message="", problem=str(exc))
+    return render("sending_test", issue=issue, variants=variants, chosen=chosen,
+                  message=gettext("%(variant)s sent to %(to)s.", variant=result.variant,
+                                  to=result.to), problem="")

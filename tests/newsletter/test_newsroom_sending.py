@@ -1,0 +1,277 @@
+"""Sending an issue in the newsroom (newsletter/web/admin/sending.py) through Flask's test
+client, on both databases: review with the roles and the own-issue rule, schedule and
+unschedule with the zone report, send now (on a background thread: no broker here),
+progress as a page and as JSON, pause / resume / cancel / retry, a test-send to the
+logged-in user, and insecure SMTP settings refused."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter import users
+from newsletter.cli.demo import sample_items_text
+from newsletter.db import utcnow
+from newsletter.ingest.text import parse_text
+from newsletter.issues import create_issue, get_issue
+from newsletter.items import store_items
+from newsletter.settings import DEV_SECRET, Settings
+from newsletter.web import create_app, dispose
+from subscribers.people import NewSubscriber, add
+from tests.newsroom import cheap_argon2  # noqa: F401 (a fixture)
+from worker import background, ledger
+
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+PASSWORD = "correct horse battery"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+SLUG = "w49"
+BASE = f"/admin/issues/{SLUG}"
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    yield app
+    assert background.join_all(30)
+    background.forget_runtime()
+    dispose(app)
+
+
+@pytest.fixture
+def db(app: Flask) -> sessionmaker[Session]:
+    found: sessionmaker[Session] = app.extensions["newsletter"].sessions
+    with found() as session, session.begin():
+        for email, role, name in (("ed@example.org", "editor", "Ed Soto"),
+                                  ("ana@example.org", "approver", "Ana Mora"),
+                                  ("root@example.org", "admin", "")):
+            users.add_user(session, email, PASSWORD, role, name=name, now=utcnow())
+        store_items(session, parse_text(sample_items_text(), "sample"))
+        create_issue(session, SLUG, date(2019, 9, 1), date(2019, 10, 31)).approval = "required"
+        for email, country, language in (("zoe@example.org", "CR", "es"),
+                                         ("li@example.org", "US", "en"),
+                                         ("mo@example.org", "MX", "es")):
+            add(session, NewSubscriber(email, country=country, language=language),
+                default_language="en")
+    return found
+
+
+def client_as(app: Flask, email: str) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base.update({"wsgi.url_scheme": "https", "HTTP_HOST": "news.example.org"})
+    response = client.post("/admin/login", data={
+        "email": email, "password": PASSWORD, "csrf_token": token(client, "/admin/login")})
+    assert response.status_code == 303
+    return client
+
+
+def token(client: FlaskClient, path: str) -> str:
+    found = TOKEN.search(client.get(path).text)
+    assert found, f"no CSRF token on {path}"
+    return found.group(1)
+
+
+def post(client: FlaskClient, path: str, **form: str) -> tuple[int, str]:
+    response = client.post(path, data={**form, "csrf_token": token(client, "/admin/account")})
+    return response.status_code, response.text
+
+
+def state(db: sessionmaker[Session]) -> tuple[str, str]:
+    with db() as session:
+        issue = get_issue(session, SLUG)
+        return issue.status, issue.review
+
+
+def approve(app: Flask) -> None:
+    assert post(client_as(app, "ed@example.org"), f"{BASE}/review", action="submit")[0] == 200
+    assert post(client_as(app, "ana@example.org"), f"{BASE}/review", action="approve")[0] == 200
+
+
+def test_review_roles_own_issue_and_history(app: Flask, db: sessionmaker[Session]) -> None:
+    ed, ana = client_as(app, "ed@example.org"), client_as(app, "ana@example.org")
+    page = ed.get(f"{BASE}/review").text
+    assert '<label for="note">' in page and "Submit for approval" in page
+    assert ">Approve<" not in page  # an editor is not offered approval
+    assert post(ed, f"{BASE}/review", action="approve")[0] == 403
+    code, html = post(ed, f"{BASE}/review", action="submit", note="ready")
+    assert code == 200 and "Submitted for approval." in html
+    assert state(db) == ("draft", "in_review")
+    # Ana submits it again: already in review, shown in the page with the note kept
+    code, html = post(ana, f"{BASE}/review", action="submit", note="mine")
+    assert code == 400 and "already in review" in html and ">mine</textarea>" in html
+    code, html = post(ana, f"{BASE}/review", action="reject", note="")
+    assert code == 400 and "a rejection needs --note" in html
+    assert post(ana, f"{BASE}/review", action="reject", note="fix the title")[0] == 200
+    assert state(db) == ("draft", "rejected")
+    # Ana submits the changed issue: she cannot approve it herself, Ed cannot at all
+    assert post(ana, f"{BASE}/review", action="submit")[0] == 200
+    code, html = post(ana, f"{BASE}/review", action="approve")
+    assert code == 400 and "nobody approves their own issue" in html
+    assert "You submitted this issue" in ana.get(f"{BASE}/review").text
+    root = client_as(app, "root@example.org")
+    assert post(root, f"{BASE}/review", action="approve", note="ok")[0] == 200
+    assert state(db) == ("draft", "approved")
+    history = root.get(f"{BASE}/review").text
+    assert [m for m in ("Ed Soto", "Ana Mora", "root@example.org", "fix the title")
+            if m not in history] == []
+    assert client_as(app, "ed@example.org").get("/admin/issues/nope/review").status_code == 404
+
+
+def test_schedule_zone_report_and_unschedule(app: Flask, db: sessionmaker[Session]) -> None:
+    ana = client_as(app, "ana@example.org")
+    assert client_as(app, "ed@example.org").get(f"{BASE}/schedule").status_code == 403
+    day = (utcnow() + timedelta(days=3)).date().isoformat()
+    code, html = post(ana, f"{BASE}/schedule", action="schedule", mode="local", day=day,
+                      time="09:00", zone="America/Costa_Rica")
+    assert code == 200 and "Scheduled." in html and "3 deliveries planned." in html
+    assert "America/Mexico_City" in html and "America/Costa_Rica" in html
+    assert "US has" in html  # a country of several zones, and the one its people get
+    assert "Not approved yet" in html
+    with db() as session:
+        issue = get_issue(session, SLUG)
+        assert (issue.status, issue.send_local_time) == ("scheduled", "09:00")
+        assert ledger.total(session, issue.id) == 3
+    past = (utcnow() - timedelta(days=2)).date().isoformat()
+    code, html = post(ana, f"{BASE}/schedule", action="schedule", mode="at", day=past,
+                      time="09:00", zone="UTC")
+    assert code == 400 and "in the past" in html and f'value="{past}"' in html
+    code, html = post(ana, f"{BASE}/schedule", action="schedule", mode="at", day=day,
+                      time="09:00", zone="Mars/Olympus")
+    assert code == 400 and "Mars/Olympus" in html
+    # the send page refuses a schedule still ahead
+    assert "unschedule it first" in ana.get(f"{BASE}/send").text
+    code, html = post(ana, f"{BASE}/schedule", action="unschedule")
+    assert code == 200 and "3 planned deliveries removed" in html
+    assert state(db)[0] == "draft"
+
+
+def test_send_now_in_the_background_and_progress(app: Flask, db: sessionmaker[Session],
+                                                 settings: Settings) -> None:
+    ana = client_as(app, "ana@example.org")
+    confirm = ana.get(f"{BASE}/send").text
+    assert "needs approval" in confirm and "Send to 3" not in confirm
+    assert post(ana, f"{BASE}/send", confirm="yes")[0] == 400
+    approve(app)
+    confirm = ana.get(f"{BASE}/send").text
+    assert "It goes to 3 subscribers" in confirm and "Send to 3 subscribers now" in confirm
+    assert re.search(r"<strong>2</strong>es", confirm)
+    assert client_as(app, "ed@example.org").get(f"{BASE}/send").status_code == 403
+    response = ana.post(f"{BASE}/send", data={"confirm": "yes",
+                                              "csrf_token": token(ana, f"{BASE}/send")})
+    assert response.status_code == 303 and "/progress" in response.headers["Location"]
+    assert background.join_all(30)
+    progress = json.loads(ana.get(f"{BASE}/progress.json").text)
+    assert progress["status"] == "sent" and progress["counts"]["sent"] == 3
+    assert (progress["total"], progress["done"]) == (3, 3)
+    page = ana.get(f"{BASE}/progress")
+    assert page.status_code == 200 and 'data-field="status" role="status">sent<' in page.text
+    assert "sending.js" in page.text and ">Refresh</a>" in page.text
+    assert len(list((settings.resolved_outbox_dir).rglob("*.eml"))) == 3
+    # sending again finds nobody new; cancel of a sent issue is refused in the page
+    code, html = post(ana, f"{BASE}/control", action="cancel", confirm="yes")
+    assert code == 400 and "already sent" in html
+    script = ana.get("/admin/static/sending.js")
+    assert script.status_code == 200 and "progress" in script.text
+
+
+def test_pause_resume_cancel_retry(app: Flask, db: sessionmaker[Session]) -> None:
+    approve(app)
+    ana = client_as(app, "ana@example.org")
+    code, html = post(ana, f"{BASE}/control", action="pause")
+    assert code == 400 and "only an issue that is sending can become paused" in html
+    with db() as session, session.begin():
+        get_issue(session, SLUG).status = "sending"
+    assert post(ana, f"{BASE}/control", action="pause")[0] == 200
+    assert state(db)[0] == "paused"
+    assert "resume it first" in ana.get(f"{BASE}/send").text
+    assert post(ana, f"{BASE}/control", action="resume")[0] == 200
+    assert background.join_all(30)
+    assert state(db)[0] == "sent"  # nothing was planned: nothing left to send
+    code, html = post(ana, f"{BASE}/control", action="retry", status="bounced")
+    assert code == 400 and "Retry deferred or failed" in html
+    assert post(ana, f"{BASE}/control", action="retry", status="failed")[0] == 200
+    assert background.join_all(30)
+    with db() as session, session.begin():
+        get_issue(session, SLUG).status = "sending"
+    asked = post(ana, f"{BASE}/control", action="cancel")
+    assert asked[0] == 200 and 'name="confirm" value="yes"' in asked[1]
+    assert state(db)[0] != "cancelled"  # asking changes nothing
+    assert post(ana, f"{BASE}/control", action="cancel", confirm="yes")[0] == 200
+    assert state(db)[0] == "cancelled"
+    assert post(client_as(app, "ed@example.org"), f"{BASE}/control",
+                action="pause")[0] == 403
+
+
+@SQLITE_ONLY
+def test_test_send_to_yourself(app: Flask, db: sessionmaker[Session],
+                               settings: Settings) -> None:
+    ed = client_as(app, "ed@example.org")
+    page = ed.get(f"{BASE}/test-send").text
+    assert '<label for="variant">' in page and '<option value="es-CR">' in page
+    code, html = post(ed, f"{BASE}/test-send", variant="es-CR")
+    assert code == 200 and "es-CR sent to ed@example.org." in html
+    sent = [p.read_text() for p in settings.resolved_outbox_dir.rglob("*.eml")]
+    assert len(sent) == 1 and "[TEST es-CR]" in sent[0] and "ed@example.org" in sent[0]
+    code, html = post(ed, f"{BASE}/test-send", variant="xx-YY")
+    assert code == 400 and "Choose one of the variants listed." in html
+
+
+@SQLITE_ONLY
+def test_insecure_smtp_settings_are_refused(settings: Settings) -> None:
+    unsafe = settings.model_copy(update={
+        "smtp_url": "smtp://127.0.0.1:1", "secret_key": DEV_SECRET,
+        "public_base_url": "http://localhost:8000"})
+    app = create_app(unsafe)
+    try:
+        with app.extensions["newsletter"].sessions() as session, session.begin():
+            users.add_user(session, "ana@example.org", PASSWORD, "admin", now=utcnow())
+            store_items(session, parse_text(sample_items_text(), "sample"))
+            create_issue(session, SLUG, date(2019, 9, 1), date(2019, 10, 31))
+        client = app.test_client()
+        client.post("/admin/login", data={"email": "ana@example.org", "password": PASSWORD,
+                                          "csrf_token": token(client, "/admin/login")})
+        assert "development default" in client.get(f"{BASE}/send").text
+        code, html = post(client, f"{BASE}/send", confirm="yes")
+        assert code == 400 and "development default" in html
+        code, html = post(client, f"{BASE}/test-send", variant="en-regional")
+        assert code == 400 and "development default" in html
+    finally:
+        background.forget_runtime()
+        dispose(app)
+
+
+@SQLITE_ONLY
+@pytest.mark.fuzz
+@given(form=st.dictionaries(
+    st.sampled_from(["action", "note", "mode", "day", "time", "zone", "confirm", "status",
+                     "variant", "x"]),
+    st.text(max_size=120)))
+def test_no_form_ends_in_a_server_error(app: Flask, db: sessionmaker[Session],
+                                        form: dict[str, str]) -> None:
+    client = app.extensions.setdefault("test-client", client_as(app, "root@example.org"))
+    csrf = token(client, "/admin/account")
+    for path in ("review", "schedule", "send", "control", "test-send"):
+        response = client.post(f"{BASE}/{path}", data={**form, "csrf_token": csrf})
+        assert response.status_code < 500, (path, form, response.text[:300])
+    assert background.join_all(30)
+
+
+@SQLITE_ONLY
+def test_the_pages_in_spanish(app: Flask, db: sessionmaker[Session]) -> None:
+    with db() as session, session.begin():
+        users.set_language(session, "ed@example.org", "es")
+    ed = client_as(app, "ed@example.org")
+    assert "Enviar a revisión" in ed.get(f"{BASE}/review").text
+    code, html = post(ed, f"{BASE}/review", action="submit")
+    assert code == 200 and "Enviado a revisión." in html
+    assert "Enviarme una prueba" in ed.get(f"{BASE}/test-send").text
+    assert "Actualizar" in ed.get(f"{BASE}/progress").text
