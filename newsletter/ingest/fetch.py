@@ -10,6 +10,7 @@ on; nothing else escapes.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import socket
 import ssl
 import threading
@@ -56,9 +57,44 @@ def check_url(url: str) -> str:
     return url.strip()
 
 
+def private_address(address: str) -> bool:
+    """Whether an IP address is one a feed must not point at from outside: loopback,
+    private, link-local (cloud metadata), unspecified, reserved or multicast; IPv4 mapped
+    into IPv6 counts as the IPv4 address it holds."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified
+            or ip.is_reserved or ip.is_multicast or not ip.is_global)
+
+
+def check_host(url: str, *, allow_private: bool) -> None:
+    """Refuse (FeedError) an address whose host is, or resolves to, a loopback, private or
+    link-local address, unless `allow_private` (NEWSLETTER_FEED_ALLOW_PRIVATE): a feed
+    added from the web must not make this server ask its own network. A name that does not
+    resolve passes here (the fetch says so)."""
+    if allow_private:
+        return
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, ValueError):
+        return
+    for info in infos:
+        address = str(info[4][0])
+        if private_address(address):
+            raise FeedError(f"{url[:200]}: {host!r} is a loopback, private or link-local "
+                            f"address ({address}); feeds are fetched from the public internet "
+                            "only (NEWSLETTER_FEED_ALLOW_PRIVATE=true allows it)")
+
+
 def http_get(url: str, *, timeout: float, max_bytes: int, etag: str | None = None,
-             last_modified: str | None = None, user_agent: str = "newsletter") -> Fetched:
-    """GET `url` within `timeout` seconds in all, reading at most `max_bytes`."""
+             last_modified: str | None = None, user_agent: str = "newsletter",
+             allow_private: bool = False) -> Fetched:
+    """GET `url` within `timeout` seconds in all, reading at most `max_bytes`.
+
+    Every hop (each redirect too) is refused when its host resolves to a private address,
+    unless `allow_private` (see `check_host`)."""
     deadline = time.monotonic() + timeout
     headers = {"User-Agent": user_agent, "Accept-Encoding": "gzip",
                "Accept": "application/rss+xml, application/atom+xml, application/rdf+xml, "
@@ -69,6 +105,7 @@ def http_get(url: str, *, timeout: float, max_bytes: int, etag: str | None = Non
         headers["If-Modified-Since"] = last_modified
     current = check_url(url)
     for _ in range(MAX_REDIRECTS + 1):
+        check_host(current, allow_private=allow_private)
         try:
             answer = _exchange(current, headers, deadline, timeout, max_bytes)
         except FeedError:
