@@ -487,7 +487,8 @@ from newsletter.settings import Settings
 url, var = sys.argv[1], sys.argv[2]
 settings = Settings(var_dir=var, database_url=url, broker_url="", smtp_url="",
                     secret_key="x", sender_name="x", sender_email="news@example.org",
-                    public_base_url="https://news.example.org", feed_timeout_seconds=60)
+                    public_base_url="https://news.example.org", feed_timeout_seconds=60,
+                    feed_allow_private=True)
 fetch_due(session_factory(make_engine(url)), settings, datetime.fromisoformat(sys.argv[3]))
 """
 

@@ -108,7 +108,7 @@ def test_a_series_from_the_form_to_its_built_issue(
                       language="es", countries="CR, Nicaragua", interval="30")
     assert code == 200 and "The feed was added" in page
     code, page = post(client, "/admin/feeds/noticias/fetch")
-    assert code == 200 and "Fetched: 3 entries, 3 new items, 0 updated." in text_of(page)
+    assert code == 200 and "Fetched. Entries: 3; new items: 3; updated: 0." in text_of(page)
 
     code, page = post(client, "/admin/series/create", slug="semanal", cadence="every",
                       every="weekly on monday at 09:00", timezone="america/costa_rica",
@@ -127,7 +127,7 @@ def test_a_series_from_the_form_to_its_built_issue(
     shown = text_of(page)
     assert code == 200
     assert ("Issue semanal-2026-12-07 (No. 1) was built with the items from 2026-11-30 to "
-            "2026-12-06. It goes out 2026-12-07 15:00 UTC. 1 deliveries planned.") in shown
+            "2026-12-06. It goes out 2026-12-07 15:00 UTC. Deliveries planned: 1.") in shown
     # its period is listed; the issue page is linked only where that endpoint exists
     assert "2026-12-07 15:00 2026-11-30 2026-12-06 built semanal-2026-12-07 (No. 1)" in shown
     assert 'href="/admin/issues/' not in page or "admin.issue" in app.view_functions
@@ -270,12 +270,12 @@ def test_feeds_private_addresses_fetch_errors_and_removal(
                 now=datetime.now(UTC).replace(tzinfo=None))
         code, page = post(client, "/admin/feeds/noticias/remove")
         shown = text_of(page)
-        assert "Stop following noticias? Its 3 items stay." in shown
+        assert "Stop following noticias? The items it brought (3) stay." in shown
         assert "These series take their items from it" in shown and "boletin" in shown
         with sessions() as session:
             assert get_feed(session, "noticias")
         code, page = post(client, "/admin/feeds/noticias/remove", confirm="yes")
-        assert code == 200 and "Feed noticias was removed; its 3 items stay." in page
+        assert code == 200 and "Feed noticias was removed; the items it brought (3) stay." in page
         assert "/admin/feeds/noticias" not in page
     finally:
         dispose(app)

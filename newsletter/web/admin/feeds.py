@@ -105,5 +105,6 @@ def remove(name: str) -> BaseResponse:
             _, count = library.remove_feed(db, name)
     except library.FeedSetupError:
         abort(404)
-    return _list_page(message=gettext("Feed %(name)s was removed; its %(count)d items stay.",
-                                      name=name, count=count))
+    return _list_page(message=gettext(
+        "Feed %(name)s was removed; the items it brought (%(count)d) stay.",
+        name=name, count=count))
