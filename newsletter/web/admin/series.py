@@ -64,9 +64,13 @@ def _rows() -> list[dict[str, object]]:
     now = utcnow()
     with sessions()() as db:
         found = library.list_series(db)
-        return [{"slug": s.slug, "status": s.status, "cadence": s.every or s.rule,
-                 "timezone": s.timezone, "approval": s.approval,
-                 "next": (library.upcoming(s, now, 1) or [None])[0]} for s in found]
+        rows: list[dict[str, object]] = []
+        for one in found:
+            following = library.upcoming(one, now, 1)
+            rows.append({"slug": one.slug, "status": one.status,
+                         "cadence": one.every or one.rule, "timezone": one.timezone,
+                         "next": following[0] if following else None})
+        return rows
 
 
 def _feed_names() -> list[str]:
