@@ -45,7 +45,11 @@ class Fetched:
 
 def check_url(url: str) -> str:
     """The address, if it is one this fetcher may ask: http(s), with a host."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # "http://[::1": a bracket left open
+        raise FeedError(f"{url[:200]!r} is not a usable address: write the feed's full "
+                        "address, starting with https://") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise FeedError(f"{url!r} is not an http(s) address: write the feed's full address, "
                         "starting with https://")

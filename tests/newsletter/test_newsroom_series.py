@@ -254,6 +254,10 @@ def test_feeds_private_addresses_fetch_errors_and_removal(
         code, page = post(client, "/admin/feeds/add", url=feed_url.replace("rss20-es", "gone"),
                           name="rota", interval="often")
         assert code == 400 and "--interval 'often'" in page and 'value="often"' in page
+        for url, interval, message in (("http://[::1", "60", "is not a usable address"),
+                                       (feed_url + "?2", "²", "--interval '²'")):
+            code, page = post(client, "/admin/feeds/add", url=url, interval=interval)
+            assert code == 400 and message in page
         code, page = post(client, "/admin/feeds/add", url=feed_url.replace("rss20-es", "gone"),
                           name="rota")
         code, page = post(client, "/admin/feeds/rota/fetch")

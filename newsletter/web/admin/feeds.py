@@ -39,7 +39,7 @@ def add() -> BaseResponse:
     form = {k: v[:2000] for k, v in request.form.items() if k != "csrf_token"}
     interval = form.get("interval", "60").strip() or "60"
     try:
-        if not interval.isdigit():
+        if not (interval.isascii() and interval.isdigit()):
             raise library.FeedSetupError(f"--interval {interval[:20]!r}: give minutes between "
                                          f"1 and {library.MAX_INTERVAL_MINUTES} (a week)")
         with transaction(sessions()) as db:
