@@ -24,7 +24,7 @@ from newsletter import geo
 from newsletter.db import transaction
 from newsletter.errors import NewsletterError
 from newsletter.ingest.feeds import FeedEntry, FeedError, FeedItem, parse_feed, to_item
-from newsletter.ingest.fetch import check_url, http_get
+from newsletter.ingest.fetch import check_host, check_url, http_get
 from newsletter.ingest.model import LANGUAGE_CODE, MAX_URL_LENGTH, UNUSABLE
 from newsletter.items import store_items
 from newsletter.models import Feed, Item, Series
@@ -73,12 +73,17 @@ class FetchResult:
 
 def add_feed(session: Session, url: str, *, name: str | None = None,
              language: str | None = None, countries: Sequence[str] = (),
-             interval_minutes: int = 60) -> Feed:
+             interval_minutes: int = 60, allow_private: bool = False) -> Feed:
     """Follow a feed (nothing is fetched yet: it is due at once).
+
+    An address whose host resolves to a loopback, private or link-local address is
+    refused unless `allow_private` (NEWSLETTER_FEED_ALLOW_PRIVATE); every fetch checks
+    again, each redirect too.
 
     `name` defaults to the address's host ("news.example.org", then "-2" ...).
     """
     url = check_url(url)
+    check_host(url, allow_private=allow_private)
     if len(url) > MAX_URL_LENGTH or any(c.isspace() for c in url):
         raise FeedSetupError(f"the address must be one line of at most {MAX_URL_LENGTH} "
                              "characters, without spaces")
@@ -160,6 +165,12 @@ def item_counts(session: Session) -> dict[int, int]:
     rows = session.execute(select(Item.feed_id, func.count()).where(Item.feed_id.is_not(None))
                            .group_by(Item.feed_id))
     return {feed_id: count for feed_id, count in rows if feed_id is not None}
+
+
+def recent_items(session: Session, feed: Feed, limit: int = 20) -> list[Item]:
+    """The feed's newest items (by date, then newest stored first)."""
+    return list(session.scalars(select(Item).where(Item.feed_id == feed.id)
+                                .order_by(Item.published.desc(), Item.id.desc()).limit(limit)))
 
 
 def series_using(session: Session, name: str) -> list[str]:
@@ -264,7 +275,8 @@ def _fetch(sessions: sessionmaker[Session], settings: Settings, target: _Target,
         fetched = http_get(target.url, timeout=settings.feed_timeout_seconds,
                            max_bytes=settings.feed_max_bytes, etag=target.etag,
                            last_modified=target.last_modified,
-                           user_agent=f"newsletter (+{settings.public_base_url})")
+                           user_agent=f"newsletter (+{settings.public_base_url})",
+                           allow_private=settings.feed_allow_private)
         if fetched.not_modified:
             with transaction(sessions) as session:
                 return _succeeded(session, target, now, "not-modified", fetched.etag,

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     catch_up_hours: float = 24.0
     feed_timeout_seconds: float = 20.0
     feed_max_bytes: int = 5_000_000
+    # fetch feeds whose host is loopback, private or link-local (off: no SSRF from the web)
+    feed_allow_private: bool = False
 
     @field_validator("scheduler_seconds", "catch_up_hours", "feed_timeout_seconds",
                      "feed_max_bytes")

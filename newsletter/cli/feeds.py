@@ -72,7 +72,8 @@ def add(app: App, url: str, name: str | None, language: str | None,
     """
     with app.transaction() as session:
         feed = add_feed(session, url, name=name, language=language, countries=countries,
-                        interval_minutes=interval)
+                        interval_minutes=interval,
+                        allow_private=app.settings.feed_allow_private)
         if as_json:
             emit_json(_describe(feed, 0))
             return

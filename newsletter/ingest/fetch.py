@@ -10,11 +10,13 @@ on; nothing else escapes.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import socket
 import ssl
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -44,7 +46,11 @@ class Fetched:
 
 def check_url(url: str) -> str:
     """The address, if it is one this fetcher may ask: http(s), with a host."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # "http://[::1": a bracket left open
+        raise FeedError(f"{url[:200]!r} is not a usable address: write the feed's full "
+                        "address, starting with https://") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise FeedError(f"{url!r} is not an http(s) address: write the feed's full address, "
                         "starting with https://")
@@ -56,9 +62,76 @@ def check_url(url: str) -> str:
     return url.strip()
 
 
+def private_address(address: str) -> bool:
+    """Whether an IP address is one a feed must not point at from outside: loopback,
+    private, link-local (cloud metadata), unspecified, reserved or multicast; IPv4 mapped
+    into IPv6 counts as the IPv4 address it holds."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified
+            or ip.is_reserved or ip.is_multicast or not ip.is_global)
+
+
+def check_host(url: str, *, allow_private: bool) -> None:
+    """Refuse (FeedError) an address whose host is, or resolves to, a loopback, private or
+    link-local address, unless `allow_private` (NEWSLETTER_FEED_ALLOW_PRIVATE): a feed
+    added from the web must not make this server ask its own network. A name that does not
+    resolve passes here (the fetch says so). Fetching checks again as it connects."""
+    if allow_private:
+        return
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError, ValueError):
+        return
+    for info in infos:
+        _refuse_private(url, host, str(info[4][0]))
+
+
+def _refuse_private(url: str, host: str, address: str) -> None:
+    if private_address(address):
+        raise FeedError(f"{url[:200]}: {host!r} is a loopback, private or link-local "
+                        f"address ({address}); feeds are fetched from the public internet "
+                        "only (NEWSLETTER_FEED_ALLOW_PRIVATE=true allows it)")
+
+
+def _public_connection(url: str) -> Callable[..., socket.socket]:
+    """socket.create_connection, connecting only to addresses that are not private: the
+    name is resolved once, every address it has is checked, and the connection goes to
+    those very addresses (a DNS answer that changes after a check cannot slip through)."""
+    def connect(address: tuple[str, int], timeout: float | None = None,
+                source_address: tuple[str, int] | None = None) -> socket.socket:
+        host, port = address
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        for info in infos:
+            _refuse_private(url, host, str(info[4][0]))
+        problem: OSError | None = None
+        for family, kind, proto, _, target in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                if timeout is not None:
+                    sock.settimeout(timeout)
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(target)
+                return sock
+            except OSError as exc:
+                sock.close()
+                problem = exc
+        raise problem or OSError(f"no address for {host!r}")
+
+    return connect
+
+
 def http_get(url: str, *, timeout: float, max_bytes: int, etag: str | None = None,
-             last_modified: str | None = None, user_agent: str = "newsletter") -> Fetched:
-    """GET `url` within `timeout` seconds in all, reading at most `max_bytes`."""
+             last_modified: str | None = None, user_agent: str = "newsletter",
+             allow_private: bool = False) -> Fetched:
+    """GET `url` within `timeout` seconds in all, reading at most `max_bytes`.
+
+    Every hop (each redirect too) is refused when its host resolves to a private address,
+    unless `allow_private` (see `check_host`): checked as the connection is made, on the
+    addresses connected to."""
     deadline = time.monotonic() + timeout
     headers = {"User-Agent": user_agent, "Accept-Encoding": "gzip",
                "Accept": "application/rss+xml, application/atom+xml, application/rdf+xml, "
@@ -70,7 +143,8 @@ def http_get(url: str, *, timeout: float, max_bytes: int, etag: str | None = Non
     current = check_url(url)
     for _ in range(MAX_REDIRECTS + 1):
         try:
-            answer = _exchange(current, headers, deadline, timeout, max_bytes)
+            answer = _exchange(current, headers, deadline, timeout, max_bytes,
+                               allow_private)
         except FeedError:
             raise
         except TimeoutError:
@@ -98,16 +172,21 @@ def http_get(url: str, *, timeout: float, max_bytes: int, etag: str | None = Non
 
 
 def _exchange(url: str, headers: dict[str, str], deadline: float, timeout: float,
-              max_bytes: int) -> Fetched | str:
+              max_bytes: int, allow_private: bool = False) -> Fetched | str:
     """One request: the answer, or the address a redirect points to."""
     parts = urlsplit(url)
     remaining = _remaining(deadline, url, timeout)
     conn: http.client.HTTPConnection
-    if parts.scheme.lower() == "https":
-        conn = http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=remaining,
+    # the port always given: http.client reads "::1" without one as host ":" port 1
+    secure = parts.scheme.lower() == "https"
+    port = parts.port or (443 if secure else 80)
+    if secure:
+        conn = http.client.HTTPSConnection(parts.hostname or "", port, timeout=remaining,
                                            context=ssl.create_default_context())
     else:
-        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=remaining)
+        conn = http.client.HTTPConnection(parts.hostname or "", port, timeout=remaining)
+    if not allow_private:
+        conn._create_connection = _public_connection(url)  # type: ignore[attr-defined]
     # A socket timeout bounds each read, not the exchange: a server sending its headers a
     # byte at a time would never trip it. At the deadline the socket is shut instead.
     cut = threading.Event()

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from newsletter.cli import cli
 from newsletter.feeds import FetchResult, add_feed, fetch_due, fetch_now, get_feed, remove_feed
 from newsletter.ingest.feeds import FeedError, parse_feed, to_item
-from newsletter.ingest.fetch import MAX_REDIRECTS, http_get
+from newsletter.ingest.fetch import MAX_REDIRECTS, http_get, private_address
 from newsletter.item_edits import ItemChanges, delete_item, edit_item
 from newsletter.items import store_items
 from newsletter.models import Feed, Item
@@ -148,7 +148,14 @@ def feed_server() -> Iterator[FeedServer]:
 
 @pytest.fixture
 def fast(settings: Settings) -> Settings:
-    return settings.model_copy(update={"feed_timeout_seconds": 1.0, "feed_max_bytes": 200_000})
+    # the feeds are served on 127.0.0.1, which only NEWSLETTER_FEED_ALLOW_PRIVATE lets in
+    return settings.model_copy(update={"feed_timeout_seconds": 1.0, "feed_max_bytes": 200_000,
+                                       "feed_allow_private": True})
+
+
+@pytest.fixture
+def runner(cli_env: dict[str, str]) -> CliRunner:
+    return CliRunner(env={**cli_env, "NEWSLETTER_FEED_ALLOW_PRIVATE": "true"})
 
 
 def closed_port() -> int:
@@ -159,7 +166,8 @@ def closed_port() -> int:
 
 def follow(sessions: sessionmaker[Session], url: str, name: str, **options: object) -> None:
     with sessions() as session, session.begin():
-        add_feed(session, url, name=name, **options)  # type: ignore[arg-type]
+        add_feed(session, url, name=name, allow_private=True,
+                 **options)  # type: ignore[arg-type]
 
 
 def items_of(sessions: sessionmaker[Session], name: str) -> dict[str, Item]:
@@ -479,7 +487,8 @@ from newsletter.settings import Settings
 url, var = sys.argv[1], sys.argv[2]
 settings = Settings(var_dir=var, database_url=url, broker_url="", smtp_url="",
                     secret_key="x", sender_name="x", sender_email="news@example.org",
-                    public_base_url="https://news.example.org", feed_timeout_seconds=60)
+                    public_base_url="https://news.example.org", feed_timeout_seconds=60,
+                    feed_allow_private=True)
 fetch_due(session_factory(make_engine(url)), settings, datetime.fromisoformat(sys.argv[3]))
 """
 
@@ -531,15 +540,47 @@ def test_http_get_limits(feed_server: FeedServer) -> None:
     body = (FEEDS / "rss20-es.xml").read_bytes()
     feed_server.serve("/bomb", body=b"\0" * 5_000_000, gzip=True)
     with pytest.raises(FeedError, match="larger than 100,000 bytes"):
-        http_get(feed_server.url("/bomb"), timeout=5, max_bytes=100_000)  # 5 MB from ~5 KB
+        http_get(feed_server.url("/bomb"), timeout=5, max_bytes=100_000,  # 5 MB from ~5 KB
+                 allow_private=True)
     feed_server.serve("/ok", body=body, gzip=True)
-    assert http_get(feed_server.url("/ok"), timeout=5, max_bytes=len(body)).body == body
+    assert http_get(feed_server.url("/ok"), timeout=5, max_bytes=len(body),
+                    allow_private=True).body == body
     with pytest.raises(FeedError, match="larger than"):
-        http_get(feed_server.url("/ok"), timeout=5, max_bytes=len(body) - 1)
+        http_get(feed_server.url("/ok"), timeout=5, max_bytes=len(body) - 1,
+                 allow_private=True)
     with pytest.raises(FeedError, match="not an http"):
         http_get("file:///etc/passwd", timeout=5, max_bytes=1000)
     feed_server.serve("/hop", status=307, location="/ok")
-    assert http_get(feed_server.url("/hop"), timeout=5, max_bytes=10**6).url.endswith("/ok")
+    assert http_get(feed_server.url("/hop"), timeout=5, max_bytes=10**6,
+                    allow_private=True).url.endswith("/ok")
+
+
+def test_private_addresses_are_refused_unless_the_setting_allows_them(
+        sessions: sessionmaker[Session], settings: Settings, runner: CliRunner,
+        cli_env: dict[str, str], feed_server: FeedServer) -> None:
+    """No SSRF: a feed (added from the web, say) must not make the server ask its own
+    network or the cloud's metadata address; adding and every fetch check the host."""
+    url = feed_server.serve("/es", "rss20-es.xml")
+    for address in ("127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.4", "169.254.169.254",
+                    "::1", "fe80::1", "::ffff:127.0.0.1", "0.0.0.0", "100.64.0.1"):
+        assert private_address(address), address
+    assert not private_address("93.184.216.34") and not private_address("2606:4700::1")
+    for target in (url, "http://localhost:9/feed", "http://[::1]/feed",
+                   "http://169.254.169.254/latest/meta-data/"):
+        with sessions() as session, pytest.raises(FeedError, match="private or link-local"):
+            add_feed(session, target, name="x")
+        with pytest.raises(FeedError, match="NEWSLETTER_FEED_ALLOW_PRIVATE=true allows it"):
+            http_get(target, timeout=1, max_bytes=1000)
+    refused = CliRunner(env=cli_env).invoke(cli, ["feeds", "add", url])
+    assert refused.exit_code == 1 and "private or link-local" in refused.output
+    # added while allowed, fetched while not: the fetch refuses too, and says why
+    follow(sessions, url, "loopback")
+    (result,) = fetch_now(sessions, settings, NOW)
+    assert result.status == "failed" and "private or link-local" in result.error
+    assert feed_server.requests("/es") == []  # nothing was asked of it
+    (result,) = fetch_now(sessions, settings.model_copy(update={"feed_allow_private": True}),
+                          NOW)
+    assert (result.status, result.new) == ("ok", 3)
 
 
 def test_an_address_with_accents_is_asked_for_as_a_browser_would(
@@ -579,7 +620,7 @@ def test_http_get_keeps_one_deadline_while_the_headers_trickle() -> None:
         try:
             with pytest.raises(FeedError, match="no complete answer within 1 s"):
                 http_get(f"http://127.0.0.1:{listener.getsockname()[1]}/feed", timeout=1,
-                         max_bytes=1000)
+                         max_bytes=1000, allow_private=True)
             assert time.monotonic() - started < 3
         finally:
             stop.set()
@@ -658,7 +699,7 @@ def test_whatever_a_server_answers_http_get_returns_or_raises_feed_error(
     raw_server.answer = f"{status}\r\n{head}\r\n".encode("latin-1") + body
     started = time.monotonic()
     try:
-        fetched = http_get(raw_server.url, timeout=2, max_bytes=2000)
+        fetched = http_get(raw_server.url, timeout=2, max_bytes=2000, allow_private=True)
     except FeedError:
         pass
     else:

@@ -70,6 +70,12 @@ def delivered(memory: MemoryTransport) -> list[str]:
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The feed is served on 127.0.0.1: NEWSLETTER_FEED_ALLOW_PRIVATE lets it be fetched."""
+    return settings.model_copy(update={"feed_allow_private": True})
+
+
+@pytest.fixture
 def runtime(settings: Settings, sessions: sessionmaker[Session],
             memory: MemoryTransport) -> Iterator[Runtime]:
     rt = runtime_with(settings, sessions, memory)
@@ -305,7 +311,7 @@ def a_weekly_digest(sessions: sessionmaker[Session], settings: Settings, feed_ur
                     now: datetime, **spec: object) -> None:
     """The README's digest: weekly, Spanish, Costa Rica first, fed from a feed."""
     with sessions() as session, session.begin():
-        add_feed(session, feed_url, name="noticias", language="es")
+        add_feed(session, feed_url, name="noticias", language="es", allow_private=True)
         for email, country in READERS.items():
             add(session, NewSubscriber(email, country=country, language="es"),
                 default_language="es")
@@ -334,7 +340,8 @@ def test_a_weekly_digest_from_a_feed_approved_and_sent_at_nine_in_each_zone(
     a_weekly_digest(sessions, settings, feed_url, thursday, approval="required",
                     local_time=True)
     with sessions() as session, session.begin():  # a feed that fails: reported, not fatal
-        add_feed(session, feed_url.replace("rss20-es", "gone"), name="rota")
+        add_feed(session, feed_url.replace("rss20-es", "gone"), name="rota",
+                 allow_private=True)
     with at(thursday):
         first = run_round(runtime, thursday, holder="scheduler")
     assert [(f.feed, f.status, f.new) for f in first.feeds] == [("noticias", "ok", 3),

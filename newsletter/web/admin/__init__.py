@@ -12,7 +12,7 @@ from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from newsletter.web.admin import account, core, dashboard, items, sending, users
+from newsletter.web.admin import account, core, dashboard, feeds, items, sending, series, users
 from newsletter.web.auth import check_csrf, load_user
 
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.stylesheet"})
@@ -71,3 +71,19 @@ blueprint.add_url_rule(f"{_ISSUE}/progress.json", "sending_progress_json",
 blueprint.add_url_rule(f"{_ISSUE}/control", "sending_control", sending.steer, methods=["POST"])
 blueprint.add_url_rule(f"{_ISSUE}/test-send", "sending_test", sending.test_send,
                        methods=["GET", "POST"])
+# series, feeds and the calendar (series.py, feeds.py)
+blueprint.add_url_rule("/series", "series", series.series_page, methods=["GET"])
+blueprint.add_url_rule("/series/create", "series_create", series.create, methods=["POST"])
+blueprint.add_url_rule("/series/<slug>", "series_one", series.series_one, methods=["GET"])
+blueprint.add_url_rule("/series/<slug>/pause", "series_pause", series.pause, methods=["POST"])
+blueprint.add_url_rule("/series/<slug>/resume", "series_resume", series.resume,
+                       methods=["POST"])
+blueprint.add_url_rule("/series/<slug>/delete", "series_delete", series.delete,
+                       methods=["POST"])
+blueprint.add_url_rule("/series/<slug>/build", "series_build", series.build, methods=["POST"])
+blueprint.add_url_rule("/calendar", "calendar", series.calendar_page, methods=["GET"])
+blueprint.add_url_rule("/feeds", "feeds", feeds.feeds_page, methods=["GET"])
+blueprint.add_url_rule("/feeds/add", "feeds_add", feeds.add, methods=["POST"])
+blueprint.add_url_rule("/feeds/<name>", "feed", feeds.feed, methods=["GET"])
+blueprint.add_url_rule("/feeds/<name>/fetch", "feed_fetch", feeds.fetch, methods=["POST"])
+blueprint.add_url_rule("/feeds/<name>/remove", "feed_remove", feeds.remove, methods=["POST"])
