@@ -12,7 +12,7 @@ from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from newsletter.web.admin import account, core, dashboard, items, users
+from newsletter.web.admin import account, core, dashboard, items, subscribers, users
 from newsletter.web.auth import check_csrf, load_user
 
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.stylesheet"})
@@ -56,3 +56,13 @@ blueprint.add_url_rule("/items/<raw_id>/translate", "item_translate", items.tran
                        methods=["POST"])
 blueprint.add_url_rule("/items/<raw_id>/delete", "item_delete", items.delete,
                        methods=["POST"])
+blueprint.add_url_rule("/subscribers", "subscribers", subscribers.subscribers_page,
+                       methods=["GET"])
+blueprint.add_url_rule("/subscribers/export.csv", "subscribers_export", subscribers.export,
+                       methods=["GET"])
+blueprint.add_url_rule("/subscribers/<raw_id>", "subscriber", subscribers.person_page,
+                       methods=["GET"])
+blueprint.add_url_rule("/subscribers/<raw_id>/unsubscribe", "subscriber_unsubscribe",
+                       subscribers.unsubscribe_person, methods=["POST"])
+blueprint.add_url_rule("/subscribers/<raw_id>/suppress", "subscriber_suppress",
+                       subscribers.suppress_person, methods=["POST"])
