@@ -12,7 +12,17 @@ from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from newsletter.web.admin import account, core, dashboard, feeds, items, sending, series, users
+from newsletter.web.admin import (
+    account,
+    core,
+    dashboard,
+    feeds,
+    items,
+    sending,
+    series,
+    subscribers,
+    users,
+)
 from newsletter.web.auth import check_csrf, load_user
 
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.stylesheet"})
@@ -87,3 +97,13 @@ blueprint.add_url_rule("/feeds/add", "feeds_add", feeds.add, methods=["POST"])
 blueprint.add_url_rule("/feeds/<name>", "feed", feeds.feed, methods=["GET"])
 blueprint.add_url_rule("/feeds/<name>/fetch", "feed_fetch", feeds.fetch, methods=["POST"])
 blueprint.add_url_rule("/feeds/<name>/remove", "feed_remove", feeds.remove, methods=["POST"])
+blueprint.add_url_rule("/subscribers", "subscribers", subscribers.subscribers_page,
+                       methods=["GET"])
+blueprint.add_url_rule("/subscribers/export.csv", "subscribers_export", subscribers.export,
+                       methods=["GET"])
+blueprint.add_url_rule("/subscribers/<raw_id>", "subscriber", subscribers.person_page,
+                       methods=["GET"])
+blueprint.add_url_rule("/subscribers/<raw_id>/unsubscribe", "subscriber_unsubscribe",
+                       subscribers.unsubscribe_person, methods=["POST"])
+blueprint.add_url_rule("/subscribers/<raw_id>/suppress", "subscriber_suppress",
+                       subscribers.suppress_person, methods=["POST"])
