@@ -12,7 +12,7 @@ from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from newsletter.web.admin import account, core, dashboard, users
+from newsletter.web.admin import account, core, dashboard, issues, users
 from newsletter.web.auth import check_csrf, load_user
 
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.stylesheet"})
@@ -48,3 +48,14 @@ blueprint.add_url_rule("/users", "users", users.users_page, methods=["GET"])
 blueprint.add_url_rule("/users/add", "users_add", users.add, methods=["POST"])
 blueprint.add_url_rule("/users/role", "users_role", users.change_role, methods=["POST"])
 blueprint.add_url_rule("/users/remove", "users_remove", users.remove, methods=["POST"])
+
+blueprint.add_url_rule("/issues", "issues", issues.issues_page)
+blueprint.add_url_rule("/issues/create", "issues_create", issues.create, methods=["POST"])
+blueprint.add_url_rule("/issues/build", "issues_build", issues.build, methods=["POST"])
+blueprint.add_url_rule("/issues/<slug>", "issue", issues.issue_page)
+blueprint.add_url_rule("/issues/<slug>/items", "issue_items", issues.change_items,
+                       methods=["POST"])
+blueprint.add_url_rule("/issues/<slug>/edit", "issue_edit", issues.edit_texts, methods=["POST"])
+blueprint.add_url_rule("/issues/<slug>/preview", "issue_preview", issues.preview)
+blueprint.add_url_rule("/issues/<slug>/preview/<label>.html", "issue_variant",
+                       issues.variant_html)
