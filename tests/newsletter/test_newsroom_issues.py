@@ -296,7 +296,7 @@ def test_spanish_interface(app: Flask, db: sessionmaker[Session]) -> None:
         users.set_language(session, "ed@example.org", "es")
     client, _ = logged_in(app)
     assert "Crear boletín" in client.get("/admin/issues").text
-    assert "Vista previa" in client.get("/admin/issues/w49").text
+    assert "Vista previa de cada variante" in client.get("/admin/issues/w49").text
 
 
 TEXT = st.text(max_size=40)
