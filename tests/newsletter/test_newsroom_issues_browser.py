@@ -52,7 +52,11 @@ def shoot(page: Page, base_url: str, shots: list[Path], folder: Path, width: int
         page.goto(base_url + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= width, name
         shots.append(folder / f"newsroom-{name}-{width}.png")
+        # a viewport as tall as the page: Chromium paints frames out of view as blank
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": width, "height": min(height, 8000)})
         page.screenshot(path=shots[-1], full_page=True)
+        page.set_viewport_size({"width": width, "height": 800})
 
 
 def test_create_choose_order_and_preview(tmp_path: Path) -> None:
