@@ -195,7 +195,7 @@ def test_a_change_withdraws_the_approval_loudly(app: Flask, db: sessionmaker[Ses
         issue = get_issue(session, "w49")
         assert (issue.titles, issue.intros, issue.focus, issue.review) == (
             {"es": "Octubre"}, {"fr": "Bonjour"}, "none", "")
-        assert approval.history(session, issue)[-1].by == "Ed Soto"
+        assert approval.history(session, issue)[-1].by == "Ed Soto <ed@example.org>"
     again = client.post("/admin/issues/w49/edit", data={
         "csrf_token": csrf, "title": "", "title-es": "Octubre", "intro-fr": "Bonjour",
         "focus": "none"})

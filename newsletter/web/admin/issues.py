@@ -60,8 +60,8 @@ PREVIEW_POLICY = ("default-src 'none'; style-src 'self'; script-src 'self'; img-
 
 
 def _by() -> str:
-    user = current_user()
-    return user.name or user.email
+    """Who made a change, as approvals record it (a withdrawal names them)."""
+    return current_user().display_name
 
 
 def _field(form: Mapping[str, str], name: str) -> str:
