@@ -119,6 +119,8 @@ def test_calendar_create_and_the_issue_page(app: Flask, db: sessionmaker[Session
     assert 'href="/admin/issues/2019-10/preview"' in page.text
     assert "/review" not in page.text and "/progress" not in page.text
     assert client.get("/admin/issues/nosuch").status_code == 404
+    approver, _ = logged_in(app, "apo@example.org")  # every role builds issues
+    assert approver.get("/admin/issues/2019-10").status_code == 200
 
 
 def test_a_refused_creation_keeps_the_form(app: Flask, db: sessionmaker[Session]) -> None:
@@ -296,6 +298,8 @@ def test_spanish_interface(app: Flask, db: sessionmaker[Session]) -> None:
         users.set_language(session, "ed@example.org", "es")
     client, _ = logged_in(app)
     assert "Crear boletín" in client.get("/admin/issues").text
+    page = client.get("/admin/issues/w49").text
+    assert "4 noticias" in page and "3 suscriptores" in page
     assert "Vista previa de cada variante" in client.get("/admin/issues/w49").text
 
 
