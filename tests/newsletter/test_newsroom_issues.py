@@ -283,13 +283,15 @@ def test_build_a_series_issue(app: Flask, db: sessionmaker[Session],
 @SQLITE_ONLY
 def test_the_sending_links_appear_when_their_pages_exist(app: Flask,
                                                          db: sessionmaker[Session]) -> None:
-    for name in ("review", "schedule", "send", "progress"):
-        app.add_url_rule(f"/admin/issues/<slug>/{name}", f"admin.issue_{name}",
+    names = {"review": "review", "test": "test-send", "schedule": "schedule", "send": "send",
+             "progress": "progress"}
+    for endpoint, path in names.items():
+        app.add_url_rule(f"/admin/issues/<slug>/{path}", f"admin.sending_{endpoint}",
                          lambda slug: slug)
     client, _ = logged_in(app)
     page = client.get("/admin/issues/w49").text
-    for name in ("review", "schedule", "send", "progress"):
-        assert f'href="/admin/issues/w49/{name}"' in page
+    for path in names.values():
+        assert f'href="/admin/issues/w49/{path}"' in page
 
 
 @SQLITE_ONLY

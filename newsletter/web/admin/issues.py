@@ -43,12 +43,14 @@ from newsletter.web.admin.core import N_, gettext, render, sessions, settings
 from newsletter.web.auth import current_user, require_role
 from subscribers.queries import audience
 
-# the pages another screen (sending.py) adds; linked only when registered
+# the pages the sending screen (sending.py) adds, each taking `slug`; linked only when
+# registered
 SENDING_LINKS = (
-    ("admin.issue_review", N_("Review and approval")),
-    ("admin.issue_schedule", N_("Schedule")),
-    ("admin.issue_send", N_("Send")),
-    ("admin.issue_progress", N_("Progress")),
+    ("admin.sending_review", N_("Review and approval")),
+    ("admin.sending_test", N_("Test-send to yourself")),
+    ("admin.sending_schedule", N_("Schedule")),
+    ("admin.sending_send", N_("Send")),
+    ("admin.sending_progress", N_("Progress")),
 )
 MAX_FIELD = 20_000  # longer than any title or introduction; refused rather than stored
 SHOWN_CANDIDATES = 50
