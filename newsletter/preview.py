@@ -13,7 +13,14 @@ from html import escape
 from pathlib import Path
 
 from newsletter import geo
-from newsletter.render import IssueContent, Sender, Variant, personalise, render_variant
+from newsletter.render import (
+    IssueContent,
+    Rendered,
+    Sender,
+    Variant,
+    personalise,
+    render_variant,
+)
 from newsletter.screenshots import WIDTHS, png_path, screenshot_variants
 from subscribers.validate import best_edition
 
@@ -151,3 +158,15 @@ img{{object-fit:cover;object-position:top;border:1px solid #ccc;vertical-align:t
 {rows}
 </tbody></table></body></html>
 """
+
+
+def render_preview(
+    content: IssueContent, variant: Variant, sender: Sender, template_dir: Path | None = None
+) -> Rendered:
+    """One variant as a reader would get it, its personal links pointing nowhere (the
+    newsroom's preview page shows it in a frame)."""
+    return personalise(
+        render_variant(content, variant, sender, directory=template_dir, view_url=PREVIEW_LINK),
+        unsubscribe_url=PREVIEW_LINK,
+        preferences_url=PREVIEW_LINK,
+    )

@@ -17,6 +17,7 @@ from newsletter.web.admin import (
     core,
     dashboard,
     feeds,
+    issues,
     items,
     sending,
     series,
@@ -107,3 +108,14 @@ blueprint.add_url_rule("/subscribers/<raw_id>/unsubscribe", "subscriber_unsubscr
                        subscribers.unsubscribe_person, methods=["POST"])
 blueprint.add_url_rule("/subscribers/<raw_id>/suppress", "subscriber_suppress",
                        subscribers.suppress_person, methods=["POST"])
+
+blueprint.add_url_rule("/issues", "issues", issues.issues_page)
+blueprint.add_url_rule("/issues/create", "issues_create", issues.create, methods=["POST"])
+blueprint.add_url_rule("/issues/build", "issues_build", issues.build, methods=["POST"])
+blueprint.add_url_rule("/issues/<slug>", "issue", issues.issue_page)
+blueprint.add_url_rule("/issues/<slug>/items", "issue_items", issues.change_items,
+                       methods=["POST"])
+blueprint.add_url_rule("/issues/<slug>/edit", "issue_edit", issues.edit_texts, methods=["POST"])
+blueprint.add_url_rule("/issues/<slug>/preview", "issue_preview", issues.preview)
+blueprint.add_url_rule("/issues/<slug>/preview/<label>.html", "issue_variant",
+                       issues.variant_html)

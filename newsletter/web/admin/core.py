@@ -112,10 +112,11 @@ def stylesheet() -> Response:
 
 
 def security_headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = ADMIN_POLICY
+    # a view may set a stricter or a framing policy of its own (the issue preview's)
+    response.headers.setdefault("Content-Security-Policy", ADMIN_POLICY)
     if response.mimetype != "text/css":
         response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("X-Frame-Options", "DENY")
     return response
 
 

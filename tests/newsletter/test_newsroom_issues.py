@@ -1,0 +1,335 @@
+"""The newsroom's Issues screen through Flask's test client, on both databases: the
+calendar, creating an issue (from a window, from a series), one issue's page, choosing and
+ordering its items, its texts (and the approval a change withdraws), the preview."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter import approval, users
+from newsletter.cli.demo import sample_items_text
+from newsletter.db import utcnow
+from newsletter.ingest.text import parse_text
+from newsletter.issue_edits import item_ids
+from newsletter.issues import create_issue, get_issue
+from newsletter.items import list_items, store_items
+from newsletter.models import Delivery
+from newsletter.schedules import schedule_issue
+from newsletter.series import SeriesSpec, create_series
+from newsletter.settings import Settings
+from newsletter.web import create_app, dispose
+from subscribers.importer import import_csv
+from tests.newsroom import cheap_argon2  # noqa: F401 (a fixture)
+from worker.delivery import plan_issue
+
+pytestmark = pytest.mark.usefixtures("cheap_argon2")
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+PASSWORD = "correct horse battery"
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+PEOPLE = "email,country,language\nana@example.org,CR,es\npepa@example.org,PA,es\n" \
+         "joe@example.org,US,en\n"
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    yield app
+    dispose(app)
+
+
+@pytest.fixture
+def db(app: Flask, settings: Settings) -> sessionmaker[Session]:
+    """The app's sessions, with the sample items, three subscribers, issue w49 (the
+    October items) and two users: an editor and an approver."""
+    found: sessionmaker[Session] = app.extensions["newsletter"].sessions
+    with found() as session, session.begin():
+        store_items(session, parse_text(sample_items_text(), "sample"))
+        import_csv(session, PEOPLE, default_language=settings.default_language)
+        create_issue(session, "w49", date(2019, 10, 1), date(2019, 10, 31))
+        users.add_user(session, "ed@example.org", PASSWORD, "editor", name="Ed Soto",
+                       now=utcnow())
+        users.add_user(session, "apo@example.org", PASSWORD, "approver", name="Apo Ruiz",
+                       now=utcnow())
+    return found
+
+
+def client_of(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    client.environ_base.update({"wsgi.url_scheme": "https", "HTTP_HOST": "news.example.org"})
+    return client
+
+
+def token(client: FlaskClient, path: str = "/admin/login") -> str:
+    found = TOKEN.search(client.get(path).text)
+    assert found, f"no CSRF token on {path}"
+    return found.group(1)
+
+
+def logged_in(app: Flask, email: str = "ed@example.org") -> tuple[FlaskClient, str]:
+    client = client_of(app)
+    response = client.post("/admin/login", data={
+        "email": email, "password": PASSWORD, "csrf_token": token(client)})
+    assert response.status_code == 303
+    return client, token(client, "/admin/")
+
+
+def in_issue(sessions: sessionmaker[Session], slug: str = "w49") -> list[int]:
+    with sessions() as session:
+        return item_ids(get_issue(session, slug))
+
+
+def titles(sessions: sessionmaker[Session]) -> dict[str, int]:
+    with sessions() as session:
+        return {item.title.split()[0]: item.id for item in list_items(session)}
+
+
+def test_calendar_create_and_the_issue_page(app: Flask, db: sessionmaker[Session]) -> None:
+    assert client_of(app).get("/admin/issues").status_code == 302  # to the login
+    client, csrf = logged_in(app)
+    page = client.get("/admin/issues")
+    assert page.status_code == 200 and "w49" in page.text
+    assert 'href="/admin/issues"' in client.get("/admin/").text  # in the main menu now
+    response = client.post("/admin/issues/create", data={
+        "csrf_token": csrf, "slug": "2019-10", "from": "2019-10-01", "to": "2019-10-31",
+        "title-es": "Boletín de octubre", "intro-en": "Hello all.", "focus": "only",
+        "approval": "required"})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/admin/issues/2019-10?done=created")
+    page = client.get("/admin/issues/2019-10?done=created")
+    assert "Issue created." in page.text and "Boletín de octubre" in page.text
+    assert "3 subscribers" in page.text  # the audience count
+    assert "needs submitting" in client.get("/admin/issues").text
+    with db() as session:
+        issue = get_issue(session, "2019-10")
+        assert (issue.titles, issue.intros, issue.focus, issue.approval) == (
+            {"es": "Boletín de octubre"}, {"en": "Hello all."}, "only", "required")
+        assert len(issue.entries) == 4
+    # the sending pages are not there in this app: only the preview is linked
+    assert 'href="/admin/issues/2019-10/preview"' in page.text
+    assert "/review" not in page.text and "/progress" not in page.text
+    assert client.get("/admin/issues/nosuch").status_code == 404
+    approver, _ = logged_in(app, "apo@example.org")  # every role builds issues
+    assert approver.get("/admin/issues/2019-10").status_code == 200
+
+
+def test_a_refused_creation_keeps_the_form(app: Flask, db: sessionmaker[Session]) -> None:
+    client, csrf = logged_in(app)
+    form = {"csrf_token": csrf, "slug": "w49", "from": "2019-10-01", "to": "2019-10-31",
+            "title": "Kept title"}
+    page = client.post("/admin/issues/create", data=form)
+    assert page.status_code == 400 and "w49" in page.text and 'role="alert"' in page.text
+    assert 'value="Kept title"' in page.text
+    page = client.post("/admin/issues/create", data={**form, "slug": "x", "from": "soon"})
+    assert page.status_code == 400 and "YYYY-MM-DD" in page.text
+    page = client.post("/admin/issues/create", data={**form, "slug": "x",
+                                                     "approval": "maybe"})
+    assert page.status_code == 400 and "none or required" in page.text
+    assert client.post("/admin/issues/create", data={**form, "csrf_token": ""}
+                       ).status_code == 400
+    with db() as session:
+        assert get_issue(session, "w49").title == ""
+
+
+def test_up_down_remove_add(app: Flask, db: sessionmaker[Session]) -> None:
+    ids = titles(db)
+    mobile, leaders, youth, study = (ids[w] for w in ("Mobile", "Community", "Youth", "Study"))
+    client, csrf = logged_in(app)
+
+    def act(action: str, item: int) -> str:
+        response = client.post("/admin/issues/w49/items", data={
+            "csrf_token": csrf, "action": action, "item": str(item)})
+        assert response.status_code == 200, response.text
+        return response.text
+
+    act("down", mobile)
+    assert in_issue(db) == [leaders, mobile, youth, study]
+    act("up", study)
+    assert in_issue(db) == [leaders, mobile, study, youth]
+    act("up", leaders)  # the first stays first: nothing changes
+    assert in_issue(db) == [leaders, mobile, study, youth]
+    act("remove", youth)
+    assert in_issue(db) == [leaders, mobile, study]
+    page = client.get("/admin/issues/w49?q=shelter")
+    assert "Shelter" in page.text and "Mobile" not in page.text.split('id="add"')[1]
+    text = act("add", ids["Shelter"])
+    assert in_issue(db) == [leaders, mobile, study, ids["Shelter"]]
+    assert "items changed: added" in text
+    refused = client.post("/admin/issues/w49/items", data={
+        "csrf_token": csrf, "action": "remove", "item": str(ids["Teachers"])})
+    assert refused.status_code == 400 and "is not in issue" in refused.text
+    refused = client.post("/admin/issues/w49/items", data={
+        "csrf_token": csrf, "action": "remove", "item": "many"})
+    assert refused.status_code == 400 and "No such item." in refused.text
+    for wrong in ("down", "up"):  # an item not in the issue
+        refused = client.post("/admin/issues/w49/items", data={
+            "csrf_token": csrf, "action": wrong, "item": str(ids["Teachers"])})
+        assert refused.status_code == 400
+    assert in_issue(db) == [leaders, mobile, study, ids["Shelter"]]
+
+
+def test_a_change_withdraws_the_approval_loudly(app: Flask, db: sessionmaker[Session]) -> None:
+    with db() as session, session.begin():
+        issue = get_issue(session, "w49")
+        issue.approval = "required"
+        approval.submit(session, issue, "Ed Soto", now=utcnow())
+        approval.approve(session, issue, "Apo Ruiz", now=utcnow())
+    client, csrf = logged_in(app)
+    page = client.get("/admin/issues/w49")
+    assert "Approval history" in page.text and "Apo Ruiz" in page.text
+    assert "Saving a change withdraws" in page.text
+    page = client.post("/admin/issues/w49/edit", data={
+        "csrf_token": csrf, "title": "", "title-es": "Octubre", "intro-fr": "Bonjour",
+        "focus": "none"})
+    assert page.status_code == 200
+    assert "Approval withdrawn" in page.text and "This issue was approved." in page.text
+    with db() as session:
+        issue = get_issue(session, "w49")
+        assert (issue.titles, issue.intros, issue.focus, issue.review) == (
+            {"es": "Octubre"}, {"fr": "Bonjour"}, "none", "")
+        assert approval.history(session, issue)[-1].by == "Ed Soto <ed@example.org>"
+    again = client.post("/admin/issues/w49/edit", data={
+        "csrf_token": csrf, "title": "", "title-es": "Octubre", "intro-fr": "Bonjour",
+        "focus": "none"})
+    assert "Nothing changed." in again.text and "Approval withdrawn" not in again.text
+    refused = client.post("/admin/issues/w49/edit", data={
+        "csrf_token": csrf, "title-es": "x", "focus": "everywhere"})
+    assert refused.status_code == 400 and 'value="x"' in refused.text
+
+
+def test_a_scheduled_issue_is_planned_again(app: Flask, db: sessionmaker[Session],
+                                            settings: Settings) -> None:
+    with db() as session, session.begin():
+        issue = get_issue(session, "w49")
+        schedule_issue(session, issue, at=utcnow() + timedelta(days=2), timezone="UTC",
+                       now=utcnow())
+        before = plan_issue(settings, session, issue)
+    assert before == 3
+    ids = titles(db)
+    client, csrf = logged_in(app)
+    # the Mobile item is the one about Costa Rica: without it, es-CR readers change variant
+    page = client.post("/admin/issues/w49/items", data={
+        "csrf_token": csrf, "action": "remove", "item": str(ids["Mobile"])})
+    assert page.status_code == 200
+    assert "planned deliveries dropped" in page.text
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 3
+        assert get_issue(session, "w49").status == "scheduled"
+
+
+def test_a_sent_issue_cannot_change(app: Flask, db: sessionmaker[Session]) -> None:
+    with db() as session, session.begin():
+        get_issue(session, "w49").status = "sent"
+    client, csrf = logged_in(app)
+    page = client.get("/admin/issues/w49")
+    assert "can no longer be changed" in page.text and 'value="remove"' not in page.text
+    refused = client.post("/admin/issues/w49/edit", data={"csrf_token": csrf,
+                                                          "title": "Late"})
+    assert refused.status_code == 400 and "it was sent" in refused.text
+
+
+def test_the_preview(app: Flask, db: sessionmaker[Session]) -> None:
+    client, _ = logged_in(app)
+    page = client.get("/admin/issues/w49/preview")
+    assert page.status_code == 200
+    assert "frame-src 'self'" in page.headers["Content-Security-Policy"]
+    for label in ("en-regional", "es-CR", "es-PA"):
+        assert f'src="/admin/issues/w49/preview/{label}.html"' in page.text
+    assert 'sandbox=""' in page.text and 'width="375"' in page.text
+    assert "Text version" in page.text
+    frame = client.get("/admin/issues/w49/preview/es-CR.html")
+    assert frame.status_code == 200 and "<html" in frame.text.lower()
+    policy = frame.headers["Content-Security-Policy"]
+    assert "sandbox" in policy and "script-src" not in policy and "frame-ancestors 'self'" in policy
+    assert frame.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert client.get("/admin/issues/w49/preview/xx-ZZ.html").status_code == 404
+    assert client.get("/admin/issues/nosuch/preview").status_code == 404
+    # every other page keeps the strict policy
+    assert client.get("/admin/issues/w49").headers["X-Frame-Options"] == "DENY"
+
+
+@SQLITE_ONLY
+def test_build_a_series_issue(app: Flask, db: sessionmaker[Session],
+                              settings: Settings) -> None:
+    with db() as session, session.begin():
+        create_series(session, SeriesSpec("octubre", "UTC", every="monthly on the 1st at 09:00"),
+                      languages=settings.languages, now=datetime(2019, 10, 1))
+    client, csrf = logged_in(app)
+    assert 'name="series"' in client.get("/admin/issues").text
+    response = client.post("/admin/issues/build", data={
+        "csrf_token": csrf, "series": "octubre", "day": "2019-10-15"})
+    assert response.status_code == 303, response.text
+    slug = response.headers["Location"].split("/admin/issues/")[1].split("?")[0]
+    page = client.get(response.headers["Location"])
+    assert "Issue built from its series." in page.text and "octubre" in page.text
+    again = client.post("/admin/issues/build", data={
+        "csrf_token": csrf, "series": "octubre", "day": "2019-10-15"})
+    assert again.headers["Location"].endswith(f"/admin/issues/{slug}?done=exists")
+    refused = client.post("/admin/issues/build", data={
+        "csrf_token": csrf, "series": "nosuch", "day": ""})
+    assert refused.status_code == 400 and "nosuch" in refused.text
+
+
+@SQLITE_ONLY
+def test_the_sending_links_appear_when_their_pages_exist(app: Flask,
+                                                         db: sessionmaker[Session]) -> None:
+    names = {"review": "review", "test": "test-send", "schedule": "schedule", "send": "send",
+             "progress": "progress"}
+    for endpoint, path in names.items():
+        app.add_url_rule(f"/admin/issues/<slug>/{path}", f"admin.sending_{endpoint}",
+                         lambda slug: slug)
+    client, _ = logged_in(app)
+    page = client.get("/admin/issues/w49").text
+    for path in names.values():
+        assert f'href="/admin/issues/w49/{path}"' in page
+
+
+@SQLITE_ONLY
+def test_spanish_interface(app: Flask, db: sessionmaker[Session]) -> None:
+    with db() as session, session.begin():
+        users.set_language(session, "ed@example.org", "es")
+    client, _ = logged_in(app)
+    assert "Crear boletín" in client.get("/admin/issues").text
+    page = client.get("/admin/issues/w49").text
+    assert "4 noticias" in page and "3 suscriptores" in page
+    assert "Vista previa de cada variante" in client.get("/admin/issues/w49").text
+
+
+TEXT = st.text(max_size=40)
+
+
+@pytest.mark.fuzz
+@SQLITE_ONLY
+@hypothesis_settings(max_examples=40, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(slug=TEXT, start=TEXT, end=TEXT, title=TEXT, lists=TEXT, focus=TEXT, policy=TEXT,
+       action=TEXT, item=TEXT, query=TEXT, country=TEXT)
+def test_no_form_ends_in_a_500(app: Flask, db: sessionmaker[Session], slug: str, start: str,
+                               end: str, title: str, lists: str, focus: str, policy: str,
+                               action: str, item: str, query: str, country: str) -> None:
+    client, csrf = logged_in(app)
+    codes = [
+        client.post("/admin/issues/create", data={
+            "csrf_token": csrf, "slug": slug, "from": start, "to": end, "title": title,
+            "lists": lists, "focus": focus, "approval": policy}).status_code,
+        client.post("/admin/issues/build", data={
+            "csrf_token": csrf, "series": slug, "day": start}).status_code,
+        client.post("/admin/issues/w49/items", data={
+            "csrf_token": csrf, "action": action, "item": item}).status_code,
+        client.post("/admin/issues/w49/edit", data={
+            "csrf_token": csrf, "title": title, "title-es": query, "intro": lists,
+            "focus": focus}).status_code,
+        client.get("/admin/issues/w49", query_string={
+            "q": query, "since": start, "until": end, "country": country}).status_code,
+    ]
+    assert all(code < 500 for code in codes), codes
