@@ -115,9 +115,9 @@ def test_calendar_create_and_the_issue_page(app: Flask, db: sessionmaker[Session
         assert (issue.titles, issue.intros, issue.focus, issue.approval) == (
             {"es": "Boletín de octubre"}, {"en": "Hello all."}, "only", "required")
         assert len(issue.entries) == 4
-    # the sending pages are not there in this app: only the preview is linked
+    # the preview, and the sending screen's pages (newsletter/web/admin/sending.py)
     assert 'href="/admin/issues/2019-10/preview"' in page.text
-    assert "/review" not in page.text and "/progress" not in page.text
+    assert 'href="/admin/issues/2019-10/review"' in page.text
     assert client.get("/admin/issues/nosuch").status_code == 404
     approver, _ = logged_in(app, "apo@example.org")  # every role builds issues
     assert approver.get("/admin/issues/2019-10").status_code == 200
@@ -281,17 +281,24 @@ def test_build_a_series_issue(app: Flask, db: sessionmaker[Session],
 
 
 @SQLITE_ONLY
-def test_the_sending_links_appear_when_their_pages_exist(app: Flask,
-                                                         db: sessionmaker[Session]) -> None:
-    names = {"review": "review", "test": "test-send", "schedule": "schedule", "send": "send",
-             "progress": "progress"}
-    for endpoint, path in names.items():
-        app.add_url_rule(f"/admin/issues/<slug>/{path}", f"admin.sending_{endpoint}",
-                         lambda slug: slug)
+def test_the_issue_page_links_the_sending_pages_each_role_may_open(
+        app: Flask, db: sessionmaker[Session]) -> None:
+    """An editor is not shown Schedule and Send (approvers' pages, 403 for them); an
+    approver is shown every page, and each linked page opens."""
     client, _ = logged_in(app)
     page = client.get("/admin/issues/w49").text
-    for path in names.values():
+    for path in ("review", "test-send", "progress"):
         assert f'href="/admin/issues/w49/{path}"' in page
+        assert client.get(f"/admin/issues/w49/{path}").status_code == 200, path
+    for path in ("schedule", "send"):
+        assert f'href="/admin/issues/w49/{path}"' not in page
+        assert client.get(f"/admin/issues/w49/{path}").status_code == 403, path
+    with db() as session, session.begin():
+        users.set_role(session, "ed@example.org", "approver")
+    page = client.get("/admin/issues/w49").text
+    for path in ("review", "test-send", "schedule", "send", "progress"):
+        assert f'href="/admin/issues/w49/{path}"' in page
+        assert client.get(f"/admin/issues/w49/{path}").status_code == 200, path
 
 
 @SQLITE_ONLY

@@ -45,12 +45,13 @@ from subscribers.queries import audience
 
 # the pages the sending screen (sending.py) adds, each taking `slug`; linked only when
 # registered
+# registered, and shown only to those whose role may use them (the role each page needs)
 SENDING_LINKS = (
-    ("admin.sending_review", N_("Review and approval")),
-    ("admin.sending_test", N_("Test-send to yourself")),
-    ("admin.sending_schedule", N_("Schedule")),
-    ("admin.sending_send", N_("Send")),
-    ("admin.sending_progress", N_("Progress")),
+    ("admin.sending_review", N_("Review and approval"), "editor"),
+    ("admin.sending_test", N_("Test-send to yourself"), "editor"),
+    ("admin.sending_schedule", N_("Schedule"), "approver"),
+    ("admin.sending_send", N_("Send"), "approver"),
+    ("admin.sending_progress", N_("Progress"), "editor"),
 )
 MAX_FIELD = 20_000  # longer than any title or introduction; refused rather than stored
 SHOWN_CANDIDATES = 50
