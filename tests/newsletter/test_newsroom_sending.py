@@ -275,3 +275,17 @@ def test_the_pages_in_spanish(app: Flask, db: sessionmaker[Session]) -> None:
     assert code == 200 and "Enviado a revisión." in html
     assert "Enviarme una prueba" in ed.get(f"{BASE}/test-send").text
     assert "Actualizar" in ed.get(f"{BASE}/progress").text
+
+
+@SQLITE_ONLY
+def test_the_sending_tabs_link_only_pages_the_role_opens(app: Flask,
+                                                         db: sessionmaker[Session]) -> None:
+    tabs = re.compile(r'<nav class="tabs".*?</nav>', re.S)
+    for email, hidden in (("ed@example.org", {"schedule", "send"}),
+                          ("ana@example.org", set()), ("root@example.org", set())):
+        client = client_as(app, email)
+        nav = tabs.search(client.get(f"{BASE}/review").text)
+        assert nav
+        links = re.findall(r'href="([^"]+)"', nav.group(0))
+        assert {f"{BASE}/{page}" for page in hidden}.isdisjoint(links), email
+        assert [link for link in links if client.get(link).status_code != 200] == [], email
