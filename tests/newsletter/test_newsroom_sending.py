@@ -289,3 +289,24 @@ def test_the_sending_tabs_link_only_pages_the_role_opens(app: Flask,
         links = re.findall(r'href="([^"]+)"', nav.group(0))
         assert {f"{BASE}/{page}" for page in hidden}.isdisjoint(links), email
         assert [link for link in links if client.get(link).status_code != 200] == [], email
+
+
+@SQLITE_ONLY
+def test_schedule_reads_times_in_the_series_zone_as_the_cli(app: Flask,
+                                                            db: sessionmaker[Session]) -> None:
+    from newsletter.series import SeriesSpec, create_series
+
+    with db() as session, session.begin():
+        found = create_series(session, SeriesSpec("semanal", "America/Costa_Rica",
+                                                  every="weekly on monday at 09:00"),
+                              languages=["en", "es"], now=utcnow())
+        get_issue(session, SLUG).series_id = found.id
+    ana = client_as(app, "ana@example.org")
+    assert 'name="zone" value="America/Costa_Rica"' in ana.get(f"{BASE}/schedule").text
+    day = (utcnow() + timedelta(days=3)).date().isoformat()
+    code, html = post(ana, f"{BASE}/schedule", action="schedule", mode="at", day=day,
+                      time="09:00", zone="")
+    assert code == 200, html
+    with db() as session:  # 09:00 in Costa Rica (UTC-6), as `issues schedule --at` reads it
+        sent_at = get_issue(session, SLUG).send_at
+        assert sent_at is not None and f"{sent_at:%H:%M}" == "15:00"

@@ -20,6 +20,7 @@ from newsletter import approval, schedules
 from newsletter.audience import audience_report
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
+from newsletter.issue_calendar import series_of
 from newsletter.issues import IssueNotFound, countries_of, get_issue
 from newsletter.models import Issue
 from newsletter.variants import parse_variant
@@ -94,8 +95,9 @@ def _schedule_page(slug: str, code: int = 200, *, message: str = "", problem: st
     with sessions()() as db:
         issue = _issue(db, slug)
         shown = schedules.describe(issue)
+        zone = _default_zone(db, issue)
         db.expunge_all()
-    values = {"mode": "at", "day": "", "time": "", "zone": "UTC"}
+    values = {"mode": "at", "day": "", "time": "", "zone": zone}
     if shown:
         values.update(day=shown["local"][:10], time=shown["local"][11:16],
                       zone=shown["timezone"])
@@ -106,6 +108,12 @@ def _schedule_page(slug: str, code: int = 200, *, message: str = "", problem: st
     return render("sending_schedule", code, issue=issue, shown=shown, result=result,
                   planned=planned, message=message, problem=problem, form=values,
                   waiting=approval.sendable(issue))
+
+
+def _default_zone(db: Any, issue: Issue) -> str:
+    """The zone times are read in when none is given, as `issues schedule`: the zone of
+    the issue's series, else UTC."""
+    return series_of(db, issue)[1] or "UTC"
 
 
 @require_role("approver")
@@ -125,7 +133,8 @@ def schedule(slug: str) -> Response:
     try:
         with transaction(sessions()) as db:
             issue = _issue(db, slug)
-            zone = schedules.parse_zone(form["zone"] or "UTC", gettext("Time zone"))
+            zone = schedules.parse_zone(form["zone"] or _default_zone(db, issue),
+                                        gettext("Time zone"))
             day = schedules.parse_day(form["day"])
             wall = schedules.parse_wall_time(form["time"])
             if form["mode"] == "local":
