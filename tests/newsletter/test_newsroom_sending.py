@@ -310,3 +310,11 @@ def test_schedule_reads_times_in_the_series_zone_as_the_cli(app: Flask,
     with db() as session:  # 09:00 in Costa Rica (UTC-6), as `issues schedule --at` reads it
         sent_at = get_issue(session, SLUG).send_at
         assert sent_at is not None and f"{sent_at:%H:%M}" == "15:00"
+
+
+@SQLITE_ONLY
+def test_cancel_asks_only_about_an_issue_there_is(app: Flask, db: sessionmaker[Session]) -> None:
+    ana = client_as(app, "ana@example.org")
+    assert post(ana, "/admin/issues/nope/control", action="cancel")[0] == 404
+    code, html = post(ana, f"{BASE}/control", action="cancel")
+    assert code == 200 and f"Cancel issue {SLUG}?" in html

@@ -233,7 +233,8 @@ def steer(slug: str) -> Response:
     if action not in CONTROLS:
         abort(400)
     if action == "cancel" and request.form.get("confirm") != "yes":
-        return render("sending_cancel", issue_slug=slug)
+        with sessions()() as db:  # ask only about an issue there is
+            return render("sending_cancel", issue_slug=_issue(db, slug).slug)
     s = settings()
     runtime = background.runtime_for(s, sessions())
     try:
