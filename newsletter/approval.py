@@ -29,6 +29,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+_NAMED = re.compile(r"(?P<name>[^<>]*)<(?P<address>[^<>]+)>")
+
+
 class ApprovalError(NewsletterError):
     """An approval step cannot be taken as asked."""
 
@@ -131,11 +134,21 @@ def approve(session: Session, issue: Issue, by: str, note: str | None = None, *,
     name, text = clean_name(by), clean_note(note)
     _in_review(issue, "approved")
     asked = submitter(session, issue)
-    if asked is not None and asked.casefold() == name.casefold():
+    if asked is not None and identities(asked) & identities(name):
         raise ApprovalError(f"{asked} submitted issue {issue.slug!r}: somebody else must "
                             "approve it (nobody approves their own issue)")
     _move(session, issue, "approved")
     return _record(session, issue, "approved", name, text, now)
+
+
+def identities(by: str) -> set[str]:
+    """Who a `--by` names, in every spelling one person uses: "Ana Mora <ana@example.org>"
+    (the newsroom) is "Ana Mora" and "ana@example.org" (the CLI), whatever the case."""
+    whole = " ".join(by.split()).casefold()
+    found = _NAMED.fullmatch(whole)
+    if found is None:
+        return {whole}
+    return {part for part in (whole, found["name"].strip(), found["address"].strip()) if part}
 
 
 def reject(session: Session, issue: Issue, by: str, note: str | None, *,

@@ -160,3 +160,16 @@ def test_a_step_taken_meanwhile_by_someone_else_is_never_overwritten(
         assert found.review == "rejected"
         assert [s.action for s in approval.history(session, found)] == ["submitted",
                                                                           "rejected"]
+
+
+@pytest.mark.parametrize(("submitted", "approving"), [
+    ("Ana Mora", "Ana Mora <ana@example.org>"),  # the CLI, then the newsroom
+    ("Ana Mora <ana@example.org>", "ana@example.org"),  # the newsroom, then the CLI
+    ("Ana Mora <ANA@example.org>", "ana mora"),
+])
+def test_one_person_is_one_approver_however_their_name_is_written(
+        sessions: sessionmaker[Session], issue: str, submitted: str, approving: str) -> None:
+    step(sessions, issue, "submit", submitted)
+    with pytest.raises(approval.ApprovalError, match="somebody else must approve it"):
+        step(sessions, issue, "approve", approving)
+    assert step(sessions, issue, "approve", "Luis Soto <luis@example.org>").review == "approved"
