@@ -164,6 +164,25 @@ def test_parallel_guesses_cannot_outrun_the_throttle(
     assert codes.count(429) == guesses - users.THROTTLE_FAILURES
 
 
+@SQLITE_ONLY
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_behind_a_proxy_the_throttle_counts_each_client(
+        settings: Settings, proxies: int) -> None:
+    """With NEWSLETTER_TRUSTED_PROXIES=1 failures from one client behind the proxy do not
+    lock out another; without it a client's X-Forwarded-For is not believed."""
+    app = create_app(settings.model_copy(update={"trusted_proxies": proxies}))
+    try:
+        make_user(app.extensions["newsletter"].sessions, "ana@example.org", "admin")
+        guesser, colleague = client_of(app), client_of(app)
+        guesser.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.7"
+        colleague.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.8"
+        for n in range(users.THROTTLE_FAILURES):
+            assert log_in(guesser, f"someone{n}@example.org", "wrong password") == 401
+        assert log_in(colleague, "ana@example.org") == (303 if proxies else 429)
+    finally:
+        dispose(app)
+
+
 def test_a_form_without_its_token_changes_nothing(
         app: Flask, app_sessions: sessionmaker[Session]) -> None:
     make_user(app_sessions, "ana@example.org", "admin")
