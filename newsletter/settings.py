@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     feed_max_bytes: int = 5_000_000
     # fetch feeds whose host is loopback, private or link-local (off: no SSRF from the web)
     feed_allow_private: bool = False
+    # how many reverse proxies in front of `newsletter serve` add X-Forwarded-For: the
+    # per-client limits (logins, sign-ups) then count the client, not the proxy (0: none,
+    # and a client's X-Forwarded-For is ignored)
+    trusted_proxies: int = Field(default=0, ge=0, le=5)
 
     @field_validator("scheduler_seconds", "catch_up_hours", "feed_timeout_seconds",
                      "feed_max_bytes")

@@ -32,6 +32,7 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # Argon2 takes any length; a megabyte password is a denial of service
 MAX_EMAIL = 254
 MAX_NAME = 200
+MAX_BY = 200  # what an approval keeps of who took a step (approval.MAX_NAME)
 THROTTLE_FAILURES = 5
 THROTTLE_WINDOW = timedelta(minutes=15)
 
@@ -60,8 +61,10 @@ class User(Base):
     @property
     def display_name(self) -> str:
         """What approvals record as `by`: the name, else the address (both unique enough
-        for "nobody approves their own issue", since the address is unique)."""
-        return f"{self.name} <{self.email}>" if self.name else self.email
+        for "nobody approves their own issue", since the address is unique). The address
+        alone when both would not fit the 200 characters an approval keeps of it."""
+        both = f"{self.name} <{self.email}>"
+        return both if self.name and len(both) <= MAX_BY else self.email
 
     def can(self, role: str) -> bool:
         """Whether this user holds `role` or a higher one."""

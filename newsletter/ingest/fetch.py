@@ -69,6 +69,11 @@ def private_address(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    elif isinstance(ip, ipaddress.IPv6Address) and (ip.sixtofour or ip.teredo):
+        # 6to4 and Teredo carry an IPv4 address a relay reaches: that one is judged too
+        carried = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if carried is not None and private_address(str(carried)):
+            return True
     return (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified
             or ip.is_reserved or ip.is_multicast or not ip.is_global)
 

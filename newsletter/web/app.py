@@ -5,6 +5,7 @@ sessionmaker and one settings object."""
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from newsletter.db import ensure_schema, make_engine, session_factory
 from newsletter.settings import Settings, load_settings
@@ -32,6 +33,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     subscriber.register(app, site)
     public.register_public(app, site)  # sign-up, archive, Atom: no login
     app.register_blueprint(admin.blueprint)
+    if settings.trusted_proxies:  # the client's address, as the proxies in front saw it
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies)
     return app
 
 

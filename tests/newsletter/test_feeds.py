@@ -555,6 +555,15 @@ def test_http_get_limits(feed_server: FeedServer) -> None:
                     allow_private=True).url.endswith("/ok")
 
 
+def test_private_addresses_wrapped_in_6to4_or_teredo_are_private() -> None:
+    """An IPv6 address that carries a private IPv4 one (6to4, Teredo) reaches it through
+    a relay: refused like the address it carries; public ones it carries still pass."""
+    for address in ("2002:7f00:1::1", "2002:a9fe:a9fe::1", "2002:a01:203::",
+                    "2001:0:4136:e378:8000:63bf:80ff:fffe"):  # Teredo client 127.0.0.1
+        assert private_address(address), address
+    assert not private_address("2002:5db8:d822::1")  # 6to4 of 93.184.216.34
+
+
 def test_private_addresses_are_refused_unless_the_setting_allows_them(
         sessions: sessionmaker[Session], settings: Settings, runner: CliRunner,
         cli_env: dict[str, str], feed_server: FeedServer) -> None:

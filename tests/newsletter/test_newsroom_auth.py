@@ -4,7 +4,9 @@ the cookie, CSRF on every form, roles, removal and demotion taking effect at onc
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -127,6 +129,58 @@ def test_wrong_password_and_throttle(app: Flask, app_sessions: sessionmaker[Sess
         "email": "ana@example.org", "password": PASSWORD, "csrf_token": token(client)})
     assert throttled.status_code == 429 and "Try again in 15 minutes" in throttled.text
     assert client.get("/admin/").status_code == 302
+
+
+@SQLITE_ONLY
+def test_parallel_guesses_cannot_outrun_the_throttle(
+        app: Flask, app_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guesses sent at once are not all checked before any failure is counted: at most
+    THROTTLE_FAILURES passwords are ever tried (a barrier in the hash check lets every
+    guess through together when nothing serialises them)."""
+    make_user(app_sessions, "ana@example.org", "admin")
+    guesses = users.THROTTLE_FAILURES * 2
+    together = threading.Barrier(guesses)
+    checked = users.verify_password
+
+    def slow_check(user: users.User, password: str) -> bool:
+        try:
+            together.wait(timeout=0.5)
+        except threading.BrokenBarrierError:
+            pass
+        return checked(user, password)
+
+    monkeypatch.setattr(users, "verify_password", slow_check)
+    clients = [client_of(app) for _ in range(guesses)]
+    tokens = [token(client) for client in clients]
+
+    def guess(n: int) -> int:
+        return clients[n].post("/admin/login", data={
+            "email": "ana@example.org", "password": f"guess number {n}",
+            "csrf_token": tokens[n]}).status_code
+
+    with ThreadPoolExecutor(guesses) as pool:
+        codes = list(pool.map(guess, range(guesses)))
+    assert codes.count(401) == users.THROTTLE_FAILURES
+    assert codes.count(429) == guesses - users.THROTTLE_FAILURES
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_behind_a_proxy_the_throttle_counts_each_client(
+        settings: Settings, proxies: int) -> None:
+    """With NEWSLETTER_TRUSTED_PROXIES=1 failures from one client behind the proxy do not
+    lock out another; without it a client's X-Forwarded-For is not believed."""
+    app = create_app(settings.model_copy(update={"trusted_proxies": proxies}))
+    try:
+        make_user(app.extensions["newsletter"].sessions, "ana@example.org", "admin")
+        guesser, colleague = client_of(app), client_of(app)
+        guesser.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.7"
+        colleague.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.8"
+        for n in range(users.THROTTLE_FAILURES):
+            assert log_in(guesser, f"someone{n}@example.org", "wrong password") == 401
+        assert log_in(colleague, "ana@example.org") == (303 if proxies else 429)
+    finally:
+        dispose(app)
 
 
 def test_a_form_without_its_token_changes_nothing(

@@ -160,3 +160,15 @@ def test_users_commands(runner: CliRunner) -> None:
     assert runner.invoke(cli, ["users", "remove", "bo@example.org", "--yes"]).exit_code == 0
     listed = json.loads(runner.invoke(cli, ["users", "list", "--json"]).output)
     assert [u["email"] for u in listed] == ["ana@example.org"]
+
+
+def test_a_long_name_still_fits_what_approvals_record() -> None:
+    """A name of up to MAX_NAME characters is allowed: the name the newsroom records for
+    a step must still fit approvals' 200 characters (else nobody by that name could
+    submit or approve an issue), and stay the same person's."""
+    from newsletter.approval import clean_name
+
+    long_one = users.User(email="ana@example.org", name="N" * users.MAX_NAME, role="editor")
+    assert clean_name(long_one.display_name) == "ana@example.org"
+    short = users.User(email="ana@example.org", name="Ana", role="editor")
+    assert short.display_name == "Ana <ana@example.org>"

@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
 from playwright.sync_api import sync_playwright
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
@@ -37,7 +37,8 @@ from newsletter.web import create_app, dispose
 from subscribers.lists import create_list, public_lists
 from subscribers.models import SignupAttempt, Subscriber, Subscription
 from subscribers.people import NewSubscriber, add, find, unsubscribe
-from subscribers.suppressions import suppress
+from subscribers.signup import Limits
+from subscribers.suppressions import is_suppressed, suppress
 from tests.newsletter.test_accessibility import html_validate, summary
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -208,6 +209,48 @@ def test_rate_limits_per_client_and_per_address(
                                           SignupAttempt.address_hash, SignupAttempt.at)).all()
             assert len(rows) == 1  # the day before was cleared by this request
             assert all("@" not in a and "203." not in c_ for c_, a, _ in rows)
+
+
+def test_sign_ups_sent_together_do_not_outrun_the_limits(
+    app: Flask, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests for one address sent at once, from many clients: still three confirmation
+    mails at most. A barrier after the throttle's counts lets every request through
+    together when nothing serialises them (on PostgreSQL they all counted none mailed)."""
+    import subscribers.signup as signup
+
+    sign_up(client(app, "198.51.100.1"), "bombed@example.org")  # pending, mailed once
+    together = threading.Barrier(8)
+
+    def slow_is_suppressed(session: Session, email: str) -> bool:
+        try:
+            together.wait(timeout=0.5)
+        except threading.BrokenBarrierError:
+            pass
+        return is_suppressed(session, email)
+
+    monkeypatch.setattr(signup, "is_suppressed", slow_is_suppressed)
+    forms = []
+    for n in range(8):
+        c = client(app, f"198.51.100.{n + 10}")
+        found = TOKEN.search(c.get("/signup").text)
+        assert found
+        forms.append((c, found.group(1)))
+
+    def send(n: int) -> int:
+        c, token = forms[n]
+        return c.post("/signup", data={"token": token, "email": "bombed@example.org"}
+                      ).status_code
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with sessions() as session:
+        mailed = session.scalar(select(func.count()).select_from(SignupAttempt)
+                                .where(SignupAttempt.mailed.is_(True)))
+    assert mailed == Limits().mails_per_address
 
 
 def test_csrf_needs_a_fresh_token_from_this_client_and_no_foreign_origin(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from flask import Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -12,6 +14,9 @@ from newsletter.web.admin.core import gettext, render, sessions
 from newsletter.web.auth import current_user, log_in, log_out, refresh_login
 
 LANGUAGE_NAMES = {"en": "English", "es": "Español"}
+# One login checked at a time, its failure committed before the next is counted: else
+# guesses sent together are all checked before any is counted and outrun the throttle.
+_LOGINS = threading.Lock()
 
 
 def safe_next(target: str | None) -> str:
@@ -32,7 +37,7 @@ def login() -> BaseResponse:
     password = request.form.get("password", "")
     client = request.remote_addr or "unknown"
     try:
-        with transaction(sessions()) as db:
+        with _LOGINS, transaction(sessions()) as db:
             user = authenticate(db, email, password, client, now=utcnow())
             if user is not None:
                 log_in(user)
