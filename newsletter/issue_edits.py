@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter import approval, schedules
@@ -116,22 +116,6 @@ def check_editable(issue: Issue) -> None:
                          f"{why}")
 
 
-def _hold(session: Session, issue: Issue) -> None:
-    """Lock the issue's row while it is still a draft or scheduled: a send the scheduler
-    started since the issue was read is never changed under it (see schedules._hold)."""
-    held = session.execute(
-        update(Issue).where(Issue.id == issue.id, Issue.status.in_(EDITABLE))
-        .values(status=Issue.status).returning(Issue.id)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if held is None:
-        now_is = session.scalar(select(Issue.status).where(Issue.id == issue.id))
-        raise IssueEditError(
-            f"issue {issue.slug!r} changed meanwhile: it is {now_is or 'deleted'} now (the "
-            "scheduler started sending it, or someone else changed it); `newsletter issues "
-            f"status {issue.slug}` shows where it is")
-
-
 def _begin(issue: Issue, by: str) -> str:
     """Checks before anything is written: returns the cleaned name (may be "")."""
     check_editable(issue)
@@ -195,7 +179,7 @@ def set_items(session: Session, issue: Issue, ids: Sequence[int], *, by: str = "
     if before == wanted:
         return Edit(issue.slug)
     countries = countries_of(issue)
-    _hold(session, issue)
+    schedules.hold_issue(session, issue, IssueEditError)
     kept = {entry.item_id: entry for entry in issue.entries}
     entries = []
     for position, item_id in enumerate(wanted):
@@ -343,7 +327,7 @@ def edit_issue(
     if not changes:
         return Edit(issue.slug)
     countries = countries_of(issue)
-    _hold(session, issue)
+    schedules.hold_issue(session, issue, IssueEditError)
     if texts is not None:
         issue.title, issue.titles, issue.intros = texts[:3]
     if focus is not None:

@@ -284,7 +284,7 @@ def schedule_issue(
         where = (f"{first.local:%Y-%m-%d %H:%M} in {first.zone} = " if first else "")
         raise ScheduleError(f"{where}{result.send_at:%Y-%m-%d %H:%M} UTC is in the past: use "
                             f"`newsletter issues send {issue.slug}` to send it now")
-    _hold(session, issue)
+    hold_issue(session, issue)
     forget_unattempted(session, issue)
     issue.send_at, issue.schedule_timezone = result.send_at, zone
     issue.status, issue.status_note = "scheduled", ""
@@ -293,11 +293,13 @@ def schedule_issue(
     return result
 
 
-def _hold(session: Session, issue: Issue) -> None:
-    """Lock the issue's row while it is still a draft or scheduled (the first write of the
-    change): a send the scheduler started since the issue was read (scheduled -> sending,
-    worker/delivery.start_issue) is never turned back into a draft or a new schedule, and
-    its planned rows are never dropped; a start that comes later waits for this change."""
+def hold_issue(session: Session, issue: Issue,
+               error: type[NewsletterError] = ScheduleError) -> None:
+    """Lock the issue's row while it is still a draft or scheduled (the first write of a
+    change to it: a schedule here, an edit in issue_edits): a send the scheduler started
+    since the issue was read (scheduled -> sending, worker/delivery.start_issue) is never
+    changed under it, turned back into a draft or a new schedule, nor its planned rows
+    dropped; a start that comes later waits for this change. Raises `error` otherwise."""
     held = session.execute(
         update(Issue).where(Issue.id == issue.id, Issue.status.in_(SCHEDULABLE))
         .values(status=Issue.status).returning(Issue.id)
@@ -305,7 +307,7 @@ def _hold(session: Session, issue: Issue) -> None:
     ).first()
     if held is None:
         now_is = session.scalar(select(Issue.status).where(Issue.id == issue.id))
-        raise ScheduleError(
+        raise error(
             f"issue {issue.slug!r} changed meanwhile: it is {now_is or 'deleted'} now (the "
             "scheduler started sending it, or someone else changed it); `newsletter issues "
             f"status {issue.slug}` shows where it is")
@@ -327,7 +329,7 @@ def unschedule_issue(session: Session, issue: Issue) -> int:
     if issue.status not in SCHEDULABLE:
         raise ScheduleError(f"issue {issue.slug!r} is {issue.status}: only a scheduled issue "
                             "can be unscheduled (`newsletter issues pause` stops a send)")
-    _hold(session, issue)
+    hold_issue(session, issue)
     removed = forget_unattempted(session, issue)
     issue.status, issue.status_note = "draft", ""
     issue.send_at = issue.send_local_time = issue.send_on = issue.schedule_timezone = None
