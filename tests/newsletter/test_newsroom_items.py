@@ -81,7 +81,11 @@ def token(client: FlaskClient, path: str = "/admin/items") -> str:
 
 
 def post(client: FlaskClient, path: str, **data: object) -> tuple[int, str]:
+    """POST a form; after a 303 (Post/Redirect/Get) the page it leads to."""
     response = client.post(path, data={**data, "csrf_token": token(client)})
+    location = response.headers.get("Location")
+    if response.status_code == 303 and location:
+        response = client.get(location)
     return response.status_code, response.text
 
 

@@ -12,9 +12,10 @@ from typing import Any
 import jinja2
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Response, current_app, g, request
+from flask import Response, current_app, g, redirect, request, session, url_for
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from newsletter.i18n import package_locale_dir, shipped_templates_dir
 from newsletter.settings import Settings
@@ -28,6 +29,8 @@ ADMIN_POLICY = ("default-src 'none'; style-src 'self'; script-src 'self'; img-sr
                 "connect-src 'self'; "
                 "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 STYLESHEET = "newsroom.css"
+NOTICE = "notice"
+MAX_NOTICE = 1000  # characters kept for the next page (the session cookie holds them)
 
 
 def site() -> Site:
@@ -93,12 +96,24 @@ def gettext(message: str, **values: Any) -> str:
     return text % values if values else text
 
 
-def render(name: str, code: int = 200, /, **context: Any) -> Response:
-    from flask import url_for
+def see_other(message: str, endpoint: str, /, **values: Any) -> BaseResponse:
+    """Post/Redirect/Get: keep `message` for the next page and send the browser there
+    with 303, so that reloading or going back never sends the form again."""
+    session[NOTICE] = message[:MAX_NOTICE]
+    return redirect(url_for(endpoint, **values), 303)
 
+
+def take_notice() -> str:
+    """The message `see_other` left for this page; shown once (base.html.j2 shows it)."""
+    value = session.pop(NOTICE, "")
+    return value if isinstance(value, str) else ""
+
+
+def render(name: str, code: int = 200, /, **context: Any) -> Response:
     lang = language()
     html = environment(lang).get_template(f"{name}.html.j2").render(
         lang=lang, user=g.get("user"), csrf_token=csrf_token(), url_for=url_for,
+        notice=take_notice(),
         endpoint=request.endpoint or "", endpoints=frozenset(current_app.view_functions),
         **context)
     return Response(html, code, mimetype="text/html")

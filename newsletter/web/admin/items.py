@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from flask import Response, abort, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from newsletter import items as library
 from newsletter.db import transaction
@@ -19,7 +20,7 @@ from newsletter.errors import NewsletterError
 from newsletter.ingest.text import split_paragraphs
 from newsletter.item_edits import ItemChanges, delete_item, edit_item
 from newsletter.models import Item
-from newsletter.web.admin.core import gettext, render, sessions, settings
+from newsletter.web.admin.core import gettext, render, see_other, sessions, settings
 from newsletter.web.auth import current_user
 
 CHANGERS = ("editor", "admin")  # approvers approve issues; they read items
@@ -125,7 +126,7 @@ def _form(*names: str) -> dict[str, str]:
     return {name: request.form.get(name, "") for name in names}
 
 
-def edit(raw_id: str) -> Response:
+def edit(raw_id: str) -> BaseResponse:
     item_id = _id(raw_id)
     """Save the fields whose value differs from what the page showed (as `items edit`
     with only those options; the countries as `items tag`)."""
@@ -157,10 +158,10 @@ def edit(raw_id: str) -> Response:
         return _item_page(item_id, 400, problem=str(exc), form=sent)
     message = (gettext("Saved: %(fields)s.", fields=", ".join(done)) if done
                else gettext("Nothing changed: the values were already so."))
-    return _item_page(item_id, message=message)
+    return see_other(message, "admin.item", raw_id=item_id)
 
 
-def translate(raw_id: str) -> Response:
+def translate(raw_id: str) -> BaseResponse:
     item_id = _id(raw_id)
     """Add or replace a translation (as `items translate`)."""
     _require_change()
@@ -174,8 +175,9 @@ def translate(raw_id: str) -> Response:
         abort(404)
     except NewsletterError as exc:
         return _item_page(item_id, 400, problem=str(exc), translation=sent)
-    return _item_page(item_id, message=gettext("Translation saved: %(language)s.",
-                                               language=sent["language"].strip().lower()))
+    return see_other(gettext("Translation saved: %(language)s.",
+                             language=sent["language"].strip().lower()), "admin.item",
+                     raw_id=item_id)
 
 
 def delete(raw_id: str) -> Response:
