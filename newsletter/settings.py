@@ -15,7 +15,7 @@ from typing import Any
 
 import langcodes
 from email_validator import EmailNotValidError, validate_email
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     # and a client's X-Forwarded-For is ignored)
     trusted_proxies: int = Field(default=0, ge=0, le=5)
 
+    # DKIM: sign every message with this key (all three, or none: a relay may sign);
+    # `newsletter dkim keygen` makes a key and prints its DNS record
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_key_file: Path | None = None
+
     @field_validator("scheduler_seconds", "catch_up_hours", "feed_timeout_seconds",
                      "feed_max_bytes")
     @classmethod
@@ -195,6 +201,17 @@ class Settings(BaseSettings):
                 'desk@example.org or "News desk <desk@example.org>", or leave it empty'
             )
         return value
+
+    @model_validator(mode="after")
+    def _dkim_complete(self) -> Settings:
+        given = {"NEWSLETTER_DKIM_DOMAIN": self.dkim_domain,
+                 "NEWSLETTER_DKIM_SELECTOR": self.dkim_selector,
+                 "NEWSLETTER_DKIM_KEY_FILE": str(self.dkim_key_file or "")}
+        missing = [name for name, value in given.items() if not value.strip()]
+        if missing and len(missing) < len(given):
+            raise ValueError(f"{missing[0]}: DKIM needs all three settings: set "
+                             f"{', '.join(missing)} too, or unset the others to send unsigned")
+        return self
 
     def insecure_for_mailing(self) -> str | None:
         """Why these settings must not mail real people, or None when they may (the
