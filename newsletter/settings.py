@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     sender_name: str = "Regional Migration News"
     sender_email: str = "news@example.org"
     reply_to: str = ""
+    # the List-Id every issue carries (RFC 2919): one per newsletter, so receivers and
+    # filters see the same list every issue; default newsletter.<sender's domain>
+    list_id: str = ""
     postal_address: str = "Regional Office, Apartado 123-1000, San José, Costa Rica"
     public_base_url: str = "http://localhost:8000"
     secret_key: str = DEV_SECRET
@@ -152,6 +155,16 @@ class Settings(BaseSettings):
                 f"NEWSLETTER_LANGUAGES ({', '.join(editions)}): name one of them"
             )
         return found or value
+
+    @field_validator("list_id")
+    @classmethod
+    def _list_id(cls, value: str) -> str:
+        value = value.strip().strip("<>").lower()
+        if value and not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9]"
+                                      r"(?:[a-z0-9-]*[a-z0-9])?)+", value) or len(value) > 200:
+            raise ValueError(f"NEWSLETTER_LIST_ID: {value[:80]!r} is not a list id: a dotted "
+                             "name under a domain you own, e.g. news.example.org")
+        return value
 
     @field_validator("public_base_url")
     @classmethod
@@ -243,6 +256,10 @@ class Settings(BaseSettings):
     def smtp_urls(self) -> list[str]:
         """Relays in order of preference: NEWSLETTER_SMTP_URL may list several, comma-separated."""
         return [u.strip() for u in self.smtp_url.split(",") if u.strip()]
+
+    @property
+    def resolved_list_id(self) -> str:
+        return self.list_id or f"newsletter.{self.sender_domain}"
 
     @property
     def sender_domain(self) -> str:
