@@ -59,7 +59,14 @@ def _print_record(key: Key) -> None:
 @user_errors
 def keygen(app: App, selector: str, domain: str, algorithm: str, out: Path | None,
            force: bool, as_json: bool) -> None:
-    """Make a DKIM key, write it (readable by its owner only) and print its DNS record."""
+    """Make a DKIM key, write it (readable by its owner only) and print its DNS record.
+
+    \b
+    Example:
+      newsletter dkim keygen --selector news2026 --domain example.org
+      newsletter dkim keygen --selector ed2026 --domain example.org --algorithm ed25519 \\
+        --out /etc/newsletter/ed2026.key --json
+    """
     key = generate_key(domain.strip().lower(), selector.strip(),
                        "rsa" if algorithm == "rsa" else "ed25519")
     path = out or app.settings.var_dir / "dkim" / f"{key.selector}.{key.domain}.key"
@@ -80,7 +87,13 @@ def keygen(app: App, selector: str, domain: str, algorithm: str, out: Path | Non
 @pass_app
 @user_errors
 def show(app: App, as_json: bool) -> None:
-    """The configured key and the DNS record it needs (nothing is signed without one)."""
+    """The configured key and the DNS record it needs (nothing is signed without one).
+
+    \b
+    Example:
+      NEWSLETTER_DKIM_DOMAIN=example.org NEWSLETTER_DKIM_SELECTOR=news2026 \\
+      NEWSLETTER_DKIM_KEY_FILE=var/dkim/news2026.example.org.key newsletter dkim show
+    """
     key = load_key(app.settings)
     if key is None:
         if as_json:
