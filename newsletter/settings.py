@@ -15,7 +15,7 @@ from typing import Any
 
 import langcodes
 from email_validator import EmailNotValidError, validate_email
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     sender_name: str = "Regional Migration News"
     sender_email: str = "news@example.org"
     reply_to: str = ""
+    # the List-Id every issue carries (RFC 2919): one per newsletter, so receivers and
+    # filters see the same list every issue; default newsletter.<sender's domain>
+    list_id: str = ""
     postal_address: str = "Regional Office, Apartado 123-1000, San José, Costa Rica"
     public_base_url: str = "http://localhost:8000"
     secret_key: str = DEV_SECRET
@@ -106,6 +109,12 @@ class Settings(BaseSettings):
     # per-client limits (logins, sign-ups) then count the client, not the proxy (0: none,
     # and a client's X-Forwarded-For is ignored)
     trusted_proxies: int = Field(default=0, ge=0, le=5)
+
+    # DKIM: sign every message with this key (all three, or none: a relay may sign);
+    # `newsletter dkim keygen` makes a key and prints its DNS record
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_key_file: Path | None = None
 
     @field_validator("scheduler_seconds", "catch_up_hours", "feed_timeout_seconds",
                      "feed_max_bytes")
@@ -146,6 +155,16 @@ class Settings(BaseSettings):
                 f"NEWSLETTER_LANGUAGES ({', '.join(editions)}): name one of them"
             )
         return found or value
+
+    @field_validator("list_id")
+    @classmethod
+    def _list_id(cls, value: str) -> str:
+        value = value.strip().strip("<>").lower()
+        if value and not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9]"
+                                      r"(?:[a-z0-9-]*[a-z0-9])?)+", value) or len(value) > 200:
+            raise ValueError(f"NEWSLETTER_LIST_ID: {value[:80]!r} is not a list id: a dotted "
+                             "name under a domain you own, e.g. news.example.org")
+        return value
 
     @field_validator("public_base_url")
     @classmethod
@@ -196,6 +215,17 @@ class Settings(BaseSettings):
             )
         return value
 
+    @model_validator(mode="after")
+    def _dkim_complete(self) -> Settings:
+        given = {"NEWSLETTER_DKIM_DOMAIN": self.dkim_domain,
+                 "NEWSLETTER_DKIM_SELECTOR": self.dkim_selector,
+                 "NEWSLETTER_DKIM_KEY_FILE": str(self.dkim_key_file or "")}
+        missing = [name for name, value in given.items() if not value.strip()]
+        if missing and len(missing) < len(given):
+            raise ValueError(f"{missing[0]}: DKIM needs all three settings: set "
+                             f"{', '.join(missing)} too, or unset the others to send unsigned")
+        return self
+
     def insecure_for_mailing(self) -> str | None:
         """Why these settings must not mail real people, or None when they may (the
         outbox mails nobody, so only an SMTP relay makes the development secret unsafe)."""
@@ -226,6 +256,10 @@ class Settings(BaseSettings):
     def smtp_urls(self) -> list[str]:
         """Relays in order of preference: NEWSLETTER_SMTP_URL may list several, comma-separated."""
         return [u.strip() for u in self.smtp_url.split(",") if u.strip()]
+
+    @property
+    def resolved_list_id(self) -> str:
+        return self.list_id or f"newsletter.{self.sender_domain}"
 
     @property
     def sender_domain(self) -> str:

@@ -10,6 +10,7 @@ mailbox must not keep the others from being asked.
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -69,7 +70,7 @@ def _message(settings: Settings, person: Subscriber) -> tuple[bytes, str]:
         confirm_link(s.public_base_url, s.secret_key, person.id, salt), unsubscribe_url,
         s.template_dir,
     )
-    mid = f"<confirm.{person.id}.{int(utcnow().timestamp() * 1000)}@{s.sender_domain}>"
+    mid = f"<confirm.{person.id}.{secrets.token_hex(8)}@{s.sender_domain}>"
     headers = Headers(s.sender_name, s.sender_email, person.name, person.email, mid,
                       f"confirm.{s.sender_domain}", unsubscribe_url, s.reply_to)
     return build_message(rendered, headers), mid

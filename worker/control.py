@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -106,10 +107,10 @@ def test_send(runtime: Runtime, slug: str, to: str, variant: Variant) -> TestSen
                               view_url=view_url(s.public_base_url, slug, variant))
     preview_link = f"{s.public_base_url}/test-send"
     rendered = personalise(rendered, unsubscribe_url=preview_link, preferences_url=preview_link)
-    mid = f"<{slug}.test.{int(utcnow().timestamp() * 1000)}@{s.sender_domain}>"
+    mid = f"<{slug}.test.{secrets.token_hex(8)}@{s.sender_domain}>"  # unique, as any send
     message = build_message(
         replace(rendered, subject=f"[TEST {variant.label}] {rendered.subject}"),
-        Headers(s.sender_name, s.sender_email, "", to, mid, f"{slug}.{s.sender_domain}",
+        Headers(s.sender_name, s.sender_email, "", to, mid, s.resolved_list_id,
                 preview_link, s.reply_to),
     )
     reply = runtime.transport.send(Envelope(s.sender_email, ascii_address(to), message, mid))

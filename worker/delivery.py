@@ -36,7 +36,14 @@ from newsletter.settings import Settings
 from subscribers.suppressions import suppress
 from subscribers.tokens import subscriber_links
 from worker import ledger
-from worker.mime import MessageTemplate, Recipient, ascii_address, message_id
+from worker.mime import (
+    MessageTemplate,
+    Recipient,
+    ascii_address,
+    feedback_id,
+    issue_key,
+    message_id,
+)
 from worker.replies import classify, next_attempt
 from worker.runtime import Runtime
 from worker.transports import ConnectionFailure, Envelope, SenderProblem, TransportError
@@ -126,8 +133,9 @@ def _template(
             Rendered(row.subject, row.html, row.text),
             from_name=s.sender_name,
             from_email=s.sender_email,
-            list_id=f"{issue.slug}.{s.sender_domain}",
+            list_id=s.resolved_list_id,
             reply_to=s.reply_to,
+            feedback=feedback_id(issue.slug, s.resolved_list_id, s.sender_domain),
             slots=(UNSUBSCRIBE, PREFERENCES),
         )
         while len(_templates) > TEMPLATE_CACHE:
@@ -235,7 +243,8 @@ def _attempt(
 ) -> Attempt:
     """Build and send one message, and say what came of it."""
     settings = runtime.settings
-    mid = message_id(issue.slug, row.delivery_id, settings.sender_domain)
+    mid = message_id(issue.slug, row.delivery_id, settings.sender_domain,
+                     issue_key(settings.secret_key, issue.id, issue.created_at))
     try:
         unsubscribe, preferences = subscriber_links(
             settings.public_base_url, settings.secret_key, row.subscriber_id, row.token_salt

@@ -9,7 +9,10 @@ and decoding gives back exactly the personalised text.
 
 from __future__ import annotations
 
+import base64
 import binascii
+import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -209,6 +212,7 @@ class MessageTemplate:
         from_email: str,
         list_id: str,
         reply_to: str = "",
+        feedback: str = "",
         slots: Sequence[str] = (),
         when: datetime | None = None,
     ) -> MessageTemplate:
@@ -218,6 +222,10 @@ class MessageTemplate:
         ]
         if reply_to:
             head.append(_fold("Reply-To", reply_to))
+        if feedback:
+            if not re.fullmatch(r"[A-Za-z0-9._:-]{1,200}", feedback):
+                raise ValueError(f"unsafe Feedback-ID {feedback[:80]!r}")
+            head.append(f"Feedback-ID: {feedback}\r\n".encode("ascii"))
         head.append(b"MIME-Version: 1.0\r\n")
         return cls(
             head=b"".join(head),
@@ -300,6 +308,24 @@ def build_message(rendered: Rendered, headers: Headers, when: datetime | None = 
     )
 
 
-def message_id(issue_slug: str, delivery_id: int, domain: str) -> str:
-    """Stable per delivery: a retried message keeps its id, so receivers can spot a repeat."""
-    return f"<{issue_slug}.{delivery_id}@{domain}>"
+def issue_key(secret_key: str, issue_id: int, created_at: datetime) -> str:
+    """Ten characters that tell this issue from any other, in any database: a keyed hash
+    of its id and the microsecond it was created (a database reset reuses ids and slugs,
+    never both with the same creation time)."""
+    digest = hmac.new(secret_key.encode(), f"message-id {issue_id} {created_at.isoformat()}"
+                      .encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:10]).decode("ascii").lower()[:10]
+
+
+def message_id(issue_slug: str, delivery_id: int, domain: str, key: str) -> str:
+    """Stable per delivery (a retried message keeps its id, so receivers can spot a
+    repeat) and unique across databases (`key`: `issue_key`)."""
+    return f"<{issue_slug}.{delivery_id}.{key}@{domain}>"
+
+
+def feedback_id(issue_slug: str, list_id: str, sender_domain: str) -> str:
+    """Gmail's Feedback-ID (campaign:list:sender), for its per-campaign complaint rates:
+    colons separate the fields, so none may hold one."""
+    fields = [re.sub(r"[^A-Za-z0-9._-]", "-", value) for value in
+              (issue_slug, list_id.partition(".")[0], sender_domain)]
+    return ":".join(fields)

@@ -70,8 +70,13 @@ def transport_for(settings: Settings) -> Transport:
 
 
 def build(settings: Settings, transport: Transport | None = None) -> Runtime:
+    """What a delivering process needs; every message it sends is DKIM-signed when the
+    settings name a key (worker.dkim)."""
+    from worker.dkim import signing
+
     engine = make_engine(settings.resolved_database_url)
-    return Runtime(settings, session_factory(engine), transport or transport_for(settings))
+    return Runtime(settings, session_factory(engine),
+                   signing(transport or transport_for(settings), settings))
 
 
 _current: Runtime | None = None

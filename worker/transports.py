@@ -54,8 +54,12 @@ class SenderProblem(PermanentFailure):
 
 
 class Transport(Protocol):
-    name: str
-    last_relay: str  # which server took (or refused) the last message
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def last_relay(self) -> str:
+        """Which server took (or refused) the last message."""
 
     def ready(self) -> None:
         """Wait until the rate limits allow the next message (it may take long)."""

@@ -12,6 +12,7 @@ import click
 from newsletter.cli.calendar import approve, reject, schedule, show, submit, unschedule
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.demo import demo
+from newsletter.cli.dkim import dkim
 from newsletter.cli.feeds import feeds
 from newsletter.cli.i18n import i18n
 from newsletter.cli.issue_edit import COMMANDS as EDIT_COMMANDS
@@ -114,6 +115,7 @@ cli.add_command(serve)
 cli.add_command(feeds)
 cli.add_command(series)
 cli.add_command(users)
+cli.add_command(dkim)
 
 
 def main() -> None:

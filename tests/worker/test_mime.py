@@ -19,7 +19,14 @@ from newsletter.render import Rendered
 from subscribers.tokens import subscriber_links
 from subscribers.validate import InvalidValue, normalise_email
 from tests.servers import SmtpServer
-from worker.mime import Headers, build_message, header_text, message_id
+from worker.mime import (
+    Headers,
+    build_message,
+    feedback_id,
+    header_text,
+    issue_key,
+    message_id,
+)
 from worker.transports import Envelope, SMTPTransport
 
 SUBJECT = "Noticias de octubre — edición especial"
@@ -51,7 +58,7 @@ def make_headers(**overrides: str) -> Headers:
         "from_email": "news@example.org",
         "to_name": "José Pérez",
         "to_email": "jose@example.com",
-        "message_id": message_id("2024-10", 42, "example.org"),
+        "message_id": message_id("2024-10", 42, "example.org", "k3y"),
         "list_id": "2024-10.example.org",
         "unsubscribe_url": UNSUBSCRIBE,
     }
@@ -148,7 +155,7 @@ def test_top_level_headers_present_once(raw: bytes) -> None:
     assert len(msg.keys()) == len(EXPECTED_HEADERS)
     for name in SINGLE:
         assert len(msg.get_all(name) or []) == 1, name
-    assert msg["Message-ID"] == "<2024-10.42@example.org>"
+    assert msg["Message-ID"] == "<2024-10.42.k3y@example.org>"
     assert msg["Date"].datetime == WHEN
     assert msg["List-Id"] == "<2024-10.example.org>"
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -175,10 +182,24 @@ def test_date_defaults_to_now() -> None:
     assert before <= parse(raw)["Date"].datetime <= after
 
 
-def test_message_id_is_stable_per_delivery() -> None:
-    assert message_id("2024-10", 7, "example.org") == "<2024-10.7@example.org>"
-    assert message_id("2024-10", 7, "example.org") == message_id("2024-10", 7, "example.org")
-    assert message_id("2024-10", 7, "example.org") != message_id("2024-10", 8, "example.org")
+def test_message_id_is_stable_per_delivery_and_unique_across_databases() -> None:
+    created = datetime(2026, 12, 6, 9, 0, 0, 123456, tzinfo=UTC)
+    key = issue_key("secret", 1, created)
+    assert re.fullmatch(r"[a-z2-7]{10}", key) and key == issue_key("secret", 1, created)
+    assert message_id("2024-10", 7, "example.org", key) == f"<2024-10.7.{key}@example.org>"
+    assert message_id("2024-10", 7, "example.org", key) != message_id(
+        "2024-10", 8, "example.org", key)
+    # the same slug, issue id and delivery id in a database made again: another id
+    again = issue_key("secret", 1, created.replace(microsecond=123457))
+    assert message_id("2024-10", 7, "example.org", again) != message_id(
+        "2024-10", 7, "example.org", key)
+    assert issue_key("other secret", 1, created) != key
+
+
+def test_feedback_id_names_campaign_list_and_sender_without_stray_colons() -> None:
+    assert feedback_id("2019-10", "newsletter.example.org", "example.org") == (
+        "2019-10:newsletter:example.org")
+    assert feedback_id("a:b", "x:y.example.org", "ex ample.org") == "a-b:x-y:ex-ample.org"
 
 
 def test_idn_recipient_domain_is_sent_in_idna_form() -> None:

@@ -35,7 +35,7 @@ from worker import lease
 pytestmark = pytest.mark.timeout(120)
 
 ON_TIME, LATE, TOO_LATE = "2019-10", "late-1h", "late-3d"
-MID = re.compile(r"<(.+)\.\d+@")
+MID = re.compile(r"<(.+)\.\d+\.[a-z2-7]{10}@")  # <slug.delivery.issue-key@domain>
 
 
 def prepare(db_url: str, people: int, due_in: float) -> list[str]:
