@@ -28,6 +28,10 @@ MAX_EDITION_TAG = 8  # what the deliveries' and variants' language columns hold
 _NAMED_ADDRESS = re.compile(r"(?:(?P<name>.*?)\s*<(?P<address>[^<>]*)>|(?P<bare>[^<>]*))")
 
 
+# a dotted name of at least two labels (list ids, bounce domains)
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
+
+
 class SettingsError(NewsletterError):
     """NEWSLETTER_* variables the program cannot run with; the message names each one."""
 
@@ -73,6 +77,9 @@ class Settings(BaseSettings):
     # the List-Id every issue carries (RFC 2919): one per newsletter, so receivers and
     # filters see the same list every issue; default newsletter.<sender's domain>
     list_id: str = ""
+    # where bounces come back: each delivery's envelope sender is
+    # bounces+<delivery>.<mac>@<this domain> (VERP); default the sender's domain
+    bounce_domain: str = ""
     postal_address: str = "Regional Office, Apartado 123-1000, San José, Costa Rica"
     public_base_url: str = "http://localhost:8000"
     secret_key: str = DEV_SECRET
@@ -156,12 +163,21 @@ class Settings(BaseSettings):
             )
         return found or value
 
+    @field_validator("bounce_domain")
+    @classmethod
+    def _bounce_domain(cls, value: str) -> str:
+        value = value.strip().rstrip(".").lower()
+        if value and (not _DOMAIN.fullmatch(value) or len(value) > 200):
+            raise ValueError(f"NEWSLETTER_BOUNCE_DOMAIN: {value[:80]!r} is not a domain name, "
+                             "e.g. bounces.example.org (its MX must reach `newsletter "
+                             "bounces receive`)")
+        return value
+
     @field_validator("list_id")
     @classmethod
     def _list_id(cls, value: str) -> str:
         value = value.strip().strip("<>").lower()
-        if value and not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9]"
-                                      r"(?:[a-z0-9-]*[a-z0-9])?)+", value) or len(value) > 200:
+        if value and not _DOMAIN.fullmatch(value) or len(value) > 200:
             raise ValueError(f"NEWSLETTER_LIST_ID: {value[:80]!r} is not a list id: a dotted "
                              "name under a domain you own, e.g. news.example.org")
         return value
@@ -256,6 +272,10 @@ class Settings(BaseSettings):
     def smtp_urls(self) -> list[str]:
         """Relays in order of preference: NEWSLETTER_SMTP_URL may list several, comma-separated."""
         return [u.strip() for u in self.smtp_url.split(",") if u.strip()]
+
+    @property
+    def resolved_bounce_domain(self) -> str:
+        return self.bounce_domain or self.sender_domain.lower()
 
     @property
     def resolved_list_id(self) -> str:

@@ -47,6 +47,7 @@ from worker.mime import (
 from worker.replies import classify, next_attempt
 from worker.runtime import Runtime
 from worker.transports import ConnectionFailure, Envelope, SenderProblem, TransportError
+from worker.verp import bounce_address
 
 Progress = Callable[[dict[str, int]], None]
 STATUS_CHECK_EVERY = 100  # messages between checks for pause/cancel
@@ -243,8 +244,10 @@ def _attempt(
 ) -> Attempt:
     """Build and send one message, and say what came of it."""
     settings = runtime.settings
-    mid = message_id(issue.slug, row.delivery_id, settings.sender_domain,
-                     issue_key(settings.secret_key, issue.id, issue.created_at))
+    key = issue_key(settings.secret_key, issue.id, issue.created_at)
+    mid = message_id(issue.slug, row.delivery_id, settings.sender_domain, key)
+    bounces_to = bounce_address(settings.secret_key, settings.resolved_bounce_domain,
+                                row.delivery_id, key)
     try:
         unsubscribe, preferences = subscriber_links(
             settings.public_base_url, settings.secret_key, row.subscriber_id, row.token_salt
@@ -253,7 +256,7 @@ def _attempt(
             Recipient(row.name, row.email, mid, unsubscribe,
                       {UNSUBSCRIBE: unsubscribe, PREFERENCES: preferences})
         )
-        envelope = Envelope(settings.sender_email, ascii_address(row.email), message, mid)
+        envelope = Envelope(bounces_to, ascii_address(row.email), message, mid)
     except (ValueError, UnicodeError, NewsletterError) as exc:
         # this message cannot be made (a bad link setting, an odd address): say so and
         # go on, rather than crash the batch again at every retry

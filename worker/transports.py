@@ -70,6 +70,7 @@ class Transport(Protocol):
 
 
 _DOT = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321 4.5.2)
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f<>]")  # never in a Return-Path we write
 
 
 def _failure(code: int, reply: bytes | str) -> TransportError:
@@ -223,7 +224,8 @@ class OutboxTransport:
     """`.eml` files in a directory: what a preview or a dry run would have sent.
 
     Files are named by Message-ID, which is stable per delivery, so sending again
-    replaces a file instead of adding a copy.
+    replaces a file instead of adding a copy. Each starts with `Return-Path:`, the
+    envelope sender, as a delivery agent writes it.
     """
 
     name = "outbox"
@@ -240,7 +242,9 @@ class OutboxTransport:
         stem = _UNSAFE.sub("_", envelope.message_id.strip("<>"))
         path = self.directory / f"{stem}.eml"
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(envelope.message)
+        sender = _CONTROL_CHARS.sub("", envelope.sender)
+        tmp.write_bytes(f"Return-Path: <{sender}>\r\n".encode("ascii", "replace")
+                        + envelope.message)
         os.replace(tmp, path)
         return f"250 written to {path}"
 

@@ -89,8 +89,11 @@ def test_outbox_writes_one_file_per_message_id(tmp_path: Path) -> None:
     outbox.send(envelope(2))
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert files == ["m1@example.org.eml", "m2@example.org.eml"]
-    msg = message_from_bytes((tmp_path / "out" / files[0]).read_bytes(), policy=policy.default)
+    raw = (tmp_path / "out" / files[0]).read_bytes()
+    msg = message_from_bytes(raw, policy=policy.default)
     assert msg["Subject"] == "test 1"
+    # the envelope sender first, as a delivery agent writes it
+    assert raw.startswith(f"Return-Path: <{envelope(1).sender}>\r\n".encode())
 
 
 def test_pipelined_rcpt_refusal_then_more_messages(smtp_server: SmtpServer) -> None:
