@@ -22,6 +22,7 @@ from newsletter.users import (
     set_role,
     view,
 )
+from newsletter.words import plural
 
 password_stdin_option = click.option(
     "--password-stdin", is_flag=True,
@@ -191,4 +192,4 @@ def logout(app: App, email: str) -> None:
     """
     with app.transaction() as session:
         ended = revoke_sessions(session, email)
-    click.echo(f"user {email.strip().lower()} logged out: {ended} sessions ended")
+    click.echo(f"user {email.strip().lower()} logged out: {plural(ended, 'session')} ended")

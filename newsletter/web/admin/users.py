@@ -77,5 +77,5 @@ def logout() -> BaseResponse:
             ended = library.revoke_sessions(db, email, keep=keep)
     except NewsletterError as exc:
         return _page(400, problem=str(exc))
-    return see_other(gettext("%(email)s was logged out: %(count)d sessions ended.",
+    return see_other(gettext("%(email)s was logged out everywhere (sessions ended: %(count)d).",
                              email=email.strip()[:254], count=ended), "admin.users")
