@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -33,6 +34,7 @@ from subscribers.models import SignupAttempt
 from subscribers.people import NewSubscriber, add
 from subscribers.signup import Limits
 from subscribers.suppressions import is_suppressed
+from tests.newsletter.test_accessibility import html_validate, summary
 from tests.newsroom import cheap_argon2  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("cheap_argon2")
@@ -433,3 +435,27 @@ def test_sign_ups_spread_over_two_processes_cannot_outrun_the_limits(
         mailed = session.scalar(select(func.count()).select_from(SignupAttempt)
                                 .where(SignupAttempt.mailed.is_(True)))
     assert mailed == Limits().mails_per_address
+
+
+@SQLITE_ONLY
+def test_the_account_and_users_pages_pass_html_validate(
+        app: Flask, app_sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """The sessions list, its button, the Users page's sessions column and permission
+    table: labelled, valid, with the accessibility rules."""
+    make_user(app_sessions, "ana@example.org", "admin")
+    laptop, phone = client_of(app, "laptop <b>"), client_of(app, "phone")
+    log_in(laptop, "ana@example.org")
+    log_in(phone, "ana@example.org")
+    pages = {"account.html": laptop.get("/admin/account").text,
+             "users.html": laptop.get("/admin/users").text}
+    for name, body in pages.items():
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    config = {"extends": ["html-validate:recommended", "html-validate:a11y",
+                          "html-validate:document"],
+              # the newsroom's layout: lower-case <!doctype html>, and its one stylesheet
+              # is our own, same origin (SRI guards files from elsewhere)
+              "rules": {"doctype-style": "off", "require-sri": "off"}}
+    found = html_validate([tmp_path / name for name in pages], config, tmp_path)
+    assert {name: summary(messages) for name, messages in found.items()} == {
+        name: [] for name in pages}
+    assert "laptop &lt;b&gt;" in pages["account.html"]  # the User-Agent, escaped
