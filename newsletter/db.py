@@ -5,6 +5,7 @@ The same code runs on SQLite (the embedded default) and PostgreSQL.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -74,6 +75,32 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work is committed at the end, or rolled back entirely on error."""
     with factory() as session, session.begin():
         yield session
+
+
+def serialise(session: Session, *keys: str) -> None:
+    """Hold, until the session's transaction ends, a lock that every other transaction
+    calling this with one of `keys` waits for, in any process on the same database: a
+    count-then-record (a throttle) is then one step.
+
+    PostgreSQL: a transaction-level advisory lock per key (`pg_advisory_xact_lock` on 64
+    bits of the key's SHA-256, taken in sorted order so two callers never deadlock).
+    SQLite locks the whole database for writing: the transaction starts with BEGIN
+    IMMEDIATE (the other writers wait, up to the busy timeout). Call it before the
+    transaction reads what the lock protects: on SQLite it must be the transaction's
+    first statement (pysqlite opens a transaction at the first write only; a transaction
+    that has written already holds the lock).
+    """
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        for key in sorted(set(keys)):
+            number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big",
+                                    signed=True)
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
+        return
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        if raw is not None and not getattr(raw, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _alembic_config(engine: Engine) -> Any:

@@ -2,17 +2,27 @@
 
 An account is an email address (unique whatever its case), a name, a role and an
 Argon2 password hash (argon2-cffi's defaults; a hash made with older parameters is
-replaced at the next good login). Roles grow: an editor prepares items and issues, an
-approver also approves, an admin also manages people. There is always at least one admin.
+replaced at the next good login). Roles grow: an editor prepares items, issues, series and
+feeds; an approver also approves, schedules and sends; an admin also manages people and
+changes or exports subscribers. There is always at least one admin. What each role may do
+is `PERMISSIONS`, the one table the newsroom's views, its templates and `users list` read
+(`User.may`).
+
+A login is a row in `user_sessions` (`start_session`): the browser's cookie carries a
+random token, the table only its SHA-256. Logging out revokes the row, so a copied cookie
+is worth nothing after it; a new password, a new role or a removal revokes the user's
+other sessions (`revoke_sessions`).
 
 Failed logins are rows in `login_failures`, keyed by address and by client address: five
 of either in 15 minutes and logins for it are refused for 15 minutes, whether the address
-has an account or not. Pure of the clock: `now` (naive UTC) is passed in.
+has an account or not. Counting and recording are one step for every process on the
+database (`db.serialise` on both keys). Pure of the clock: `now` (naive UTC) is passed in.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,10 +30,20 @@ from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import DateTime, Integer, String, delete, func, select
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from newsletter.db import Base, utcnow
+from newsletter.db import Base, serialise, utcnow
 from newsletter.errors import NewsletterError
 
 ROLES = ("editor", "approver", "admin")
@@ -35,6 +55,35 @@ MAX_NAME = 200
 MAX_BY = 200  # what an approval keeps of who took a step (approval.MAX_NAME)
 THROTTLE_FAILURES = 5
 THROTTLE_WINDOW = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(hours=12)  # from the login, however busy the session is
+SEEN_EVERY = timedelta(minutes=1)  # how stale `last_seen_at` may get (one write a minute)
+MAX_AGENT = 120  # what a session keeps of the browser's User-Agent
+
+_EVERYONE = ROLES
+_APPROVERS = ("approver", "admin")
+_ADMINS = ("admin",)
+# What each role may do: the one place the newsroom's guards (`web.auth.require`), its
+# templates (`user.may`) and `newsletter users list` read.
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "newsroom.read": _EVERYONE,  # dashboard, items, issues, previews, series, feeds, progress
+    "account.change": _EVERYONE,  # one's own language, password and sessions
+    "items.change": _EVERYONE,  # edit, translate, delete, upload
+    "issues.change": _EVERYONE,  # create, build, change items and texts, submit, test-send
+    "series.change": _EVERYONE,  # create, pause, resume, delete, build now
+    "feeds.change": _EVERYONE,  # add, fetch now, remove
+    "issues.approve": _APPROVERS,  # approve or reject someone else's issue
+    "issues.schedule": _APPROVERS,  # schedule and unschedule
+    "issues.send": _APPROVERS,  # send now, pause, resume, cancel a send
+    "subscribers.read": _EVERYONE,  # search, counts, one person's history
+    "subscribers.change": _ADMINS,  # unsubscribe, suppress
+    "subscribers.export": _ADMINS,  # the CSV download: everyone's personal data at once
+    "users.manage": _ADMINS,  # add, change role, remove, log out
+}
+
+
+def permissions_of(role: str) -> list[str]:
+    """The permissions `role` holds, in the table's order."""
+    return [name for name, roles in PERMISSIONS.items() if role in roles]
 
 
 class UserError(NewsletterError):
@@ -66,9 +115,11 @@ class User(Base):
         both = f"{self.name} <{self.email}>"
         return both if self.name and len(both) <= MAX_BY else self.email
 
-    def can(self, role: str) -> bool:
-        """Whether this user holds `role` or a higher one."""
-        return ROLES.index(self.role) >= ROLES.index(role)
+    def may(self, permission: str) -> bool:
+        """Whether this user's role holds `permission` (a key of PERMISSIONS)."""
+        if permission not in PERMISSIONS:
+            raise ValueError(f"unknown permission {permission!r}")
+        return self.role in PERMISSIONS[permission]
 
 
 class LoginFailure(Base):
@@ -78,6 +129,21 @@ class LoginFailure(Base):
     # SHA-256 of "email:<address as typed, lower case>" or "ip:<client address>"
     key: Mapped[str] = mapped_column(String(300), index=True)
     at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class UserSession(Base):
+    """One login: the cookie carries a random token, this row only its SHA-256."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+    user_agent: Mapped[str] = mapped_column(String(MAX_AGENT), default="")
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 @dataclass(frozen=True)
@@ -91,11 +157,16 @@ class UserView:
     created_at: datetime
     last_login_at: datetime | None
 
-    def as_dict(self) -> dict[str, str | None]:
+    @property
+    def permissions(self) -> list[str]:
+        return permissions_of(self.role)
+
+    def as_dict(self) -> dict[str, str | list[str] | None]:
         return {
             "email": self.email, "name": self.name, "role": self.role,
             "language": self.language, "created_at": self.created_at.isoformat(),
             "last_login_at": self.last_login_at.isoformat() if self.last_login_at else None,
+            "permissions": self.permissions,
         }
 
 
@@ -205,27 +276,36 @@ def _admins(session: Session) -> int:
 
 
 def remove_user(session: Session, email: str) -> None:
+    """Remove the account and every session of it."""
     user = get_user(session, email)
     if user.role == "admin" and _admins(session) <= 1:
         raise UserError(f"{user.email} is the last admin: make someone else admin first")
+    session.execute(delete(UserSession).where(UserSession.user_id == user.id))
     session.delete(user)
     session.flush()
 
 
-def set_role(session: Session, email: str, role: str) -> User:
+def set_role(session: Session, email: str, role: str, *, keep: str | None = None) -> User:
+    """Give the user `role`; a change revokes their sessions but `keep` (a cookie's token:
+    the session of an admin who changes their own role)."""
     user = get_user(session, email)
     check_role(role)
     if user.role == "admin" and role != "admin" and _admins(session) <= 1:
         raise UserError(f"{user.email} is the last admin: make someone else admin first")
+    if role != user.role:
+        revoke_sessions(session, user.email, keep=keep)
     user.role = role
     session.flush()
     return user
 
 
-def set_password(session: Session, email: str, password: str) -> User:
+def set_password(session: Session, email: str, password: str, *,
+                 keep: str | None = None) -> User:
+    """A new password; every session of the user ends but `keep` (a cookie's token)."""
     user = get_user(session, email)
     check_password(password, user.email)
     user.password_hash = hasher().hash(password)
+    revoke_sessions(session, user.email, keep=keep)
     session.flush()
     return user
 
@@ -250,12 +330,114 @@ def verify_password(user: User, password: str) -> bool:
         return False
 
 
-def change_password(session: Session, email: str, current: str, new: str) -> User:
-    """The account page: the current password proves it is the person, not a left-open tab."""
+def change_password(session: Session, email: str, current: str, new: str, *,
+                    keep: str | None = None) -> User:
+    """The account page: the current password proves it is the person, not a left-open tab.
+    The user's other sessions end; `keep` is this one's token."""
     user = get_user(session, email)
     if not verify_password(user, current):
         raise UserError("the current password is wrong")
-    return set_password(session, email, new)
+    return set_password(session, email, new, keep=keep)
+
+
+# --- sessions -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SessionView:
+    """A session as the account page and `users sessions` show it (never its token)."""
+
+    id: int
+    created_at: datetime
+    last_seen_at: datetime
+    user_agent: str
+    current: bool = False
+
+    def as_dict(self) -> dict[str, str | int | bool]:
+        return {"id": self.id, "created_at": self.created_at.isoformat(),
+                "last_seen_at": self.last_seen_at.isoformat(),
+                "user_agent": self.user_agent, "current": self.current}
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode(errors="replace")).hexdigest()
+
+
+def _agent(raw: str) -> str:
+    """The User-Agent, on one line and short: enough to tell a laptop from a phone."""
+    text = "".join(c for c in raw if c.isprintable())
+    return " ".join(text.split())[:MAX_AGENT]
+
+
+def purge_sessions(session: Session, *, now: datetime) -> int:
+    """Delete sessions past their lifetime (revoked or not): nobody can use them again."""
+    result = session.execute(delete(UserSession)
+                             .where(UserSession.created_at <= now - SESSION_LIFETIME))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def start_session(session: Session, user: User, user_agent: str = "", *,
+                  now: datetime) -> str:
+    """A new session for `user`; the token its cookie carries (stored only hashed).
+    Expired sessions of everyone are purged on the way."""
+    purge_sessions(session, now=now)
+    token = secrets.token_urlsafe(32)
+    session.add(UserSession(token_hash=_token_hash(token), user_id=user.id, created_at=now,
+                            last_seen_at=now, user_agent=_agent(user_agent), revoked=False))
+    session.flush()
+    return token
+
+
+def _live(now: datetime) -> tuple[object, ...]:
+    return (UserSession.revoked.is_(False),
+            UserSession.created_at > now - SESSION_LIFETIME)
+
+
+def session_user(session: Session, token: str, *, now: datetime) -> User | None:
+    """The user whose live session `token` is, or None (unknown, revoked, expired, the
+    user removed). Notes the time it was seen, at most once a SEEN_EVERY."""
+    if not token:
+        return None
+    row = session.scalar(select(UserSession).where(
+        UserSession.token_hash == _token_hash(token), *_live(now)))  # type: ignore[arg-type]
+    if row is None:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or user.role not in ROLES:
+        return None
+    if now - row.last_seen_at >= SEEN_EVERY:
+        row.last_seen_at = now
+        session.flush()
+    return user
+
+
+def end_session(session: Session, token: str) -> None:
+    """Log out: the session with this token is revoked (nothing happens for another)."""
+    session.execute(update(UserSession).where(UserSession.token_hash == _token_hash(token))
+                    .values(revoked=True))
+
+
+def revoke_sessions(session: Session, email: str, *, keep: str | None = None) -> int:
+    """Revoke every session of the user but the one whose token is `keep`; how many."""
+    user = get_user(session, email)
+    query = update(UserSession).where(UserSession.user_id == user.id,
+                                      UserSession.revoked.is_(False))
+    if keep:
+        query = query.where(UserSession.token_hash != _token_hash(keep))
+    result = session.execute(query.values(revoked=True))
+    session.flush()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def active_sessions(session: Session, email: str, *, now: datetime,
+                    current: str | None = None) -> list[SessionView]:
+    """The user's live sessions, most recently seen first; `current` marks this one."""
+    user = get_user(session, email)
+    mine = _token_hash(current) if current else ""
+    rows = session.scalars(select(UserSession).where(
+        UserSession.user_id == user.id, *_live(now))  # type: ignore[arg-type]
+        .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc()))
+    return [SessionView(r.id, r.created_at, r.last_seen_at, r.user_agent,
+                        r.token_hash == mine) for r in rows]
 
 
 # --- logging in ---------------------------------------------------------------------
@@ -283,7 +465,13 @@ def authenticate(session: Session, email: str, password: str, client: str, *,
     and a wrong password, and about as slow). Raises LoginThrottled after
     THROTTLE_FAILURES failures in THROTTLE_WINDOW for the address or the client; a
     failure is recorded, a success clears the address's failures and rehashes the
-    password if Argon2's parameters changed since it was hashed."""
+    password if Argon2's parameters changed since it was hashed.
+
+    The count and the record are one step for every process on the database: the caller's
+    transaction holds a lock on both keys (`db.serialise`) until it commits, so guesses
+    sent together to several processes cannot all be tried before any is counted. Call
+    it first in its transaction and commit soon after."""
+    serialise(session, *_keys(email, client))
     if throttled(session, email, client, now=now):
         raise LoginThrottled(
             f"too many failed logins: try again in {THROTTLE_WINDOW.seconds // 60} minutes")

@@ -14,6 +14,10 @@ answer whatever it decided:
   `Limits.mails_per_address` confirmation requests per `address_window`; past either the
   request is recorded and does nothing.
 
+Counting and recording a request is one step across processes (`newsletter.db.serialise`
+on the client's and the address's keys, held until the transaction commits), so requests
+sent together to several `newsletter serve` processes cannot all count the same.
+
 The throttle keeps keyed hashes (HMAC with the secret key) of the client and the address,
 never either itself, so the table tells nobody who asked.
 """
@@ -28,6 +32,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from newsletter.db import serialise
 from subscribers.lists import public_lists
 from subscribers.models import SignupAttempt, Subscriber, Subscription
 from subscribers.people import NewSubscriber, add
@@ -89,13 +94,17 @@ def request_signup(
 
     Raises `InvalidValue` for an address that is not one (the only answer that differs,
     and it depends on the text typed, not on who is subscribed). The caller commits, then
-    mails the person (`worker.confirmations.ask_to_confirm`).
+    mails the person (`worker.confirmations.ask_to_confirm`). Call it first in its
+    transaction: requests for the same client or address wait for each other's commit
+    (`newsletter.db.serialise`), in every process on the database.
     """
     email = normalise_email(form.email)
     key = email_key(email)
-    forget_attempts(session, before=now - max(limits.client_window, limits.address_window))
     client_hash = _keyed(secret, "client", client)
     address_hash = _keyed(secret, "address", key)
+    # count and record as one step for every process on the database (held to commit)
+    serialise(session, "signup-client:" + client_hash, "signup-address:" + address_hash)
+    forget_attempts(session, before=now - max(limits.client_window, limits.address_window))
     asked = _count(session, SignupAttempt.client_hash == client_hash,
                    SignupAttempt.at > now - limits.client_window)
     mailed = _count(session, SignupAttempt.address_hash == address_hash,

@@ -11,14 +11,18 @@ from newsletter.cli.output import emit_json, json_option, table
 from newsletter.db import utcnow
 from newsletter.users import (
     LANGUAGES,
+    PERMISSIONS,
     ROLES,
+    active_sessions,
     add_user,
     list_users,
     remove_user,
+    revoke_sessions,
     set_password,
     set_role,
     view,
 )
+from newsletter.words import plural
 
 password_stdin_option = click.option(
     "--password-stdin", is_flag=True,
@@ -36,8 +40,9 @@ def read_password(from_stdin: bool) -> str:
 def users() -> None:
     """Manage who can log in to the newsroom (`newsletter serve`, /admin).
 
-    Roles: editor (items and issues), approver (also approves issues), admin (also
-    manages users). There is always at least one admin.
+    Roles: editor (items, issues, series, feeds), approver (also approves, schedules and
+    sends issues), admin (also manages users, changes and exports subscribers). There is
+    always at least one admin. `users list` shows each role's permissions.
 
     \b
     Example:
@@ -78,7 +83,8 @@ def add(app: App, email: str, role: str, name: str, language: str,
 @pass_app
 @user_errors
 def list_(app: App, as_json: bool) -> None:
-    """List the users and their roles.
+    """List the users and their roles, then what each role may do (`--json`: each user
+    with `permissions`).
 
     \b
     Example:
@@ -91,6 +97,9 @@ def list_(app: App, as_json: bool) -> None:
         return
     table(None, ["email", "name", "role", "language", "last login"],
           [(u.email, u.name, u.role, u.language, u.last_login_at) for u in shown])
+    table("What each role may do", ["permission", *ROLES],
+          [(name, *("yes" if role in roles else "no" for role in ROLES))
+           for name, roles in PERMISSIONS.items()])
 
 
 @users.command("remove")
@@ -145,3 +154,42 @@ def set_password_(app: App, email: str, password_stdin: bool) -> None:
     with app.transaction() as session:
         address = set_password(session, email, password).email
     click.echo(f"password of {address} changed")
+
+
+@users.command("sessions")
+@click.argument("email")
+@json_option
+@pass_app
+@user_errors
+def sessions_(app: App, email: str, as_json: bool) -> None:
+    """List where user EMAIL is logged in: each live session's start, last request and
+    browser (sessions last 12 hours from the login; logged-out ones are not listed).
+
+    \b
+    Example:
+      newsletter users sessions bo@example.org --json
+    """
+    with app.sessions() as session:
+        shown = active_sessions(session, email, now=utcnow())
+    if as_json:
+        emit_json([s.as_dict() for s in shown])
+        return
+    table(None, ["id", "logged in (UTC)", "last seen (UTC)", "browser"],
+          [(s.id, s.created_at, s.last_seen_at, s.user_agent) for s in shown])
+
+
+@users.command("logout")
+@click.argument("email")
+@pass_app
+@user_errors
+def logout(app: App, email: str) -> None:
+    """Log user EMAIL out everywhere (a lost laptop): every session is revoked at once;
+    they can log in again with their password (change it with `users set-password`).
+
+    \b
+    Example:
+      newsletter users logout bo@example.org
+    """
+    with app.transaction() as session:
+        ended = revoke_sessions(session, email)
+    click.echo(f"user {email.strip().lower()} logged out: {plural(ended, 'session')} ended")

@@ -1,11 +1,16 @@
-"""Who is asking: the newsroom's session cookie, CSRF tokens and roles.
+"""Who is asking: the newsroom's session cookie, CSRF tokens and permissions.
 
-The session is Flask's signed cookie, signed with a key derived from
+The cookie is Flask's signed cookie, signed with a key derived from
 NEWSLETTER_SECRET_KEY (never the key itself, which also signs subscribers' links),
-HttpOnly, SameSite=Lax, Secure when the public URL is https, valid for SESSION_HOURS.
-It holds the user's id, a fingerprint of their password hash (a new password logs every
-other session out) and a CSRF token. The user is loaded from the database on every
-request, so a user removed or demoted is refused at their next click.
+HttpOnly, SameSite=Lax, Secure when the public URL is https. It holds the token of a
+server-side session (`users.start_session`: a row in `user_sessions`, valid for
+SESSION_HOURS from the login) and a CSRF token. The session and its user are read from
+the database on every request, so logging out (the row is revoked), a new password, a
+new role or a removal ends it at the next click, whoever holds a copy of the cookie.
+
+What a user may open is `users.PERMISSIONS`; every view is wrapped in `require(name)`,
+which answers 403 to the others and leaves its permission on the view (`PERMISSION`) for
+the tests to check that none is forgotten.
 
 Every POST, PUT, PATCH or DELETE under /admin, the login form included, carries the
 session's CSRF token in a hidden field `csrf_token`, or is refused with 400 and changes
@@ -17,19 +22,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from collections.abc import Callable
-from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import Flask, abort, g, request, session
 from sqlalchemy.orm import Session
 
-from newsletter.users import ROLES, User
+from newsletter.db import utcnow
+from newsletter.users import (
+    PERMISSIONS,
+    SESSION_LIFETIME,
+    User,
+    end_session,
+    session_user,
+    start_session,
+)
 
 SESSION_COOKIE = "newsroom_session"
-SESSION_HOURS = 12
+SESSION_HOURS = int(SESSION_LIFETIME.total_seconds() // 3600)
+SESSION_TOKEN = "sid"
+PERMISSION = "permission"  # the attribute `require` leaves on a view
 CSRF_FIELD = "csrf_token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -51,21 +64,9 @@ def configure_sessions(app: Flask, secret_key: str, public_base_url: str) -> Non
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=public_base_url.lower().startswith("https://"),
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
         SESSION_REFRESH_EACH_REQUEST=False,  # the lifetime counts from the login
     )
-
-
-def _fingerprint(user: User) -> str:
-    key = cast(bytes, _app_key())
-    return hmac.new(key, f"{user.id}:{user.password_hash}".encode(),
-                    hashlib.sha256).hexdigest()[:32]
-
-
-def _app_key() -> Any:
-    from flask import current_app
-
-    return current_app.secret_key
 
 
 def csrf_token() -> str:
@@ -88,34 +89,40 @@ def check_csrf() -> None:
         abort(400, description="csrf")
 
 
-def log_in(user: User) -> None:
-    """A fresh session for `user`: nothing of the anonymous one survives (no fixation)."""
+def log_in(db: Session, user: User) -> None:
+    """A fresh session for `user`: a new row in `user_sessions` and a new cookie; nothing
+    of the anonymous one survives (no fixation)."""
+    token = start_session(db, user, request.headers.get("User-Agent", ""), now=utcnow())
     session.clear()
     session.permanent = True
-    session["uid"] = user.id
-    session["auth"] = _fingerprint(user)
-    session["at"] = int(time.time())  # the lifetime counts from here, however often re-signed
+    session[SESSION_TOKEN] = token
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
 
 
-def log_out() -> None:
+def session_token() -> str:
+    """This request's session token ("" when there is none)."""
+    token = session.get(SESSION_TOKEN)
+    return token if isinstance(token, str) else ""
+
+
+def log_out(db: Session) -> None:
+    """Revoke this session in the database and clear the cookie."""
+    token = session_token()
+    if token:
+        end_session(db, token)
     session.clear()
 
 
 def load_user(db: Session) -> User | None:
-    """The logged-in user, read again from the database; None (and a cleared session)
-    when there is none, they were removed, or their password changed since."""
-    uid, at = session.get("uid"), session.get("at")
-    if not isinstance(uid, int):
+    """The logged-in user, read again from the database with their session; None (and a
+    cleared cookie) when the session is unknown, revoked or older than SESSION_HOURS, or
+    the user was removed."""
+    token = session_token()
+    if not token:
         return None
-    if not isinstance(at, int) or time.time() - at > SESSION_HOURS * 3600:
+    user = session_user(db, token, now=utcnow())
+    if user is None:
         session.clear()
-        return None
-    user = db.get(User, uid)
-    if user is None or user.role not in ROLES or not hmac.compare_digest(
-            str(session.get("auth", "")), _fingerprint(user)):
-        session.clear()
-        return None
     return user
 
 
@@ -127,23 +134,19 @@ def current_user() -> User:
     return user
 
 
-def refresh_login(user: User) -> None:
-    """After a password change: keep this session, log out the others."""
-    session["auth"] = _fingerprint(user)
-
-
-def require_role(role: str) -> Callable[[F], F]:
-    """A view only users with `role` or a higher one may open (403 for the others)."""
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}")
+def require(permission: str) -> Callable[[F], F]:
+    """A view only users whose role holds `permission` may open (403 for the others)."""
+    if permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
 
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not current_user().can(role):
+            if not current_user().may(permission):
                 abort(403)
             return view(*args, **kwargs)
 
+        setattr(wrapper, PERMISSION, permission)
         return cast(F, wrapper)
 
     return decorate

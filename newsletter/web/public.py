@@ -33,7 +33,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import threading
 import xml.etree.ElementTree as ET
 from datetime import datetime
 
@@ -72,9 +71,6 @@ class Public:
         self.site = site
         self.limits = limits
         self.forms = URLSafeTimedSerializer(site.settings.secret_key, salt="signup-form")
-        # one sign-up counted and committed at a time: else requests sent together all
-        # count the same (PostgreSQL) and all mail, past every limit
-        self.counting = threading.Lock()
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -141,7 +137,7 @@ class Public:
         settings = self.site.settings
         person_id: int | None = None
         try:
-            with self.counting, transaction(self.site.sessions) as session:
+            with transaction(self.site.sessions) as session:  # request_signup serialises
                 person_id = request_signup(
                     session, wanted, client=self.client(), secret=settings.secret_key,
                     now=utcnow(), default_language=settings.default_language,

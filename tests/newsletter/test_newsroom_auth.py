@@ -255,7 +255,12 @@ def test_removal_and_demotion_take_effect_at_the_next_request(
     assert bo.get("/admin/users").status_code == 200
     with app_sessions() as session, session.begin():
         users.set_role(session, "bo@example.org", "editor")
+    # a new role ends the user's sessions: logged in again, they have the new role's pages
+    demoted = bo.get("/admin/users")
+    assert demoted.status_code == 302 and "/admin/login" in demoted.headers["Location"]
+    assert log_in(bo, "bo@example.org") == 303
     assert bo.get("/admin/users").status_code == 403
+    assert bo.get("/admin/").status_code == 200
     with app_sessions() as session, session.begin():
         users.remove_user(session, "bo@example.org")
     assert bo.get("/admin/").status_code == 302

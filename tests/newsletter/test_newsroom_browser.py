@@ -72,7 +72,8 @@ def user_emails(env: dict[str, str]) -> list[str]:
         engine.dispose()
 
 
-def test_log_in_and_out(page: Page, newsroom: tuple[str, dict[str, str]]) -> None:
+def test_log_in_and_out(context: BrowserContext, page: Page,
+                       newsroom: tuple[str, dict[str, str]]) -> None:
     base_url, _ = newsroom
     page.goto(base_url + "/admin/users")
     assert page.url.startswith(base_url + "/admin/login")
@@ -83,9 +84,16 @@ def test_log_in_and_out(page: Page, newsroom: tuple[str, dict[str, str]]) -> Non
     assert page.url == base_url + "/admin/users"  # back where she was going
     assert page.get_by_role("heading", name="Users").is_visible()
     assert page.get_by_role("link", name="Ana Mora").is_visible()
+    [copied] = [c for c in context.cookies() if c["name"] == "newsroom_session"]
     with page.expect_navigation():
         page.get_by_role("button", name="Log out").click()
     assert page.url.startswith(base_url + "/admin/login")
+    page.goto(base_url + "/admin/")
+    assert page.url.startswith(base_url + "/admin/login")
+    # the cookie as it was before "Log out" (copied, say) is refused: the server revoked it
+    context.clear_cookies()
+    context.add_cookies([{"name": "newsroom_session", "value": copied["value"],
+                          "url": base_url + "/admin/"}])
     page.goto(base_url + "/admin/")
     assert page.url.startswith(base_url + "/admin/login")
 

@@ -295,6 +295,9 @@ def test_the_issue_page_links_the_sending_pages_each_role_may_open(
         assert client.get(f"/admin/issues/w49/{path}").status_code == 403, path
     with db() as session, session.begin():
         users.set_role(session, "ed@example.org", "approver")
+    # a new role ends the user's sessions: they log in again, as an approver
+    assert client.get("/admin/issues/w49").status_code == 302
+    client, _ = logged_in(app)
     page = client.get("/admin/issues/w49").text
     for path in ("review", "test-send", "schedule", "send", "progress"):
         assert f'href="/admin/issues/w49/{path}"' in page

@@ -135,7 +135,12 @@ def test_search_filters_paging_and_counts(app: Flask, app_sessions: sessionmaker
 def test_export_the_current_search_as_csv(app: Flask,
                                           app_sessions: sessionmaker[Session]) -> None:
     seed(app_sessions)
-    client = client_as(app, app_sessions, "editor")
+    # the export is personal data leaving: admins only (users.PERMISSIONS)
+    editor = client_as(app, app_sessions, "editor")
+    page = editor.get("/admin/subscribers?q=example.org&language=es").text
+    assert "export.csv" not in page
+    assert editor.get("/admin/subscribers/export.csv?q=example.org").status_code == 403
+    client = client_as(app, app_sessions, "admin")
     page = client.get("/admin/subscribers?q=example.org&language=es").text
     assert 'href="/admin/subscribers/export.csv?q=example.org&amp;language=es"' in page
     response = client.get("/admin/subscribers/export.csv?q=example.org&language=es")

@@ -3,7 +3,8 @@
 One module per screen (`dashboard`, `users`, `account`); each view calls the library the
 CLI calls. Every page but the login needs a logged-in user, read again from the database
 on each request; every unsafe request needs the session's CSRF token (`auth.check_csrf`),
-checked before anything else.
+checked before anything else. Every view but the login is wrapped in
+`auth.require(permission)` (`users.PERMISSIONS` says which roles hold it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from newsletter.db import transaction
 from newsletter.web.admin import (
     account,
     core,
@@ -36,7 +38,7 @@ def _guard() -> BaseResponse | None:
     if request.endpoint == "admin.stylesheet":
         return None
     check_csrf()
-    with core.sessions()() as db:
+    with transaction(core.sessions()) as db:  # notes when the session was last seen
         user = load_user(db)
         if user is not None:
             db.expunge(user)
@@ -54,11 +56,14 @@ blueprint.add_url_rule("/static/newsroom.css", "stylesheet", core.stylesheet)
 blueprint.add_url_rule("/login", "login", account.login, methods=["GET", "POST"])
 blueprint.add_url_rule("/logout", "logout", account.logout, methods=["POST"])
 blueprint.add_url_rule("/account", "account", account.account, methods=["GET", "POST"])
+blueprint.add_url_rule("/account/sessions", "account_sessions", account.end_other_sessions,
+                       methods=["POST"])
 blueprint.add_url_rule("/", "dashboard", dashboard.dashboard)
 blueprint.add_url_rule("/users", "users", users.users_page, methods=["GET"])
 blueprint.add_url_rule("/users/add", "users_add", users.add, methods=["POST"])
 blueprint.add_url_rule("/users/role", "users_role", users.change_role, methods=["POST"])
 blueprint.add_url_rule("/users/remove", "users_remove", users.remove, methods=["POST"])
+blueprint.add_url_rule("/users/logout", "users_logout", users.logout, methods=["POST"])
 blueprint.add_url_rule("/items", "items", items.items_page, methods=["GET"])
 blueprint.add_url_rule("/items/upload", "items_upload", items.upload, methods=["POST"])
 blueprint.add_url_rule("/items/<raw_id>", "item", items.item_page, methods=["GET"])

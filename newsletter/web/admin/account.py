@@ -1,22 +1,25 @@
-"""Logging in and out, and "Your account": interface language and password."""
+"""Logging in and out, and "Your account": interface language, password, sessions."""
 
 from __future__ import annotations
-
-import threading
 
 from flask import Response, g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
-from newsletter.users import LANGUAGES, LoginThrottled, authenticate, change_password, set_language
-from newsletter.web.admin.core import gettext, render, sessions
-from newsletter.web.auth import current_user, log_in, log_out, refresh_login
+from newsletter.users import (
+    LANGUAGES,
+    LoginThrottled,
+    active_sessions,
+    authenticate,
+    change_password,
+    revoke_sessions,
+    set_language,
+)
+from newsletter.web.admin.core import gettext, render, see_other, sessions
+from newsletter.web.auth import current_user, log_in, log_out, require, session_token
 
 LANGUAGE_NAMES = {"en": "English", "es": "Español"}
-# One login checked at a time, its failure committed before the next is counted: else
-# guesses sent together are all checked before any is counted and outrun the throttle.
-_LOGINS = threading.Lock()
 
 
 def safe_next(target: str | None) -> str:
@@ -37,10 +40,10 @@ def login() -> BaseResponse:
     password = request.form.get("password", "")
     client = request.remote_addr or "unknown"
     try:
-        with _LOGINS, transaction(sessions()) as db:
+        with transaction(sessions()) as db:  # authenticate serialises the throttle's count
             user = authenticate(db, email, password, client, now=utcnow())
             if user is not None:
-                log_in(user)
+                log_in(db, user)
     except LoginThrottled:
         return render("login", 429, next=target, email=email, problem=gettext(
             "Too many failed logins. Try again in 15 minutes."))
@@ -50,11 +53,29 @@ def login() -> BaseResponse:
     return redirect(safe_next(target), 303)
 
 
+@require("account.change")
 def logout() -> BaseResponse:
-    log_out()
+    with transaction(sessions()) as db:
+        log_out(db)
     return redirect(url_for("admin.login"), 303)
 
 
+@require("account.change")
+def end_other_sessions() -> BaseResponse:
+    """"Log out everywhere else": every session of this user but this one ends."""
+    with transaction(sessions()) as db:
+        ended = revoke_sessions(db, current_user().email, keep=session_token())
+    return see_other(gettext("Other sessions logged out: %(count)d.", count=ended),
+                     "admin.account")
+
+
+def _sessions() -> list[object]:
+    with sessions()() as db:
+        return list(active_sessions(db, current_user().email, now=utcnow(),
+                                    current=session_token()))
+
+
+@require("account.change")
 def account() -> Response:
     user = current_user()
     message, problem = "", ""
@@ -65,9 +86,8 @@ def account() -> Response:
                 if request.form.get("action") == "password":
                     if request.form.get("new", "") != request.form.get("repeat", ""):
                         raise NewsletterError(gettext("The new passwords differ."))
-                    changed = change_password(db, user.email, request.form.get("current", ""),
-                                              request.form.get("new", ""))
-                    refresh_login(changed)
+                    change_password(db, user.email, request.form.get("current", ""),
+                                    request.form.get("new", ""), keep=session_token())
                     message = gettext("Your password was changed.")
                 else:
                     changed = set_language(db, user.email, request.form.get("language", ""))
@@ -76,4 +96,5 @@ def account() -> Response:
         except NewsletterError as exc:
             problem, code = str(exc), 400
     return render("account", code, message=message, problem=problem,
-                  languages=[(c, LANGUAGE_NAMES[c]) for c in LANGUAGES])
+                  languages=[(c, LANGUAGE_NAMES[c]) for c in LANGUAGES],
+                  user_sessions=_sessions())

@@ -7,11 +7,13 @@ from flask import Response
 from newsletter.issue_calendar import calendar
 from newsletter.items import count_items
 from newsletter.web.admin.core import render, sessions
+from newsletter.web.auth import require
 from subscribers.queries import stats
 
 UPCOMING = ("draft", "scheduled", "sending", "paused")
 
 
+@require("newsroom.read")
 def dashboard() -> Response:
     with sessions()() as db:
         issues, skipped = calendar(db)

@@ -1,8 +1,8 @@
 """The Feeds pages: list, add, one feed (its recent items, its last error), fetch now,
 remove (after a confirmation naming the series that draw on it). newsletter.feeds does
 the work; an address whose host is loopback, private or link-local is refused unless
-NEWSLETTER_FEED_ALLOW_PRIVATE (the library checks, as for the CLI). Editors and admins
-change; approvers read."""
+NEWSLETTER_FEED_ALLOW_PRIVATE (the library checks, as for the CLI). Who may change is
+`users.PERMISSIONS["feeds.change"]`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from newsletter import feeds as library
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
 from newsletter.web.admin.core import gettext, render, sessions, settings
-from newsletter.web.admin.series import may_change, require_change
+from newsletter.web.admin.series import may_change
+from newsletter.web.auth import require
 
 SHOWN_ITEMS = 20
 
@@ -30,12 +31,13 @@ def _list_page(code: int = 200, *, form: Mapping[str, str] | None = None, proble
                   problem=problem, message=message, may_change=may_change(), now=utcnow())
 
 
+@require("newsroom.read")
 def feeds_page() -> Response:
     return _list_page()
 
 
+@require("feeds.change")
 def add() -> BaseResponse:
-    require_change()
     form = {k: v[:2000] for k, v in request.form.items() if k != "csrf_token"}
     interval = form.get("interval", "60").strip() or "60"
     try:
@@ -70,15 +72,16 @@ def _feed_page(name: str, code: int = 200, *, message: str = "", problem: str = 
                   now=utcnow())
 
 
+@require("newsroom.read")
 def feed(name: str) -> Response:
     added = request.args.get("done") == "added"
     return _feed_page(name, message=gettext("The feed was added: it is fetched when due, or "
                                             "now with “Fetch now”.") if added else "")
 
 
+@require("feeds.change")
 def fetch(name: str) -> Response:
     """Fetch the feed now, however soon it is due; the result is shown on its page."""
-    require_change()
     try:
         (result,) = library.fetch_now(sessions(), settings(), utcnow(), [name])
     except library.FeedSetupError:
@@ -86,10 +89,10 @@ def fetch(name: str) -> Response:
     return _feed_page(name, result=result)
 
 
+@require("feeds.change")
 def remove(name: str) -> BaseResponse:
     """The first POST asks (naming the series that take their items from it); the second
     removes. Its items stay."""
-    require_change()
     with sessions()() as db:
         try:
             found = library.get_feed(db, name)

@@ -40,18 +40,18 @@ from newsletter.preview import preview_variants, render_preview
 from newsletter.render import FOCUS_POLICIES, Variant, sender_from
 from newsletter.series import build_series, list_series
 from newsletter.web.admin.core import N_, gettext, render, sessions, settings
-from newsletter.web.auth import current_user, require_role
+from newsletter.web.auth import current_user, require
 from subscribers.queries import audience
 
 # the pages the sending screen (sending.py) adds, each taking `slug`; linked only when
 # registered
-# registered, and shown only to those whose role may use them (the role each page needs)
+# registered, and shown only to those who may use them (the permission each page needs)
 SENDING_LINKS = (
-    ("admin.sending_review", N_("Review and approval"), "editor"),
-    ("admin.sending_test", N_("Test-send to yourself"), "editor"),
-    ("admin.sending_schedule", N_("Schedule"), "approver"),
-    ("admin.sending_send", N_("Send"), "approver"),
-    ("admin.sending_progress", N_("Progress"), "editor"),
+    ("admin.sending_review", N_("Review and approval"), "newsroom.read"),
+    ("admin.sending_test", N_("Test-send to yourself"), "issues.change"),
+    ("admin.sending_schedule", N_("Schedule"), "issues.schedule"),
+    ("admin.sending_send", N_("Send"), "issues.send"),
+    ("admin.sending_progress", N_("Progress"), "newsroom.read"),
 )
 MAX_FIELD = 20_000  # longer than any title or introduction; refused rather than stored
 SHOWN_CANDIDATES = 50
@@ -99,12 +99,12 @@ def _list_page(code: int = 200, *, message: str = "", problem: str = "",
                   problem=problem)
 
 
-@require_role("editor")
+@require("newsroom.read")
 def issues_page() -> Response:
     return _list_page()
 
 
-@require_role("editor")
+@require("issues.change")
 def create() -> BaseResponse:
     form = request.form
     languages = settings().languages
@@ -134,7 +134,7 @@ def create() -> BaseResponse:
     return redirect(url_for("admin.issue", slug=slug, done="created"), 303)
 
 
-@require_role("editor")
+@require("issues.change")
 def build() -> BaseResponse:
     from worker.delivery import plan_scheduled
 
@@ -219,7 +219,7 @@ def _issue_page(slug: str, code: int = 200, *, edit: Edit | None = None, planned
                   message=gettext(done) if done else "", problem=problem)
 
 
-@require_role("editor")
+@require("newsroom.read")
 def issue_page(slug: str) -> Response:
     return _issue_page(slug)
 
@@ -241,7 +241,7 @@ def _item_id(form: Mapping[str, str]) -> int:
         raise NewsletterError(gettext("No such item.")) from None
 
 
-@require_role("editor")
+@require("issues.change")
 def change_items(slug: str) -> Response:
     """One button: up, down, remove or add an item (a form per button, no script)."""
     form = request.form
@@ -270,7 +270,7 @@ def change_items(slug: str) -> Response:
     return _issue_page(slug, edit=edit, planned=planned)
 
 
-@require_role("editor")
+@require("issues.change")
 def edit_texts(slug: str) -> Response:
     """Titles, introductions (per language and for every language) and country focus."""
     form = request.form
@@ -298,7 +298,7 @@ def _variants(db: Session, issue: Issue) -> list[Variant]:
                             countries_of(issue))
 
 
-@require_role("editor")
+@require("newsroom.read")
 def preview(slug: str) -> Response:
     config = settings()
     with sessions()() as db:
@@ -319,7 +319,7 @@ def preview(slug: str) -> Response:
     return response
 
 
-@require_role("editor")
+@require("newsroom.read")
 def variant_html(slug: str, label: str) -> Response:
     """One variant's HTML for the preview's sandboxed frames: its own strict policy (no
     script at all, nothing loaded from anywhere, shown only in our own pages)."""

@@ -2,8 +2,8 @@
 by side), deleting after a confirmation, uploading an item file.
 
 Every change is the library's (`newsletter.item_edits`, `newsletter.items`), with the
-rules of `newsletter items edit|tag|translate|delete|import`. Editors and admins change;
-approvers read (their pages have no forms, and a POST from them is refused with 403).
+rules of `newsletter items edit|tag|translate|delete|import`. Who may change is
+`users.PERMISSIONS["items.change"]` (every role); the others would get 403.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from newsletter.ingest.text import split_paragraphs
 from newsletter.item_edits import ItemChanges, delete_item, edit_item
 from newsletter.models import Item
 from newsletter.web.admin.core import gettext, render, see_other, sessions, settings
-from newsletter.web.auth import current_user
+from newsletter.web.auth import current_user, require
 
-CHANGERS = ("editor", "admin")  # approvers approve issues; they read items
 PER_PAGE = 25
 MAX_UPLOAD_NAME = 200
 
@@ -37,12 +36,7 @@ def _id(raw: str) -> int:
 
 
 def can_change() -> bool:
-    return current_user().role in CHANGERS
-
-
-def _require_change() -> None:
-    if not can_change():
-        abort(403)
+    return current_user().may("items.change")
 
 
 def _date(name: str, problems: list[str]) -> date | None:
@@ -57,6 +51,7 @@ def _date(name: str, problems: list[str]) -> date | None:
         return None
 
 
+@require("newsroom.read")
 def items_page(code: int = 200, message: str = "", problem: str = "") -> Response:
     """The list: words in title or body, published from/to, country, language; paged."""
     args = request.args
@@ -114,6 +109,7 @@ def _item_page(item_id: int, code: int = 200, *, message: str = "", problem: str
                   message=message, problem=problem)
 
 
+@require("newsroom.read")
 def item_page(raw_id: str) -> Response:
     item_id = _id(raw_id)
     try:
@@ -126,11 +122,11 @@ def _form(*names: str) -> dict[str, str]:
     return {name: request.form.get(name, "") for name in names}
 
 
+@require("items.change")
 def edit(raw_id: str) -> BaseResponse:
     item_id = _id(raw_id)
     """Save the fields whose value differs from what the page showed (as `items edit`
     with only those options; the countries as `items tag`)."""
-    _require_change()
     sent = _form("title", "place", "body", "published", "url", "language", "countries")
     try:
         with transaction(sessions()) as db:
@@ -161,10 +157,10 @@ def edit(raw_id: str) -> BaseResponse:
     return see_other(message, "admin.item", raw_id=item_id)
 
 
+@require("items.change")
 def translate(raw_id: str) -> BaseResponse:
     item_id = _id(raw_id)
     """Add or replace a translation (as `items translate`)."""
-    _require_change()
     sent = _form("language", "title", "place", "body")
     try:
         with transaction(sessions()) as db:
@@ -180,10 +176,10 @@ def translate(raw_id: str) -> BaseResponse:
                      raw_id=item_id)
 
 
+@require("items.change")
 def delete(raw_id: str) -> Response:
     item_id = _id(raw_id)
     """The first POST asks (showing the item); the second, with confirm=yes, deletes."""
-    _require_change()
     if request.form.get("confirm") != "yes":
         with sessions()() as db:
             try:
@@ -207,11 +203,11 @@ def delete(raw_id: str) -> Response:
     return items_page(message=message)
 
 
+@require("items.change")
 def upload() -> Response:
     """Read an item file as `items import` does (.json by its name, anything else the text
     format) and store it; a file with an error stores nothing and the message names the
     line."""
-    _require_change()
     sent = request.files.get("file")
     if sent is None or not sent.filename:
         return items_page(400, problem=gettext("Choose a file to upload."))

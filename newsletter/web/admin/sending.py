@@ -25,7 +25,7 @@ from newsletter.issues import IssueNotFound, countries_of, get_issue
 from newsletter.models import Issue
 from newsletter.variants import parse_variant
 from newsletter.web.admin.core import gettext, render, sessions, settings, templates_dir
-from newsletter.web.auth import current_user, require_role
+from newsletter.web.auth import current_user, require
 from worker import background, control, ledger
 from worker.delivery import plan_issue
 
@@ -65,6 +65,7 @@ def _review_page(slug: str, code: int = 200, message: str = "", problem: str = "
                   waiting=approval.sendable(issue))
 
 
+@require("newsroom.read")
 def review(slug: str) -> Response:
     if request.method == "GET":
         return _review_page(slug)
@@ -72,7 +73,7 @@ def review(slug: str) -> Response:
     if step not in STEPS:
         return _review_page(slug, 400, problem=gettext("Choose submit, approve or reject."),
                             note=note)
-    if step != "submit" and not current_user().can("approver"):
+    if not current_user().may("issues.change" if step == "submit" else "issues.approve"):
         abort(403)
     try:
         with transaction(sessions()) as db:
@@ -116,7 +117,7 @@ def _default_zone(db: Any, issue: Issue) -> str:
     return series_of(db, issue)[1] or "UTC"
 
 
-@require_role("approver")
+@require("issues.schedule")
 def schedule(slug: str) -> Response:
     if request.method == "GET":
         return _schedule_page(slug)
@@ -168,7 +169,7 @@ def _send_page(slug: str, code: int = 200, problem: str = "") -> Response:
                   problem=problem)
 
 
-@require_role("approver")
+@require("issues.send")
 def send(slug: str) -> BaseResponse:
     if request.method == "GET" or request.form.get("confirm") != "yes":
         return _send_page(slug)
@@ -209,16 +210,19 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+@require("newsroom.read")
 def progress(slug: str) -> Response:
     return render("sending_progress", 200, issue_slug=slug, p=_progress(slug),
                   message=gettext("Sending started.") if request.args.get("started") else "",
                   problem="", retryable=RETRYABLE)
 
 
+@require("newsroom.read")
 def progress_json(slug: str) -> Response:
     return jsonify(_progress(slug))
 
 
+@require("newsroom.read")
 def script() -> Response:
     js = (templates_dir() / "static" / "sending.js").read_bytes()
     response = Response(js, 200, mimetype="text/javascript")
@@ -226,7 +230,7 @@ def script() -> Response:
     return response
 
 
-@require_role("approver")
+@require("issues.send")
 def steer(slug: str) -> Response:
     """Pause, resume, retry at once; cancel asks first (a page, no script needed)."""
     action = request.form.get("action", "")
@@ -289,6 +293,7 @@ def _variants(issue: Issue) -> list[str]:
     return [f"{lang}-{c}" for lang in s.languages for c in [*countries, "regional"]]
 
 
+@require("issues.change")
 def test_send(slug: str) -> Response:
     with sessions()() as db:
         issue = _issue(db, slug)

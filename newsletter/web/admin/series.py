@@ -19,9 +19,8 @@ from newsletter.feeds import list_feeds
 from newsletter.issue_calendar import calendar
 from newsletter.render import FOCUS_POLICIES
 from newsletter.web.admin.core import N_, gettext, render, sessions, settings
-from newsletter.web.auth import current_user
+from newsletter.web.auth import current_user, require
 
-CHANGERS = ("editor", "admin")  # approvers read these pages; they do not change them
 CALENDAR_WEEKS = 8
 MAX_SENDS_SHOWN = 60  # per series in the calendar (an hourly series has 1344 in 8 weeks)
 SHOWN_PERIODS = 50
@@ -30,13 +29,8 @@ FORM_FIELDS = ("slug", "every", "rrule", "timezone", "lists", "segments", "focus
 
 
 def may_change() -> bool:
-    """Whether the user may change series and feeds: editors and admins, not approvers."""
-    return current_user().role in CHANGERS
-
-
-def require_change() -> None:
-    if not may_change():
-        abort(403)
+    """Whether the user may change series (users.PERMISSIONS)."""
+    return current_user().may("series.change")
 
 
 # --- the list and the form -----------------------------------------------------------------
@@ -87,6 +81,7 @@ def _list_page(code: int = 200, *, form: Mapping[str, object] | None = None,
                   may_change=may_change())
 
 
+@require("newsroom.read")
 def series_page() -> Response:
     return _list_page()
 
@@ -131,8 +126,8 @@ def _spec(form: Mapping[str, str], feeds: list[str]) -> library.SeriesSpec:
         build_ahead_hours=number("build_ahead", "--build-ahead", float))
 
 
+@require("series.change")
 def create() -> BaseResponse:
-    require_change()
     form = request.form
     feeds = form.getlist("feeds")
     kept: dict[str, object] = {k: v[:2000] for k, v in form.items() if k != "csrf_token"}
@@ -175,13 +170,14 @@ def _one_page(slug: str, code: int = 200, *, message: str = "", problem: str = "
                   planned=planned, may_change=may_change(), now=now)
 
 
+@require("newsroom.read")
 def series_one(slug: str) -> Response:
     done = DONE.get(request.args.get("done", ""))
     return _one_page(slug, message=gettext(done) if done else "")
 
 
+@require("series.change")
 def pause(slug: str) -> BaseResponse:
-    require_change()
     try:
         with transaction(sessions()) as db:
             library.pause_series(db, slug)
@@ -192,8 +188,8 @@ def pause(slug: str) -> BaseResponse:
     return redirect(url_for("admin.series_one", slug=slug, done="paused"), 303)
 
 
+@require("series.change")
 def resume(slug: str) -> BaseResponse:
-    require_change()
     try:
         with transaction(sessions()) as db:
             library.resume_series(db, slug, now=utcnow())
@@ -204,9 +200,9 @@ def resume(slug: str) -> BaseResponse:
     return redirect(url_for("admin.series_one", slug=slug, done="resumed"), 303)
 
 
+@require("series.change")
 def delete(slug: str) -> BaseResponse:
     """The first POST asks (and says which issues stay scheduled); the second deletes."""
-    require_change()
     with sessions()() as db:
         try:
             found = library.get_series(db, slug)
@@ -225,10 +221,10 @@ def delete(slug: str) -> BaseResponse:
     return _list_page(message=gettext("Series %(slug)s was deleted.", slug=slug))
 
 
+@require("series.change")
 def build(slug: str) -> Response:
     """Build the next period now, as `newsletter series build SLUG`, and plan its
     deliveries when the issue was scheduled."""
-    require_change()
     from worker.delivery import plan_scheduled
 
     try:
@@ -298,6 +294,7 @@ def calendar_entries(now: datetime, weeks: int = CALENDAR_WEEKS) -> list[Entry]:
     return sorted(entries, key=lambda e: (e.at, e.kind, e.title))
 
 
+@require("newsroom.read")
 def calendar_page() -> Response:
     now = utcnow()
     days: dict[date, list[Entry]] = {}

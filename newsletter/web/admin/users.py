@@ -1,24 +1,31 @@
-"""The Users page (admins only): list, add, change role, remove; newsletter.users does it."""
+"""The Users page (admins only): list, add, change role, remove, log out everywhere, and
+what each role may do; newsletter.users does it."""
 
 from __future__ import annotations
 
 from flask import Response, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from newsletter import users as library
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
-from newsletter.web.admin.core import gettext, render, sessions
-from newsletter.web.auth import require_role
+from newsletter.web.admin.core import gettext, render, see_other, sessions
+from newsletter.web.auth import current_user, require, session_token
 
 
 def _page(code: int = 200, message: str = "", problem: str = "") -> Response:
     with sessions()() as db:
         shown = [library.view(u) for u in library.list_users(db)]
-    return render("users", code, users=shown, roles=library.ROLES,
+        live = {u.email: len(library.active_sessions(db, u.email, now=utcnow()))
+                for u in shown}
+    table = [(name, [role in roles for role in library.ROLES])
+             for name, roles in library.PERMISSIONS.items()]
+    return render("users", code, users=shown, roles=library.ROLES, live=live,
+                  permissions=table,
                   languages=library.LANGUAGES, message=message, problem=problem)
 
 
-@require_role("admin")
+@require("users.manage")
 def users_page() -> Response:
     return _page()
 
@@ -32,7 +39,8 @@ def _act(done: str, action: str) -> Response:
                                  form.get("role", ""), name=form.get("name", ""),
                                  language=form.get("language", "en"), now=utcnow())
             elif action == "role":
-                library.set_role(db, form.get("email", ""), form.get("role", ""))
+                library.set_role(db, form.get("email", ""), form.get("role", ""),
+                                 keep=session_token())
             else:
                 library.remove_user(db, form.get("email", ""))
     except NewsletterError as exc:
@@ -40,19 +48,34 @@ def _act(done: str, action: str) -> Response:
     return _page(message=done)
 
 
-@require_role("admin")
+@require("users.manage")
 def add() -> Response:
     return _act(gettext("User added."), "add")
 
 
-@require_role("admin")
+@require("users.manage")
 def change_role() -> Response:
     return _act(gettext("Role changed."), "role")
 
 
-@require_role("admin")
+@require("users.manage")
 def remove() -> Response:
     """The first POST asks (no script needed for a confirmation); the second removes."""
     if request.form.get("confirm") != "yes":
         return render("confirm_remove", email=request.form.get("email", "")[:254])
     return _act(gettext("User removed."), "remove")
+
+
+@require("users.manage")
+def logout() -> BaseResponse:
+    """Log a user out everywhere (a lost laptop): every session of theirs is revoked (the
+    admin's own one stays when they choose themselves)."""
+    email = request.form.get("email", "")
+    keep = session_token() if email.strip().lower() == current_user().email else None
+    try:
+        with transaction(sessions()) as db:
+            ended = library.revoke_sessions(db, email, keep=keep)
+    except NewsletterError as exc:
+        return _page(400, problem=str(exc))
+    return see_other(gettext("%(email)s was logged out everywhere (sessions ended: %(count)d).",
+                             email=email.strip()[:254], count=ended), "admin.users")
