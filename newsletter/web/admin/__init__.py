@@ -116,6 +116,8 @@ blueprint.add_url_rule("/issues/<slug>", "issue", issues.issue_page)
 blueprint.add_url_rule("/issues/<slug>/items", "issue_items", issues.change_items,
                        methods=["POST"])
 blueprint.add_url_rule("/issues/<slug>/edit", "issue_edit", issues.edit_texts, methods=["POST"])
+blueprint.add_url_rule("/issues/<slug>/audience", "issue_audience", issues.edit_audience,
+                       methods=["POST"])
 blueprint.add_url_rule("/issues/<slug>/preview", "issue_preview", issues.preview)
 blueprint.add_url_rule("/issues/<slug>/preview/<label>.html", "issue_variant",
                        issues.variant_html)
