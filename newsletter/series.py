@@ -407,6 +407,8 @@ def _new_schedule(session: Session, series: Series, changes: SeriesChanges, ahea
     elif timezone == series.timezone and (
             (every is not None and every == series.every)
             or (rrule_text is not None and series.every is None
+                and rrule_text.split() == series.rule.replace("\\n", "\n").split())
+            or (rrule_text is not None and series.every is None
                 and _rule_body(rrule_text) == _rule_body(series.rule)
                 and "DTSTART" not in rrule_text.upper())):
         return series.rule, series.every, series.timezone, None

@@ -18,7 +18,6 @@ from newsletter.feeds import FeedSetupError, add_feed, edit_feed, get_feed
 from newsletter.models import SeriesPeriod
 from newsletter.series import (
     SeriesChanges,
-    SeriesError,
     build_due,
     build_series,
     edit_series,

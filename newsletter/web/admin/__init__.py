@@ -92,11 +92,13 @@ blueprint.add_url_rule("/series/<slug>/resume", "series_resume", series.resume,
 blueprint.add_url_rule("/series/<slug>/delete", "series_delete", series.delete,
                        methods=["POST"])
 blueprint.add_url_rule("/series/<slug>/build", "series_build", series.build, methods=["POST"])
+blueprint.add_url_rule("/series/<slug>/edit", "series_edit", series.edit, methods=["POST"])
 blueprint.add_url_rule("/calendar", "calendar", series.calendar_page, methods=["GET"])
 blueprint.add_url_rule("/feeds", "feeds", feeds.feeds_page, methods=["GET"])
 blueprint.add_url_rule("/feeds/add", "feeds_add", feeds.add, methods=["POST"])
 blueprint.add_url_rule("/feeds/<name>", "feed", feeds.feed, methods=["GET"])
 blueprint.add_url_rule("/feeds/<name>/fetch", "feed_fetch", feeds.fetch, methods=["POST"])
+blueprint.add_url_rule("/feeds/<name>/edit", "feed_edit", feeds.edit, methods=["POST"])
 blueprint.add_url_rule("/feeds/<name>/remove", "feed_remove", feeds.remove, methods=["POST"])
 blueprint.add_url_rule("/subscribers", "subscribers", subscribers.subscribers_page,
                        methods=["GET"])

@@ -251,11 +251,11 @@ def _done(db: Session, issue: Issue, edit: Edit, planned: int, *,
     planned deliveries dropped and planned again, and, when asked, the audience now."""
     if not edit.changed:
         return gettext("Nothing changed.")
-    parts = [f"{gettext('Saved:')} {'; '.join(edit.changes)}."]
+    parts = [gettext("Saved:") + " " + "; ".join(edit.changes) + "."]
     if edit.withdrawn is not None:
         was = gettext("This issue was approved.") if edit.withdrawn_from == "approved" \
             else gettext("This issue was in review.")
-        parts.append(f"{gettext('Approval withdrawn')}: {was} "
+        parts.append(gettext("Approval withdrawn") + f": {was} "
                      + gettext("It changed, so it must be submitted and approved again before "
                                "it goes out."))
     if edit.unplanned:
