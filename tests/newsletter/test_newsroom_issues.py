@@ -340,6 +340,12 @@ def test_build_a_series_issue(app: Flask, db: sessionmaker[Session],
     refused = client.post("/admin/issues/build", data={
         "csrf_token": csrf, "series": "nosuch", "day": ""})
     assert refused.status_code == 400 and "nosuch" in refused.text
+    # a period with too few items: nothing built, and the notice says why
+    skipped = client.post("/admin/issues/build", data={
+        "csrf_token": csrf, "series": "octubre", "day": "2019-12-15"})
+    assert skipped.status_code == 303 and skipped.headers["Location"].endswith("/admin/issues")
+    assert "Series octubre: nothing built (0 items between 2019-12-01 and 2019-12-31" in \
+        client.get(skipped.headers["Location"]).text
 
 
 @SQLITE_ONLY

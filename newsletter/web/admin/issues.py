@@ -170,10 +170,11 @@ def build() -> BaseResponse:
     if result.status == "exists" and result.issue is not None:
         return see_other(gettext("That period's issue was built before: here it is."),
                          "admin.issue", slug=result.issue)
-    reason = result.reason or result.status
-    return _list_page(400 if result.status == "failed" else 200,
-                      problem=gettext("Series %(series)s: nothing built (%(reason)s).",
-                                      series=result.series, reason=reason), form=form)
+    message = gettext("Series %(series)s: nothing built (%(reason)s).",
+                      series=result.series, reason=result.reason or result.status)
+    if result.status == "failed":
+        return _list_page(400, problem=message, form=form)
+    return see_other(message, "admin.issues")  # skipped: too few items, said why
 
 
 # --- one issue -------------------------------------------------------------------------
