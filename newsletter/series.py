@@ -409,7 +409,7 @@ def _new_schedule(session: Session, series: Series, changes: SeriesChanges, ahea
             or (rrule_text is not None and series.every is None
                 and rrule_text.split() == series.rule.replace("\\n", "\n").split())
             or (rrule_text is not None and series.every is None
-                and _rule_body(rrule_text) == _rule_body(series.rule)
+                and rule_body(rrule_text) == rule_body(series.rule)
                 and "DTSTART" not in rrule_text.upper())):
         return series.rule, series.every, series.timezone, None
     latest = session.scalar(select(func.max(SeriesPeriod.occurs_at))
@@ -428,7 +428,9 @@ def _new_schedule(session: Session, series: Series, changes: SeriesChanges, ahea
     return rule, every, timezone, start
 
 
-def _rule_body(text: str) -> str:
+def rule_body(text: str) -> str:
+    """The rule without its start ("FREQ=WEEKLY;BYDAY=MO;..."): what to edit, since a
+    new schedule starts afresh (an unchanged body changes nothing)."""
     lines = [line.strip().upper() for line in text.replace("\\n", "\n").splitlines()]
     return ";".join(line.removeprefix("RRULE:") for line in lines
                     if line and not line.startswith("DTSTART"))

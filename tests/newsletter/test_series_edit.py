@@ -18,10 +18,13 @@ from newsletter.feeds import FeedSetupError, add_feed, edit_feed, get_feed
 from newsletter.models import SeriesPeriod
 from newsletter.series import (
     SeriesChanges,
+    SeriesSpec,
     build_due,
     build_series,
+    create_series,
     edit_series,
     get_series,
+    rule_body,
 )
 from newsletter.settings import Settings
 from subscribers.lists import create_list
@@ -132,6 +135,24 @@ def test_every_part_changes_with_the_checks_of_create(
         assert (found.lists, found.feeds, found.titles, found.build_ahead_minutes,
                 found.schedule_from) == (["boletin"], ["noticias"],
                                          {"": "News", "en": "Weekly"}, 750, None)
+
+
+def test_a_rule_series_is_edited_by_its_rule_without_its_start(
+        sessions: sessionmaker[Session], settings: Settings) -> None:
+    with sessions() as session, session.begin():
+        create_series(session, SeriesSpec(
+            slug="semanal", timezone=CR, rrule="FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0"),
+            languages=settings.languages, now=NOW)
+        stored = get_series(session, "semanal").rule
+    assert stored.startswith("DTSTART:20261207T090000") and \
+        rule_body(stored) == "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0"
+    # what the page's form holds, sent back as it is (or as the stored text): no change
+    for same in (rule_body(stored), stored):
+        assert edit(sessions, settings, NOW + WEEK, rrule=same) == [
+            "series semanal: nothing changed"]
+    lines = edit(sessions, settings, NOW + WEEK, rrule="FREQ=WEEKLY;BYDAY=TU;BYHOUR=8")
+    assert lines[0].startswith("series semanal: schedule changed: DTSTART:20261207T090000 ")
+    assert lines[1].startswith("  next send 2026-12-15 08:00 America/Costa_Rica")
 
 
 def test_a_new_feed_address_forgets_the_old_servers_validators_and_backoff(

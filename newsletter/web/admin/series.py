@@ -177,6 +177,7 @@ def _one_page(slug: str, code: int = 200, *, problem: str = "", field: str = "",
     return render("series_one", code, series=found, periods=periods, next_sends=next_sends,
                   waiting=waiting, problem=problem, field=field, form=form or {},
                   result=result, may_change=may_change(), now=now, feeds=_feed_names(),
+                  rule_body=library.rule_body(found.rule),
                   languages=settings().languages, focuses=FOCUS_POLICIES,
                   approvals=library.APPROVALS, windows=library.WINDOWS)
 
