@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from newsletter import feeds as feeds_module
 from newsletter.cli import cli
 from newsletter.errors import NewsletterError
 from newsletter.feeds import FeedSetupError, add_feed, edit_feed, get_feed
@@ -203,6 +204,31 @@ def test_a_new_feed_address_forgets_the_old_servers_validators_and_backoff(
         assert feed.next_fetch_at == now + timedelta(minutes=120)
     with sessions() as session, pytest.raises(FeedSetupError, match="no feed named"):
         edit_feed(session, "nope", language="es", now=now)
+
+
+def test_a_fetch_of_the_old_address_ending_after_the_edit_changes_nothing(
+        sessions: sessionmaker[Session]) -> None:
+    """The scheduler read the feed (its address, its validators), then someone gave it a
+    new address: what the old server answers is not the new one's state."""
+    now = datetime(2026, 12, 6, 12, 0)
+    with sessions() as session, session.begin():
+        add_feed(session, "https://a.example.org/feed.xml", name="noticias")
+        in_flight = feeds_module._target(get_feed(session, "noticias"))
+    with sessions() as session, session.begin():
+        edit_feed(session, "noticias", url="https://b.example.org/feed.xml", now=now)
+    with sessions() as session, session.begin():
+        feeds_module._succeeded(session, in_flight, now, "ok", '"old"', "yesterday")
+    feeds_module._failed(sessions, in_flight, now, "the old server answered 503")
+    with sessions() as session:
+        feed = get_feed(session, "noticias")
+        assert (feed.etag, feed.last_modified, feed.failures, feed.last_error,
+                feed.next_fetch_at) == (None, None, 0, "", None)
+    # a fetch of the address it has still records its answer
+    with sessions() as session, session.begin():
+        current = feeds_module._target(get_feed(session, "noticias"))
+        feeds_module._succeeded(session, current, now, "ok", '"new"', None)
+    with sessions() as session:
+        assert get_feed(session, "noticias").etag == '"new"'
 
 
 def test_the_edit_commands(runner: CliRunner, sessions: sessionmaker[Session],
