@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Literal
 
@@ -116,6 +116,100 @@ def add_feed(session: Session, url: str, *, name: str | None = None,
                              "another --name, or look at it with `newsletter feeds show "
                              f"{name}`") from exc
     return feed
+
+
+@dataclass
+class FeedEdit:
+    """What `edit_feed` changed: for the person who asked, and for `--json`."""
+
+    feed: str
+    changes: list[str] = field(default_factory=list)
+    reset: bool = False  # a new address: validators and backoff forgotten, due now
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+    def lines(self) -> list[str]:
+        if not self.changes:
+            return [f"feed {self.feed}: nothing changed"]
+        out = [f"feed {self.feed}: {change}" for change in self.changes]
+        if self.reset:
+            out.append("  a new address: its ETag/Last-Modified and its failures are "
+                       "forgotten; it is fetched in full when the scheduler next runs")
+        return out
+
+    def as_dict(self) -> dict[str, object]:
+        return {"feed": self.feed, "changed": self.changed, "changes": list(self.changes),
+                "reset": self.reset}
+
+
+def edit_feed(session: Session, name: str, *, url: str | None = None,
+              language: str | None = None, countries: Sequence[str] | None = None,
+              interval_minutes: int | None = None, allow_private: bool = False,
+              now: datetime) -> FeedEdit:
+    """Change a feed's address, language ("": detect each entry's), countries or interval,
+    checked as `add_feed` checks them; None leaves a part as it is.
+
+    A new address is a new conversation with a server: its conditional-GET validators
+    (ETag, Last-Modified), its failures and its backoff are forgotten and it is due now.
+    A new interval moves the next fetch of a feed that is not failing (last fetch +
+    the new interval); a failing one keeps its backoff."""
+    feed = get_feed(session, name)
+    changes: list[str] = []
+    new_url = feed.url
+    if url is not None:
+        new_url = check_url(url)
+        check_host(new_url, allow_private=allow_private)
+        if len(new_url) > MAX_URL_LENGTH or any(c.isspace() for c in new_url):
+            raise FeedSetupError(f"the address must be one line of at most {MAX_URL_LENGTH} "
+                                 "characters, without spaces")
+        same = session.scalar(select(Feed).where(Feed.url == new_url, Feed.id != feed.id))
+        if same is not None:
+            raise FeedSetupError(f"{new_url} is already followed, as feed {same.name!r}")
+        if new_url != feed.url:
+            changes.append(f"address changed: {feed.url} -> {new_url}")
+    new_language = feed.language
+    if language is not None:
+        new_language = language.strip().lower() or None
+        if new_language is not None and not LANGUAGE_CODE.fullmatch(new_language):
+            raise FeedSetupError(f"--language {new_language!r} is not a language code: use "
+                                 "one such as 'es' or 'en' (or an empty one to detect each "
+                                 "entry's)")
+        if new_language != feed.language:
+            changes.append(f"language changed: {feed.language or 'detected'} -> "
+                           f"{new_language or 'detected'}")
+    new_countries = feed.countries
+    if countries is not None:
+        new_countries = ",".join(country_codes(countries))
+        if new_countries != feed.countries:
+            changes.append(f"countries changed: {feed.countries or '(none)'} -> "
+                           f"{new_countries or '(none)'}")
+    new_interval = feed.interval_minutes
+    if interval_minutes is not None:
+        if not 1 <= interval_minutes <= MAX_INTERVAL_MINUTES:
+            raise FeedSetupError(f"--interval {interval_minutes}: give minutes between 1 and "
+                                 f"{MAX_INTERVAL_MINUTES} (a week)")
+        new_interval = interval_minutes
+        if new_interval != feed.interval_minutes:
+            changes.append(f"interval changed: {feed.interval_minutes} -> {new_interval} "
+                           "minutes")
+    edit = FeedEdit(feed.name, changes)
+    if not changes:
+        return edit
+    feed.language, feed.countries = new_language, new_countries
+    if new_interval != feed.interval_minutes:
+        feed.interval_minutes = new_interval
+        if not feed.failures and feed.last_fetched_at is not None:
+            feed.next_fetch_at = max(now, feed.last_fetched_at
+                                     + timedelta(minutes=new_interval))
+    if new_url != feed.url:
+        feed.url = new_url
+        feed.etag = feed.last_modified = None
+        feed.failures, feed.last_error, feed.next_fetch_at = 0, "", None
+        edit.reset = True
+    session.flush()
+    return edit
 
 
 def country_codes(values: Sequence[str]) -> list[str]:
@@ -366,8 +460,9 @@ def _succeeded(session: Session, target: _Target, now: datetime, status: Status,
             # a validator that long, or with a control character (PostgreSQL refuses NUL),
             # is no use: fetch in full instead
             values[column] = None
-    session.execute(update(Feed).where(Feed.id == target.id).values(**values)
-                    .execution_options(synchronize_session=False))
+    # a fetch of an address since changed (`edit_feed`) leaves the feed's state alone
+    session.execute(update(Feed).where(Feed.id == target.id, Feed.url == target.url)
+                    .values(**values).execution_options(synchronize_session=False))
     return FetchResult(target.name, status, next_fetch_at=next_at)
 
 
@@ -384,7 +479,8 @@ def _failed(sessions: sessionmaker[Session], target: _Target, now: datetime,
                                            .where(Feed.id == target.id)) or 0)
             wait = min(target.interval * 2 ** min(failures, 20), MAX_BACKOFF)
             next_at = now + wait
-            session.execute(update(Feed).where(Feed.id == target.id).values(
+            session.execute(update(Feed).where(Feed.id == target.id,
+                                               Feed.url == target.url).values(
                 last_fetched_at=now, last_error=error, failures=failures,
                 next_fetch_at=next_at).execution_options(synchronize_session=False))
     except Exception:  # the database itself is failing: report, go on

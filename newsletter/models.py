@@ -275,6 +275,9 @@ class Series(Base):
     build_ahead_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # the current schedule's sends come after this (UTC; set when `series edit` changes
+    # the schedule: nothing at or before it is built again). None: since created_at
+    schedule_from: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class SeriesPeriod(Base):

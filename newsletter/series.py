@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -112,25 +112,14 @@ def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str
         raise SeriesError(f"{spec.slug[:80]!r} is not a usable series name: use up to 48 "
                           "lower-case letters, digits, '-', '_' or '.', starting with a letter "
                           "or digit (e.g. semanal)")
-    if spec.focus not in FOCUS_POLICIES:
-        raise SeriesError(f"country focus {spec.focus!r}: use one of "
-                          f"{', '.join(FOCUS_POLICIES)}")
-    if spec.approval not in APPROVALS:
-        raise SeriesError(f"approval {spec.approval!r}: use one of {', '.join(APPROVALS)}")
-    if spec.window not in WINDOWS:
-        raise SeriesError(f"window {spec.window!r}: use one of {', '.join(WINDOWS)}")
-    if not 1 <= spec.min_items <= 1000:
-        raise SeriesError(f"--min-items {spec.min_items}: give a number from 1 to 1000 (an "
-                          "issue is never empty)")
+    _check_settings(spec.focus, spec.approval, spec.window, spec.min_items)
     ahead = spec.build_ahead_hours
     if ahead is None:
         # time to approve; and a local-time send starts when the first zone reaches the
         # hour, up to a day before the series' own zone does
         ahead = (REVIEW_AHEAD.total_seconds() / 3600
                  if spec.approval == "required" or spec.local_time else 0)
-    if not 0 <= ahead <= MAX_BUILD_AHEAD_HOURS:
-        raise SeriesError(f"--build-ahead {ahead:g}: give hours from 0 to "
-                          f"{MAX_BUILD_AHEAD_HOURS}")
+    _check_ahead(ahead)
     # as tzdata spells it ("america/costa_rica" -> "America/Costa_Rica"), as scheduling
     # reads it: an unknown name is refused by compile_rule
     timezone = zone_named(spec.timezone) or spec.timezone
@@ -138,13 +127,7 @@ def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str
     if session.scalar(select(Series.id).where(Series.slug == spec.slug)) is not None:
         raise SeriesError(f"a series called {spec.slug!r} exists already: pick another name "
                           f"or `newsletter series delete {spec.slug}`")
-    try:
-        for name in spec.lists:
-            get_list(session, name)
-        for name in spec.segments:
-            get_segment(session, name)
-    except NewsletterError as exc:
-        raise SeriesError(str(exc)) from exc
+    _check_targets(session, spec.lists, spec.segments)
     _feed_ids(session, spec.feeds)
     series = Series(
         slug=spec.slug, rule=rule, every=spec.every, timezone=timezone,
@@ -162,6 +145,34 @@ def create_series(session: Session, spec: SeriesSpec, *, languages: Sequence[str
                           "pick another name, or look at it with `newsletter series show "
                           f"{spec.slug}`") from exc
     return series
+
+
+def _check_settings(focus: str, approval: str, window: str, min_items: int) -> None:
+    if focus not in FOCUS_POLICIES:
+        raise SeriesError(f"country focus {focus!r}: use one of {', '.join(FOCUS_POLICIES)}")
+    if approval not in APPROVALS:
+        raise SeriesError(f"approval {approval!r}: use one of {', '.join(APPROVALS)}")
+    if window not in WINDOWS:
+        raise SeriesError(f"window {window!r}: use one of {', '.join(WINDOWS)}")
+    if not 1 <= min_items <= 1000:
+        raise SeriesError(f"--min-items {min_items}: give a number from 1 to 1000 (an "
+                          "issue is never empty)")
+
+
+def _check_ahead(hours: float) -> None:
+    if not 0 <= hours <= MAX_BUILD_AHEAD_HOURS:
+        raise SeriesError(f"--build-ahead {hours:g}: give hours from 0 to "
+                          f"{MAX_BUILD_AHEAD_HOURS}")
+
+
+def _check_targets(session: Session, lists: Sequence[str], segments: Sequence[str]) -> None:
+    try:
+        for name in lists:
+            get_list(session, name)
+        for name in segments:
+            get_segment(session, name)
+    except NewsletterError as exc:
+        raise SeriesError(str(exc)) from exc
 
 
 def _clean_titles(titles: Mapping[str, str], languages: Sequence[str]) -> dict[str, str]:
@@ -204,6 +215,232 @@ def _feed_ids(session: Session, names: Sequence[str]) -> list[int]:
             raise SeriesError(f"no feed called {name!r}: `newsletter feeds list` shows the "
                               "feeds there are")
     return [found[name] for name in names]
+
+
+@dataclass(frozen=True)
+class SeriesChanges:
+    """What `series edit` changes: what `series create` takes, each optional (None: as
+    it is). Titles and intros are per language ("": every language); an empty text
+    removes that language's own. `every` and `rrule` replace the schedule (one of them);
+    `timezone` alone keeps the rule, on the new zone's wall clock."""
+
+    every: str | None = None
+    rrule: str | None = None
+    timezone: str | None = None
+    lists: Sequence[str] | None = None
+    segments: Sequence[str] | None = None
+    feeds: Sequence[str] | None = None
+    focus: str | None = None
+    titles: Mapping[str, str] | None = None
+    intros: Mapping[str, str] | None = None
+    approval: str | None = None
+    min_items: int | None = None
+    window: str | None = None
+    local_time: bool | None = None
+    build_ahead_hours: float | None = None
+
+
+@dataclass
+class SeriesEdit:
+    """What `edit_series` did: for the person who asked, and for `--json`."""
+
+    slug: str
+    changes: list[str] = field(default_factory=list)
+    schedule_changed: bool = False
+    next_send: Occurrence | None = None  # the first send of the schedule as it is now
+    build_ahead_minutes: int = 0
+    timezone: str = ""
+    kept: list[str] = field(default_factory=list)  # issues built already, still scheduled
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+    def next_line(self) -> str:
+        """What happens to the next send, in one sentence."""
+        if self.next_send is None:
+            return "no send to come"
+        built = self.next_send.utc - timedelta(minutes=self.build_ahead_minutes)
+        return (f"next send {self.next_send.local:%Y-%m-%d %H:%M} {self.timezone} "
+                f"({self.next_send.utc:%Y-%m-%d %H:%M} UTC), built {built:%Y-%m-%d %H:%M} "
+                "UTC")
+
+    def lines(self) -> list[str]:
+        if not self.changes:
+            return [f"series {self.slug}: nothing changed"]
+        out = [f"series {self.slug}: {change}" for change in self.changes]
+        out.append(f"  {self.next_line()}" + (
+            " (the new schedule starts after the periods already built or skipped: none "
+            "is built again)" if self.schedule_changed else ""))
+        if self.kept:
+            out.append(f"  issues built already keep their send time and settings: "
+                       f"{', '.join(self.kept)} (`newsletter issues edit` or `issues "
+                       "unschedule` change them)")
+        return out
+
+    def as_dict(self) -> dict[str, object]:
+        return {"series": self.slug, "changed": self.changed, "changes": list(self.changes),
+                "schedule_changed": self.schedule_changed,
+                "next_local": self.next_send.local if self.next_send else None,
+                "next_utc": self.next_send.utc if self.next_send else None,
+                "kept_scheduled": list(self.kept)}
+
+
+def edit_series(session: Session, slug: str, changes: SeriesChanges, *,
+                languages: Sequence[str], now: datetime) -> SeriesEdit:
+    """Change a series, checked as `create_series` checks; everything is checked before
+    anything changes. Only issues built from now on follow the change: those built
+    already keep their send time and settings.
+
+    A new schedule (rule or time zone) starts after the later of `now` and the last
+    period recorded (built or skipped), so no period is built twice and none comes twice:
+    `schedule_from` keeps that moment for the builders, and the first window of the new
+    schedule starts after the last built one's."""
+    # the builders' lock (`_run_period`): a period being built finishes first
+    session.execute(update(Series).where(Series.slug == slug).values(status=Series.status))
+    series = get_series(session, slug)
+    session.refresh(series)
+    done: list[str] = []
+
+    def note(label: str, old: object, new: object) -> None:
+        if old != new:
+            done.append(f"{label} changed: {_shown(old)} -> {_shown(new)}")
+
+    focus = series.focus if changes.focus is None else changes.focus
+    approval = series.approval if changes.approval is None else changes.approval
+    window = series.window if changes.window is None else changes.window
+    min_items = series.min_items if changes.min_items is None else changes.min_items
+    _check_settings(focus, approval, window, min_items)
+    ahead = series.build_ahead_minutes
+    if changes.build_ahead_hours is not None:
+        _check_ahead(changes.build_ahead_hours)
+        ahead = round(changes.build_ahead_hours * 60)
+    lists = series.lists if changes.lists is None else list(dict.fromkeys(changes.lists))
+    segments = series.segments if changes.segments is None else \
+        list(dict.fromkeys(changes.segments))
+    _check_targets(session, lists if changes.lists is not None else (),
+                   segments if changes.segments is not None else ())
+    feeds = series.feeds if changes.feeds is None else list(dict.fromkeys(changes.feeds))
+    if changes.feeds is not None:
+        _feed_ids(session, feeds)
+    titles = _merged(series.titles, changes.titles, languages, "title", _clean_titles)
+    intros = _merged(series.intros, changes.intros, languages, "intro", _clean_intros)
+    local_time = series.local_time if changes.local_time is None else changes.local_time
+    rule, every, timezone, start = _new_schedule(session, series, changes, ahead, now)
+
+    note("schedule", series.every or series.rule, every or rule)
+    note("time zone", series.timezone, timezone)
+    note("lists", series.lists, lists)
+    note("segments", series.segments, segments)
+    note("feeds", series.feeds, feeds)
+    note("country focus", series.focus, focus)
+    note("titles", series.titles, titles)
+    note("introductions", series.intros, intros)
+    note("approval", series.approval, approval)
+    note("fewest items", series.min_items, min_items)
+    note("window", series.window, window)
+    note("local time", series.local_time, local_time)
+    note("build-ahead hours", f"{series.build_ahead_minutes / 60:g}", f"{ahead / 60:g}")
+    edit = SeriesEdit(series.slug, done, schedule_changed=start is not None)
+    if done:
+        if start is not None:
+            series.rule, series.every, series.timezone = rule, every, timezone
+            series.schedule_from = start
+        series.lists, series.segments, series.feeds = lists, segments, feeds
+        series.focus, series.titles, series.intros = focus, titles, intros
+        series.approval, series.min_items, series.window = approval, min_items, window
+        series.local_time, series.build_ahead_minutes = local_time, ahead
+        session.flush()
+    following = upcoming(series, now, 1)
+    edit.next_send = following[0] if following else None
+    edit.build_ahead_minutes, edit.timezone = series.build_ahead_minutes, series.timezone
+    edit.kept = scheduled_issues(session, series)
+    return edit
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "(none)"
+    if isinstance(value, dict):
+        return "; ".join(f"{k or '*'}: {v}" for k, v in sorted(value.items())) or "(none)"
+    text = " ".join(str(value).split())
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _merged(current: Mapping[str, str], given: Mapping[str, str] | None,
+            languages: Sequence[str], what: str,
+            clean: Callable[[Mapping[str, str], Sequence[str]], dict[str, str]],
+            ) -> dict[str, str]:
+    """The titles (or intros) after a change: the languages given replace theirs, an
+    empty text removes it; the others stay."""
+    merged = dict(current or {})
+    if given is None:
+        return merged
+    kept = clean({k: v for k, v in given.items() if v.strip()}, languages)
+    for language, text in given.items():
+        if not text.strip():
+            merged.pop(edition_named(language, languages, what) if language else "", None)
+    merged.update(kept)
+    return merged
+
+
+def _new_schedule(session: Session, series: Series, changes: SeriesChanges, ahead: int,
+                  now: datetime) -> tuple[str, str | None, str, datetime | None]:
+    """(rule, every, timezone, the new schedule's start, or None when it did not change).
+
+    The start is the latest of: now, the last period recorded, and the first send whose
+    window (from the day after the last built window to the day before its build day)
+    holds at least a day: a weekly Monday issue sent this morning, moved to Mondays at
+    11:00, next goes out next Monday, not at 11:00 today with nothing in it."""
+    if changes.every is not None and changes.rrule is not None:
+        raise SeriesError("give the cadence with --every or with --rrule (one of them)")
+    timezone = series.timezone if changes.timezone is None else \
+        (zone_named(changes.timezone) or changes.timezone)
+    every, rrule_text = changes.every, changes.rrule
+    if every is None and rrule_text is None:
+        if timezone == series.timezone:
+            return series.rule, series.every, series.timezone, None
+        every = series.every
+        if every is None:  # the stored rule, without its start: it starts again below
+            rrule_text = "\n".join(line for line in series.rule.splitlines()
+                                   if not line.upper().startswith("DTSTART"))
+    elif timezone == series.timezone and (
+            (every is not None and every == series.every)
+            or (rrule_text is not None and series.every is None
+                and rrule_text.split() == series.rule.replace("\\n", "\n").split())
+            or (rrule_text is not None and series.every is None
+                and rule_body(rrule_text) == rule_body(series.rule)
+                and "DTSTART" not in rrule_text.upper())):
+        return series.rule, series.every, series.timezone, None
+    latest = session.scalar(select(func.max(SeriesPeriod.occurs_at))
+                            .where(SeriesPeriod.series_id == series.id))
+    start = max(now, latest or now, series.schedule_from or now)
+    last_to = session.scalar(
+        select(SeriesPeriod.window_to).where(SeriesPeriod.series_id == series.id,
+                                             SeriesPeriod.status == "built")
+        .order_by(SeriesPeriod.occurs_at.desc()).limit(1))
+    if last_to is not None:
+        tz = zone(timezone)  # an unknown zone is refused here, as by compile_rule
+        first_build = datetime.combine(last_to + timedelta(days=2), time.min, tzinfo=tz)
+        start = max(start, first_build.astimezone(UTC).replace(tzinfo=None)
+                    + timedelta(minutes=ahead) - timedelta(seconds=1))
+    rule = compile_rule(every=every, rrule_text=rrule_text, timezone=timezone, now=start)
+    return rule, every, timezone, start
+
+
+def rule_body(text: str) -> str:
+    """The rule without its start ("FREQ=WEEKLY;BYDAY=MO;..."): what to edit, since a
+    new schedule starts afresh (an unchanged body changes nothing)."""
+    lines = [line.strip().upper() for line in text.replace("\\n", "\n").splitlines()]
+    return ";".join(line.removeprefix("RRULE:") for line in lines
+                    if line and not line.startswith("DTSTART"))
+
+
+def _after_schedule_start(series: Series, moment: datetime) -> datetime:
+    """`moment`, or just after the current schedule's start when that is later."""
+    if series.schedule_from is None:
+        return moment
+    return max(moment, series.schedule_from + timedelta(seconds=1))
 
 
 def get_series(session: Session, slug: str) -> Series:
@@ -250,9 +487,9 @@ def resume_series(session: Session, slug: str, *, now: datetime) -> list[SeriesP
         raise SeriesError(f"series {slug!r} is not paused")
     series.status = "active"
     ahead = timedelta(minutes=series.build_ahead_minutes)
-    start = max(series.created_at, session.scalar(
+    start = _after_schedule_start(series, max(series.created_at, session.scalar(
         select(func.max(SeriesPeriod.occurs_at)).where(SeriesPeriod.series_id == series.id))
-        or series.created_at)
+        or series.created_at))
     have = _recorded(session, series, start)
     skipped = []
     for occurrence in occurrences_between(series.rule, series.timezone, start, now):
@@ -283,8 +520,9 @@ def delete_series(session: Session, slug: str, *, force: bool = False) -> list[s
 # --- what a series looks like -----------------------------------------------------------
 
 def upcoming(series: Series, now: datetime, count: int = SHOWN_OCCURRENCES) -> list[Occurrence]:
-    """The next `count` occurrences after `now`."""
-    return next_occurrences(series.rule, series.timezone, now, count)
+    """The next `count` occurrences after `now` (and after the schedule's start)."""
+    return next_occurrences(series.rule, series.timezone,
+                            _after_schedule_start(series, now), count)
 
 
 def issue_titles(series_titles: Mapping[str, str], number: int, day: date,
@@ -322,11 +560,17 @@ def build_series(sessions: sessionmaker[Session], settings: Settings, slug: str,
             raise SeriesError(f"--for {when.isoformat()} is more than two years ahead: give "
                               "a date of a period to come soon (or a past one)")
         ahead = timedelta(minutes=series.build_ahead_minutes)
-        upcoming_send = next_occurrences(series.rule, series.timezone, now, 1)
+        upcoming_send = upcoming(series, now, 1)
         if day is None and upcoming_send:
             period = period_of(series.rule, series.timezone, upcoming_send[0], ahead)
         else:
             period = period_containing(series.rule, series.timezone, when, ahead)
+        if series.schedule_from is not None \
+                and period.occurrence.utc <= series.schedule_from:
+            raise SeriesError(
+                f"the period of {when.isoformat()} sends at {_utc(period.occurrence.utc)}, "
+                "before the series' schedule changed: the periods of the old schedule are "
+                f"as they were (`newsletter series show {slug}`)")
         series_id = series.id
     return _run_period(sessions, settings, series_id, slug, period, now, manual=True)
 
@@ -367,7 +611,8 @@ def _build_due_series(sessions: sessionmaker[Session], settings: Settings, serie
         # look back to the latest record, or a day past the catch-up limit: enough to see
         # a period that failed until it fell out of catch-up, without rereading all history
         horizon = now - catch_up - ahead - timedelta(days=1)
-        start = max(series.created_at, min(latest or series.created_at, horizon))
+        start = _after_schedule_start(
+            series, max(series.created_at, min(latest or series.created_at, horizon)))
         have = _recorded(session, series, start)
         due = [o for o in occurrences_between(series.rule, series.timezone, start, now + ahead)
                if o.utc not in have]
@@ -462,14 +707,19 @@ def _period_row(series: Series, period: Period, status: str, reason: str) -> Ser
 def _window(session: Session, series: Series, period: Period) -> tuple[date, date]:
     """The period's own window, or, for since-last, from the day after the last built
     period's window, or the first recorded period's start (so the items of skipped periods
-    roll forward)."""
-    if series.window != "since-last":
-        return period.window_from, period.window_to
+    roll forward). Never from before the day after the last built period's window (after a
+    schedule change, the new rule's first period would reach into it)."""
     last_to = session.scalar(
         select(SeriesPeriod.window_to).where(
             SeriesPeriod.series_id == series.id, SeriesPeriod.status == "built",
             SeriesPeriod.occurs_at < period.occurrence.utc)
         .order_by(SeriesPeriod.occurs_at.desc()).limit(1))
+    if series.window != "since-last":
+        # after a schedule change the new rule's first period may reach back into the
+        # last built one's window: its items are in that issue already
+        if last_to is not None and last_to >= period.window_from:
+            return last_to + timedelta(days=1), period.window_to
+        return period.window_from, period.window_to
     if last_to is not None:
         return last_to + timedelta(days=1), period.window_to
     first_from = session.scalar(

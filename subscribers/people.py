@@ -230,7 +230,9 @@ CONFIRMATION_METHOD = "double opt-in confirmation"
 
 def confirm(session: Session, subscriber_id: int, *, by: str = "") -> Subscriber:
     """The person followed their confirmation link: pending becomes active and every
-    unconfirmed subscription confirmed, with the moment recorded as their consent.
+    unconfirmed subscription confirmed. The consent recorded when they signed up (how,
+    which wording, when) stays as it was; the confirmation is recorded beside it, as a
+    `confirmed` event with its moment.
 
     Idempotent, and it undoes no other choice: someone who unsubscribed since stays so.
     """
@@ -248,8 +250,6 @@ def confirm(session: Session, subscriber_id: int, *, by: str = "") -> Subscriber
             subscription.updated_at = now
         if person.status == "pending":
             person.status = "active"
-        person.consent_at = now
-        person.consent_method = CONFIRMATION_METHOD
         lists = ", ".join(session.scalars(select(MailingList.name).where(
             MailingList.id.in_([w.list_id for w in waiting])).order_by(MailingList.name)))
         record_event(session, person.id, "confirmed",

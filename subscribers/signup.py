@@ -8,8 +8,12 @@ answer whatever it decided:
 - a newcomer becomes a *pending* subscriber (on the public lists they chose, unconfirmed)
   with their consent recorded (method `web:signup`, the version of the text shown, the
   time); nothing is mailed until they follow the confirmation link;
-- someone still pending is asked again; anyone else already known (active, unsubscribed,
-  bounced...) and every suppressed address is left alone and not mailed;
+- someone still pending is asked again;
+- someone who unsubscribed signs up again: a new double opt-in, as for a newcomer (pending,
+  the chosen public lists unconfirmed, a new consent recorded with its own `subscribed`
+  event); nothing changes for them until they follow the new confirmation link;
+- anyone else already known (active, bounced, complained) and every suppressed address is
+  left alone and not mailed;
 - a client (IP address) gets `Limits.per_client` requests per `client_window`, an address
   `Limits.mails_per_address` confirmation requests per `address_window`; past either the
   request is recorded and does nothing.
@@ -33,8 +37,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from newsletter.db import serialise
+from subscribers.events import describe_lists, record_event
 from subscribers.lists import public_lists
-from subscribers.models import SignupAttempt, Subscriber, Subscription
+from subscribers.models import MailingList, SignupAttempt, Subscriber, Subscription
 from subscribers.people import NewSubscriber, add
 from subscribers.suppressions import is_suppressed
 from subscribers.validate import email_key, normalise_email
@@ -132,13 +137,47 @@ def request_signup(
         for subscription in session.scalars(
                 select(Subscription).where(Subscription.subscriber_id == person.id)):
             subscription.status = "unconfirmed"
-    elif person.status != "pending" or is_suppressed(session, email):
+    elif is_suppressed(session, email):
+        return None
+    elif person.status == "unsubscribed":
+        _rejoin(session, person, form, now)
+    elif person.status != "pending":
         return None
     if mailed >= limits.mails_per_address:
         return None
     attempt.mailed = True
     session.flush()
     return person.id
+
+
+def _rejoin(session: Session, person: Subscriber, form: SignupRequest, now: datetime) -> None:
+    """Someone who unsubscribed asks to join again: pending until they confirm, with the
+    consent of this request recorded; their other lists and details stay as they were."""
+    offered = {m.name: m.id for m in public_lists(session)}
+    chosen = [name for name in dict.fromkeys(form.lists) if name in offered]
+    held = {s.list_id: s for s in session.scalars(
+        select(Subscription).where(Subscription.subscriber_id == person.id))}
+    for name in chosen:
+        subscription = held.get(offered[name])
+        if subscription is None:
+            session.add(Subscription(list_id=offered[name], subscriber_id=person.id,
+                                     status="unconfirmed", created_at=now, updated_at=now))
+        else:
+            subscription.status, subscription.updated_at = "unconfirmed", now
+    person.status = "pending"
+    person.consent_at, person.consent_method = now, METHOD
+    person.consent_text = form.consent_version or None
+    session.flush()
+    lists = session.execute(
+        select(MailingList.name, Subscription.status)
+        .join(Subscription, Subscription.list_id == MailingList.id)
+        .where(Subscription.subscriber_id == person.id, MailingList.name.in_(chosen))
+        .order_by(MailingList.name)).all()
+    record_event(session, person.id, "subscribed",
+                 f"signed up again after unsubscribing: pending; consent: {METHOD}"
+                 + (f" ({form.consent_version})" if form.consent_version else "")
+                 + f"; lists: {describe_lists([(n, s) for n, s in lists]) or '(none)'}",
+                 "web", now)
 
 
 def forget_attempts(session: Session, *, before: datetime) -> int:

@@ -12,6 +12,7 @@ from newsletter.db import utcnow
 from newsletter.feeds import (
     FetchResult,
     add_feed,
+    edit_feed,
     fetch_now,
     get_feed,
     item_counts,
@@ -79,6 +80,45 @@ def add(app: App, url: str, name: str | None, language: str | None,
             return
         click.echo(f"feed {feed.name!r} added ({feed.url}); fetch it now with "
                    f"`newsletter feeds fetch {feed.name}`")
+
+
+@feeds.command("edit")
+@click.argument("name")
+@click.option("--url", default=None, help="A new address (http or https).")
+@click.option("--language", default=None,
+              help='The language its entries are in; "" to detect each entry\'s.')
+@click.option("--country", "countries", multiple=True, metavar="CR,NI",
+              help="Countries every entry is about (replaces them; --country '' clears).")
+@click.option("--interval", "interval", type=int, default=None, metavar="MINUTES",
+              help="How often `newsletter scheduler` fetches it.")
+@json_option
+@pass_app
+@user_errors
+def edit(app: App, name: str, url: str | None, language: str | None,
+         countries: tuple[str, ...], interval: int | None, as_json: bool) -> None:
+    """Change feed NAME: its address, language, countries or interval.
+
+    Options not given leave things as they are; each is checked as `feeds add` checks
+    it. A new address forgets the feed's ETag/Last-Modified, its failures and backoff:
+    the scheduler fetches it in full at its next round. Its items stay.
+
+    \b
+    Example:
+      newsletter feeds edit noticias --url https://news.example.org/es/rss --interval 30
+      newsletter feeds edit noticias --language "" --country CR,NI
+    """
+    if url is None and language is None and not countries and interval is None:
+        raise click.UsageError("nothing to change: give --url, --language, --country or "
+                               "--interval")
+    with app.transaction() as session:
+        done = edit_feed(session, name, url=url, language=language,
+                         countries=countries or None, interval_minutes=interval,
+                         allow_private=app.settings.feed_allow_private, now=utcnow())
+    if as_json:
+        emit_json(done.as_dict())
+        return
+    for line in done.lines():
+        click.echo(line)
 
 
 @feeds.command("list")

@@ -20,10 +20,12 @@ from newsletter.series import (
     APPROVALS,
     WINDOWS,
     PeriodResult,
+    SeriesChanges,
     SeriesSpec,
     build_series,
     create_series,
     delete_series,
+    edit_series,
     get_series,
     list_series,
     pause_series,
@@ -140,6 +142,86 @@ def create(app: App, slug: str, every: str | None, rrule_text: str | None, timez
                    f"({first[0].utc:%Y-%m-%d %H:%M} UTC), built {built:%Y-%m-%d %H:%M} UTC")
 
 
+@series.command("edit")
+@click.argument("slug")
+@click.option("--every", default=None, help="A new schedule, in words (see `series create`).")
+@click.option("--rrule", "rrule_text", default=None, help="Or a new RFC 5545 rule.")
+@click.option("--timezone", "timezone", default=None,
+              help="A new zone (alone: the same rule on that zone's wall clock).")
+@click.option("--list", "lists", multiple=True,
+              help="Send to this list (repeatable; replaces the lists).")
+@click.option("--segment", "segments", multiple=True,
+              help="Send to this segment (repeatable; replaces the segments).")
+@click.option("--everyone", is_flag=True, help="Drop the lists and segments.")
+@click.option("--feed", "feeds", multiple=True,
+              help="Only items from this feed (repeatable; replaces the feeds).")
+@click.option("--all-items", is_flag=True, help="Drop the feeds: every item.")
+@click.option("--country-focus", "focus", type=click.Choice(FOCUS_POLICIES), default=None,
+              help="first, only or none.")
+@click.option("--title", "titles", multiple=True,
+              help="Title: LANG=TEXT or TEXT for every language (repeatable); LANG= removes "
+                   "that language's own.")
+@click.option("--intro", "intros", multiple=True,
+              help="Introduction: LANG=TEXT or TEXT (repeatable); LANG= removes it.")
+@click.option("--approval", type=click.Choice(APPROVALS), default=None, help="none or required.")
+@click.option("--min-items", type=int, default=None, help="Skip a period with fewer items.")
+@click.option("--window", type=click.Choice(WINDOWS), default=None,
+              help="period or since-last.")
+@click.option("--local-time/--series-time", "local_time", default=None,
+              help="Send at the wall time in each subscriber's zone, or in the series' zone.")
+@click.option("--build-ahead", "build_ahead", type=float, default=None,
+              help="Build each issue this many hours before it goes out.")
+@json_option
+@pass_app
+@user_errors
+def edit(app: App, slug: str, every: str | None, rrule_text: str | None,
+         timezone: str | None, lists: tuple[str, ...], segments: tuple[str, ...],
+         everyone: bool, feeds: tuple[str, ...], all_items: bool, focus: str | None,
+         titles: tuple[str, ...], intros: tuple[str, ...], approval: str | None,
+         min_items: int | None, window: str | None, local_time: bool | None,
+         build_ahead: float | None, as_json: bool) -> None:
+    """Change series SLUG: any of what `series create` takes.
+
+    Options not given leave things as they are; each is checked as `series create`
+    checks it. Issues built already keep their send time and settings (`issues edit`
+    changes them). A new schedule (--every, --rrule, --timezone) starts after the
+    periods already built or skipped: none is built again, and the first new window
+    starts after the last built one. The output says when the next send is.
+
+    \b
+    Example:
+      newsletter series edit semanal --every "weekly on tuesday at 08:00"
+      newsletter series edit semanal --list boletin --list socios --title es="Boletín"
+      newsletter series edit semanal --everyone --all-items --approval none --json
+    """
+    if everyone and (lists or segments):
+        raise click.UsageError("--everyone drops the lists and segments: give it alone")
+    if all_items and feeds:
+        raise click.UsageError("--all-items drops the feeds: give it without --feed")
+    languages = app.settings.languages
+    targets = bool(lists or segments or everyone)
+    changes = SeriesChanges(
+        every=every, rrule=rrule_text, timezone=timezone,
+        lists=lists if targets else None, segments=segments if targets else None,
+        feeds=feeds if feeds or all_items else None, focus=focus,
+        titles=one_per_language(language_pairs(titles, languages), "--title")
+        if titles else None,
+        intros=one_per_language(language_pairs(intros, languages), "--intro")
+        if intros else None,
+        approval=approval, min_items=min_items, window=window, local_time=local_time,
+        build_ahead_hours=build_ahead)
+    if changes == SeriesChanges():
+        raise click.UsageError("nothing to change: give an option (`newsletter series edit "
+                               "--help` lists them)")
+    with app.transaction() as session:
+        done = edit_series(session, slug, changes, languages=languages, now=utcnow())
+    if as_json:
+        emit_json(done.as_dict())
+        return
+    for line in done.lines():
+        click.echo(line)
+
+
 @series.command("list")
 @json_option
 @pass_app
@@ -181,6 +263,7 @@ def _details(session: Session, found: Series, now: datetime) -> dict[str, Any]:
         "titles": found.titles, "intros": found.intros, "approval": found.approval,
         "min_items": found.min_items, "window": found.window, "local_time": found.local_time,
         "build_ahead_hours": found.build_ahead_minutes / 60, "created_at": found.created_at,
+        "schedule_from": found.schedule_from,
         "next": [{"local": o.local, "utc": o.utc} for o in upcoming(found, now)],
         "periods": [{"occurs_at": p.occurs_at, "window_from": p.window_from,
                      "window_to": p.window_to, "status": p.status, "number": p.number,

@@ -163,7 +163,7 @@ def _not_a_feed(raw: bytes, source: str, content_type: str | None) -> str:
     if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
         return (f"{source} is a web page, not an RSS or Atom feed: open it in a browser and "
                 "find the feed's own address (often ending in /feed, /rss or .xml), then "
-                "`newsletter feeds remove` this one and add that with the same --name")
+                "`newsletter feeds edit NAME --url NEW-ADDRESS`")
     what = f" (the server calls it {content_type})" if content_type else ""
     return (f"{source}: what the server sent is not an RSS or Atom feed{what}; check the "
             "address")

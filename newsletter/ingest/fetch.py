@@ -314,7 +314,7 @@ def _status_problem(url: str, status: int, reason: str) -> str:
     said = f"the server answered {status} {reason}".rstrip()
     if status in (404, 410):
         return (f"{url}: {said}: the feed moved or is gone; find its new address, then "
-                "`newsletter feeds remove` this one and add that with the same --name")
+                "`newsletter feeds edit NAME --url NEW-ADDRESS`")
     if status in (401, 403):
         return f"{url}: {said}: the feed is not public; ask its owner for an open address"
     if status == 429:

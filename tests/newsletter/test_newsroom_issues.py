@@ -22,14 +22,18 @@ from newsletter.cli.demo import sample_items_text
 from newsletter.db import utcnow
 from newsletter.ingest.text import parse_text
 from newsletter.issue_edits import item_ids
-from newsletter.issues import create_issue, get_issue
+from newsletter.issues import create_issue, get_issue, targets_of
 from newsletter.items import list_items, store_items
 from newsletter.models import Delivery
 from newsletter.schedules import schedule_issue
 from newsletter.series import SeriesSpec, create_series
 from newsletter.settings import Settings
 from newsletter.web import create_app, dispose
+from subscribers.filters import Filter
 from subscribers.importer import import_csv
+from subscribers.lists import create_list
+from subscribers.people import update_subscriber
+from subscribers.segments import create_segment
 from tests.newsroom import cheap_argon2  # noqa: F401 (a fixture)
 from worker.delivery import plan_issue
 
@@ -105,9 +109,10 @@ def test_calendar_create_and_the_issue_page(app: Flask, db: sessionmaker[Session
         "title-es": "Boletín de octubre", "intro-en": "Hello all.", "focus": "only",
         "approval": "required"})
     assert response.status_code == 303
-    assert response.headers["Location"].endswith("/admin/issues/2019-10?done=created")
-    page = client.get("/admin/issues/2019-10?done=created")
+    assert response.headers["Location"].endswith("/admin/issues/2019-10")
+    page = client.get(response.headers["Location"])
     assert "Issue created." in page.text and "Boletín de octubre" in page.text
+    assert "Issue created." not in client.get("/admin/issues/2019-10").text  # shown once
     assert "3 subscribers" in page.text  # the audience count
     assert "needs submitting" in client.get("/admin/issues").text
     with db() as session:
@@ -149,14 +154,15 @@ def test_up_down_remove_add(app: Flask, db: sessionmaker[Session]) -> None:
     def act(action: str, item: int) -> str:
         response = client.post("/admin/issues/w49/items", data={
             "csrf_token": csrf, "action": action, "item": str(item)})
-        assert response.status_code == 200, response.text
-        return response.text
+        assert response.status_code == 303, response.text
+        assert response.headers["Location"].endswith("/admin/issues/w49#items")
+        return client.get(response.headers["Location"]).text
 
     act("down", mobile)
     assert in_issue(db) == [leaders, mobile, youth, study]
     act("up", study)
     assert in_issue(db) == [leaders, mobile, study, youth]
-    act("up", leaders)  # the first stays first: nothing changes
+    assert "Nothing changed." in act("up", leaders)  # the first stays first
     assert in_issue(db) == [leaders, mobile, study, youth]
     act("remove", youth)
     assert in_issue(db) == [leaders, mobile, study]
@@ -188,11 +194,16 @@ def test_a_change_withdraws_the_approval_loudly(app: Flask, db: sessionmaker[Ses
     page = client.get("/admin/issues/w49")
     assert "Approval history" in page.text and "Apo Ruiz" in page.text
     assert "Saving a change withdraws" in page.text
-    page = client.post("/admin/issues/w49/edit", data={
+    response = client.post("/admin/issues/w49/edit", data={
         "csrf_token": csrf, "title": "", "title-es": "Octubre", "intro-fr": "Bonjour",
         "focus": "none"})
-    assert page.status_code == 200
-    assert "Approval withdrawn" in page.text and "This issue was approved." in page.text
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/admin/issues/w49")
+    page = client.get(response.headers["Location"])
+    assert "Approval withdrawn: This issue was approved." in page.text
+    assert "must be submitted and approved again" in page.text
+    assert "Saved: title changed (es); introduction changed (fr); country focus changed: " \
+        "first -&gt; none." in page.text
     with db() as session:
         issue = get_issue(session, "w49")
         assert (issue.titles, issue.intros, issue.focus, issue.review) == (
@@ -200,7 +211,7 @@ def test_a_change_withdraws_the_approval_loudly(app: Flask, db: sessionmaker[Ses
         assert approval.history(session, issue)[-1].by == "Ed Soto <ed@example.org>"
     again = client.post("/admin/issues/w49/edit", data={
         "csrf_token": csrf, "title": "", "title-es": "Octubre", "intro-fr": "Bonjour",
-        "focus": "none"})
+        "focus": "none"}, follow_redirects=True)
     assert "Nothing changed." in again.text and "Approval withdrawn" not in again.text
     refused = client.post("/admin/issues/w49/edit", data={
         "csrf_token": csrf, "title-es": "x", "focus": "everywhere"})
@@ -218,13 +229,62 @@ def test_a_scheduled_issue_is_planned_again(app: Flask, db: sessionmaker[Session
     ids = titles(db)
     client, csrf = logged_in(app)
     # the Mobile item is the one about Costa Rica: without it, es-CR readers change variant
-    page = client.post("/admin/issues/w49/items", data={
+    response = client.post("/admin/issues/w49/items", data={
         "csrf_token": csrf, "action": "remove", "item": str(ids["Mobile"])})
-    assert page.status_code == 200
-    assert "planned deliveries dropped" in page.text
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"])
+    assert "3 planned deliveries dropped, 3 planned again for the schedule." in page.text
     with db() as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 3
         assert get_issue(session, "w49").status == "scheduled"
+
+
+def test_the_audience_is_chosen_from_the_lists_and_segments_there_are(
+        app: Flask, db: sessionmaker[Session]) -> None:
+    with db() as session, session.begin():
+        create_list(session, "partners")
+        create_list(session, "alerts")
+        update_subscriber(session, "ana@example.org", add_lists=("partners",),
+                          default_language="en")
+        create_segment(session, "english", Filter(languages=("en",)))
+        issue = get_issue(session, "w49")
+        issue.approval = "required"
+        approval.submit(session, issue, "Ed Soto", now=utcnow())
+    client, csrf = logged_in(app)
+    page = client.get("/admin/issues/w49").text
+    for kind, name in (("list", "alerts"), ("list", "partners"), ("segment", "english")):
+        assert f'<input type="checkbox" name="{kind}" value="{name}">' in page  # none checked
+    response = client.post("/admin/issues/w49/audience", data={
+        "csrf_token": csrf, "list": "partners", "segment": "english"})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/admin/issues/w49#audience")
+    page = client.get(response.headers["Location"]).text
+    assert "Saved: audience changed: list partners, segment english." in page
+    assert "Approval withdrawn: This issue was in review." in page
+    # ana (list partners) and joe (segment english)
+    assert "Audience now: 2 subscribers." in page
+    assert '<input type="checkbox" name="list" value="partners" checked>' in page
+    assert '<input type="checkbox" name="list" value="alerts">' in page
+    with db() as session:
+        issue = get_issue(session, "w49")
+        assert targets_of(session, issue) == (["partners"], ["english"])
+        assert issue.review == ""
+    # none checked: everyone
+    page = client.post("/admin/issues/w49/audience", data={"csrf_token": csrf},
+                       follow_redirects=True).text
+    assert "Audience now: 3 subscribers." in page
+    # a list deleted meanwhile: the form comes back with what was checked, and why
+    refused = client.post("/admin/issues/w49/audience", data={
+        "csrf_token": csrf, "list": ["alerts", "gone"]})
+    assert refused.status_code == 400 and "gone" in refused.text
+    assert '<input type="checkbox" name="list" value="alerts" checked>' in refused.text
+    with db() as session, session.begin():
+        get_issue(session, "w49").status = "sent"
+    refused = client.post("/admin/issues/w49/audience", data={
+        "csrf_token": csrf, "list": "alerts"})
+    assert refused.status_code == 400 and "it was sent" in refused.text
+    with db() as session:
+        assert targets_of(session, get_issue(session, "w49")) == ([], [])
 
 
 def test_a_sent_issue_cannot_change(app: Flask, db: sessionmaker[Session]) -> None:
@@ -269,15 +329,23 @@ def test_build_a_series_issue(app: Flask, db: sessionmaker[Session],
     response = client.post("/admin/issues/build", data={
         "csrf_token": csrf, "series": "octubre", "day": "2019-10-15"})
     assert response.status_code == 303, response.text
-    slug = response.headers["Location"].split("/admin/issues/")[1].split("?")[0]
+    slug = response.headers["Location"].split("/admin/issues/")[1]
     page = client.get(response.headers["Location"])
     assert "Issue built from its series." in page.text and "octubre" in page.text
     again = client.post("/admin/issues/build", data={
         "csrf_token": csrf, "series": "octubre", "day": "2019-10-15"})
-    assert again.headers["Location"].endswith(f"/admin/issues/{slug}?done=exists")
+    assert again.headers["Location"].endswith(f"/admin/issues/{slug}")
+    assert "That period&#39;s issue was built before: here it is." in \
+        client.get(again.headers["Location"]).text
     refused = client.post("/admin/issues/build", data={
         "csrf_token": csrf, "series": "nosuch", "day": ""})
     assert refused.status_code == 400 and "nosuch" in refused.text
+    # a period with too few items: nothing built, and the notice says why
+    skipped = client.post("/admin/issues/build", data={
+        "csrf_token": csrf, "series": "octubre", "day": "2019-12-15"})
+    assert skipped.status_code == 303 and skipped.headers["Location"].endswith("/admin/issues")
+    assert "Series octubre: nothing built (0 items between 2019-12-01 and 2019-12-31" in \
+        client.get(skipped.headers["Location"]).text
 
 
 @SQLITE_ONLY
@@ -339,6 +407,8 @@ def test_no_form_ends_in_a_500(app: Flask, db: sessionmaker[Session], slug: str,
         client.post("/admin/issues/w49/edit", data={
             "csrf_token": csrf, "title": title, "title-es": query, "intro": lists,
             "focus": focus}).status_code,
+        client.post("/admin/issues/w49/audience", data={
+            "csrf_token": csrf, "list": [lists, title], "segment": query}).status_code,
         client.get("/admin/issues/w49", query_string={
             "q": query, "since": start, "until": end, "country": country}).status_code,
     ]

@@ -100,8 +100,11 @@ def test_create_choose_order_and_preview(tmp_path: Path) -> None:
             page.wait_for_load_state()
             assert issue_items(env, "2019-10") == [leaders, mobile, study, ids["Shelter"]]
             page.get_by_label("Introduction in es").fill("Hola a todos.")
-            page.get_by_role("button", name="Save").click()
+            page.get_by_role("button", name="Save", exact=True).click()
             expect(page.get_by_text("introduction changed (es)")).to_be_visible()
+            # the audience: a checkbox per list and segment; the notice counts it again
+            page.get_by_role("button", name="Save the audience").click()
+            expect(page.get_by_text("Nothing changed.")).to_be_visible()
             page.get_by_role("link", name="Preview every variant").click()
             section = page.locator("#v-es-CR")
             expect(section.get_by_text("Boletín de octubre")).to_be_visible()

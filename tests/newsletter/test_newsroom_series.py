@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter import series as series_library
-from newsletter.feeds import get_feed
+from newsletter.feeds import add_feed, get_feed, list_feeds
 from newsletter.models import Delivery, Issue, SeriesPeriod
 from newsletter.settings import Settings
 from newsletter.web import create_app, dispose
@@ -94,6 +94,15 @@ def post(client: FlaskClient, path: str, **data: str | list[str]) -> tuple[int, 
     return response.status_code, html.unescape(response.text)
 
 
+def done(client: FlaskClient, path: str, **data: str | list[str]) -> str:
+    """A POST that succeeds: 303 (Post/Redirect/Get), and the page it leads to, once."""
+    response = client.post(path, data={**data, "csrf_token": token(client, "/admin/series")})
+    assert response.status_code == 303, response.text
+    page = client.get(response.headers["Location"])
+    assert page.status_code == 200
+    return html.unescape(page.text)
+
+
 def text_of(page: str) -> str:
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
 
@@ -104,18 +113,18 @@ def test_a_series_from_the_form_to_its_built_issue(
     with app_sessions() as session, session.begin():
         add(session, NewSubscriber("ana@example.org", country="CR", language="es"),
             default_language="es")
-    code, page = post(client, "/admin/feeds/add", url=feed_url, name="noticias",
-                      language="es", countries="CR, Nicaragua", interval="30")
-    assert code == 200 and "The feed was added" in page
-    code, page = post(client, "/admin/feeds/noticias/fetch")
-    assert code == 200 and "Fetched. Entries: 3; new items: 3; updated: 0." in text_of(page)
+    page = done(client, "/admin/feeds/add", url=feed_url, name="noticias",
+                language="es", countries="CR, Nicaragua", interval="30")
+    assert "The feed was added" in page
+    page = done(client, "/admin/feeds/noticias/fetch")
+    assert "Fetched. Entries: 3; new items: 3; updated: 0." in text_of(page)
 
-    code, page = post(client, "/admin/series/create", slug="semanal", cadence="every",
-                      every="weekly on monday at 09:00", timezone="america/costa_rica",
-                      feeds=["noticias"], focus="first", title="Weekly",
-                      **{"title-es": "Boletín semanal"}, approval="none", min_items="2",
-                      window="period", build_ahead="")
-    assert code == 200 and "The series was created." in page
+    page = done(client, "/admin/series/create", slug="semanal", cadence="every",
+                every="weekly on monday at 09:00", timezone="america/costa_rica",
+                feeds=["noticias"], focus="first", title="Weekly",
+                **{"title-es": "Boletín semanal"}, approval="none", min_items="2",
+                window="period", build_ahead="")
+    assert "The series was created." in page
     shown = text_of(page)
     assert "2026-12-07 09:00 America/Costa_Rica (2026-12-07 15:00 UTC)" in shown
     assert "es: Boletín semanal" in shown and "No period has come yet." in shown
@@ -123,9 +132,7 @@ def test_a_series_from_the_form_to_its_built_issue(
     assert "semanal weekly on monday at 09:00 2026-12-07 09:00 America/Costa_Rica active" \
         in listed
 
-    code, page = post(client, "/admin/series/semanal/build")
-    shown = text_of(page)
-    assert code == 200
+    shown = text_of(done(client, "/admin/series/semanal/build"))
     assert ("Issue semanal-2026-12-07 (No. 1) was built with the items from 2026-11-30 to "
             "2026-12-06. It goes out 2026-12-07 15:00 UTC. Deliveries planned: 1.") in shown
     # its period is listed; the issue page is linked only where that endpoint exists
@@ -136,7 +143,7 @@ def test_a_series_from_the_form_to_its_built_issue(
         assert (issue.status, len(issue.entries), issue.title) == ("scheduled", 3, "Weekly No. 1")
         assert session.scalar(select(func.count()).select_from(Delivery)
                               .where(Delivery.issue_id == issue.id)) == 1
-    code, page = post(client, "/admin/series/semanal/build")  # the same period again
+    page = done(client, "/admin/series/semanal/build")  # the same period again
     assert "Nothing to build: built already as issue semanal-2026-12-07" in text_of(page)
 
     # the calendar: the scheduled issue (not twice), the sends to come after it
@@ -149,23 +156,96 @@ def test_a_series_from_the_form_to_its_built_issue(
     assert "2027-02-01" not in shown
 
     # pause, resume, delete (asked first; the scheduled issue stays, and it says so)
-    code, page = post(client, "/admin/series/semanal/pause")
+    page = done(client, "/admin/series/semanal/pause")
     assert "The series was paused." in page and "Build the next issue now" not in page
     code, page = post(client, "/admin/series/semanal/pause")
     assert code == 400 and "already paused" in text_of(page)
     assert "to be built semanal" not in text_of(client.get("/admin/calendar").text)
-    code, page = post(client, "/admin/series/semanal/resume")
+    page = done(client, "/admin/series/semanal/resume")
     assert "The series was resumed." in page
     code, page = post(client, "/admin/series/semanal/delete")
     assert "Delete series semanal?" in page and "stay scheduled" in page
     with app_sessions() as session:
         assert series_library.get_series(session, "semanal")
-    code, page = post(client, "/admin/series/semanal/delete", confirm="yes")
-    assert code == 200 and "Series semanal was deleted." in page
+    page = done(client, "/admin/series/semanal/delete", confirm="yes")
+    assert "Series semanal was deleted." in page
     with app_sessions() as session:
         assert series_library.list_series(session) == []
         assert session.scalar(select(Issue.status).where(
             Issue.slug == "semanal-2026-12-07")) == "scheduled"
+
+
+def test_a_series_and_a_feed_are_changed_from_their_pages(
+        app: Flask, app_sessions: sessionmaker[Session], clock: None) -> None:
+    client = editor(app, app_sessions)
+    done(client, "/admin/feeds/add", url="https://news.example.org/feed.xml",
+         name="noticias", interval="30")
+    done(client, "/admin/series/create", slug="semanal", cadence="every",
+         every="weekly on monday at 09:00", timezone=CR, title="Weekly",
+         **{"title-es": "Boletín"}, approval="required", min_items="2", window="period",
+         build_ahead="")
+    page = client.get("/admin/series/semanal").text
+    # the form holds the series as it is
+    for shown in ('name="every" value="weekly on monday at 09:00"',
+                  f'name="timezone" required value="{CR}"', 'name="title-es" lang="es" '
+                  'value="Boletín"', 'name="min_items" type="number" min="1" max="1000" '
+                  'inputmode="numeric" value="2"', 'name="build_ahead" inputmode="decimal" '
+                  'value="24"', '<option value="required" selected>'):
+        assert shown in page, shown
+    form = {"cadence": "every", "every": "weekly on tuesday at 08:00", "timezone": CR,
+            "lists": "", "segments": "", "feeds": ["noticias"], "focus": "only",
+            "title": "Weekly", "title-es": "", "approval": "required", "min_items": "2",
+            "window": "period", "build_ahead": "24"}
+    shown = text_of(done(client, "/admin/series/semanal/edit", **form))
+    assert ("Saved: schedule changed: weekly on monday at 09:00 -> weekly on tuesday at "
+            "08:00; feeds changed: (none) -> noticias; country focus changed: first -> "
+            "only; titles changed: *: Weekly; es: Boletín -> *: Weekly.") in shown
+    assert ("Next send: 2026-12-08 08:00 America/Costa_Rica (2026-12-08 14:00 UTC). The new "
+            "schedule starts after the periods already built or skipped: none is built "
+            "again.") in shown
+    with app_sessions() as session:
+        found = series_library.get_series(session, "semanal")
+        assert (found.every, found.feeds, found.titles) == (
+            "weekly on tuesday at 08:00", ["noticias"], {"": "Weekly"})
+    page = done(client, "/admin/series/semanal/edit", **form)
+    assert "Nothing changed." in page
+    # refused: at its field, with the form as sent, and nothing changed
+    response = client.post("/admin/series/semanal/edit", data={
+        **form, "min_items": "0", "title": "Semanal",
+        "csrf_token": token(client, "/admin/series")})
+    assert response.status_code == 400
+    page = html.unescape(response.text)
+    assert 'id="min_items-problem" role="alert">--min-items 0' in page
+    assert 'value="Semanal"' in page and 'value="0"' in page
+    with app_sessions() as session:
+        assert series_library.get_series(session, "semanal").titles == {"": "Weekly"}
+    assert client.post("/admin/series/nope/edit", data={
+        **form, "csrf_token": token(client, "/admin/series")}).status_code == 404
+
+    page = client.get("/admin/feeds/noticias").text
+    assert 'name="url" type="url" required maxlength="2000" ' \
+           'value="https://news.example.org/feed.xml"' in page
+    with app_sessions() as session, session.begin():
+        feed = get_feed(session, "noticias")
+        feed.etag, feed.failures, feed.last_error = '"v1"', 2, "answered 503"
+    shown = text_of(done(client, "/admin/feeds/noticias/edit",
+                         url="https://news.example.org/rss", language="es",
+                         countries="CR", interval="30"))
+    assert ("Saved: address changed: https://news.example.org/feed.xml -> "
+            "https://news.example.org/rss; language changed: detected -> es; countries "
+            "changed: (none) -> CR. A new address:") in shown
+    with app_sessions() as session:
+        feed = get_feed(session, "noticias")
+        assert (feed.url, feed.etag, feed.failures, feed.last_error, feed.language) == (
+            "https://news.example.org/rss", None, 0, "", "es")
+    response = client.post("/admin/feeds/noticias/edit", data={
+        "url": "https://news.example.org/rss", "language": "es", "countries": "Atlantis",
+        "interval": "30", "csrf_token": token(client, "/admin/series")})
+    assert response.status_code == 400
+    assert "not a known country" in response.text and 'value="Atlantis"' in response.text
+    assert client.post("/admin/feeds/nope/edit", data={
+        "url": "https://x.example.org/", "csrf_token": token(client, "/admin/series")}
+    ).status_code == 404
 
 
 def test_create_errors_show_at_their_field_with_the_form_kept(
@@ -258,8 +338,8 @@ def test_feeds_private_addresses_fetch_errors_and_removal(
             assert code == 400 and message in page
         code, page = post(client, "/admin/feeds/add", url=feed_url.replace("rss20-es", "gone"),
                           name="rota")
-        code, page = post(client, "/admin/feeds/rota/fetch")
-        assert code == 200 and "The fetch failed:" in page and "404" in page
+        page = done(client, "/admin/feeds/rota/fetch")
+        assert "The fetch failed:" in page and "404" in page
         listed = text_of(client.get("/admin/feeds").text)
         assert "rota" in listed and "answered 404" in listed and "never" in listed  # noticias
         code, page = post(client, "/admin/feeds/noticias/fetch")
@@ -276,8 +356,8 @@ def test_feeds_private_addresses_fetch_errors_and_removal(
         assert "These series take their items from it" in shown and "boletin" in shown
         with sessions() as session:
             assert get_feed(session, "noticias")
-        code, page = post(client, "/admin/feeds/noticias/remove", confirm="yes")
-        assert code == 200 and "Feed noticias was removed; the items it brought (3) stay." in page
+        page = done(client, "/admin/feeds/noticias/remove", confirm="yes")
+        assert "Feed noticias was removed; the items it brought (3) stay." in page
         assert "/admin/feeds/noticias" not in page
     finally:
         dispose(app)
@@ -332,8 +412,15 @@ def test_no_form_ends_in_a_server_error(app: Flask, app_sessions: sessionmaker[S
     client = app.extensions.get("test-editor-client")
     if client is None:
         client = app.extensions["test-editor-client"] = editor(app, app_sessions)
+    with app_sessions() as session, session.begin():  # one series and one feed to change
+        series_library.create_series(session, series_library.SeriesSpec(
+            slug="fixed", timezone=CR, every="daily at 07:00"), languages=["en", "es"],
+            now=datetime.now(UTC).replace(tzinfo=None))
+        if not list_feeds(session):
+            add_feed(session, "https://fixed.example.org/feed.xml", name="fixed")
     csrf = token(client, "/admin/series")
-    for path in ("/admin/series/create", "/admin/feeds/add"):
+    for path in ("/admin/series/create", "/admin/feeds/add", "/admin/series/fixed/edit",
+                 "/admin/feeds/fixed/edit"):
         response = client.post(path, data={**form, "csrf_token": csrf})
         assert response.status_code in (200, 303, 400), (path, response.status_code)
         assert "Traceback" not in response.text

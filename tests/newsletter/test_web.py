@@ -44,6 +44,7 @@ from subscribers.importer import import_csv
 from subscribers.lists import create_list
 from subscribers.models import Subscriber, Subscription
 from subscribers.people import NewSubscriber, add, find, unsubscribe, update_subscriber
+from subscribers.report import history
 from subscribers.tokens import confirm_link, make_token, subscriber_links
 from tests.newsletter.test_accessibility import html_validate, summary
 from tests.worker.conftest import PEOPLE, SLUG, runtime_with
@@ -317,7 +318,12 @@ def test_confirm_get_only_asks_and_post_confirms_without_redirect(
         assert status_of(sessions, "fay@example.org") == ("active", ["confirmed"])
     with sessions() as session:
         person = find(session, "fay@example.org")
-        assert person.consent_method == "double opt-in confirmation"
+        # how they were added stays their consent; the confirmation is an event, once
+        assert person.consent_method == "cli:add"
+        confirmed = [e for e in history(session, "fay@example.org").timeline
+                     if e.kind == "confirmed"]
+        assert len(confirmed) == 1
+        assert confirmed[0].detail.startswith("double opt-in confirmation; lists: ")
     assert "fay@example.org" in planned(sessions)
 
 

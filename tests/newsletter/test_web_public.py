@@ -35,8 +35,9 @@ from newsletter.screenshots import CHROMIUM_ARGS, find_chromium
 from newsletter.settings import Settings
 from newsletter.web import create_app, dispose
 from subscribers.lists import create_list, public_lists
-from subscribers.models import SignupAttempt, Subscriber, Subscription
-from subscribers.people import NewSubscriber, add, find, unsubscribe
+from subscribers.models import MailingList, SignupAttempt, Subscriber, Subscription
+from subscribers.people import NewSubscriber, add, find, unsubscribe, update_subscriber
+from subscribers.report import history
 from subscribers.signup import Limits
 from subscribers.suppressions import is_suppressed, suppress
 from tests.newsletter.test_accessibility import html_validate, summary
@@ -150,13 +151,74 @@ def test_every_kind_of_address_gets_the_same_answer(
         status, body = sign_up(client(app, f"198.51.100.{n}"), address)
         bodies[f"{n}:{address}"] = (status, body)
     assert len(set(bodies.values())) == 1, bodies.keys()
-    # only the newcomer was asked (twice: it is still pending), nobody else was mailed
-    assert recipients(settings) == ["new@example.org"] * 2
+    # the newcomer was asked (twice: it is still pending) and the one who unsubscribed
+    # (signing up again is a new double opt-in); nobody else was mailed
+    assert sorted(recipients(settings)) == ["gone@example.org", *["new@example.org"] * 2]
     with sessions() as session:
         assert find(session, "active@example.org").status == "active"
-        assert find(session, "gone@example.org").status == "unsubscribed"
+        assert find(session, "gone@example.org").status == "pending"
         assert session.scalar(select(Subscriber).where(
             Subscriber.email_key == "blocked@example.org")) is None
+
+
+def test_someone_who_unsubscribed_signs_up_again_through_a_new_double_opt_in(
+    app: Flask, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    default = settings.default_language
+    with transaction(sessions) as session:
+        create_list(session, "alerts", opt_in="single", public=True)
+        create_list(session, "staff", opt_in="single")
+        add(session, NewSubscriber("gone@example.org", lists=("alerts", "staff"),
+                                   consent_method="cli:add"), default_language=default)
+        unsubscribe(session, "gone@example.org")
+        for address, status in (("bounced@example.org", "bounced"),
+                                ("angry@example.org", "complained")):
+            add(session, NewSubscriber(address), default_language=default)
+            update_subscriber(session, address, status=status, default_language=default)
+        add(session, NewSubscriber("quiet@example.org"), default_language=default)
+        unsubscribe(session, "quiet@example.org")
+        suppress(session, "quiet@example.org", reason="unsubscribed")
+    answers = set()
+    for n, address in enumerate(["gone@example.org", "bounced@example.org",
+                                 "angry@example.org", "quiet@example.org",
+                                 "stranger@example.org"]):
+        answers.add(sign_up(client(app, f"198.51.100.{n}"), address, list=["alerts"]))
+    assert len(answers) == 1  # the page says the same for every one of them
+    # a bounced, complained or suppressed address gets no mail, and stays as it was
+    assert sorted(recipients(settings)) == ["gone@example.org", "stranger@example.org"]
+    with sessions() as session:
+        assert {a: find(session, a).status for a in (
+            "bounced@example.org", "angry@example.org", "quiet@example.org")} == {
+            "bounced@example.org": "bounced", "angry@example.org": "complained",
+            "quiet@example.org": "unsubscribed"}
+        person = find(session, "gone@example.org")
+        assert (person.status, person.consent_method) == ("pending", "web:signup")
+        assert (person.consent_text or "").startswith("signup-")
+        signed_at = person.consent_at
+        subs = {name: status for name, status in session.execute(
+            select(MailingList.name, Subscription.status).join(Subscription).where(
+                Subscription.subscriber_id == person.id))}
+        # only the public list asked for comes back; staff stays unsubscribed
+        assert subs == {"alerts": "unconfirmed", "staff": "unsubscribed"}
+    # the limits per address still hold: three mails a day at most
+    for n in range(4):
+        sign_up(client(app, f"203.0.113.{n}"), "gone@example.org", list=["alerts"])
+    assert recipients(settings).count("gone@example.org") == 3
+    mail = [m for m in outbox(settings) if m["To"].addresses[0].addr_spec == "gone@example.org"]
+    assert client(app).post(confirm_path(mail[-1], settings)).status_code == 200
+    with sessions() as session:
+        person = find(session, "gone@example.org")
+        assert person.status == "active"
+        # how they signed up is kept; the confirmation is an event of its own
+        assert (person.consent_method, person.consent_at) == ("web:signup", signed_at)
+        found = history(session, "gone@example.org")
+        kinds = [e.kind for e in found.timeline]
+        assert kinds[0] == "confirmed" and kinds[1:].count("subscribed") == 2
+        again = [e for e in found.timeline if e.kind == "subscribed"][0]
+        assert again.detail.startswith("signed up again after unsubscribing: pending; "
+                                       "consent: web:signup (signup-")
+        assert again.detail.endswith("lists: alerts (unconfirmed)")
+        assert dict(found.lists) == {"alerts": "confirmed", "staff": "unsubscribed"}
 
 
 def test_the_honeypot_pretends_and_does_nothing(

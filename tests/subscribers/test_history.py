@@ -125,7 +125,8 @@ def test_a_life_from_sign_up_to_bounce_is_told_in_order_with_its_evidence(
     assert [d.status for d in found.deliveries] == ["sent", "bounced"]
     assert found.deliveries[0].sent_at == received.at
     assert confirmed.detail == "double opt-in confirmation; lists: partners"
-    assert found.consent_method == "double opt-in confirmation"
+    # confirming keeps how they signed up (and when); the confirmation is its own event
+    assert found.consent_method == "web:form" and found.consent_at == subscribed.at
     assert subscribed.detail == "pending; consent: web:form; lists: partners (unconfirmed)"
     assert all(a.at >= b.at for a, b in zip(found.timeline, found.timeline[1:], strict=False))
     # the JSON form says the same, and an id finds the same person

@@ -97,11 +97,13 @@ blueprint.add_url_rule("/series/<slug>/resume", "series_resume", series.resume,
 blueprint.add_url_rule("/series/<slug>/delete", "series_delete", series.delete,
                        methods=["POST"])
 blueprint.add_url_rule("/series/<slug>/build", "series_build", series.build, methods=["POST"])
+blueprint.add_url_rule("/series/<slug>/edit", "series_edit", series.edit, methods=["POST"])
 blueprint.add_url_rule("/calendar", "calendar", series.calendar_page, methods=["GET"])
 blueprint.add_url_rule("/feeds", "feeds", feeds.feeds_page, methods=["GET"])
 blueprint.add_url_rule("/feeds/add", "feeds_add", feeds.add, methods=["POST"])
 blueprint.add_url_rule("/feeds/<name>", "feed", feeds.feed, methods=["GET"])
 blueprint.add_url_rule("/feeds/<name>/fetch", "feed_fetch", feeds.fetch, methods=["POST"])
+blueprint.add_url_rule("/feeds/<name>/edit", "feed_edit", feeds.edit, methods=["POST"])
 blueprint.add_url_rule("/feeds/<name>/remove", "feed_remove", feeds.remove, methods=["POST"])
 blueprint.add_url_rule("/subscribers", "subscribers", subscribers.subscribers_page,
                        methods=["GET"])
@@ -121,6 +123,8 @@ blueprint.add_url_rule("/issues/<slug>", "issue", issues.issue_page)
 blueprint.add_url_rule("/issues/<slug>/items", "issue_items", issues.change_items,
                        methods=["POST"])
 blueprint.add_url_rule("/issues/<slug>/edit", "issue_edit", issues.edit_texts, methods=["POST"])
+blueprint.add_url_rule("/issues/<slug>/audience", "issue_audience", issues.edit_audience,
+                       methods=["POST"])
 blueprint.add_url_rule("/issues/<slug>/preview", "issue_preview", issues.preview)
 blueprint.add_url_rule("/issues/<slug>/preview/<label>.html", "issue_variant",
                        issues.variant_html)

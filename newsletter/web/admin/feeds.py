@@ -1,20 +1,22 @@
-"""The Feeds pages: list, add, one feed (its recent items, its last error), fetch now,
-remove (after a confirmation naming the series that draw on it). newsletter.feeds does
-the work; an address whose host is loopback, private or link-local is refused unless
+"""The Feeds pages: list, add, one feed (its recent items, its last error), change it
+(address, language, countries, interval: `feeds edit`), fetch now, remove (after a
+confirmation naming the series that draw on it). newsletter.feeds does the work; an
+address whose host is loopback, private or link-local is refused unless
 NEWSLETTER_FEED_ALLOW_PRIVATE (the library checks, as for the CLI). Who may change is
-`users.PERMISSIONS["feeds.change"]`."""
+`users.PERMISSIONS["feeds.change"]`. Every POST that changes something answers 303 with a notice
+(Post/Redirect/Get); a refused one shows the page again (400) with the form as sent."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import Response, abort, redirect, request, url_for
+from flask import Response, abort, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from newsletter import feeds as library
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
-from newsletter.web.admin.core import gettext, render, sessions, settings
+from newsletter.web.admin.core import gettext, render, see_other, sessions, settings
 from newsletter.web.admin.series import may_change
 from newsletter.web.auth import require
 
@@ -36,28 +38,34 @@ def feeds_page() -> Response:
     return _list_page()
 
 
+def _interval(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise library.FeedSetupError(f"--interval {text[:20]!r}: give minutes between "
+                                     f"1 and {library.MAX_INTERVAL_MINUTES} (a week)")
+    return int(text[:9])
+
+
 @require("feeds.change")
 def add() -> BaseResponse:
     form = {k: v[:2000] for k, v in request.form.items() if k != "csrf_token"}
     interval = form.get("interval", "60").strip() or "60"
     try:
-        if not (interval.isascii() and interval.isdigit()):
-            raise library.FeedSetupError(f"--interval {interval[:20]!r}: give minutes between "
-                                         f"1 and {library.MAX_INTERVAL_MINUTES} (a week)")
+        minutes = _interval(interval)
         with transaction(sessions()) as db:
             feed = library.add_feed(
                 db, form.get("url", ""), name=form.get("name", "").strip() or None,
                 language=form.get("language", "").strip() or None,
-                countries=[form.get("countries", "")], interval_minutes=int(interval[:9]),
+                countries=[form.get("countries", "")], interval_minutes=minutes,
                 allow_private=settings().feed_allow_private)
             name = feed.name
     except NewsletterError as exc:
         return _list_page(400, form=form, problem=str(exc))
-    return redirect(url_for("admin.feed", name=name, done="added"), 303)
+    return see_other(gettext("The feed was added: it is fetched when due, or now with "
+                             "“Fetch now”."), "admin.feed", name=name)
 
 
-def _feed_page(name: str, code: int = 200, *, message: str = "", problem: str = "",
-               result: library.FetchResult | None = None) -> Response:
+def _feed_page(name: str, code: int = 200, *, problem: str = "",
+               form: Mapping[str, str] | None = None) -> Response:
     with sessions()() as db:
         try:
             feed = library.get_feed(db, name)
@@ -68,25 +76,62 @@ def _feed_page(name: str, code: int = 200, *, message: str = "", problem: str = 
         using = library.series_using(db, feed.name)
         db.expunge_all()
     return render("feed", code, feed=feed, items=items, count=count, using=using,
-                  message=message, problem=problem, result=result, may_change=may_change(),
-                  now=utcnow())
+                  problem=problem, form=form or {}, may_change=may_change(), now=utcnow())
 
 
 @require("newsroom.read")
 def feed(name: str) -> Response:
-    added = request.args.get("done") == "added"
-    return _feed_page(name, message=gettext("The feed was added: it is fetched when due, or "
-                                            "now with “Fetch now”.") if added else "")
+    return _feed_page(name)
 
 
 @require("feeds.change")
-def fetch(name: str) -> Response:
-    """Fetch the feed now, however soon it is due; the result is shown on its page."""
+def edit(name: str) -> BaseResponse:
+    """Change the address, language, countries or interval, as `feeds edit`."""
+    form = {k: v[:2000] for k, v in request.form.items() if k != "csrf_token"}
+    with sessions()() as db:
+        try:
+            name = library.get_feed(db, name).name
+        except library.FeedSetupError:
+            abort(404)
+    try:
+        with transaction(sessions()) as db:
+            done = library.edit_feed(
+                db, name, url=form.get("url", ""), language=form.get("language", ""),
+                countries=[form.get("countries", "")],
+                interval_minutes=_interval(form.get("interval", "").strip()),
+                allow_private=settings().feed_allow_private, now=utcnow())
+    except NewsletterError as exc:
+        return _feed_page(name, 400, problem=str(exc), form=form)
+    if not done.changed:
+        return see_other(gettext("Nothing changed."), "admin.feed", name=name)
+    message = gettext("Saved: %(changes)s.", changes="; ".join(done.changes))
+    if done.reset:
+        message += " " + gettext("A new address: what the server said before (ETag, "
+                                 "Last-Modified) and the failures are forgotten; it is "
+                                 "fetched in full at the next round, or now with “Fetch "
+                                 "now”.")
+    return see_other(message, "admin.feed", name=name)
+
+
+@require("feeds.change")
+def fetch(name: str) -> BaseResponse:
+    """Fetch the feed now, however soon it is due; the result is the next page's notice."""
     try:
         (result,) = library.fetch_now(sessions(), settings(), utcnow(), [name])
     except library.FeedSetupError:
         abort(404)
-    return _feed_page(name, result=result)
+    if result.status == "failed":
+        message = gettext("The fetch failed:") + " " + result.error
+    elif result.status == "not-modified":
+        message = gettext("Fetched: the feed has not changed since the last fetch.")
+    else:
+        message = gettext("Fetched. Entries: %(entries)d; new items: %(new)d; updated: "
+                          "%(updated)d.", entries=result.entries, new=result.new,
+                          updated=result.updated)
+        if result.kept:
+            message += " " + gettext("Items that kept a person's edit: %(kept)d.",
+                                     kept=result.kept)
+    return see_other(message, "admin.feed", name=name)
 
 
 @require("feeds.change")
@@ -108,6 +153,5 @@ def remove(name: str) -> BaseResponse:
             _, count = library.remove_feed(db, name)
     except library.FeedSetupError:
         abort(404)
-    return _list_page(message=gettext(
-        "Feed %(name)s was removed; the items it brought (%(count)d) stay.",
-        name=name, count=count))
+    return see_other(gettext("Feed %(name)s was removed; the items it brought (%(count)d) "
+                             "stay.", name=name, count=count), "admin.feeds")

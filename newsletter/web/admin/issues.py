@@ -1,12 +1,16 @@
 """The Issues screen: the calendar, creating an issue (from a date window or a series'
 next period), one issue's page (what `issues show` shows, its items chosen and ordered,
-its titles, introductions and country focus) and the preview of every variant.
+its titles, introductions, country focus and audience: its lists and segments) and the
+preview of every variant.
 
 Editors and above (every role) read and change issues here; the library the CLI calls
 does the work (`issues.create_issue`, `series.build_series`, `issue_edits`, `preview`).
 A change that drops planned deliveries of a scheduled issue plans them again at once, as
 the CLI's `issues items`/`issues edit` do. Submitting, approving, scheduling and sending
 live in `sending.py`; the issue page links to them when they are there.
+
+Every successful POST answers 303 to the issue's page (Post/Redirect/Get) with what it
+did in the notice: what changed, a withdrawn approval, deliveries planned again.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from flask import Response, abort, redirect, request, url_for
+from flask import Response, abort, request
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -39,20 +43,32 @@ from newsletter.models import Issue
 from newsletter.preview import preview_variants, render_preview
 from newsletter.render import FOCUS_POLICIES, Variant, sender_from
 from newsletter.series import build_series, list_series
-from newsletter.web.admin.core import N_, gettext, render, sessions, settings
+from newsletter.web.admin.core import (
+    N_,
+    gettext,
+    language,
+    render,
+    see_other,
+    sessions,
+    settings,
+    translations,
+)
 from newsletter.web.auth import current_user, require
+from subscribers.lists import list_summaries
 from subscribers.queries import audience
+from subscribers.segments import list_segments
 
 # the pages the sending screen (sending.py) adds, each taking `slug`; linked only when
 # registered
-# registered, and shown only to those who may use them (the permission each page needs)
+# registered, and shown only to those whose role may use them (the role each page needs)
 SENDING_LINKS = (
-    ("admin.sending_review", N_("Review and approval"), "newsroom.read"),
-    ("admin.sending_test", N_("Test-send to yourself"), "issues.change"),
-    ("admin.sending_schedule", N_("Schedule"), "issues.schedule"),
-    ("admin.sending_send", N_("Send"), "issues.send"),
-    ("admin.sending_progress", N_("Progress"), "newsroom.read"),
+    ("admin.sending_review", N_("Review and approval"), "editor"),
+    ("admin.sending_test", N_("Test-send to yourself"), "editor"),
+    ("admin.sending_schedule", N_("Schedule"), "approver"),
+    ("admin.sending_send", N_("Send"), "approver"),
+    ("admin.sending_progress", N_("Progress"), "editor"),
 )
+MAX_TARGETS = 500  # lists and segments checked at once; more is not a form of ours
 MAX_FIELD = 20_000  # longer than any title or introduction; refused rather than stored
 SHOWN_CANDIDATES = 50
 VARIANT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -131,7 +147,7 @@ def create() -> BaseResponse:
             slug = issue.slug
     except NewsletterError as exc:
         return _list_page(400, problem=str(exc), form=form)
-    return redirect(url_for("admin.issue", slug=slug, done="created"), 303)
+    return see_other(gettext("Issue created."), "admin.issue", slug=slug)
 
 
 @require("issues.change")
@@ -149,23 +165,19 @@ def build() -> BaseResponse:
     if result.status == "built" and result.issue is not None:
         if result.send_at is not None:
             plan_scheduled(settings(), sessions(), result.issue)
-        return redirect(url_for("admin.issue", slug=result.issue, done="built"), 303)
+        return see_other(gettext("Issue built from its series."), "admin.issue",
+                         slug=result.issue)
     if result.status == "exists" and result.issue is not None:
-        return redirect(url_for("admin.issue", slug=result.issue, done="exists"), 303)
-    reason = result.reason or result.status
-    return _list_page(400 if result.status == "failed" else 200,
-                      problem=gettext("Series %(series)s: nothing built (%(reason)s).",
-                                      series=result.series, reason=reason), form=form)
+        return see_other(gettext("That period's issue was built before: here it is."),
+                         "admin.issue", slug=result.issue)
+    message = gettext("Series %(series)s: nothing built (%(reason)s).",
+                      series=result.series, reason=result.reason or result.status)
+    if result.status == "failed":
+        return _list_page(400, problem=message, form=form)
+    return see_other(message, "admin.issues")  # skipped: too few items, said why
 
 
 # --- one issue -------------------------------------------------------------------------
-
-DONE = {
-    "created": N_("Issue created."),
-    "built": N_("Issue built from its series."),
-    "exists": N_("That period's issue was built before: here it is."),
-}
-
 
 def _describe(db: Session, issue: Issue) -> dict[str, Any]:
     """What `issues show` shows (newsletter/cli/calendar.describe_issue), for the page."""
@@ -186,11 +198,13 @@ def _describe(db: Session, issue: Issue) -> dict[str, Any]:
         "schedule": schedules.describe(issue), "sent_at": issue.sent_at,
         "lists": lists, "segments": segments, "audience": report,
         "editable": issue.status in ("draft", "scheduled"),
+        "all_lists": [found.name for found in list_summaries(db)],
+        "all_segments": [found.name for found, _definition in list_segments(db)],
     }
 
 
-def _issue_page(slug: str, code: int = 200, *, edit: Edit | None = None, planned: int = 0,
-                problem: str = "", form: Mapping[str, str] | None = None) -> Response:
+def _issue_page(slug: str, code: int = 200, *, problem: str = "",
+                form: Mapping[str, Any] | None = None) -> Response:
     args = request.args
     query = args.get("q", "")[:500]
     problem_search = ""
@@ -210,13 +224,11 @@ def _issue_page(slug: str, code: int = 200, *, edit: Edit | None = None, planned
                                    query=query, limit=SHOWN_CANDIDATES)
             except NewsletterError as exc:
                 problem_search = str(exc)
-    done = DONE.get(args.get("done", ""))
     return render("issue", code, issue=data, candidates=found, query=query,
                   since=args.get("since", "")[:20], until=args.get("until", "")[:20],
                   country=args.get("country", "")[:10], problem_search=problem_search,
                   languages=settings().languages, focuses=FOCUS_POLICIES,
-                  sending_links=SENDING_LINKS, form=form or {}, edit=edit, planned=planned,
-                  message=gettext(done) if done else "", problem=problem)
+                  sending_links=SENDING_LINKS, form=form or {}, problem=problem)
 
 
 @require("newsroom.read")
@@ -234,6 +246,33 @@ def _replan(db: Session, issue: Issue, edit: Edit) -> int:
     return plan_issue(settings(), db, issue)
 
 
+def _done(db: Session, issue: Issue, edit: Edit, planned: int, *,
+          audience_after: bool = False) -> str:
+    """The notice after a change: what changed (or nothing), a withdrawn approval, the
+    planned deliveries dropped and planned again, and, when asked, the audience now."""
+    if not edit.changed:
+        return gettext("Nothing changed.")
+    parts = [gettext("Saved:") + " " + "; ".join(edit.changes) + "."]
+    if edit.withdrawn is not None:
+        was = gettext("This issue was approved.") if edit.withdrawn_from == "approved" \
+            else gettext("This issue was in review.")
+        parts.append(gettext("Approval withdrawn") + f": {was} "
+                     + gettext("It changed, so it must be submitted and approved again before "
+                               "it goes out."))
+    if edit.unplanned:
+        parts.append(gettext("%(dropped)s planned deliveries dropped, %(planned)s planned "
+                             "again for the schedule.", dropped=edit.unplanned,
+                             planned=planned))
+    if audience_after:
+        config = settings()
+        report = audience_report(db, issue, config.languages, config.default_language)
+        count = translations(language()).ngettext(
+            "%(num)s subscriber", "%(num)s subscribers", report.recipients) % {
+            "num": report.recipients}
+        parts.append(gettext("Audience now: %(count)s.", count=count))
+    return " ".join(parts)
+
+
 def _item_id(form: Mapping[str, str]) -> int:
     try:
         return int(form.get("item", ""))
@@ -242,7 +281,7 @@ def _item_id(form: Mapping[str, str]) -> int:
 
 
 @require("issues.change")
-def change_items(slug: str) -> Response:
+def change_items(slug: str) -> BaseResponse:
     """One button: up, down, remove or add an item (a form per button, no script)."""
     form = request.form
     action = form.get("action", "")
@@ -265,13 +304,14 @@ def change_items(slug: str) -> Response:
             else:
                 raise NewsletterError(gettext("Unknown action."))
             planned = _replan(db, issue, edit)
+            message = _done(db, issue, edit, planned)
     except NewsletterError as exc:
         return _issue_page(slug, 400, problem=str(exc))
-    return _issue_page(slug, edit=edit, planned=planned)
+    return see_other(message, "admin.issue", slug=slug, _anchor="items")
 
 
 @require("issues.change")
-def edit_texts(slug: str) -> Response:
+def edit_texts(slug: str) -> BaseResponse:
     """Titles, introductions (per language and for every language) and country focus."""
     form = request.form
     languages = settings().languages
@@ -285,9 +325,32 @@ def edit_texts(slug: str) -> Response:
             edit = edit_issue(db, issue, titles=titles, intros=intros, languages=languages,
                               focus=form.get("focus", issue.focus), by=_by(), now=utcnow())
             planned = _replan(db, issue, edit)
+            message = _done(db, issue, edit, planned)
     except NewsletterError as exc:
         return _issue_page(slug, 400, problem=str(exc), form=form)
-    return _issue_page(slug, edit=edit, planned=planned)
+    return see_other(message, "admin.issue", slug=slug)
+
+
+@require("issues.change")
+def edit_audience(slug: str) -> BaseResponse:
+    """Who it goes to: the lists and segments checked (none: every active subscriber),
+    as `issues edit SLUG --list ... --segment ...` (or `--everyone`)."""
+    form = request.form
+    lists, segments = form.getlist("list"), form.getlist("segment")
+    kept = {"audience": "sent", "list": lists, "segment": segments}
+    try:
+        if len(lists) + len(segments) > MAX_TARGETS:
+            raise NewsletterError(gettext("Check at most %(n)s lists and segments.",
+                                          n=MAX_TARGETS))
+        with transaction(sessions()) as db:
+            issue = get_issue(db, slug)
+            edit = edit_issue(db, issue, lists=lists, segments=segments, by=_by(),
+                              now=utcnow())
+            planned = _replan(db, issue, edit)
+            message = _done(db, issue, edit, planned, audience_after=True)
+    except NewsletterError as exc:
+        return _issue_page(slug, 400, problem=str(exc), form=kept)
+    return see_other(message, "admin.issue", slug=slug, _anchor="audience")
 
 
 # --- the preview --------------------------------------------------------------------------

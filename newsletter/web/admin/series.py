@@ -1,7 +1,9 @@
 """The Series pages and the calendar: list, create, one series (its next sends and its
-periods), pause, resume, delete, build the next period now; and the next 8 weeks of what
-goes out and what was skipped. newsletter.series, newsletter.issue_calendar and
-worker.delivery do the work. Editors and admins change; approvers read."""
+periods), change it (`series edit`), pause, resume, delete, build the next period now;
+and the next 8 weeks of what goes out and what was skipped. newsletter.series,
+newsletter.issue_calendar and worker.delivery do the work. Editors and admins change;
+approvers read. Every POST that changes something answers 303 with a notice
+(Post/Redirect/Get); a refused one shows the page again (400) with the form as sent."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from flask import Response, abort, redirect, request, url_for
+from flask import Response, abort, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from newsletter import series as library
@@ -18,7 +20,7 @@ from newsletter.errors import NewsletterError
 from newsletter.feeds import list_feeds
 from newsletter.issue_calendar import calendar
 from newsletter.render import FOCUS_POLICIES
-from newsletter.web.admin.core import N_, gettext, render, sessions, settings
+from newsletter.web.admin.core import gettext, render, see_other, sessions, settings
 from newsletter.web.auth import current_user, require
 
 CALENDAR_WEEKS = 8
@@ -90,31 +92,40 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.replace("\n", ",").split(",") if n.strip()]
 
 
-def _spec(form: Mapping[str, str], feeds: list[str]) -> library.SeriesSpec:
-    """The form as `series create` would take it; a number that is none is an error that
-    names its field (raised as SeriesError, so it shows at the field)."""
-    def number(name: str, flag: str, kind: type[int] | type[float]) -> float | None:
-        text = form.get(name, "").strip()
-        if not text:
-            return None
-        try:
-            value = kind(text)
-        except ValueError:
-            raise library.SeriesError(f"{flag} {text[:20]!r}: give a number") from None
-        if value != value or value in (float("inf"), float("-inf")):  # NaN, infinities
-            raise library.SeriesError(f"{flag} {text[:20]!r}: give a number")
-        return value
+def _number(form: Mapping[str, str], name: str, flag: str,
+            kind: type[int] | type[float]) -> float | None:
+    """A number field ("" : None); one that is none is an error that names its field
+    (raised as SeriesError, so it shows at the field)."""
+    text = form.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise library.SeriesError(f"{flag} {text[:20]!r}: give a number") from None
+    if value != value or value in (float("inf"), float("-inf")):  # NaN, infinities
+        raise library.SeriesError(f"{flag} {text[:20]!r}: give a number")
+    return value
 
-    cadence = form.get("cadence", "every")
+
+def _cadence(form: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(every, rrule): the one the form's cadence choice names."""
     every = form.get("every", "").strip() or None
     rrule = form.get("rrule", "").strip().replace("\r\n", "\n") or None
-    if cadence == "rrule":
-        every = None
-    else:
-        rrule = None
+    return (None, rrule) if form.get("cadence", "every") == "rrule" else (every, None)
+
+
+def _titles(form: Mapping[str, str]) -> dict[str, str]:
     titles = {"": form.get("title", "")}
     titles.update({lang: form.get(f"title-{lang}", "") for lang in settings().languages})
-    min_items = number("min_items", "--min-items", int)
+    return titles
+
+
+def _spec(form: Mapping[str, str], feeds: list[str]) -> library.SeriesSpec:
+    """The form as `series create` would take it."""
+    every, rrule = _cadence(form)
+    titles = _titles(form)
+    min_items = _number(form, "min_items", "--min-items", int)
     return library.SeriesSpec(
         slug=form.get("slug", "").strip(), timezone=form.get("timezone", "").strip(),
         every=every, rrule=rrule, lists=_names(form.get("lists", "")),
@@ -123,7 +134,7 @@ def _spec(form: Mapping[str, str], feeds: list[str]) -> library.SeriesSpec:
         approval=form.get("approval", "none"),
         min_items=1 if min_items is None else int(min_items),
         window=form.get("window", "period"), local_time=form.get("local_time") == "yes",
-        build_ahead_hours=number("build_ahead", "--build-ahead", float))
+        build_ahead_hours=_number(form, "build_ahead", "--build-ahead", float))
 
 
 @require("series.change")
@@ -140,21 +151,14 @@ def create() -> BaseResponse:
             slug = created.slug
     except NewsletterError as exc:
         return _list_page(400, form=kept, problem=str(exc), field=field_of(str(exc)))
-    return redirect(url_for("admin.series_one", slug=slug, done="created"), 303)
+    return see_other(gettext("The series was created."), "admin.series_one", slug=slug)
 
 
 # --- one series --------------------------------------------------------------------------
 
-DONE = {
-    "created": N_("The series was created."),
-    "paused": N_("The series was paused."),
-    "resumed": N_("The series was resumed."),
-}
-
-
-def _one_page(slug: str, code: int = 200, *, message: str = "", problem: str = "",
-              result: library.PeriodResult | None = None,
-              planned: int | None = None) -> Response:
+def _one_page(slug: str, code: int = 200, *, problem: str = "", field: str = "",
+              form: Mapping[str, object] | None = None,
+              result: library.PeriodResult | None = None) -> Response:
     now = utcnow()
     with sessions()() as db:
         try:
@@ -166,14 +170,66 @@ def _one_page(slug: str, code: int = 200, *, message: str = "", problem: str = "
         waiting = library.scheduled_issues(db, found)
         db.expunge_all()
     return render("series_one", code, series=found, periods=periods, next_sends=next_sends,
-                  waiting=waiting, message=message, problem=problem, result=result,
-                  planned=planned, may_change=may_change(), now=now)
+                  waiting=waiting, problem=problem, field=field, form=form or {},
+                  result=result, may_change=may_change(), now=now, feeds=_feed_names(),
+                  rule_body=library.rule_body(found.rule),
+                  languages=settings().languages, focuses=FOCUS_POLICIES,
+                  approvals=library.APPROVALS, windows=library.WINDOWS)
 
 
 @require("newsroom.read")
 def series_one(slug: str) -> Response:
-    done = DONE.get(request.args.get("done", ""))
-    return _one_page(slug, message=gettext(done) if done else "")
+    return _one_page(slug)
+
+
+def _changes(form: Mapping[str, str], feeds: list[str]) -> library.SeriesChanges:
+    """The edit form (pre-filled with the series as it is) as `series edit` takes it:
+    every part given; the library says what changed."""
+    every, rrule = _cadence(form)
+    min_items = _number(form, "min_items", "--min-items", int)
+    return library.SeriesChanges(
+        every=every, rrule=rrule, timezone=form.get("timezone", "").strip(),
+        lists=_names(form.get("lists", "")), segments=_names(form.get("segments", "")),
+        feeds=feeds, focus=form.get("focus", "first"), titles=_titles(form),
+        approval=form.get("approval", "none"),
+        min_items=1 if min_items is None else int(min_items),
+        window=form.get("window", "period"), local_time=form.get("local_time") == "yes",
+        build_ahead_hours=_number(form, "build_ahead", "--build-ahead", float) or 0.0)
+
+
+@require("series.change")
+def edit(slug: str) -> BaseResponse:
+    """Change the series, as `series edit`; the notice says when the next send is."""
+    form = request.form
+    feeds = form.getlist("feeds")
+    kept: dict[str, object] = {k: v[:2000] for k, v in form.items() if k != "csrf_token"}
+    kept["feeds"] = feeds
+    try:
+        with transaction(sessions()) as db:
+            done = library.edit_series(db, slug, _changes(form, feeds),
+                                       languages=settings().languages, now=utcnow())
+    except library.SeriesNotFound:
+        abort(404)
+    except NewsletterError as exc:
+        return _one_page(slug, 400, problem=str(exc), field=field_of(str(exc)), form=kept)
+    if not done.changed:
+        return see_other(gettext("Nothing changed."), "admin.series_one", slug=slug)
+    parts = [gettext("Saved: %(changes)s.", changes="; ".join(done.changes))]
+    if done.next_send is None:
+        parts.append(gettext("No send to come."))
+    else:
+        local = done.next_send.local.strftime("%Y-%m-%d %H:%M")
+        utc = done.next_send.utc.strftime("%Y-%m-%d %H:%M")
+        parts.append(gettext("Next send: %(local)s %(zone)s (%(utc)s UTC).", local=local,
+                             zone=done.timezone, utc=utc))
+    if done.schedule_changed:
+        parts.append(gettext("The new schedule starts after the periods already built or "
+                             "skipped: none is built again."))
+    if done.kept:
+        parts.append(gettext("Issues built already keep their send time and settings: "
+                             "%(issues)s (change them on their pages).",
+                             issues=", ".join(done.kept)))
+    return see_other(" ".join(parts), "admin.series_one", slug=slug)
 
 
 @require("series.change")
@@ -185,7 +241,7 @@ def pause(slug: str) -> BaseResponse:
         abort(404)
     except NewsletterError as exc:
         return _one_page(slug, 400, problem=str(exc))
-    return redirect(url_for("admin.series_one", slug=slug, done="paused"), 303)
+    return see_other(gettext("The series was paused."), "admin.series_one", slug=slug)
 
 
 @require("series.change")
@@ -197,7 +253,7 @@ def resume(slug: str) -> BaseResponse:
         abort(404)
     except NewsletterError as exc:
         return _one_page(slug, 400, problem=str(exc))
-    return redirect(url_for("admin.series_one", slug=slug, done="resumed"), 303)
+    return see_other(gettext("The series was resumed."), "admin.series_one", slug=slug)
 
 
 @require("series.change")
@@ -218,11 +274,11 @@ def delete(slug: str) -> BaseResponse:
         abort(404)
     except NewsletterError as exc:
         return _one_page(slug, 400, problem=str(exc))
-    return _list_page(message=gettext("Series %(slug)s was deleted.", slug=slug))
+    return see_other(gettext("Series %(slug)s was deleted.", slug=slug), "admin.series")
 
 
 @require("series.change")
-def build(slug: str) -> Response:
+def build(slug: str) -> BaseResponse:
     """Build the next period now, as `newsletter series build SLUG`, and plan its
     deliveries when the issue was scheduled."""
     from worker.delivery import plan_scheduled
@@ -233,11 +289,24 @@ def build(slug: str) -> Response:
         abort(404)
     except NewsletterError as exc:
         return _one_page(slug, 400, problem=str(exc))
-    planned = None
-    if result.status == "built" and result.send_at is not None and result.issue:
-        planned = plan_scheduled(settings(), sessions(), result.issue)
-    return _one_page(slug, 400 if result.status == "failed" else 200, result=result,
-                     planned=planned)
+    if result.status == "failed":
+        return _one_page(slug, 400, result=result)
+    if result.status == "skipped":
+        message = gettext("The period was skipped:") + " " + result.reason
+    elif result.status == "exists":
+        message = gettext("Nothing to build:") + " " + result.reason
+    else:
+        message = gettext("Issue %(issue)s (No. %(number)s) was built with the items from "
+                          "%(start)s to %(end)s.", issue=result.issue, number=result.number,
+                          start=result.window_from, end=result.window_to)
+        if result.send_at is not None and result.issue:
+            planned = plan_scheduled(settings(), sessions(), result.issue)
+            message += " " + gettext("It goes out %(when)s UTC.",
+                                     when=result.send_at.strftime("%Y-%m-%d %H:%M"))
+            message += " " + gettext("Deliveries planned: %(count)d.", count=planned)
+        if result.reason:
+            message += f" {result.reason}"
+    return see_other(message, "admin.series_one", slug=slug)
 
 
 # --- the calendar ------------------------------------------------------------------------
