@@ -60,13 +60,13 @@ from subscribers.segments import list_segments
 
 # the pages the sending screen (sending.py) adds, each taking `slug`; linked only when
 # registered
-# registered, and shown only to those whose role may use them (the role each page needs)
+# registered, and shown only to those who may use them (the permission each page needs)
 SENDING_LINKS = (
-    ("admin.sending_review", N_("Review and approval"), "editor"),
-    ("admin.sending_test", N_("Test-send to yourself"), "editor"),
-    ("admin.sending_schedule", N_("Schedule"), "approver"),
-    ("admin.sending_send", N_("Send"), "approver"),
-    ("admin.sending_progress", N_("Progress"), "editor"),
+    ("admin.sending_review", N_("Review and approval"), "newsroom.read"),
+    ("admin.sending_test", N_("Test-send to yourself"), "issues.change"),
+    ("admin.sending_schedule", N_("Schedule"), "issues.schedule"),
+    ("admin.sending_send", N_("Send"), "issues.send"),
+    ("admin.sending_progress", N_("Progress"), "newsroom.read"),
 )
 MAX_TARGETS = 500  # lists and segments checked at once; more is not a form of ours
 MAX_FIELD = 20_000  # longer than any title or introduction; refused rather than stored
