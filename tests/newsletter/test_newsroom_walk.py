@@ -307,6 +307,7 @@ def test_the_newsroom_walk(tmp_path: Path) -> None:
             expect(ana.locator('[data-count="sent"]')).to_have_text("6")
             expect(ana.locator('[data-field="done"]')).to_have_text("6")
             expect(ana.locator('[data-field="total"]')).to_have_text("6")
+            expect(ana.get_by_role("button", name="Cancel the send")).to_be_hidden()
             shots(ana, "progress")
 
             sent = outbox_messages(env)

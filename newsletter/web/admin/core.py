@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from newsletter.i18n import package_locale_dir, shipped_templates_dir
 from newsletter.settings import Settings
 from newsletter.users import LANGUAGES, User
-from newsletter.web.auth import csrf_token
+from newsletter.web.auth import csrf_token, load_user
 from newsletter.web.subscriber import EXTENSION, Site
 
 DOMAIN = "newsroom"
@@ -152,5 +152,15 @@ MESSAGES = {
 
 def error_page(error: HTTPException) -> Response:
     code = error.code or 500
+    if "user" not in g:  # refused before the user was read (a missing CSRF token): the
+        g.user = _who()  # page still speaks their language
     message = gettext(MESSAGES.get(code, N_("Something went wrong.")))
     return render("error", code, title=str(code), message=message)
+
+
+def _who() -> User | None:
+    with sessions()() as db:
+        user = load_user(db)
+        if user is not None:
+            db.expunge(user)
+    return user

@@ -40,6 +40,7 @@ from newsletter.preview import preview_variants, render_preview
 from newsletter.render import FOCUS_POLICIES, Variant, sender_from
 from newsletter.series import build_series, list_series
 from newsletter.web.admin.core import N_, gettext, render, sessions, settings
+from newsletter.web.admin.sending import waiting_for
 from newsletter.web.auth import current_user, require_role
 from subscribers.queries import audience
 
@@ -181,7 +182,7 @@ def _describe(db: Session, issue: Issue) -> dict[str, Any]:
         "series": series, "number": issue.number,
         "items": [e.item for e in issue.entries],
         "policy": issue.approval, "review": issue.review,
-        "waiting_for": approval.sendable(issue),
+        "waiting_for": waiting_for(issue),
         "history": approval.history(db, issue),
         "schedule": schedules.describe(issue), "sent_at": issue.sent_at,
         "lists": lists, "segments": segments, "audience": report,
