@@ -118,7 +118,8 @@ def new_context(browser: Browser) -> tuple[BrowserContext, Page]:
 
 
 class Shots:
-    """Every page at 375 and 1280 px, kept only with NEWSLETTER_SCREENSHOTS_DIR."""
+    """Every page fits a 375 px phone; screenshots at 375 and 1280 px are kept with
+    NEWSLETTER_SCREENSHOTS_DIR."""
 
     def __init__(self) -> None:
         keep = os.environ.get("NEWSLETTER_SCREENSHOTS_DIR")
@@ -127,6 +128,9 @@ class Shots:
             self.dir.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, page: Page, name: str) -> None:
+        page.set_viewport_size({"width": 375, "height": 800})  # a phone: nothing wider
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, name
+        page.set_viewport_size({"width": 1280, "height": 800})
         if self.dir is None:
             return
         for width in (375, 1280):
@@ -272,7 +276,8 @@ def test_the_newsroom_walk(tmp_path: Path) -> None:
             expect(ana.locator("[data-review]")).to_have_text(re.compile("approved|aprobado"))
             shots(ana, "review-approved")
 
-            ana.get_by_role("link", name="Schedule", exact=True).click()
+            expect(ana.get_by_label("Note (required to reject)")).to_have_count(0)
+            ana.locator("[data-next]").get_by_role("link", name="Schedule it").click()
             tomorrow = (utcnow() + timedelta(days=1)).date().isoformat()
             ana.get_by_label("At this date and time in the zone below").check()
             ana.get_by_label("Date", exact=True).fill(tomorrow)

@@ -156,3 +156,19 @@ def test_why_an_issue_cannot_be_sent_yet_and_where_to_fix_it(
     # and sending anyway is refused with the same words
     code, html = post(ana, f"{BASE}/send", confirm="yes")
     assert code == 400 and "desprográmelo primero" in html
+
+
+def test_the_review_page_offers_a_note_only_with_a_step_and_then_the_next_steps(
+        app: Flask, db: sessionmaker[Session]) -> None:
+    marta, ana = client_as(app, "marta@example.org"), client_as(app, "ana@example.org")
+    assert '<textarea id="note"' in marta.get(f"{BASE}/review").text  # she may submit
+    assert post(marta, f"{BASE}/review", action="submit")[0] == 200
+    waiting = marta.get(f"{BASE}/review").text  # in review: nothing for her to do
+    assert '<textarea id="note"' not in waiting and 'name="action"' not in waiting
+    assert '<textarea id="note"' in ana.get(f"{BASE}/review").text  # Ana decides
+    code, approved = post(ana, f"{BASE}/review", action="approve")
+    assert code == 200
+    assert '<textarea id="note"' not in approved and 'name="action"' not in approved
+    assert (f'Aprobado: ya puede salir. <a href="{BASE}/schedule">Programarlo</a> · '
+            f'<a href="{BASE}/send">Enviarlo ahora</a>') in approved
+    assert "data-next" not in marta.get(f"{BASE}/review").text  # not her steps
