@@ -221,7 +221,8 @@ def test_the_newsroom_walk(tmp_path: Path) -> None:
             marta.get_by_label("Hasta", exact=True).fill("2026-11-30")
             marta.get_by_label("Título en es").fill(TITLES["es"])
             marta.get_by_label("Título en en").fill(TITLES["en"])
-            marta.get_by_label("Aprobación").select_option("required")
+            marta.get_by_label("Aprobación").select_option(label="necesaria")
+            expect(marta.get_by_label("Enfoque por país")).to_have_value("first")
             with marta.expect_navigation():
                 marta.get_by_role("button", name="Crear boletín").click()
             assert marta.url.startswith(issue_url)

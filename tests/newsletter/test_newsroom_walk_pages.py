@@ -104,13 +104,17 @@ def test_an_upload_is_summed_up_in_the_readers_language(app: Flask,
     assert "items read" not in page
 
 
-def test_spanish_words_for_issues_and_a_date_window(app: Flask,
+def test_spanish_words_for_issues_a_date_window_and_the_choices(app: Flask,
                                                     db: sessionmaker[Session]) -> None:
     page = client_as(app, "marta@example.org").get("/admin/issues").text
     assert '<h1>Boletines</h1>' in page and ">Boletines</a>" in page  # not "Ediciones":
     assert "Ediciones" not in page  # that is a language's edition of one issue
     assert '<label for="new-from">Desde</label>' in page
     assert '<label for="new-to">Hasta</label>' in page
+    # the choices in words, the values the library's
+    assert '<option value="first" selected>Primero el país de cada lector</option>' in page
+    assert '<option value="none">Ninguno: las mismas noticias para todos</option>' in page
+    assert '<option value="required">necesaria</option>' in page
 
 
 def test_a_form_without_its_token_is_refused_in_the_users_language(
