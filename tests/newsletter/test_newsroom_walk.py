@@ -278,7 +278,7 @@ def test_the_newsroom_walk(tmp_path: Path) -> None:
             shots(ana, "review-approved")
 
             expect(ana.get_by_label("Note (required to reject)")).to_have_count(0)
-            ana.locator("[data-next]").get_by_role("link", name="Schedule it").click()
+            ana.locator("[data-next]").get_by_role("link", name="Choose when it goes out").click()
             tomorrow = (utcnow() + timedelta(days=1)).date().isoformat()
             ana.get_by_label("At this date and time in the zone below").check()
             ana.get_by_label("Date", exact=True).fill(tomorrow)

@@ -173,6 +173,6 @@ def test_the_review_page_offers_a_note_only_with_a_step_and_then_the_next_steps(
     code, approved = post(ana, f"{BASE}/review", action="approve")
     assert code == 200
     assert '<textarea id="note"' not in approved and 'name="action"' not in approved
-    assert (f'Aprobado: ya puede salir. <a href="{BASE}/schedule">Programarlo</a> · '
+    assert (f'Aprobado: ya puede salir. <a href="{BASE}/schedule">Elegir cuándo sale</a> · '
             f'<a href="{BASE}/send">Enviarlo ahora</a>') in approved
     assert "data-next" not in marta.get(f"{BASE}/review").text  # not her steps
