@@ -21,6 +21,7 @@ import email.policy
 import os
 import re
 import shutil
+import time
 from datetime import date, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -117,9 +118,14 @@ def new_context(browser: Browser) -> tuple[BrowserContext, Page]:
     return context, context.new_page()
 
 
+UNLABELLED = """[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+          && !e.getAttribute('aria-labelledby')).map(e => e.outerHTML.slice(0, 80))"""
+
+
 class Shots:
-    """Every page fits a 375 px phone; screenshots at 375 and 1280 px are kept with
-    NEWSLETTER_SCREENSHOTS_DIR."""
+    """Every page fits a 375 px phone and labels its fields; screenshots at 375 and
+    1280 px are kept with NEWSLETTER_SCREENSHOTS_DIR."""
 
     def __init__(self) -> None:
         keep = os.environ.get("NEWSLETTER_SCREENSHOTS_DIR")
@@ -130,6 +136,7 @@ class Shots:
     def __call__(self, page: Page, name: str) -> None:
         page.set_viewport_size({"width": 375, "height": 800})  # a phone: nothing wider
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, name
+        assert page.evaluate(UNLABELLED) == [], name  # every field has its label
         page.set_viewport_size({"width": 1280, "height": 800})
         if self.dir is None:
             return
@@ -169,7 +176,7 @@ def forged_cookie(env: dict[str, str], address: str) -> str:
     app.secret_key = session_key("guessed-secret")
     serializer = SecureCookieSessionInterface().get_signing_serializer(app)
     assert serializer is not None
-    return str(serializer.dumps({"uid": uid, "at": int(utcnow().timestamp()),
+    return str(serializer.dumps({"uid": uid, "at": int(time.time()),
                                  "csrf_token": "forged"}))
 
 
