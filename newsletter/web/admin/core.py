@@ -13,6 +13,7 @@ import jinja2
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Response, current_app, g, redirect, request, session, url_for
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
@@ -159,8 +160,11 @@ def error_page(error: HTTPException) -> Response:
 
 
 def _who() -> User | None:
-    with sessions()() as db:
-        user = load_user(db)
-        if user is not None:
-            db.expunge(user)
+    try:
+        with sessions()() as db:
+            user = load_user(db)
+            if user is not None:
+                db.expunge(user)
+    except SQLAlchemyError:  # the refusal still shows, in the browser's language
+        return None
     return user
