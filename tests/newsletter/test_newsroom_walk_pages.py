@@ -14,6 +14,7 @@ from io import BytesIO
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter import users
@@ -176,3 +177,14 @@ def test_the_review_page_offers_a_note_only_with_a_step_and_then_the_next_steps(
     assert (f'Aprobado: ya puede salir. <a href="{BASE}/schedule">Elegir cuándo sale</a> · '
             f'<a href="{BASE}/send">Enviarlo ahora</a>') in approved
     assert "data-next" not in marta.get(f"{BASE}/review").text  # not her steps
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_refusal_shows_even_when_the_user_cannot_be_read(
+        app: Flask, db: sessionmaker[Session], db_url: str) -> None:
+    marta = client_as(app, "marta@example.org")
+    with db() as session, session.begin():  # the database loses its users meanwhile
+        session.execute(text("DROP TABLE users"))
+    response = marta.post("/admin/issues/create", data={"slug": "2026-12"})
+    assert response.status_code == 400  # not a server error
+    assert "without a valid security token" in response.text
