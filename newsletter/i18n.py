@@ -363,3 +363,130 @@ def _entry_problems(
         return [CatalogProblem(language, msgid, str(po), message.lineno, reason)]
     return [CatalogProblem(language, msgid, path, line, f"not in {target}: add it with "
                            "`newsletter i18n extract`, then translate it")]
+
+
+# --- the newsroom's catalog ----------------------------------------------------------
+
+NEWSROOM_DOMAIN = "newsroom"
+_PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?[#0 +-]*\d*(?:\.\d+)?([sdifr%])")
+
+
+def newsroom_pot() -> Path:
+    return package_locale_dir() / f"{NEWSROOM_DOMAIN}.pot"
+
+
+def newsroom_po(language: str) -> Path:
+    return package_locale_dir() / language / "LC_MESSAGES" / f"{NEWSROOM_DOMAIN}.po"
+
+
+def placeholders(text: str) -> list[str]:
+    """The %(name)s (and bare %s) placeholders of a message, sorted; %% is no placeholder."""
+    return sorted(name or kind for name, kind in _PLACEHOLDER.findall(text) if kind != "%")
+
+
+def check_newsroom(
+    used: Sequence[tuple[str, int, str | tuple[str, ...]]], languages: Iterable[str]
+) -> list[CatalogProblem]:
+    """The newsroom's catalog as `check_catalogs` sees the email's: every msgid the
+    newsroom uses (file, line, msgid) listed in newsroom.pot, and every msgid of the .pot
+    translated in each language's newsroom.po, not fuzzy, with the same placeholders."""
+    pot_path = newsroom_pot()
+    try:
+        with pot_path.open("rb") as handle:
+            pot = read_po(handle, domain=NEWSROOM_DOMAIN, abort_invalid=True)
+    except (OSError, ValueError, PoFileError) as exc:
+        raise CatalogError(f"{pot_path}: cannot read this catalog: {exc}") from exc
+    found: list[CatalogProblem] = []
+    listed = {msgid_of(m.id) for m in pot if m.id}
+    reported: set[str] = set()
+    for path, line, message in used:
+        msgid = msgid_of(message)
+        if msgid not in listed and msgid not in reported:
+            reported.add(msgid)
+            found.append(CatalogProblem("newsroom", msgid, path, line,
+                                        f"not in {pot_path}: add it there and translate it "
+                                        "in each language's newsroom.po"))
+    for language in sorted(set(languages) - {SOURCE_LANGUAGE}):
+        po = newsroom_po(language)
+        if not po.is_file():
+            found.append(CatalogProblem(language, "", str(po), None, "no newsroom catalog"))
+            continue
+        catalog = read_catalog(po, language)
+        for entry in pot:
+            if entry.id:
+                found += _newsroom_entry(language, entry.id, po, catalog, pot_path, entry.lineno)
+    return found
+
+
+def _newsroom_entry(language: str, message_id: str | tuple[str, ...] | list[str], po: Path,
+                    catalog: Catalog, pot: Path, pot_line: int | None) -> list[CatalogProblem]:
+    msgid = msgid_of(message_id)
+    message = catalog.get(message_id)
+    if message is None:
+        return [CatalogProblem(language, msgid, str(pot), pot_line,
+                               f"not in {po}: add it and translate it")]
+    if not is_translated(message):
+        reason = "fuzzy (confirm or fix it, then remove the flag)" if message.fuzzy \
+            else "untranslated"
+        return [CatalogProblem(language, msgid, str(po), message.lineno, reason)]
+    # a plural's first form says what the singular says, the others what the plural says
+    english = [message_id] if isinstance(message_id, str) else list(message_id)
+    strings = [message.string] if isinstance(message.string, str) \
+        else list(message.string or ())
+    for n, string in enumerate(strings):
+        wanted = sorted(set(placeholders(english[min(n, len(english) - 1)])))
+        got = placeholders(string)
+        if sorted(set(got)) != wanted:
+            return [CatalogProblem(language, msgid, str(po), message.lineno,
+                                   f"bad translation (placeholders {', '.join(got) or 'none'}"
+                                   f"; the English has {', '.join(wanted) or 'none'})")]
+    errors = [str(e) for e in message.check(catalog)]
+    if errors:
+        return [CatalogProblem(language, msgid, str(po), message.lineno,
+                               "bad translation (" + "; ".join(errors) + ")")]
+    return []
+
+
+def update_newsroom(
+    used: Sequence[tuple[str, int, str | tuple[str, ...]]], languages: Iterable[str]
+) -> list[CatalogUpdate]:
+    """Append to newsroom.pot, and untranslated to each language's newsroom.po, the
+    msgids the newsroom uses that they lack (appended, never rewritten: the files keep
+    their order and comments). Returns one CatalogUpdate per file."""
+    files = [(newsroom_pot(), None), *((newsroom_po(lang), lang) for lang in
+                                       sorted(set(languages) - {SOURCE_LANGUAGE}))]
+    updates: list[CatalogUpdate] = []
+    for path, language in files:
+        if not path.is_file():
+            continue
+        with path.open("rb") as handle:
+            catalog = read_po(handle, locale=language, domain=NEWSROOM_DOMAIN)
+        have = {msgid_of(m.id) for m in catalog if m.id}
+        entries: list[str] = []
+        for where, line, message in used:
+            if msgid_of(message) in have:
+                continue
+            have.add(msgid_of(message))
+            source = Path(where)
+            entries.append(_po_entry(message, f"{source.parent.name}/{source.name}:{line}",
+                                     plural_forms=catalog.num_plurals if language else 2))
+        if entries:
+            with path.open("a", encoding="utf-8") as out:
+                out.write("".join(entries))
+        missing = sum(1 for m in catalog if m.id and not is_translated(m)) if language else 0
+        updates.append(CatalogUpdate(path, "updated" if entries else "unchanged",
+                                     missing + (len(entries) if language else 0)))
+    return updates
+
+
+def _po_entry(message: str | tuple[str, ...], where: str, plural_forms: int) -> str:
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+    flag = "#, python-format\n" if any(placeholders(m) for m in (
+        [message] if isinstance(message, str) else message)) else ""
+    if isinstance(message, str):
+        return f'\n#: {where}\n{flag}msgid {quoted(message)}\nmsgstr ""\n'
+    forms = "".join(f'msgstr[{n}] ""\n' for n in range(plural_forms))
+    return (f"\n#: {where}\n{flag}msgid {quoted(message[0])}\n"
+            f"msgid_plural {quoted(message[1])}\n{forms}")

@@ -437,3 +437,33 @@ def extract_messages(directory: Path) -> Catalog:
             catalog.add(message, None, [(relative, line)], auto_comments=comments,
                         context=context)
     return catalog
+
+
+# --- the newsroom's catalog (newsroom.pot / <lang>/LC_MESSAGES/newsroom.po) ----------
+
+NEWSROOM_KEYWORDS: dict[str, tuple[int, ...] | None] = {**_KEYWORDS, "N_": None}
+NEWSROOM_SOURCES = Path(__file__).resolve().parent / "web"  # newsletter/web/**/*.py
+
+
+def newsroom_messages() -> list[tuple[str, int, str | tuple[str, ...]]]:
+    """(file, line, msgid) for every string the newsroom translates: its templates
+    (templates/web/admin/*.j2, Jinja's extractor) and its Python (newsletter/web/**/*.py,
+    keywords _, gettext, ngettext and N_); a plural is (singular, plural)."""
+    found: list[tuple[str, int, str | tuple[str, ...]]] = []
+    sources = [("jinja2.ext:babel_extract", p)
+               for p in sorted(package_dir().joinpath(*NEWSROOM).glob("*.j2"))]
+    sources += [("python", p) for p in sorted(NEWSROOM_SOURCES.rglob("*.py"))]
+    for method, path in sources:
+        try:
+            extracted = extract_from_file(method, path, keywords=NEWSROOM_KEYWORDS,
+                                          options=_EXTRACT_OPTIONS if method != "python"
+                                          else None)
+        except jinja2.TemplateSyntaxError as exc:
+            problem = Problem(str(path), exc.lineno, exc.message or "syntax error")
+            raise TemplateError([problem]) from exc
+        for line, message, _comments, _context in extracted:
+            if isinstance(message, str):
+                found.append((str(path), line, message))
+            elif message and message[0]:
+                found.append((str(path), line, tuple(m or "" for m in message)))
+    return found

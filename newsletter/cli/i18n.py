@@ -10,6 +10,7 @@ from newsletter import i18n as catalogs
 from newsletter import templating
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.render import template_problems
+from newsletter.users import LANGUAGES as NEWSROOM_LANGUAGES
 
 _templates_option = click.option(
     "--templates", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -53,7 +54,9 @@ def extract(app: App, directory: Path | None, languages: tuple[str, ...]) -> Non
     """Collect the templates' strings into newsletter.pot and merge them into each .po.
 
     New strings arrive untranslated, changed ones fuzzy; translate them, then run
-    `newsletter i18n check`. For a custom template directory, new entries start with
+    `newsletter i18n check`. The newsroom's strings (templates/web/admin,
+    newsletter/web) missing from newsroom.pot and newsroom.po are appended to them. For
+    a custom template directory, new entries start with
     the shipped translation where there is one. The shipped catalogs are changed only in
     a clone of the repository, never inside an installed package.
 
@@ -71,6 +74,8 @@ def extract(app: App, directory: Path | None, languages: tuple[str, ...]) -> Non
         templating.extract_messages(source), locale_dir, _languages(app, directory, languages),
         fill_from=catalogs.package_locale_dir() if directory is not None else None,
     )
+    if directory is None:  # the newsroom's catalog ships with the package only
+        updates += catalogs.update_newsroom(templating.newsroom_messages(), NEWSROOM_LANGUAGES)
     click.echo(f"template: {pot}")
     for update in updates:
         click.echo(f"{update.path}: {update.state}, {update.untranslated} to translate")
@@ -86,6 +91,9 @@ def check(app: App, directory: Path | None, languages: tuple[str, ...]) -> None:
 
     Exits with status 1 if there is one: each untranslated or fuzzy entry is named with
     its .po file and line, each string missing from a catalog with its template and line.
+    The newsroom's catalog is checked too: every string of its pages and Python
+    (templates/web/admin, newsletter/web) in newsroom.pot, and every entry of the .pot
+    translated in newsroom.po, not fuzzy, with the English's placeholders.
 
     \b
     Example:
@@ -95,6 +103,10 @@ def check(app: App, directory: Path | None, languages: tuple[str, ...]) -> None:
     directory = directory or app.settings.template_dir
     langs = _languages(app, directory, languages)
     missing = catalogs.check_catalogs(templating.used_messages(directory), langs, directory)
+    # the newsroom's own catalog (newsroom.pot and .po), in the languages it speaks
+    missing += catalogs.check_newsroom(
+        templating.newsroom_messages(),
+        [lang for lang in NEWSROOM_LANGUAGES if not languages or lang in languages])
     problems = {
         str(p): None
         for lang in (catalogs.SOURCE_LANGUAGE, *langs)

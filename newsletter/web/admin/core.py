@@ -13,6 +13,7 @@ import jinja2
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Response, current_app, g, redirect, request, session, url_for
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
@@ -20,7 +21,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from newsletter.i18n import package_locale_dir, shipped_templates_dir
 from newsletter.settings import Settings
 from newsletter.users import LANGUAGES, User
-from newsletter.web.auth import csrf_token
+from newsletter.web.auth import csrf_token, load_user
 from newsletter.web.subscriber import EXTENSION, Site
 
 DOMAIN = "newsroom"
@@ -152,5 +153,18 @@ MESSAGES = {
 
 def error_page(error: HTTPException) -> Response:
     code = error.code or 500
+    if "user" not in g:  # refused before the user was read (a missing CSRF token): the
+        g.user = _who()  # page still speaks their language
     message = gettext(MESSAGES.get(code, N_("Something went wrong.")))
     return render("error", code, title=str(code), message=message)
+
+
+def _who() -> User | None:
+    try:
+        with sessions()() as db:
+            user = load_user(db)
+            if user is not None:
+                db.expunge(user)
+    except SQLAlchemyError:  # the refusal still shows, in the browser's language
+        return None
+    return user

@@ -53,6 +53,7 @@ from newsletter.web.admin.core import (
     settings,
     translations,
 )
+from newsletter.web.admin.sending import waiting_for
 from newsletter.web.auth import current_user, require
 from subscribers.lists import list_summaries
 from subscribers.queries import audience
@@ -193,7 +194,7 @@ def _describe(db: Session, issue: Issue) -> dict[str, Any]:
         "series": series, "number": issue.number,
         "items": [e.item for e in issue.entries],
         "policy": issue.approval, "review": issue.review,
-        "waiting_for": approval.sendable(issue),
+        "waiting_for": waiting_for(issue),
         "history": approval.history(db, issue),
         "schedule": schedules.describe(issue), "sent_at": issue.sent_at,
         "lists": lists, "segments": segments, "audience": report,

@@ -224,4 +224,24 @@ def upload() -> Response:
             report = library.store_items(db, parsed)
     except NewsletterError as exc:
         return items_page(400, problem=str(exc))
-    return items_page(message=library.import_summary(len(parsed), report))
+    return items_page(message=upload_summary(len(parsed), report))
+
+
+def upload_summary(read: int, report: library.ItemImportReport) -> str:
+    """`items import`'s summary line (library.import_summary) in the reader's language."""
+    parts = [gettext("%(read)s items read: %(added)s added, %(updated)s updated, "
+                     "%(unchanged)s already there", read=read, added=report.added,
+                     updated=report.updated, unchanged=report.unchanged)]
+    if report.refound:
+        parts.append(gettext("%(n)s found again by date and first paragraph (their title "
+                             "changed in the file)", n=report.refound))
+    if report.lookalikes:
+        parts.append(gettext("new items share their date and place with item(s) %(ids)s: if "
+                             "a new one replaces an old one, delete the old one",
+                             ids=", ".join(map(str, report.lookalikes))))
+    if report.kept:
+        parts.append(gettext("%(n)s kept a person's edits where the file changed the same "
+                             "field", n=report.kept))
+    if report.withheld:
+        parts.append(gettext("%(n)s deleted earlier, not brought back", n=report.withheld))
+    return "; ".join(parts)

@@ -62,7 +62,7 @@ def _review_page(slug: str, code: int = 200, message: str = "", problem: str = "
         db.expunge_all()
     return render("sending_review", code, issue=issue, steps=steps, submitter=asked,
                   me=_by(), message=message, problem=problem, note=note,
-                  waiting=approval.sendable(issue))
+                  waiting=waiting_for(issue))
 
 
 @require("newsroom.read")
@@ -108,7 +108,7 @@ def _schedule_page(slug: str, code: int = 200, *, message: str = "", problem: st
     values.update(form or {})
     return render("sending_schedule", code, issue=issue, shown=shown, result=result,
                   planned=planned, message=message, problem=problem, form=values,
-                  waiting=approval.sendable(issue))
+                  waiting=waiting_for(issue))
 
 
 def _default_zone(db: Any, issue: Issue) -> str:
@@ -160,13 +160,43 @@ def _send_page(slug: str, code: int = 200, problem: str = "") -> Response:
         issue = _issue(db, slug)
         report = audience_report(db, issue, s.languages, s.default_language)
         db.expunge_all()
-    blocked = ""
+    return render("sending_send", code, issue=issue, report=report,
+                  blocked=_why_not(issue), message="", problem=problem)
+
+
+def _why_not(issue: Issue) -> str:
+    """Why `issue` may not be sent now (background.check_can_send decides), said in the
+    reader's language with what to do in the newsroom; "" when it may."""
+    s = settings()
     try:
         background.check_can_send(s, issue, utcnow())
     except NewsletterError as exc:
-        blocked = str(exc)
-    return render("sending_send", code, issue=issue, report=report, blocked=blocked, message="",
-                  problem=problem)
+        if s.insecure_for_mailing():
+            return str(exc)  # the operator's to fix, in the settings
+        if issue.status == "scheduled" and issue.send_at:
+            return gettext("This issue is scheduled for %(utc)s UTC: unschedule it first to "
+                           "send it now.", utc=issue.send_at.strftime("%Y-%m-%d %H:%M"))
+        if issue.status == "paused":
+            return gettext("This issue is paused: resume it first, on the Progress page.")
+        if issue.status == "cancelled":
+            return gettext("This issue was cancelled: it cannot be sent.")
+        return waiting_for(issue) or str(exc)
+    return ""
+
+
+def waiting_for(issue: Issue) -> str:
+    """What approval still needs before `issue` may go out (approval.sendable decides),
+    in the reader's language and with the newsroom's steps, not the CLI's; "" if none."""
+    if not approval.sendable(issue):
+        return ""
+    if issue.review == "in_review":
+        return gettext("It needs approval first: someone other than the person who "
+                       "submitted it approves it on the Review page.")
+    if issue.review == "rejected":
+        return gettext("It was rejected: change it, submit it again on the Review page, "
+                       "and have someone else approve it.")
+    return gettext("It needs approval first: submit it on the Review page, then "
+                   "someone else approves it.")
 
 
 @require("issues.send")
@@ -177,7 +207,9 @@ def send(slug: str) -> BaseResponse:
     try:
         with sessions()() as db:
             issue = _issue(db, slug)
-            background.check_can_send(s, issue, utcnow())
+            why = _why_not(issue)
+            if why:
+                raise NewsletterError(why)
             if not audience_report(db, issue, s.languages, s.default_language).recipients:
                 raise NewsletterError(gettext("Nobody would receive this issue."))
             slug = issue.slug

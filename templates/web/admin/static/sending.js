@@ -24,6 +24,10 @@
         });
         if (p.status !== "sent" && p.status !== "cancelled") {
           setTimeout(tick, p.status === "sending" ? 1000 : 5000);
+        } else {  // nothing left to cancel: hide what only made sense while sending
+          document.querySelectorAll("[data-until-done]").forEach(function (el) {
+            el.hidden = true;
+          });
         }
       })
       .catch(function () { setTimeout(tick, 5000); });
