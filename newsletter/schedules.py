@@ -267,17 +267,10 @@ def schedule_issue(
     for day in (at.date() if at else None, on):
         if day is not None and not now.date() - HORIZON <= day <= now.date() + HORIZON:
             raise ScheduleError(f"{day} is more than ten years away: check the date")
-    result: Schedule
+    result = _zones_for(session, issue, at, local_time, on, zone)
     if at is not None:
-        result = Schedule(issue.slug, at, zone)
-        everyone = sum(n for _attr, _country, n in audience_pairs(session, issue))
-        result.zones = [ZoneTime(zone, everyone, zones.to_local(at, zone), at, ("given",))]
         issue.send_local_time, issue.send_on = None, None
     else:
-        assert local_time is not None and on is not None
-        times = LocalTimes(on, local_time, zone)
-        found, choices = zone_times(audience_pairs(session, issue), times)
-        result = Schedule(issue.slug, found[0].utc, zone, local_time, on, found, choices)
         issue.send_local_time, issue.send_on = f"{local_time:%H:%M}", on
     if result.send_at < now and not past_ok:
         first = result.zones[0] if result.zones else None
@@ -290,6 +283,34 @@ def schedule_issue(
     issue.status, issue.status_note = "scheduled", ""
     result.waiting_for = sendable(issue)
     session.flush()
+    return result
+
+
+def _zones_for(session: Session, issue: Issue, at: datetime | None, local_time: time | None,
+               on: date | None, zone: str) -> Schedule:
+    """When sending starts and the audience's zones, for a time or a local time and day."""
+    if at is not None:
+        result = Schedule(issue.slug, at, zone)
+        everyone = sum(n for _attr, _country, n in audience_pairs(session, issue))
+        result.zones = [ZoneTime(zone, everyone, zones.to_local(at, zone), at, ("given",))]
+        return result
+    assert local_time is not None and on is not None
+    found, choices = zone_times(audience_pairs(session, issue), LocalTimes(on, local_time, zone))
+    return Schedule(issue.slug, found[0].utc, zone, local_time, on, found, choices)
+
+
+def current_schedule(session: Session, issue: Issue) -> Schedule | None:
+    """The schedule of a scheduled issue as `schedule_issue` reported it (its zones for
+    today's audience), or None when it is not scheduled."""
+    if issue.status != "scheduled" or issue.send_at is None:
+        return None
+    zone = issue.schedule_timezone or "UTC"
+    if issue.send_local_time and issue.send_on:
+        result = _zones_for(session, issue, None, parse_wall_time(issue.send_local_time),
+                            issue.send_on, zone)
+    else:
+        result = _zones_for(session, issue, issue.send_at, None, None, zone)
+    result.waiting_for = sendable(issue)
     return result
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 
-from flask import Response, g, redirect, request, url_for
+from flask import g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
 from newsletter.users import LANGUAGES, LoginThrottled, authenticate, change_password, set_language
-from newsletter.web.admin.core import gettext, render, sessions
+from newsletter.web.admin.core import gettext, render, see_other, sessions
 from newsletter.web.auth import current_user, log_in, log_out, refresh_login
 
 LANGUAGE_NAMES = {"en": "English", "es": "Español"}
@@ -55,10 +55,9 @@ def logout() -> BaseResponse:
     return redirect(url_for("admin.login"), 303)
 
 
-def account() -> Response:
+def account() -> BaseResponse:
     user = current_user()
-    message, problem = "", ""
-    code = 200
+    problem, code = "", 200
     if request.method == "POST":
         try:
             with transaction(sessions()) as db:
@@ -71,9 +70,11 @@ def account() -> Response:
                     message = gettext("Your password was changed.")
                 else:
                     changed = set_language(db, user.email, request.form.get("language", ""))
-                    user.language = changed.language
+                    user.language = changed.language  # the notice in the new language
                     message = gettext("Saved.")
         except NewsletterError as exc:
             problem, code = str(exc), 400
-    return render("account", code, message=message, problem=problem,
+        else:
+            return see_other(message, "admin.account")
+    return render("account", code, message="", problem=problem,
                   languages=[(c, LANGUAGE_NAMES[c]) for c in LANGUAGES])

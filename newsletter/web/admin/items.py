@@ -57,7 +57,7 @@ def _date(name: str, problems: list[str]) -> date | None:
         return None
 
 
-def items_page(code: int = 200, message: str = "", problem: str = "") -> Response:
+def items_page(code: int = 200, problem: str = "", language: str = "") -> Response:
     """The list: words in title or body, published from/to, country, language; paged."""
     args = request.args
     problems: list[str] = [problem] if problem else []
@@ -77,7 +77,7 @@ def items_page(code: int = 200, message: str = "", problem: str = "") -> Respons
     return render("items", code, found=found, rows=rows, query=query,
                   paging={k: v for k, v in query.items() if v},
                   languages=settings().languages, can_change=can_change(),
-                  message=message, problems=problems)
+                  upload_language=language, message="", problems=problems)
 
 
 def _row(item: Item) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def _values(item: Item) -> dict[str, str]:
             "language": item.language, "countries": ",".join(item.country_codes)}
 
 
-def _item_page(item_id: int, code: int = 200, *, message: str = "", problem: str = "",
+def _item_page(item_id: int, code: int = 200, *, problem: str = "",
                form: dict[str, str] | None = None,
                translation: dict[str, str] | None = None) -> Response:
     with sessions()() as db:
@@ -111,7 +111,7 @@ def _item_page(item_id: int, code: int = 200, *, message: str = "", problem: str
     return render("items_item", code, item_id=item_id, values=values, source=source,
                   texts=texts, edited=edited, choices=choices,
                   translation=translation or {}, can_change=can_change(),
-                  message=message, problem=problem)
+                  message="", problem=problem)
 
 
 def item_page(raw_id: str) -> Response:
@@ -180,7 +180,7 @@ def translate(raw_id: str) -> BaseResponse:
                      raw_id=item_id)
 
 
-def delete(raw_id: str) -> Response:
+def delete(raw_id: str) -> BaseResponse:
     item_id = _id(raw_id)
     """The first POST asks (showing the item); the second, with confirm=yes, deletes."""
     _require_change()
@@ -204,10 +204,10 @@ def delete(raw_id: str) -> Response:
     if drafts:
         message += " " + gettext("Taken out of draft issue(s): %(issues)s.",
                                  issues=", ".join(drafts))
-    return items_page(message=message)
+    return see_other(message, "admin.items")
 
 
-def upload() -> Response:
+def upload() -> BaseResponse:
     """Read an item file as `items import` does (.json by its name, anything else the text
     format) and store it; a file with an error stores nothing and the message names the
     line."""
@@ -227,5 +227,5 @@ def upload() -> Response:
         with transaction(sessions()) as db:
             report = library.store_items(db, parsed)
     except NewsletterError as exc:
-        return items_page(400, problem=str(exc))
-    return items_page(message=library.import_summary(len(parsed), report))
+        return items_page(400, problem=str(exc), language=language or "")
+    return see_other(library.import_summary(len(parsed), report), "admin.items")

@@ -14,10 +14,11 @@ import io
 from typing import Any
 
 from flask import Response, abort, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
-from newsletter.web.admin.core import gettext, render, sessions, settings
+from newsletter.web.admin.core import gettext, render, see_other, sessions, settings
 from newsletter.web.auth import current_user
 from subscribers.export import export_subscribers
 from subscribers.filters import Filter
@@ -68,7 +69,7 @@ def _filter(query: dict[str, str]) -> Filter:
                   statuses=_split(query["status"]), lists=_split(query["list"]))
 
 
-def subscribers_page(code: int = 200, message: str = "") -> Response:
+def subscribers_page(code: int = 200) -> Response:
     """The search, its page of people, and the counts of the people the filters select."""
     query = _query()
     try:
@@ -95,7 +96,7 @@ def subscribers_page(code: int = 200, message: str = "") -> Response:
     return render("subscribers", code, found=found, rows=rows, query=query,
                   paging={k: v for k, v in query.items() if v}, groups=groups, total=total,
                   languages=settings().languages, statuses=STATUSES, lists=lists,
-                  message=message, problems=problems)
+                  message="", problems=problems)
 
 
 def export() -> Response:
@@ -118,15 +119,14 @@ def export() -> Response:
     return response
 
 
-def _person_page(person_id: int, code: int = 200, *, message: str = "",
-                 problem: str = "") -> Response:
+def _person_page(person_id: int, code: int = 200, *, problem: str = "") -> Response:
     try:
         with sessions()() as db:
             found = history(db, person_id)
     except ReportError:
         abort(404)
     return render("subscribers_person", code, person=found, can_change=can_change(),
-                  message=message, problem=problem)
+                  message="", problem=problem)
 
 
 def person_page(raw_id: str) -> Response:
@@ -141,7 +141,7 @@ def _address(person_id: int) -> str:
         abort(404)
 
 
-def unsubscribe_person(raw_id: str) -> Response:
+def unsubscribe_person(raw_id: str) -> BaseResponse:
     """The first POST asks; the second, with confirm=yes, unsubscribes from everything."""
     person_id = _id(raw_id)
     _require_change()
@@ -154,11 +154,11 @@ def unsubscribe_person(raw_id: str) -> Response:
             unsubscribe(db, address, how="admin", by=current_user().email)
     except NewsletterError as exc:
         return _person_page(person_id, 400, problem=str(exc))
-    return _person_page(person_id, message=gettext("%(email)s is unsubscribed.",
-                                                   email=address))
+    return see_other(gettext("%(email)s is unsubscribed.", email=address), "admin.subscriber",
+                     raw_id=person_id)
 
 
-def suppress_person(raw_id: str) -> Response:
+def suppress_person(raw_id: str) -> BaseResponse:
     """The first POST asks (with a reason and a note); the second, with confirm=yes,
     suppresses the address."""
     person_id = _id(raw_id)
@@ -176,4 +176,4 @@ def suppress_person(raw_id: str) -> Response:
         return _person_page(person_id, 400, problem=str(exc))
     message = (gettext("%(email)s is suppressed: nothing more is sent to it.", email=address)
                if done else gettext("%(email)s was already suppressed.", email=address))
-    return _person_page(person_id, message=message)
+    return see_other(message, "admin.subscriber", raw_id=person_id)
