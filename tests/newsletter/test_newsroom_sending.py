@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter import users
@@ -26,6 +27,7 @@ from newsletter.issues import create_issue, get_issue
 from newsletter.items import store_items
 from newsletter.settings import DEV_SECRET, Settings
 from newsletter.web import create_app, dispose
+from subscribers.models import Subscriber
 from subscribers.people import NewSubscriber, add
 from tests.newsroom import cheap_argon2  # noqa: F401 (a fixture)
 from worker import background, ledger
@@ -321,6 +323,63 @@ def test_the_pages_in_spanish(app: Flask, db: sessionmaker[Session]) -> None:
     assert code == 303 and "Enviado a revisión." in html
     assert "Enviarme una prueba" in ed.get(f"{BASE}/test-send").text
     assert "Actualizar" in ed.get(f"{BASE}/progress").text
+
+
+STATUS_WORDS = re.compile(
+    r"\b(draft|scheduled|sending|paused|sent|cancelled|in_review|in review|approved|rejected|"
+    r"submitted|withdrawn|queued|deferred|bounced|failed|pending|active|unsubscribed|"
+    r"complained|unconfirmed|confirmed|subscribed|imported|built|skipped)\b")
+
+
+def shown_text(html: str) -> str:
+    """What a reader sees of a page: no tags, no attributes (values stay English)."""
+    return re.sub(r"<[^>]*>", " ", re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S))
+
+
+@SQLITE_ONLY
+def test_a_spanish_user_sees_no_english_status(app: Flask, db: sessionmaker[Session]) -> None:
+    from newsletter.schedules import schedule_issue
+    from newsletter.series import SeriesSpec, create_series
+    from subscribers.people import unsubscribe
+    from worker.delivery import plan_issue
+
+    assert post(client_as(app, "ed@example.org"), f"{BASE}/review", action="submit")[0] == 303
+    with db() as session, session.begin():
+        users.set_language(session, "root@example.org", "es")
+        create_series(session, SeriesSpec("semanal", "America/Costa_Rica",
+                                          every="weekly on monday at 09:00"),
+                      languages=["en", "es"], now=utcnow())
+        unsubscribe(session, "li@example.org", how="admin", by="root@example.org")
+    root = client_as(app, "root@example.org")
+    assert post(root, f"{BASE}/review", action="approve")[0] == 303
+    with db() as session, session.begin():
+        issue = get_issue(session, SLUG)
+        schedule_issue(session, issue, at=utcnow() + timedelta(days=3), timezone="UTC",
+                       now=utcnow())
+        plan_issue(app.extensions["newsletter"].settings, session, issue)
+    with db() as session:
+        li = session.scalars(select(Subscriber).where(
+            Subscriber.email == "li@example.org")).one().id
+    pages = {path: root.get(path) for path in (
+        f"{BASE}/review", f"{BASE}/schedule", f"{BASE}/progress", "/admin/issues",
+        "/admin/", "/admin/subscribers", f"/admin/subscribers/{li}", "/admin/series",
+        "/admin/series/semanal", BASE, "/admin/calendar")}
+    for path, page in pages.items():
+        assert page.status_code == 200, path
+        # a timeline's details are what the library recorded then, in English
+        html = re.sub(r'<td data-label="Detalle">.*?</td>', "", page.text, flags=re.S)
+        # and so is the audience's description (audience.audience_report: not a status)
+        text = shown_text(html).replace(SLUG, "").replace("every active subscriber", "")
+        found = [text[max(0, m.start() - 60):m.end()] for m in STATUS_WORDS.finditer(text)]
+        assert found == [], path
+    review = shown_text(pages[f"{BASE}/review"].text)
+    assert "programado" in review and "aprobado" in review and "enviado a revisión" in review
+    assert "en cola" in shown_text(pages[f"{BASE}/progress"].text)
+    assert "dado de baja" in shown_text(pages[f"/admin/subscribers/{li}"].text)
+    assert "activo" in shown_text(pages["/admin/series"].text)
+    assert "programado" in shown_text(pages[BASE].text)
+    progress = json.loads(root.get(f"{BASE}/progress.json").text)
+    assert (progress["status"], progress["status_label"]) == ("scheduled", "programado")
 
 
 @SQLITE_ONLY

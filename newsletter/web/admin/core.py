@@ -80,6 +80,7 @@ def environment(language: str) -> jinja2.Environment:
         extensions=["jinja2.ext.i18n"],
     )
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["status_label"] = lambda value: status_label(value, language)
     return env
 
 
@@ -138,6 +139,44 @@ def security_headers(response: Response) -> Response:
 def N_(message: str) -> str:
     """Marks a message for the catalog; translated where it is shown."""
     return message
+
+
+STATUS_CONTEXT = "status"  # the catalog's msgctxt: "Estado: activo" agrees with "estado"
+# Every status a page shows, as its label: issues (status, review, review steps), deliveries,
+# subscribers (status, list subscriptions, timeline entries), series and their periods.
+# The values are the CLI's and the database's; the label is what a person reads.
+STATUS_LABELS = {
+    # issues
+    "draft": N_("draft"), "scheduled": N_("scheduled"), "sending": N_("sending"),
+    "paused": N_("paused"), "sent": N_("sent"), "cancelled": N_("cancelled"),
+    # review and its steps
+    "in_review": N_("in review"), "approved": N_("approved"), "rejected": N_("rejected"),
+    "submitted": N_("submitted"), "withdrawn": N_("withdrawn"),
+    # deliveries
+    "queued": N_("queued"), "deferred": N_("deferred"), "bounced": N_("bounced"),
+    "failed": N_("failed"),
+    # subscribers, their lists, their timeline
+    "pending": N_("pending"), "active": N_("active"), "unsubscribed": N_("unsubscribed"),
+    "complained": N_("complained"), "unconfirmed": N_("unconfirmed"),
+    "confirmed": N_("confirmed"), "subscribed": N_("subscribed"), "imported": N_("imported"),
+    "confirmation-sent": N_("confirmation sent"), "status": N_("status changed"),
+    "changed": N_("details changed"), "list-added": N_("added to a list"),
+    "list-removed": N_("removed from a list"), "suppressed": N_("suppressed"),
+    "unsuppressed": N_("suppression lifted"), "delivery": N_("delivery"),
+    "consent": N_("consent"),
+    # series and their periods
+    "built": N_("built"), "skipped": N_("skipped"),
+}
+
+
+def status_label(value: object, lang: str | None = None) -> str:
+    """A status as the reader's language says it (the `status_label` filter of every
+    template); a value without a label is shown as it is."""
+    text = "" if value is None else str(value)
+    label = STATUS_LABELS.get(text)
+    if label is None:
+        return text
+    return translations(lang or language()).pgettext(STATUS_CONTEXT, label)
 
 
 MESSAGES = {

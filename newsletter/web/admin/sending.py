@@ -32,6 +32,7 @@ from newsletter.web.admin.core import (
     see_other,
     sessions,
     settings,
+    status_label,
     templates_dir,
 )
 from newsletter.web.auth import current_user, require_role
@@ -218,8 +219,9 @@ def _progress(slug: str) -> dict[str, Any]:
     total = sum(by_status.values())
     left = by_status.get("queued", 0) + by_status.get("sending", 0)
     eta = pace["eta_seconds"]
-    return {"issue": slug, "status": state, "note": note, "counts": by_status,
-            "total": total, "done": total - left, "rate": round(pace["rate"], 2),
+    return {"issue": slug, "status": state, "status_label": status_label(state), "note": note,
+            "counts": by_status, "total": total, "done": total - left,
+            "rate": round(pace["rate"], 2),
             "eta_seconds": None if eta < 0 else round(eta),
             "eta": "" if eta < 0 else _duration(eta)}
 
