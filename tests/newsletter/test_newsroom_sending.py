@@ -118,7 +118,8 @@ def test_review_roles_own_issue_and_history(app: Flask, db: sessionmaker[Session
     code, html = post(ana, f"{BASE}/review", action="submit", note="mine")
     assert code == 400 and "already in review" in html and ">mine</textarea>" in html
     code, html = post(ana, f"{BASE}/review", action="reject", note="")
-    assert code == 400 and "a rejection needs --note" in html
+    assert code == 400 and "a rejection needs a note: say what has to change" in html
+    assert "--note" not in html  # the CLI's option is the CLI's hint
     code, html = post(ana, f"{BASE}/review", action="reject", note="fix the title")
     assert code == 303 and "Rejected; the note says why." in html
     assert state(db) == ("draft", "rejected")

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
 from newsletter.users import LANGUAGES, LoginThrottled, authenticate, change_password, set_language
-from newsletter.web.admin.core import gettext, render, see_other, sessions
+from newsletter.web.admin.core import explain, gettext, render, see_other, sessions
 from newsletter.web.auth import current_user, log_in, log_out, refresh_login
 
 LANGUAGE_NAMES = {"en": "English", "es": "Español"}
@@ -73,7 +73,7 @@ def account() -> BaseResponse:
                     user.language = changed.language  # the notice in the new language
                     message = gettext("Saved.")
         except NewsletterError as exc:
-            problem, code = str(exc), 400
+            problem, code = explain(exc), 400
         else:
             return see_other(message, "admin.account")
     return render("account", code, message="", problem=problem,

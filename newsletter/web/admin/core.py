@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from newsletter.errors import Message, NewsletterError
 from newsletter.i18n import package_locale_dir, shipped_templates_dir
 from newsletter.settings import Settings
 from newsletter.users import LANGUAGES, User
@@ -97,6 +98,20 @@ def gettext(message: str, **values: Any) -> str:
     return text % values if values else text
 
 
+def explain(error: NewsletterError) -> str:
+    """An error's message in the user's language (English if it has no template)."""
+    lang = language()
+    return error.text(translations(lang).gettext, lambda term: status_label(term, lang))
+
+
+def say(message: Message | None) -> str:
+    """A library's message (`newsletter.errors.Message`) in the user's language."""
+    if message is None:
+        return ""
+    lang = language()
+    return message.text(translations(lang).gettext, lambda term: status_label(term, lang))
+
+
 def see_other(message: str, endpoint: str, /, **values: Any) -> BaseResponse:
     """Post/Redirect/Get: keep `message` for the next page and send the browser there
     with 303, so that reloading or going back never sends the form again."""
@@ -149,6 +164,7 @@ STATUS_LABELS = {
     # issues
     "draft": N_("draft"), "scheduled": N_("scheduled"), "sending": N_("sending"),
     "paused": N_("paused"), "sent": N_("sent"), "cancelled": N_("cancelled"),
+    "deleted": N_("deleted"),
     # review and its steps
     "in_review": N_("in review"), "approved": N_("approved"), "rejected": N_("rejected"),
     "submitted": N_("submitted"), "withdrawn": N_("withdrawn"),

@@ -20,7 +20,7 @@ from newsletter.errors import NewsletterError
 from newsletter.ingest.text import split_paragraphs
 from newsletter.item_edits import ItemChanges, delete_item, edit_item
 from newsletter.models import Item
-from newsletter.web.admin.core import gettext, render, see_other, sessions, settings
+from newsletter.web.admin.core import explain, gettext, render, see_other, sessions, settings
 from newsletter.web.auth import current_user
 
 CHANGERS = ("editor", "admin")  # approvers approve issues; they read items
@@ -155,7 +155,7 @@ def edit(raw_id: str) -> BaseResponse:
     except library.ItemNotFound:
         abort(404)
     except NewsletterError as exc:
-        return _item_page(item_id, 400, problem=str(exc), form=sent)
+        return _item_page(item_id, 400, problem=explain(exc), form=sent)
     message = (gettext("Saved: %(fields)s.", fields=", ".join(done)) if done
                else gettext("Nothing changed: the values were already so."))
     return see_other(message, "admin.item", raw_id=item_id)
@@ -174,7 +174,7 @@ def translate(raw_id: str) -> BaseResponse:
     except library.ItemNotFound:
         abort(404)
     except NewsletterError as exc:
-        return _item_page(item_id, 400, problem=str(exc), translation=sent)
+        return _item_page(item_id, 400, problem=explain(exc), translation=sent)
     return see_other(gettext("Translation saved: %(language)s.",
                              language=sent["language"].strip().lower()), "admin.item",
                      raw_id=item_id)
@@ -199,7 +199,7 @@ def delete(raw_id: str) -> BaseResponse:
     except library.ItemNotFound:
         abort(404)
     except NewsletterError as exc:
-        return _item_page(item_id, 400, problem=str(exc))
+        return _item_page(item_id, 400, problem=explain(exc))
     message = gettext("Item %(id)s deleted: %(title)s.", id=item_id, title=title)
     if drafts:
         message += " " + gettext("Taken out of draft issue(s): %(issues)s.",
@@ -219,13 +219,14 @@ def upload() -> BaseResponse:
     language = request.form.get("language", "").strip() or None
     try:
         if language is not None and language not in settings().languages:
-            raise NewsletterError(f"{language[:20]!r} is not one of the languages: "
-                                  f"{', '.join(settings().languages)}")
+            raise NewsletterError(gettext(
+                "%(language)s is not one of the languages: %(languages)s",
+                language=repr(language[:20]), languages=", ".join(settings().languages)))
         parsed = library.parse_bytes(sent.read(), name, language=language,
                                      json=name.lower().endswith(".json"),
                                      among=settings().languages)
         with transaction(sessions()) as db:
             report = library.store_items(db, parsed)
     except NewsletterError as exc:
-        return items_page(400, problem=str(exc), language=language or "")
+        return items_page(400, problem=explain(exc), language=language or "")
     return see_other(library.import_summary(len(parsed), report), "admin.items")

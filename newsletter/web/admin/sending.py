@@ -27,8 +27,10 @@ from newsletter.issues import IssueNotFound, countries_of, get_issue
 from newsletter.models import Issue
 from newsletter.variants import parse_variant
 from newsletter.web.admin.core import (
+    explain,
     gettext,
     render,
+    say,
     see_other,
     sessions,
     settings,
@@ -78,7 +80,7 @@ def _review_page(slug: str, code: int = 200, problem: str = "", note: str = "") 
     mine = _submitted_by_me(asked)
     return render("sending_review", code, issue=issue, steps=steps, submitter=asked,
                   mine=mine, can_withdraw=mine or current_user().can("approver"),
-                  message="", problem=problem, note=note, waiting=approval.sendable(issue))
+                  message="", problem=problem, note=note, waiting=say(approval.waiting_for(issue)))
 
 
 def review(slug: str) -> BaseResponse:
@@ -101,7 +103,7 @@ def review(slug: str) -> BaseResponse:
             do(db, issue, _by(), note, now=utcnow())
             slug = issue.slug
     except NewsletterError as exc:
-        return _review_page(slug, 400, problem=str(exc), note=note)
+        return _review_page(slug, 400, problem=explain(exc), note=note)
     done = {"submit": gettext("Submitted for approval."), "approve": gettext("Approved."),
             "reject": gettext("Rejected; the note says why."),
             "withdraw": gettext("Withdrawn: the issue is not submitted any more; submit it "
@@ -130,7 +132,7 @@ def _schedule_page(slug: str, code: int = 200, *, problem: str = "",
     values.update(form or {})
     return render("sending_schedule", code, issue=issue, shown=shown, result=result,
                   planned=planned, message="", problem=problem, form=values,
-                  waiting=approval.sendable(issue))
+                  waiting=say(approval.waiting_for(issue)))
 
 
 def _default_zone(db: Any, issue: Issue) -> str:
@@ -149,7 +151,7 @@ def schedule(slug: str) -> BaseResponse:
             with transaction(sessions()) as db:
                 removed = schedules.unschedule_issue(db, _issue(db, slug))
         except NewsletterError as exc:
-            return _schedule_page(slug, 400, problem=str(exc), form=form)
+            return _schedule_page(slug, 400, problem=explain(exc), form=form)
         return see_other(gettext(
             "Unscheduled: the issue is a draft again (%(n)s planned deliveries removed).",
             n=removed), "admin.sending_schedule", slug=slug)
@@ -169,7 +171,7 @@ def schedule(slug: str) -> BaseResponse:
             plan_issue(settings(), db, issue)
             slug = issue.slug
     except NewsletterError as exc:
-        return _schedule_page(slug, 400, problem=str(exc), form=form)
+        return _schedule_page(slug, 400, problem=explain(exc), form=form)
     return see_other(gettext("Scheduled."), "admin.sending_schedule", slug=slug)
 
 
@@ -185,7 +187,7 @@ def _send_page(slug: str, code: int = 200, problem: str = "") -> Response:
     try:
         background.check_can_send(s, issue, utcnow())
     except NewsletterError as exc:
-        blocked = str(exc)
+        blocked = explain(exc)
     return render("sending_send", code, issue=issue, report=report, blocked=blocked, message="",
                   problem=problem)
 
@@ -204,7 +206,7 @@ def send(slug: str) -> BaseResponse:
             slug = issue.slug
         background.start_send(background.runtime_for(s, sessions()), slug)
     except NewsletterError as exc:
-        return _send_page(slug, 400, problem=str(exc))
+        return _send_page(slug, 400, problem=explain(exc))
     return redirect(url_for("admin.sending_progress", slug=slug, started=1), 303)
 
 
@@ -288,7 +290,7 @@ def steer(slug: str) -> BaseResponse:
             message = gettext("Retrying %(n)s messages.", n=count)
     except NewsletterError as exc:
         return render("sending_progress", 400, issue_slug=slug, p=_progress(slug),
-                      message="", problem=str(exc), retryable=RETRYABLE)
+                      message="", problem=explain(exc), retryable=RETRYABLE)
     return see_other(message, "admin.sending_progress", slug=slug)
 
 
@@ -333,7 +335,7 @@ def test_send(slug: str) -> BaseResponse:
                                    parse_variant(chosen, settings().languages))
     except NewsletterError as exc:
         return render("sending_test", 400, issue=issue, variants=variants, chosen=chosen,
-                      message="", problem=str(exc))
+                      message="", problem=explain(exc))
     return see_other(gettext("%(variant)s sent to %(to)s.", variant=result.variant,
                              to=result.to), "admin.sending_test", slug=issue.slug,
                      variant=chosen)

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
-from newsletter.web.admin.core import gettext, render, see_other, sessions, settings
+from newsletter.web.admin.core import explain, gettext, render, see_other, sessions, settings
 from newsletter.web.auth import current_user
 from subscribers.export import export_subscribers
 from subscribers.filters import Filter
@@ -90,7 +90,7 @@ def subscribers_page(code: int = 200) -> Response:
                      "language": s.language, "status": s.status} for s in found.people]
             groups = [(*g.values, str(g.count)) for g in counts(db, filters=flt)]
         except NewsletterError as exc:
-            problems.append(str(exc))
+            problems.append(explain(exc))
             code = 400
     total = sum(int(g[-1]) for g in groups)
     return render("subscribers", code, found=found, rows=rows, query=query,
@@ -111,7 +111,7 @@ def export() -> Response:
     except NewsletterError as exc:
         return render("subscribers", 400, found=None, rows=[], query=query, paging={},
                       groups=[], total=0, languages=settings().languages,
-                      statuses=STATUSES, lists=[], message="", problems=[str(exc)])
+                      statuses=STATUSES, lists=[], message="", problems=[explain(exc)])
     name = f"subscribers-{utcnow():%Y%m%d-%H%M}.csv"
     response = Response(out.getvalue(), 200, mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -153,7 +153,7 @@ def unsubscribe_person(raw_id: str) -> BaseResponse:
         with transaction(sessions()) as db:
             unsubscribe(db, address, how="admin", by=current_user().email)
     except NewsletterError as exc:
-        return _person_page(person_id, 400, problem=str(exc))
+        return _person_page(person_id, 400, problem=explain(exc))
     return see_other(gettext("%(email)s is unsubscribed.", email=address), "admin.subscriber",
                      raw_id=person_id)
 
@@ -173,7 +173,7 @@ def suppress_person(raw_id: str) -> BaseResponse:
         with transaction(sessions()) as db:
             done = suppress(db, address, reason=reason, note=note, by=current_user().email)
     except NewsletterError as exc:
-        return _person_page(person_id, 400, problem=str(exc))
+        return _person_page(person_id, 400, problem=explain(exc))
     message = (gettext("%(email)s is suppressed: nothing more is sent to it.", email=address)
                if done else gettext("%(email)s was already suppressed.", email=address))
     return see_other(message, "admin.subscriber", raw_id=person_id)

@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from newsletter import users as library
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
-from newsletter.web.admin.core import gettext, render, see_other, sessions
+from newsletter.web.admin.core import explain, gettext, render, see_other, sessions
 from newsletter.web.auth import require_role
 
 ADD_FIELDS = ("email", "name", "role", "language")  # kept after an error (not the password)
@@ -42,7 +42,7 @@ def _act(done: str, action: str) -> BaseResponse:
     except NewsletterError as exc:
         kept = ({name: form.get(name, "")[:320] for name in ADD_FIELDS}
                 if action == "add" else None)
-        return _page(400, problem=str(exc), form=kept)
+        return _page(400, problem=explain(exc), form=kept)
     return see_other(done, "admin.users")
 
 
