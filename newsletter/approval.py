@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import N_, Message, NewsletterError, Term
 from newsletter.models import Issue, IssueReview
 
 APPROVAL_POLICIES = ("none", "required")
@@ -53,20 +53,24 @@ def clean_note(raw: str | None) -> str:
     """A note: free text (line breaks allowed), at most 2000 characters once trimmed."""
     note = unicodedata.normalize("NFC", (raw or "").replace("\r\n", "\n")).strip()
     if _CONTROL.search(note):
-        raise ApprovalError("--note holds a control character: give plain text")
+        raise ApprovalError.translatable(
+            N_("the note holds a control character: give plain text"), hint=" (--note)")
     if len(note) > MAX_NOTE:
-        raise ApprovalError(f"--note is longer than {MAX_NOTE} characters: shorten it")
+        raise ApprovalError.translatable(
+            N_("the note is longer than %(max)s characters: shorten it"), max=MAX_NOTE,
+            hint=" (--note)")
     return note
 
 
 def _check(issue: Issue, step: str) -> None:
     if issue.approval != "required":
-        raise ApprovalError(
-            f"issue {issue.slug!r} does not need approval (it was created with --approval "
-            "none): nothing to submit, approve or reject")
+        raise ApprovalError.translatable(
+            N_("issue %(slug)r does not need approval: nothing to submit, approve or reject"),
+            slug=issue.slug, hint=" (it was created with --approval none)")
     if issue.status not in REVIEWABLE:
-        raise ApprovalError(f"issue {issue.slug!r} is {issue.status}: it can no longer be "
-                            f"{step}")
+        raise ApprovalError.translatable(
+            N_("issue %(slug)r is %(status)s: it can no longer be %(step)s"),
+            slug=issue.slug, status=Term(issue.status), step=Term(step))
 
 
 def _move(session: Session, issue: Issue, to: str) -> None:
@@ -82,8 +86,9 @@ def _move(session: Session, issue: Issue, to: str) -> None:
         .execution_options(synchronize_session=False)
     ).first()
     if moved is None:
-        raise ApprovalError(f"issue {issue.slug!r} was changed meanwhile by someone else: "
-                            f"look again (`newsletter issues show {issue.slug}`) and retry")
+        raise ApprovalError.translatable(
+            N_("issue %(slug)r was changed meanwhile by someone else: look again and retry"),
+            slug=issue.slug, hint=f" (`newsletter issues show {issue.slug}`)")
     set_committed_value(issue, "review", to)
 
 
@@ -101,10 +106,12 @@ def submit(session: Session, issue: Issue, by: str, note: str | None = None, *,
     _check(issue, "submitted")
     name, text = clean_name(by), clean_note(note)
     if issue.review == "in_review":
-        raise ApprovalError(f"issue {issue.slug!r} is already in review: `newsletter issues "
-                            f"approve {issue.slug} --by NAME` or `reject` it")
+        raise ApprovalError.translatable(
+            N_("issue %(slug)r is already in review"), slug=issue.slug,
+            hint=f": `newsletter issues approve {issue.slug} --by NAME` or `reject` it")
     if issue.review == "approved":
-        raise ApprovalError(f"issue {issue.slug!r} is already approved")
+        raise ApprovalError.translatable(N_("issue %(slug)r is already approved"),
+                                         slug=issue.slug)
     _move(session, issue, "in_review")
     return _record(session, issue, "submitted", name, text, now)
 
@@ -120,11 +127,15 @@ def submitter(session: Session, issue: Issue) -> str | None:
 
 def _in_review(issue: Issue, step: str) -> None:
     if issue.review != "in_review":
-        state = {"": "has not been submitted", "approved": "is already approved",
-                 "rejected": "was rejected"}.get(issue.review, f"is {issue.review}")
+        template = {
+            "": N_("issue %(slug)r has not been submitted, so it cannot be %(step)s"),
+            "approved": N_("issue %(slug)r is already approved, so it cannot be %(step)s"),
+            "rejected": N_("issue %(slug)r was rejected, so it cannot be %(step)s"),
+        }.get(issue.review, N_("issue %(slug)r is %(review)s, so it cannot be %(step)s"))
         hint = (f": `newsletter issues submit {issue.slug} --by NAME` first"
                 if issue.review in ("", "rejected") else "")
-        raise ApprovalError(f"issue {issue.slug!r} {state}, so it cannot be {step}{hint}")
+        raise ApprovalError.translatable(template, slug=issue.slug, step=Term(step),
+                                         review=Term(issue.review), hint=hint)
 
 
 def approve(session: Session, issue: Issue, by: str, note: str | None = None, *,
@@ -135,8 +146,9 @@ def approve(session: Session, issue: Issue, by: str, note: str | None = None, *,
     _in_review(issue, "approved")
     asked = submitter(session, issue)
     if asked is not None and identities(asked) & identities(name):
-        raise ApprovalError(f"{asked} submitted issue {issue.slug!r}: somebody else must "
-                            "approve it (nobody approves their own issue)")
+        raise ApprovalError.translatable(
+            N_("%(by)s submitted issue %(slug)r: somebody else must approve it (nobody "
+               "approves their own issue)"), by=asked, slug=issue.slug)
     _move(session, issue, "approved")
     return _record(session, issue, "approved", name, text, now)
 
@@ -157,7 +169,8 @@ def reject(session: Session, issue: Issue, by: str, note: str | None, *,
     _check(issue, "rejected")
     name, text = clean_name(by), clean_note(note)
     if not text:
-        raise ApprovalError("a rejection needs --note: say what has to change")
+        raise ApprovalError.translatable(
+            N_("a rejection needs a note: say what has to change"), hint=" (--note)")
     _in_review(issue, "rejected")
     _move(session, issue, "rejected")
     return _record(session, issue, "rejected", name, text, now)
@@ -172,9 +185,12 @@ def withdraw(session: Session, issue: Issue, by: str, note: str | None = None, *
     _check(issue, "withdrawn")
     name, text = clean_name(by), clean_note(note)
     if issue.review not in ("in_review", "approved"):
-        state = {"": "has not been submitted", "rejected": "was rejected"}.get(
-            issue.review, f"is {issue.review}")
-        raise ApprovalError(f"issue {issue.slug!r} {state}: there is nothing to withdraw")
+        template = {
+            "": N_("issue %(slug)r has not been submitted: there is nothing to withdraw"),
+            "rejected": N_("issue %(slug)r was rejected: there is nothing to withdraw"),
+        }.get(issue.review, N_("issue %(slug)r is %(review)s: there is nothing to withdraw"))
+        raise ApprovalError.translatable(template, slug=issue.slug,
+                                         review=Term(issue.review))
     _move(session, issue, "")
     return _record(session, issue, "withdrawn", name, text, now)
 
@@ -188,13 +204,22 @@ def history(session: Session, issue: Issue) -> list[IssueReview]:
 
 def sendable(issue: Issue) -> str | None:
     """Why the issue may not go out now as far as approval goes, or None if it may."""
+    why = waiting_for(issue)
+    return None if why is None else str(why)
+
+
+def waiting_for(issue: Issue) -> Message | None:
+    """`sendable` as a message an interface translates (the CLI's commands as its hint)."""
     if issue.approval != "required" or issue.review == "approved":
         return None
     slug = issue.slug
     if issue.review == "in_review":
-        return f"needs approval: it is in review; `newsletter issues approve {slug} --by NAME`"
+        return Message(N_("needs approval: it is in review"),
+                       hint=f"; `newsletter issues approve {slug} --by NAME`")
     if issue.review == "rejected":
-        return (f"needs approval: it was rejected; change it, then `newsletter issues submit "
-                f"{slug} --by NAME` and have someone else approve it")
-    return (f"needs approval: it has not been submitted; `newsletter issues submit {slug} "
-            "--by NAME`, then someone else approves it")
+        return Message(N_("needs approval: it was rejected"),
+                       hint=f"; change it, then `newsletter issues submit {slug} --by NAME` "
+                            "and have someone else approve it")
+    return Message(N_("needs approval: it has not been submitted"),
+                   hint=f"; `newsletter issues submit {slug} --by NAME`, then someone else "
+                        "approves it")

@@ -31,7 +31,7 @@ from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from newsletter import approval, schedules
-from newsletter.errors import NewsletterError
+from newsletter.errors import N_, NewsletterError, Term
 from newsletter.issues import clean_texts, countries_of, deleted_targets, targets_of
 from newsletter.models import (
     Issue,
@@ -102,18 +102,23 @@ def check_editable(issue: Issue) -> None:
     """Refuse, saying why, to change an issue whose sending started or is over."""
     if issue.status in EDITABLE:
         return
-    why = {
-        "sending": "it is being sent, and what the first readers got must stay what the "
-                   "others get; `newsletter issues pause` stops it, but it stays as it is",
-        "paused": "sending started before it was paused: some readers have it, and the "
-                  "others must get the same (`newsletter issues cancel`, then create a new "
-                  "issue)",
-        "sent": "it was sent: what readers got stays as it was (create a new issue)",
-        "cancelled": "it was cancelled part-way: some readers may have it (create a new "
-                     "issue)",
-    }.get(issue.status, "only a draft or a scheduled issue can be changed")
-    raise IssueEditError(f"issue {issue.slug!r} is {issue.status}: it cannot be changed; "
-                         f"{why}")
+    template, hint = {
+        "sending": (N_("issue %(slug)r is %(status)s: it cannot be changed; it is being sent, "
+                       "and what the first readers got must stay what the others get"),
+                    "; `newsletter issues pause` stops it, but it stays as it is"),
+        "paused": (N_("issue %(slug)r is %(status)s: it cannot be changed; sending started "
+                      "before it was paused: some readers have it, and the others must get "
+                      "the same (cancel it, then create a new issue)"),
+                   " (`newsletter issues cancel`)"),
+        "sent": (N_("issue %(slug)r is %(status)s: it cannot be changed; it was sent: what "
+                    "readers got stays as it was (create a new issue)"), ""),
+        "cancelled": (N_("issue %(slug)r is %(status)s: it cannot be changed; it was "
+                         "cancelled part-way: some readers may have it (create a new issue)"),
+                      ""),
+    }.get(issue.status, (N_("issue %(slug)r is %(status)s: it cannot be changed; only a "
+                            "draft or a scheduled issue can be changed"), ""))
+    raise IssueEditError.translatable(template, slug=issue.slug, status=Term(issue.status),
+                                      hint=hint)
 
 
 def _begin(issue: Issue, by: str) -> str:
@@ -163,18 +168,22 @@ def set_items(session: Session, issue: Issue, ids: Sequence[int], *, by: str = "
     name = _begin(issue, by)
     wanted = list(ids)
     if not wanted:
-        raise IssueEditError(f"issue {issue.slug!r} would hold no item: an issue needs at "
-                             "least one (`newsletter issues candidates "
-                             f"{issue.slug}` lists items to add)")
+        raise IssueEditError.translatable(
+            N_("issue %(slug)r would hold no item: an issue needs at least one"),
+            slug=issue.slug,
+            hint=f" (`newsletter issues candidates {issue.slug}` lists items to add)")
     twice = sorted({i for i in wanted if wanted.count(i) > 1})
     if twice:
-        raise IssueEditError(f"item {_ids(twice)} is given twice: an item appears once "
-                             "in an issue")
+        raise IssueEditError.translatable(
+            N_("item %(ids)s is given twice: an item appears once in an issue"),
+            ids=_ids(twice))
     found = {item.id: item for item in session.scalars(select(Item).where(Item.id.in_(wanted)))}
     unknown = [i for i in wanted if i not in found]
     if unknown:
-        raise IssueEditError(f"no item {_ids(unknown)}: `newsletter items list` (or `issues "
-                             f"candidates {issue.slug}`) shows the items there are")
+        raise IssueEditError.translatable(
+            N_("no item %(ids)s"), ids=_ids(unknown),
+            hint=f": `newsletter items list` (or `issues candidates {issue.slug}`) shows the "
+                 "items there are")
     before = item_ids(issue)
     if before == wanted:
         return Edit(issue.slug)
@@ -205,8 +214,9 @@ def add_items(session: Session, issue: Issue, ids: Sequence[int], *, at: int | N
     there = [i for i in ids if i in current]
     if there:
         where = ", ".join(f"{i} at {current.index(i) + 1}" for i in there)
-        raise IssueEditError(f"item {where} is already in issue {issue.slug!r} (`--move "
-                             "ID --to N` moves it)")
+        raise IssueEditError.translatable(
+            N_("item %(ids)s is already in issue %(slug)r"), ids=where, slug=issue.slug,
+            hint=" (`--move ID --to N` moves it)")
     index = len(current) if at is None else _position(at, len(current) + 1, "--at") - 1
     return set_items(session, issue, [*current[:index], *ids, *current[index:]], by=by,
                      now=now)
@@ -218,8 +228,9 @@ def remove_items(session: Session, issue: Issue, ids: Sequence[int], *, by: str 
     current = item_ids(issue)
     absent = [i for i in ids if i not in current]
     if absent:
-        raise IssueEditError(f"item {_ids(absent)} is not in issue {issue.slug!r}: `newsletter "
-                             f"issues items {issue.slug}` shows what it holds")
+        raise IssueEditError.translatable(
+            N_("item %(ids)s is not in issue %(slug)r"), ids=_ids(absent), slug=issue.slug,
+            hint=f": `newsletter issues items {issue.slug}` shows what it holds")
     return set_items(session, issue, [i for i in current if i not in set(ids)], by=by, now=now)
 
 
@@ -228,8 +239,9 @@ def move_item(session: Session, issue: Issue, item_id: int, to_position: int, *,
     """Move one item to `to_position` (1: first), the others keeping their order."""
     current = item_ids(issue)
     if item_id not in current:
-        raise IssueEditError(f"item {item_id} is not in issue {issue.slug!r}: `newsletter "
-                             f"issues items {issue.slug}` shows what it holds")
+        raise IssueEditError.translatable(
+            N_("item %(ids)s is not in issue %(slug)r"), ids=item_id, slug=issue.slug,
+            hint=f": `newsletter issues items {issue.slug}` shows what it holds")
     index = _position(to_position, len(current), "--to") - 1
     rest = [i for i in current if i != item_id]
     return set_items(session, issue, [*rest[:index], item_id, *rest[index:]], by=by, now=now)

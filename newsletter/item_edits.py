@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import N_, NewsletterError
 from newsletter.ingest.model import (
     LANGUAGE_CODE,
     MAX_PLACE_LENGTH,
@@ -24,7 +24,7 @@ from newsletter.ingest.model import (
     check_characters,
     check_length,
 )
-from newsletter.ingest.text import DATE_HINT, MAX_TITLE_LENGTH, parse_date, typed_paragraphs
+from newsletter.ingest.text import MAX_TITLE_LENGTH, parse_date, typed_paragraphs
 from newsletter.items import get_item
 from newsletter.models import (
     PARAGRAPH_SEPARATOR,
@@ -58,11 +58,11 @@ def edit_item(session: Session, item_id: int, changes: ItemChanges) -> list[str]
     values = _checked(item_id, changes)
     if values.get("language") in item.translations:
         # its readers would get the source text and the translation never (see in_language)
-        raise ItemEditError(
-            f"item {item_id} has a translation in {values['language']}: a translation is in "
-            "another language than the item, so one of the two is wrong (a new "
-            "`items translate` replaces the translation)"
-        )
+        raise ItemEditError.translatable(
+            N_("item %(id)s has a translation in %(language)s: a translation is in another "
+               "language than the item, so one of the two is wrong"), id=item_id,
+            language=values["language"],
+            hint=" (a new `items translate` replaces the translation)")
     changed = [name for name, value in values.items() if getattr(item, name) != value]
     for name in changed:
         setattr(item, name, values[name])
@@ -78,14 +78,16 @@ def _checked(item_id: int, changes: ItemChanges) -> dict[str, object]:
     if changes.title is not None:
         title = " ".join(changes.title.split())
         if not title or len(title) > MAX_TITLE_LENGTH:
-            raise ItemEditError(f"the title must be one line of 1 to {MAX_TITLE_LENGTH} "
-                                "characters")
+            raise ItemEditError.translatable(
+                N_("the title must be one line of 1 to %(max)s characters"),
+                max=MAX_TITLE_LENGTH)
         check_characters(where, "--title", "the title", title)
         values["title"] = title
     if changes.paragraphs is not None:
         dateline, paragraphs = typed_paragraphs(where, "--body-file", list(changes.paragraphs))
         if not paragraphs:
-            raise ItemEditError("the body has no paragraph: separate paragraphs by blank lines")
+            raise ItemEditError.translatable(
+                N_("the body has no paragraph: separate paragraphs by blank lines"))
         if dateline is not None and changes.place is None:
             values["place"] = dateline
         values["body"] = PARAGRAPH_SEPARATOR.join(paragraphs)
@@ -98,20 +100,25 @@ def _checked(item_id: int, changes: ItemChanges) -> dict[str, object]:
         try:
             values["published"] = parse_date(changes.published)
         except ValueError as exc:
-            raise ItemEditError(f"--date: {exc}; {DATE_HINT}") from None
+            raise ItemEditError.translatable(
+                N_("the date cannot be read (%(problem)s): write dates like '10 October, "
+                   "2019', 'October 10, 2019' or '2019-10-10'"), problem=str(exc),
+                hint=" (--date)") from None
     if changes.url is not None:
         url = changes.url.strip()
         if url and not re.match(r"https?://\S+$", url):
-            raise ItemEditError(f"--url {url!r} is not an http(s) address: write the full "
-                                'address, starting with https:// ("" removes it)')
+            raise ItemEditError.translatable(
+                N_("%(url)r is not an http(s) address: write the full address, starting "
+                   "with https://"), url=url, hint=' (--url; "" removes it)')
         check_characters(where, "--url", "the address", url)
         check_length(where, "--url", "the address", url, MAX_URL_LENGTH)
         values["url"] = url or None
     if changes.language is not None:
         language = changes.language.strip().lower()
         if not LANGUAGE_CODE.fullmatch(language):
-            raise ItemEditError(f"--language {language!r} is not a language code: use a "
-                                "code such as 'en' or 'es'")
+            raise ItemEditError.translatable(
+                N_("%(language)r is not a language code: use a code such as 'en' or 'es'"),
+                language=language, hint=" (--language)")
         values["language"] = language
     return values
 
@@ -131,11 +138,11 @@ def delete_item(session: Session, item_id: int) -> tuple[Item, list[str]]:
     ))
     kept = [f"{issue.slug} ({issue.status})" for issue in issues if issue.status != "draft"]
     if kept:
-        raise ItemEditError(
-            f"item {item_id} is in issue {', '.join(kept)}, which readers may have received: "
-            "it stays, so that what was sent and its web copy do not change. Correct it with "
-            f"`newsletter items edit {item_id}` (sent copies keep their text)"
-        )
+        raise ItemEditError.translatable(
+            N_("item %(id)s is in issue %(issues)s, which readers may have received: it "
+               "stays, so that what was sent and its web copy do not change; correct its "
+               "text instead (sent copies keep theirs)"), id=item_id, issues=", ".join(kept),
+            hint=f" (`newsletter items edit {item_id}`)")
     drafts = [issue.id for issue in issues]
     if drafts:
         session.execute(delete(IssueItem).where(IssueItem.item_id == item_id))

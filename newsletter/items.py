@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from newsletter import geo
 from newsletter.db import MAX_ID
-from newsletter.errors import NewsletterError
+from newsletter.errors import N_, NewsletterError
 from newsletter.i18n import SOURCE_LANGUAGE
 from newsletter.ingest.jsonfile import parse_json
 from newsletter.ingest.language import detect_language
@@ -262,9 +262,9 @@ def tag_item(session: Session, item_id: int, countries: Sequence[str]) -> Item:
     for value in countries:
         code = geo.country_code(value)
         if code is None:
-            raise NewsletterError(
-                f"{value!r} is not a known country: use an ISO 3166-1 code such as CR or NI"
-            )
+            raise NewsletterError.translatable(
+                N_("%(value)r is not a known country: use an ISO 3166-1 code such as CR or NI"),
+                value=value)
         if code not in codes:
             codes.append(code)
     item.countries = ",".join(codes)
@@ -291,16 +291,18 @@ def translate_item(
     item = get_item(session, item_id)
     language = language.strip().lower().split("-")[0]
     if not LANGUAGE_CODE.fullmatch(language):
-        raise NewsletterError(f"{language!r} is not a language code: use one such as 'es'")
+        raise NewsletterError.translatable(
+            N_("%(language)r is not a language code: use one such as 'es'"), language=language)
     if language == item.language:
-        raise NewsletterError(
-            f"item {item_id} is written in {language}: a translation must be in another language"
-        )
+        raise NewsletterError.translatable(
+            N_("item %(id)s is written in %(language)s: a translation must be in another "
+               "language"), id=item_id, language=language)
     title = " ".join(title.split())
     source, where = f"item {item_id}", f"{language} translation"
     dateline, clean = typed_paragraphs(source, where, list(paragraphs))
     if not title or not clean:
-        raise NewsletterError("a translation needs a title and at least one paragraph")
+        raise NewsletterError.translatable(
+            N_("a translation needs a title and at least one paragraph"))
     for what, value, limit in (("the title", title, MAX_TITLE_LENGTH),
                                ("the place", place, MAX_PLACE_LENGTH)):
         check_characters(source, where, what, value)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from newsletter import zones
 from newsletter.approval import sendable
-from newsletter.errors import NewsletterError
+from newsletter.errors import N_, NewsletterError, Term
 from newsletter.issues import audience_of
 from newsletter.models import Delivery, Issue
 from subscribers.models import Subscriber
@@ -46,8 +46,9 @@ def parse_zone(text: str, option: str = "--timezone") -> str:
     zone = zones.zone_named(text)
     if zone is None:
         shown = text if len(text) <= 80 else text[:77] + "..."
-        raise ScheduleError(f"{option} {shown!r} is not a time zone: use an IANA name such "
-                            "as America/Costa_Rica, Europe/Madrid or UTC")
+        raise ScheduleError.translatable(
+            N_("%(option)s %(zone)r is not a time zone: use an IANA name such as "
+               "America/Costa_Rica, Europe/Madrid or UTC"), option=option, zone=shown)
     return zone
 
 
@@ -58,7 +59,9 @@ def parse_wall_time(text: str) -> time:
             and minutes.isdigit() and len(hours) <= 2 and len(minutes) == 2
             and int(hours) < 24 and int(minutes) < 60):
         return time(int(hours), int(minutes))
-    raise ScheduleError(f"--local-time {text[:40]!r}: use HH:MM on a 24-hour clock, e.g. 09:00")
+    raise ScheduleError.translatable(
+        N_("%(text)r is not a time: use HH:MM on a 24-hour clock, e.g. 09:00"), text=text[:40],
+        hint=" (--local-time)")
 
 
 def parse_day(text: str) -> date:
@@ -68,7 +71,9 @@ def parse_day(text: str) -> date:
             return date.fromisoformat(text.strip())
     except ValueError:
         pass
-    raise ScheduleError(f"--on {text[:40]!r}: use a date as YYYY-MM-DD, e.g. 2026-12-07")
+    raise ScheduleError.translatable(
+        N_("%(text)r is not a date: use YYYY-MM-DD, e.g. 2026-12-07"), text=text[:40],
+        hint=" (--on)")
 
 
 def parse_instant(text: str, zone: str) -> datetime:
@@ -83,8 +88,9 @@ def parse_instant(text: str, zone: str) -> datetime:
             return parsed.astimezone(UTC).replace(tzinfo=None)
         return zones.to_utc(parsed.date(), parsed.time(), zone)
     except (ValueError, OverflowError):
-        raise ScheduleError(f"--at {text[:40]!r}: use a date and a time as \"YYYY-MM-DD "
-                            "HH:MM\", e.g. \"2026-12-07 09:00\"") from None
+        raise ScheduleError.translatable(
+            N_("%(text)r is not a date and time: use \"YYYY-MM-DD HH:MM\", e.g. "
+               "\"2026-12-07 09:00\""), text=text[:40], hint=" (--at)") from None
 
 
 # --- the zones of an audience -----------------------------------------------------------
@@ -256,8 +262,9 @@ def schedule_issue(
     period that fell due). Rows planned for an earlier schedule that were never tried are
     dropped: the next plan gives everyone the new time."""
     if issue.status not in SCHEDULABLE:
-        raise ScheduleError(f"issue {issue.slug!r} is {issue.status}: only a draft (or a "
-                            "scheduled issue) can be scheduled")
+        raise ScheduleError.translatable(
+            N_("issue %(slug)r is %(status)s: only a draft (or a scheduled issue) can be "
+               "scheduled"), slug=issue.slug, status=Term(issue.status))
     if (at is None) == (local_time is None):
         raise ScheduleError("give a time to send at (--at), or a local time and a date "
                             "(--local-time and --on), not both")
@@ -266,30 +273,59 @@ def schedule_issue(
     zone = parse_zone(timezone)
     for day in (at.date() if at else None, on):
         if day is not None and not now.date() - HORIZON <= day <= now.date() + HORIZON:
-            raise ScheduleError(f"{day} is more than ten years away: check the date")
-    result: Schedule
+            raise ScheduleError.translatable(
+                N_("%(day)s is more than ten years away: check the date"), day=day)
+    result = _zones_for(session, issue, at, local_time, on, zone)
     if at is not None:
-        result = Schedule(issue.slug, at, zone)
-        everyone = sum(n for _attr, _country, n in audience_pairs(session, issue))
-        result.zones = [ZoneTime(zone, everyone, zones.to_local(at, zone), at, ("given",))]
         issue.send_local_time, issue.send_on = None, None
     else:
-        assert local_time is not None and on is not None
-        times = LocalTimes(on, local_time, zone)
-        found, choices = zone_times(audience_pairs(session, issue), times)
-        result = Schedule(issue.slug, found[0].utc, zone, local_time, on, found, choices)
         issue.send_local_time, issue.send_on = f"{local_time:%H:%M}", on
     if result.send_at < now and not past_ok:
         first = result.zones[0] if result.zones else None
-        where = (f"{first.local:%Y-%m-%d %H:%M} in {first.zone} = " if first else "")
-        raise ScheduleError(f"{where}{result.send_at:%Y-%m-%d %H:%M} UTC is in the past: use "
-                            f"`newsletter issues send {issue.slug}` to send it now")
+        hint = f" (`newsletter issues send {issue.slug}`)"
+        utc = f"{result.send_at:%Y-%m-%d %H:%M}"
+        if first is None:
+            raise ScheduleError.translatable(
+                N_("%(utc)s UTC is in the past: choose a later time, or send it now"),
+                utc=utc, hint=hint)
+        raise ScheduleError.translatable(
+            N_("%(local)s in %(zone)s = %(utc)s UTC is in the past: choose a later time, or "
+               "send it now"), local=f"{first.local:%Y-%m-%d %H:%M}", zone=first.zone,
+            utc=utc, hint=hint)
     hold_issue(session, issue)
     forget_unattempted(session, issue)
     issue.send_at, issue.schedule_timezone = result.send_at, zone
     issue.status, issue.status_note = "scheduled", ""
     result.waiting_for = sendable(issue)
     session.flush()
+    return result
+
+
+def _zones_for(session: Session, issue: Issue, at: datetime | None, local_time: time | None,
+               on: date | None, zone: str) -> Schedule:
+    """When sending starts and the audience's zones, for a time or a local time and day."""
+    if at is not None:
+        result = Schedule(issue.slug, at, zone)
+        everyone = sum(n for _attr, _country, n in audience_pairs(session, issue))
+        result.zones = [ZoneTime(zone, everyone, zones.to_local(at, zone), at, ("given",))]
+        return result
+    assert local_time is not None and on is not None
+    found, choices = zone_times(audience_pairs(session, issue), LocalTimes(on, local_time, zone))
+    return Schedule(issue.slug, found[0].utc, zone, local_time, on, found, choices)
+
+
+def current_schedule(session: Session, issue: Issue) -> Schedule | None:
+    """The schedule of a scheduled issue as `schedule_issue` reported it (its zones for
+    today's audience), or None when it is not scheduled."""
+    if issue.status != "scheduled" or issue.send_at is None:
+        return None
+    zone = issue.schedule_timezone or "UTC"
+    if issue.send_local_time and issue.send_on:
+        result = _zones_for(session, issue, None, parse_wall_time(issue.send_local_time),
+                            issue.send_on, zone)
+    else:
+        result = _zones_for(session, issue, issue.send_at, None, None, zone)
+    result.waiting_for = sendable(issue)
     return result
 
 
@@ -307,10 +343,11 @@ def hold_issue(session: Session, issue: Issue,
     ).first()
     if held is None:
         now_is = session.scalar(select(Issue.status).where(Issue.id == issue.id))
-        raise error(
-            f"issue {issue.slug!r} changed meanwhile: it is {now_is or 'deleted'} now (the "
-            "scheduler started sending it, or someone else changed it); `newsletter issues "
-            f"status {issue.slug}` shows where it is")
+        raise error.translatable(
+            N_("issue %(slug)r changed meanwhile: it is %(status)s now (the scheduler started "
+               "sending it, or someone else changed it)"), slug=issue.slug,
+            status=Term(now_is or "deleted"),
+            hint=f"; `newsletter issues status {issue.slug}` shows where it is")
 
 
 def forget_unattempted(session: Session, issue: Issue) -> int:
@@ -327,8 +364,10 @@ def unschedule_issue(session: Session, issue: Issue) -> int:
     """Back to draft: the schedule is cleared, rows planned for it and never tried are
     removed. Returns how many rows were removed."""
     if issue.status not in SCHEDULABLE:
-        raise ScheduleError(f"issue {issue.slug!r} is {issue.status}: only a scheduled issue "
-                            "can be unscheduled (`newsletter issues pause` stops a send)")
+        raise ScheduleError.translatable(
+            N_("issue %(slug)r is %(status)s: only a scheduled issue can be unscheduled"),
+            slug=issue.slug, status=Term(issue.status),
+            hint=" (`newsletter issues pause` stops a send)")
     hold_issue(session, issue)
     removed = forget_unattempted(session, issue)
     issue.status, issue.status_note = "draft", ""

@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from newsletter.db import Base, serialise, utcnow
-from newsletter.errors import NewsletterError
+from newsletter.errors import N_, NewsletterError
 
 ROLES = ("editor", "approver", "admin")
 LANGUAGES = ("en", "es")  # the newsroom's own interface languages
@@ -191,48 +191,55 @@ def normalise_email(raw: str) -> str:
     local, at, domain = email.partition("@")
     if not (local and at and domain) or "@" in domain or len(email) > MAX_EMAIL \
             or any(c.isspace() or ord(c) < 32 or c == "\x7f" for c in email):
-        raise UserError(f"{raw.strip()[:80]!r} is not an email address: give one like "
-                        "ana@example.org")
+        raise UserError.translatable(
+            N_("%(text)r is not an email address: give one like ana@example.org"),
+            text=raw.strip()[:80])
     return email
 
 
 def _clean_name(raw: str) -> str:
     name = unicodedata.normalize("NFC", raw).strip()
     if any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f or c in "\u2028\u2029<>" for c in name):
-        raise UserError("the name holds a line break, a control character or < >: give a "
-                        "name on one line")
+        raise UserError.translatable(N_(
+            "the name holds a line break, a control character or < >: give a name on one "
+            "line"))
     if len(name) > MAX_NAME:
-        raise UserError(f"the name is longer than {MAX_NAME} characters")
+        raise UserError.translatable(N_("the name is longer than %(max)s characters"),
+                                     max=MAX_NAME)
     return name
 
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise UserError(f"unknown role {role[:40]!r}: choose one of {', '.join(ROLES)}")
+        raise UserError.translatable(N_("unknown role %(role)r: choose one of %(roles)s"),
+                                     role=role[:40], roles=", ".join(ROLES))
     return role
 
 
 def check_language(language: str) -> str:
     if language not in LANGUAGES:
-        raise UserError(f"unknown interface language {language[:40]!r}: choose one of "
-                        f"{', '.join(LANGUAGES)}")
+        raise UserError.translatable(
+            N_("unknown interface language %(language)r: choose one of %(languages)s"),
+            language=language[:40], languages=", ".join(LANGUAGES))
     return language
 
 
 def check_password(password: str, email: str) -> None:
     """Length is what makes a password strong; the address is the first guess."""
     if len(password) < MIN_PASSWORD:
-        raise UserError(f"the password is shorter than {MIN_PASSWORD} characters: choose a "
-                        "longer one (a few words make a good one)")
+        raise UserError.translatable(
+            N_("the password is shorter than %(min)s characters: choose a longer one (a few "
+               "words make a good one)"), min=MIN_PASSWORD)
     if len(password) > MAX_PASSWORD:
-        raise UserError(f"the password is longer than {MAX_PASSWORD} characters")
+        raise UserError.translatable(N_("the password is longer than %(max)s characters"),
+                                     max=MAX_PASSWORD)
     try:
         password.encode()
     except UnicodeEncodeError as exc:
         raise UserError("the password is not valid text (undecodable bytes on standard "
                         "input?): type it again") from exc
     if password.strip().lower() in {email.lower(), email.partition("@")[0].lower()}:
-        raise UserError("the password is the email address: choose another")
+        raise UserError.translatable(N_("the password is the email address: choose another"))
 
 
 def find_user(session: Session, email: str) -> User | None:
@@ -246,7 +253,8 @@ def find_user(session: Session, email: str) -> User | None:
 def get_user(session: Session, email: str) -> User:
     user = find_user(session, email)
     if user is None:
-        raise UserError(f"no user {email.strip()[:80]!r}: see `newsletter users list`")
+        raise UserError.translatable(N_("no user %(email)r"), email=email.strip()[:80],
+                                     hint=": see `newsletter users list`")
     return user
 
 
@@ -261,8 +269,9 @@ def add_user(session: Session, email: str, password: str, role: str, *, name: st
     check_language(language)
     check_password(password, address)
     if find_user(session, address) is not None:
-        raise UserError(f"there is already a user {address}: change them with "
-                        "`users set-role` or `users set-password`")
+        raise UserError.translatable(
+            N_("there is already a user %(email)s"), email=address,
+            hint=": change them with `users set-role` or `users set-password`")
     user = User(email=address, name=_clean_name(name), role=role, language=language,
                 password_hash=hasher().hash(password), created_at=now)
     session.add(user)
@@ -279,7 +288,8 @@ def remove_user(session: Session, email: str) -> None:
     """Remove the account and every session of it."""
     user = get_user(session, email)
     if user.role == "admin" and _admins(session) <= 1:
-        raise UserError(f"{user.email} is the last admin: make someone else admin first")
+        raise UserError.translatable(
+            N_("%(email)s is the last admin: make someone else admin first"), email=user.email)
     session.execute(delete(UserSession).where(UserSession.user_id == user.id))
     session.delete(user)
     session.flush()
@@ -291,7 +301,8 @@ def set_role(session: Session, email: str, role: str, *, keep: str | None = None
     user = get_user(session, email)
     check_role(role)
     if user.role == "admin" and role != "admin" and _admins(session) <= 1:
-        raise UserError(f"{user.email} is the last admin: make someone else admin first")
+        raise UserError.translatable(
+            N_("%(email)s is the last admin: make someone else admin first"), email=user.email)
     if role != user.role:
         revoke_sessions(session, user.email, keep=keep)
     user.role = role
@@ -336,7 +347,7 @@ def change_password(session: Session, email: str, current: str, new: str, *,
     The user's other sessions end; `keep` is this one's token."""
     user = get_user(session, email)
     if not verify_password(user, current):
-        raise UserError("the current password is wrong")
+        raise UserError.translatable(N_("the current password is wrong"))
     return set_password(session, email, new, keep=keep)
 
 

@@ -20,7 +20,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from newsletter.approval import sendable
+from newsletter.approval import waiting_for
+from newsletter.errors import N_
 from newsletter.models import Issue
 from newsletter.settings import Settings
 from worker.delivery import SendError, send_issue
@@ -65,14 +66,17 @@ def check_can_send(settings: Settings, issue: Issue, now: datetime) -> None:
     if problem:
         raise SendError(problem)
     if issue.status == "scheduled" and issue.send_at and issue.send_at > now:
-        raise SendError(f"issue {issue.slug} is scheduled: unschedule it first to send it now")
+        raise SendError.translatable(
+            N_("issue %(slug)s is scheduled: unschedule it first to send it now"),
+            slug=issue.slug)
     if issue.status in ("cancelled", "paused"):
-        raise SendError(f"issue {issue.slug!r} is {issue.status}"
-                        + ("; resume it first" if issue.status == "paused" else
-                           "; it cannot be sent"))
-    why = sendable(issue)
+        raise SendError.translatable(
+            N_("issue %(slug)r is paused; resume it first") if issue.status == "paused" else
+            N_("issue %(slug)r is cancelled; it cannot be sent"), slug=issue.slug)
+    why = waiting_for(issue)
     if why:
-        raise SendError(f"issue {issue.slug!r} {why}")
+        raise SendError.translatable(N_("issue %(slug)r %(why)s"), slug=issue.slug, why=why,
+                                     hint=why.hint)
 
 
 def run(runtime: Runtime, work: Callable[[], object], name: str) -> threading.Thread | None:

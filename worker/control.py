@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.db import utcnow
-from newsletter.errors import NewsletterError
+from newsletter.errors import N_, NewsletterError, Term
 from newsletter.issues import content_of, get_issue
 from newsletter.models import Issue
 from newsletter.render import Variant, personalise, render_variant, sender_from
@@ -32,10 +32,11 @@ def _set_status(runtime: Runtime, slug: str, allowed: tuple[str, ...], to: str) 
     with runtime.sessions() as session, session.begin():
         issue = get_issue(session, slug)
         if issue.status not in allowed:
-            raise ControlError(
-                f"issue {slug!r} is {issue.status}: only an issue that is "
-                f"{' or '.join(allowed)} can become {to}"
-            )
+            raise ControlError.translatable(
+                N_("issue %(slug)r is %(status)s: only an issue that is %(allowed)s can "
+                   "become %(to)s"), slug=slug, status=Term(issue.status),
+                allowed=Term(allowed[0]) if len(allowed) == 1 else " or ".join(allowed),
+                to=Term(to))
         issue.status, issue.status_note = to, ""
         return issue
 
@@ -60,7 +61,8 @@ def cancel(runtime: Runtime, slug: str) -> int:
     with runtime.sessions() as session, session.begin():
         issue = get_issue(session, slug)
         if issue.status in ("sent", "cancelled"):
-            raise ControlError(f"issue {slug!r} is already {issue.status}")
+            raise ControlError.translatable(N_("issue %(slug)r is already %(status)s"),
+                                            slug=slug, status=Term(issue.status))
         issue.status = "cancelled"
         return ledger.cancel(session, issue.id)
 
@@ -68,14 +70,13 @@ def cancel(runtime: Runtime, slug: str) -> int:
 def retry(runtime: Runtime, slug: str, status: str) -> int:
     """Try the deferred (or failed) messages again now; returns how many."""
     if status not in ("deferred", "failed"):
-        raise ControlError(
-            f"only deferred or failed messages can be retried, not {status}: a bounce is "
-            "the receiving server's final answer"
-        )
+        raise ControlError.translatable(
+            N_("only deferred or failed messages can be retried, not %(status)s: a bounce is "
+               "the receiving server's final answer"), status=Term(status))
     with runtime.sessions() as session, session.begin():
         issue = get_issue(session, slug)
         if issue.status == "cancelled":
-            raise ControlError(f"issue {slug!r} was cancelled")
+            raise ControlError.translatable(N_("issue %(slug)r was cancelled"), slug=slug)
         count = ledger.retry(session, issue.id, status)
         if count and issue.status == "sent":
             issue.status = "sending"

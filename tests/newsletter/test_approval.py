@@ -68,7 +68,8 @@ def test_rejected_then_changed_and_submitted_again(sessions: sessionmaker[Sessio
     with pytest.raises(approval.ApprovalError, match="has not been submitted"):
         step(sessions, issue, "approve", "Luis")
     step(sessions, issue, "submit", "Ana")
-    with pytest.raises(approval.ApprovalError, match="needs --note"):
+    with pytest.raises(approval.ApprovalError,
+                       match=r"needs a note: say what has to change \(--note\)$"):
         step(sessions, issue, "reject", "Luis", "  ")
     rejected = step(sessions, issue, "reject", "Luis", "the Panama item is outdated", 1)
     assert rejected.review == "rejected"
@@ -122,7 +123,8 @@ def test_cli_send_waits_for_approval_and_show_tells_who(runner: CliRunner,
     assert "issue 'w49' needs approval: it has not been submitted" in refused
     invoke(runner, "issues", "submit", "w49", "--by", "Ana Mora", "--note", "lista")
     assert "in review" in invoke(runner, "issues", "send", "w49", code=1)
-    assert "needs --note" in invoke(runner, "issues", "reject", "w49", "--by", "Luis", code=1)
+    assert "a rejection needs a note: say what has to change (--note)" in invoke(
+        runner, "issues", "reject", "w49", "--by", "Luis", code=1)
     assert "Ana Mora submitted" in invoke(runner, "issues", "approve", "w49", "--by",
                                           "ana mora", code=1)
     assert "approved by Luis" in invoke(runner, "issues", "approve", "w49", "--by", "Luis")

@@ -201,8 +201,17 @@ def test_a_form_without_its_token_changes_nothing(
     assert fresh.get("/admin/").status_code == 302
     added = client.post("/admin/users/add", data={**form, "csrf_token": token(client,
                                                                              "/admin/users")})
-    assert added.status_code == 200 and "User added." in added.text
+    assert added.status_code == 303 and added.headers["Location"] == "/admin/users"
+    assert "User added." in client.get("/admin/users").text
     assert emails(app_sessions) == ["ana@example.org", "eve@example.org"]
+    # a refused user: the page again (400) with what was typed, but not the password
+    refused = client.post("/admin/users/add", data={
+        "email": "flo@example.org", "name": "Flo Ruiz", "role": "editor", "language": "es",
+        "password": "tiny pw", "csrf_token": token(client, "/admin/users")})
+    assert refused.status_code == 400 and 'value="flo@example.org"' in refused.text
+    assert 'value="Flo Ruiz"' in refused.text and "tiny pw" not in refused.text
+    assert '<option value="editor" selected>' in refused.text
+    assert '<option value="es" selected>' in refused.text
 
 
 @SQLITE_ONLY
@@ -276,7 +285,8 @@ def test_a_new_password_logs_out_other_sessions(
     changed = laptop.post("/admin/account", data={
         "action": "password", "current": PASSWORD, "new": "a brand new passphrase",
         "repeat": "a brand new passphrase", "csrf_token": token(laptop, "/admin/account")})
-    assert changed.status_code == 200 and "Your password was changed." in changed.text
+    assert changed.status_code == 303 and changed.headers["Location"] == "/admin/account"
+    assert "Your password was changed." in laptop.get("/admin/account").text
     assert laptop.get("/admin/").status_code == 200
     assert phone.get("/admin/").status_code == 302
 
@@ -293,7 +303,9 @@ def test_interface_language_is_the_users_choice(
     assert '<html lang="es">' in page.text and "Panel" in page.text
     switched = client.post("/admin/account", data={
         "action": "language", "language": "en", "csrf_token": token(client, "/admin/account")})
-    assert switched.status_code == 200 and "Dashboard" in client.get("/admin/").text
+    assert switched.status_code == 303 and switched.headers["Location"] == "/admin/account"
+    assert "Saved." in client.get("/admin/account").text  # the notice in the new language
+    assert "Dashboard" in client.get("/admin/").text
 
 
 @SQLITE_ONLY
@@ -324,7 +336,7 @@ def test_no_form_ends_in_a_server_error(app: Flask, app_sessions: sessionmaker[S
     for path in ("/admin/users/add", "/admin/users/role", "/admin/users/remove",
                  "/admin/account"):
         response = admin.post(path, data={**form, "csrf_token": csrf})
-        assert response.status_code in (200, 400), (path, response.status_code)
+        assert response.status_code in (200, 303, 400), (path, response.status_code)
         assert "Traceback" not in response.text
 
 
@@ -366,7 +378,7 @@ def test_a_session_lasts_twelve_hours_from_the_login(
         assert client.post("/admin/account", data={
             "action": "password", "current": PASSWORD, "new": "a brand new passphrase",
             "repeat": "a brand new passphrase",
-            "csrf_token": token(client, "/admin/account")}).status_code == 200
+            "csrf_token": token(client, "/admin/account")}).status_code == 303
         clock.move_to(start + timedelta(hours=11, minutes=59))
         assert client.get("/admin/").status_code == 200
         clock.move_to(start + timedelta(hours=12, minutes=1))
@@ -386,7 +398,8 @@ def test_an_admin_removes_a_user_after_confirming(
     assert emails(app_sessions) == ["ana@example.org", "ed@example.org"]
     done = admin.post("/admin/users/remove", data={"email": "ed@example.org", "confirm": "yes",
                                                    "csrf_token": csrf})
-    assert done.status_code == 200 and "User removed." in done.text
+    assert done.status_code == 303 and done.headers["Location"] == "/admin/users"
+    assert "User removed." in admin.get("/admin/users").text
     assert emails(app_sessions) == ["ana@example.org"]
     last = admin.post("/admin/users/remove", data={"email": "ana@example.org", "confirm": "yes",
                                                    "csrf_token": csrf})

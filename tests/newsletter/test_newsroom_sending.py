@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter import users
@@ -26,6 +27,7 @@ from newsletter.issues import create_issue, get_issue
 from newsletter.items import store_items
 from newsletter.settings import DEV_SECRET, Settings
 from newsletter.web import create_app, dispose
+from subscribers.models import Subscriber
 from subscribers.people import NewSubscriber, add
 from tests.newsroom import cheap_argon2  # noqa: F401 (a fixture)
 from worker import background, ledger
@@ -81,7 +83,13 @@ def token(client: FlaskClient, path: str) -> str:
 
 
 def post(client: FlaskClient, path: str, **form: str) -> tuple[int, str]:
+    """POST a form: (status, page); after a 303 (Post/Redirect/Get) the page it leads to."""
     response = client.post(path, data={**form, "csrf_token": token(client, "/admin/account")})
+    location = response.headers.get("Location")
+    if response.status_code == 303 and location:  # done: 303 and the page it leads to
+        followed = client.get(location)
+        assert followed.status_code == 200, location
+        return 303, followed.text
     return response.status_code, response.text
 
 
@@ -92,8 +100,8 @@ def state(db: sessionmaker[Session]) -> tuple[str, str]:
 
 
 def approve(app: Flask) -> None:
-    assert post(client_as(app, "ed@example.org"), f"{BASE}/review", action="submit")[0] == 200
-    assert post(client_as(app, "ana@example.org"), f"{BASE}/review", action="approve")[0] == 200
+    assert post(client_as(app, "ed@example.org"), f"{BASE}/review", action="submit")[0] == 303
+    assert post(client_as(app, "ana@example.org"), f"{BASE}/review", action="approve")[0] == 303
 
 
 def test_review_roles_own_issue_and_history(app: Flask, db: sessionmaker[Session]) -> None:
@@ -103,27 +111,59 @@ def test_review_roles_own_issue_and_history(app: Flask, db: sessionmaker[Session
     assert ">Approve<" not in page  # an editor is not offered approval
     assert post(ed, f"{BASE}/review", action="approve")[0] == 403
     code, html = post(ed, f"{BASE}/review", action="submit", note="ready")
-    assert code == 200 and "Submitted for approval." in html
+    assert code == 303 and "Submitted for approval." in html
+    assert "Submitted for approval." not in ed.get(f"{BASE}/review").text  # shown once
     assert state(db) == ("draft", "in_review")
     # Ana submits it again: already in review, shown in the page with the note kept
     code, html = post(ana, f"{BASE}/review", action="submit", note="mine")
     assert code == 400 and "already in review" in html and ">mine</textarea>" in html
     code, html = post(ana, f"{BASE}/review", action="reject", note="")
-    assert code == 400 and "a rejection needs --note" in html
-    assert post(ana, f"{BASE}/review", action="reject", note="fix the title")[0] == 200
+    assert code == 400 and "a rejection needs a note: say what has to change" in html
+    assert "--note" not in html  # the CLI's option is the CLI's hint
+    code, html = post(ana, f"{BASE}/review", action="reject", note="fix the title")
+    assert code == 303 and "Rejected; the note says why." in html
     assert state(db) == ("draft", "rejected")
     # Ana submits the changed issue: she cannot approve it herself, Ed cannot at all
-    assert post(ana, f"{BASE}/review", action="submit")[0] == 200
+    assert post(ana, f"{BASE}/review", action="submit")[0] == 303
     code, html = post(ana, f"{BASE}/review", action="approve")
     assert code == 400 and "nobody approves their own issue" in html
     assert "You submitted this issue" in ana.get(f"{BASE}/review").text
     root = client_as(app, "root@example.org")
-    assert post(root, f"{BASE}/review", action="approve", note="ok")[0] == 200
+    code, html = post(root, f"{BASE}/review", action="approve", note="ok")
+    assert code == 303 and "Approved." in html
     assert state(db) == ("draft", "approved")
     history = root.get(f"{BASE}/review").text
     assert [m for m in ("Ed Soto", "Ana Mora", "root@example.org", "fix the title")
             if m not in history] == []
     assert client_as(app, "ed@example.org").get("/admin/issues/nope/review").status_code == 404
+
+
+def test_the_submitter_or_an_approver_withdraws(app: Flask, db: sessionmaker[Session]) -> None:
+    """`issues withdraw` in the review page: back to not submitted, recorded in the
+    history; for whoever submitted it or an approver, not for another editor."""
+    ed, ana = client_as(app, "ed@example.org"), client_as(app, "ana@example.org")
+    with app.extensions["newsletter"].sessions() as session, session.begin():
+        users.add_user(session, "flo@example.org", PASSWORD, "editor", name="Flo",
+                       now=utcnow())
+    flo = client_as(app, "flo@example.org")
+    assert ">Withdraw<" not in ed.get(f"{BASE}/review").text  # nothing submitted yet
+    code, html = post(ana, f"{BASE}/review", action="withdraw")
+    assert code == 400 and "has not been submitted: there is nothing to withdraw" in html
+    assert post(ed, f"{BASE}/review", action="submit")[0] == 303
+    assert ">Withdraw<" not in flo.get(f"{BASE}/review").text
+    assert post(flo, f"{BASE}/review", action="withdraw")[0] == 403
+    assert state(db) == ("draft", "in_review")
+    assert ">Withdraw<" in ed.get(f"{BASE}/review").text
+    code, html = post(ed, f"{BASE}/review", action="withdraw", note="one more item")
+    assert code == 303 and "Withdrawn: the issue is not submitted any more" in html
+    assert state(db) == ("draft", "")
+    assert "withdrawn" in html and "one more item" in html  # in the history
+    # an approver withdraws an approval (someone else's submission)
+    assert post(ed, f"{BASE}/review", action="submit")[0] == 303
+    assert post(ana, f"{BASE}/review", action="approve")[0] == 303
+    assert ">Withdraw<" in ana.get(f"{BASE}/review").text
+    assert post(ana, f"{BASE}/review", action="withdraw")[0] == 303
+    assert state(db) == ("draft", "")
 
 
 def test_schedule_zone_report_and_unschedule(app: Flask, db: sessionmaker[Session]) -> None:
@@ -132,10 +172,13 @@ def test_schedule_zone_report_and_unschedule(app: Flask, db: sessionmaker[Sessio
     day = (utcnow() + timedelta(days=3)).date().isoformat()
     code, html = post(ana, f"{BASE}/schedule", action="schedule", mode="local", day=day,
                       time="09:00", zone="America/Costa_Rica")
-    assert code == 200 and "Scheduled." in html and "3 deliveries planned." in html
+    assert code == 303 and "Scheduled." in html and "3 deliveries planned." in html
     assert "America/Mexico_City" in html and "America/Costa_Rica" in html
     assert "US has" in html  # a country of several zones, and the one its people get
     assert "Not approved yet" in html
+    again = ana.get(f"{BASE}/schedule").text  # the page keeps the report, not the notice
+    assert "Scheduled." not in again and "3 deliveries planned." in again
+    assert "America/Mexico_City" in again and "US has" in again
     with db() as session:
         issue = get_issue(session, SLUG)
         assert (issue.status, issue.send_local_time) == ("scheduled", "09:00")
@@ -150,7 +193,8 @@ def test_schedule_zone_report_and_unschedule(app: Flask, db: sessionmaker[Sessio
     # the send page refuses a schedule still ahead
     assert "unschedule it first" in ana.get(f"{BASE}/send").text
     code, html = post(ana, f"{BASE}/schedule", action="unschedule")
-    assert code == 200 and "3 planned deliveries removed" in html
+    assert code == 303 and "3 planned deliveries removed" in html
+    assert "deliveries planned" not in html and "Not scheduled" in html
     assert state(db)[0] == "draft"
 
 
@@ -190,22 +234,26 @@ def test_pause_resume_cancel_retry(app: Flask, db: sessionmaker[Session]) -> Non
     assert code == 400 and "only an issue that is sending can become paused" in html
     with db() as session, session.begin():
         get_issue(session, SLUG).status = "sending"
-    assert post(ana, f"{BASE}/control", action="pause")[0] == 200
+    code, html = post(ana, f"{BASE}/control", action="pause")
+    assert code == 303 and "Paused: messages in flight finish" in html
     assert state(db)[0] == "paused"
     assert "resume it first" in ana.get(f"{BASE}/send").text
-    assert post(ana, f"{BASE}/control", action="resume")[0] == 200
+    code, html = post(ana, f"{BASE}/control", action="resume")
+    assert code == 303 and "Resumed." in html
     assert background.join_all(30)
     assert state(db)[0] == "sent"  # nothing was planned: nothing left to send
     code, html = post(ana, f"{BASE}/control", action="retry", status="bounced")
     assert code == 400 and "Retry deferred or failed" in html
-    assert post(ana, f"{BASE}/control", action="retry", status="failed")[0] == 200
+    code, html = post(ana, f"{BASE}/control", action="retry", status="failed")
+    assert code == 303 and "Retrying 0 messages." in html
     assert background.join_all(30)
     with db() as session, session.begin():
         get_issue(session, SLUG).status = "sending"
     asked = post(ana, f"{BASE}/control", action="cancel")
     assert asked[0] == 200 and 'name="confirm" value="yes"' in asked[1]
     assert state(db)[0] != "cancelled"  # asking changes nothing
-    assert post(ana, f"{BASE}/control", action="cancel", confirm="yes")[0] == 200
+    code, html = post(ana, f"{BASE}/control", action="cancel", confirm="yes")
+    assert code == 303 and "Cancelled: 0 messages will not go out." in html
     assert state(db)[0] == "cancelled"
     assert post(client_as(app, "ed@example.org"), f"{BASE}/control",
                 action="pause")[0] == 403
@@ -218,7 +266,8 @@ def test_test_send_to_yourself(app: Flask, db: sessionmaker[Session],
     page = ed.get(f"{BASE}/test-send").text
     assert '<label for="variant">' in page and '<option value="es-CR">' in page
     code, html = post(ed, f"{BASE}/test-send", variant="es-CR")
-    assert code == 200 and "es-CR sent to ed@example.org." in html
+    assert code == 303 and "es-CR sent to ed@example.org." in html
+    assert '<option value="es-CR" selected>' in html  # the variant sent stays chosen
     sent = [p.read_text() for p in settings.resolved_outbox_dir.rglob("*.eml")]
     assert len(sent) == 1 and "[TEST es-CR]" in sent[0] and "ed@example.org" in sent[0]
     code, html = post(ed, f"{BASE}/test-send", variant="xx-YY")
@@ -272,9 +321,66 @@ def test_the_pages_in_spanish(app: Flask, db: sessionmaker[Session]) -> None:
     ed = client_as(app, "ed@example.org")
     assert "Enviar a revisión" in ed.get(f"{BASE}/review").text
     code, html = post(ed, f"{BASE}/review", action="submit")
-    assert code == 200 and "Enviado a revisión." in html
+    assert code == 303 and "Enviado a revisión." in html
     assert "Enviarme una prueba" in ed.get(f"{BASE}/test-send").text
     assert "Actualizar" in ed.get(f"{BASE}/progress").text
+
+
+STATUS_WORDS = re.compile(
+    r"\b(draft|scheduled|sending|paused|sent|cancelled|in_review|in review|approved|rejected|"
+    r"submitted|withdrawn|queued|deferred|bounced|failed|pending|active|unsubscribed|"
+    r"complained|unconfirmed|confirmed|subscribed|imported|built|skipped)\b")
+
+
+def shown_text(html: str) -> str:
+    """What a reader sees of a page: no tags, no attributes (values stay English)."""
+    return re.sub(r"<[^>]*>", " ", re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S))
+
+
+@SQLITE_ONLY
+def test_a_spanish_user_sees_no_english_status(app: Flask, db: sessionmaker[Session]) -> None:
+    from newsletter.schedules import schedule_issue
+    from newsletter.series import SeriesSpec, create_series
+    from subscribers.people import unsubscribe
+    from worker.delivery import plan_issue
+
+    assert post(client_as(app, "ed@example.org"), f"{BASE}/review", action="submit")[0] == 303
+    with db() as session, session.begin():
+        users.set_language(session, "root@example.org", "es")
+        create_series(session, SeriesSpec("semanal", "America/Costa_Rica",
+                                          every="weekly on monday at 09:00"),
+                      languages=["en", "es"], now=utcnow())
+        unsubscribe(session, "li@example.org", how="admin", by="root@example.org")
+    root = client_as(app, "root@example.org")
+    assert post(root, f"{BASE}/review", action="approve")[0] == 303
+    with db() as session, session.begin():
+        issue = get_issue(session, SLUG)
+        schedule_issue(session, issue, at=utcnow() + timedelta(days=3), timezone="UTC",
+                       now=utcnow())
+        plan_issue(app.extensions["newsletter"].settings, session, issue)
+    with db() as session:
+        li = session.scalars(select(Subscriber).where(
+            Subscriber.email == "li@example.org")).one().id
+    pages = {path: root.get(path) for path in (
+        f"{BASE}/review", f"{BASE}/schedule", f"{BASE}/progress", "/admin/issues",
+        "/admin/", "/admin/subscribers", f"/admin/subscribers/{li}", "/admin/series",
+        "/admin/series/semanal", BASE, "/admin/calendar")}
+    for path, page in pages.items():
+        assert page.status_code == 200, path
+        # a timeline's details are what the library recorded then, in English
+        html = re.sub(r'<td data-label="Detalle">.*?</td>', "", page.text, flags=re.S)
+        # and so is the audience's description (audience.audience_report: not a status)
+        text = shown_text(html).replace(SLUG, "").replace("every active subscriber", "")
+        found = [text[max(0, m.start() - 60):m.end()] for m in STATUS_WORDS.finditer(text)]
+        assert found == [], path
+    review = shown_text(pages[f"{BASE}/review"].text)
+    assert "programado" in review and "aprobado" in review and "enviado a revisión" in review
+    assert "en cola" in shown_text(pages[f"{BASE}/progress"].text)
+    assert "dado de baja" in shown_text(pages[f"/admin/subscribers/{li}"].text)
+    assert "activo" in shown_text(pages["/admin/series"].text)
+    assert "programado" in shown_text(pages[BASE].text)
+    progress = json.loads(root.get(f"{BASE}/progress.json").text)
+    assert (progress["status"], progress["status_label"]) == ("scheduled", "programado")
 
 
 @SQLITE_ONLY
@@ -306,7 +412,7 @@ def test_schedule_reads_times_in_the_series_zone_as_the_cli(app: Flask,
     day = (utcnow() + timedelta(days=3)).date().isoformat()
     code, html = post(ana, f"{BASE}/schedule", action="schedule", mode="at", day=day,
                       time="09:00", zone="")
-    assert code == 200, html
+    assert code == 303 and "Scheduled." in html, html
     with db() as session:  # 09:00 in Costa Rica (UTC-6), as `issues schedule --at` reads it
         sent_at = get_issue(session, SLUG).send_at
         assert sent_at is not None and f"{sent_at:%H:%M}" == "15:00"

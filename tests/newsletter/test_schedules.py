@@ -55,7 +55,8 @@ def test_a_fixed_instant_and_what_is_refused(sessions: sessionmaker[Session],
         issue = get_issue(session, slug)
         for kwargs, message in [
             ({"at": datetime(2026, 12, 6, 11, 59)}, "2026-12-06 11:59 in UTC = 2026-12-06 "
-             "11:59 UTC is in the past: use `newsletter issues send w49` to send it now"),
+             "11:59 UTC is in the past: choose a later time, or send it now (`newsletter "
+             "issues send w49`)"),
             ({"at": NOW, "local_time": time(9), "on": DAY}, "not both"),
             ({}, "give a time"),
             ({"local_time": time(9)}, "--local-time needs --on"),

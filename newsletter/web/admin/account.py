@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, g, redirect, request, url_for
+from flask import g, redirect, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from newsletter.db import transaction, utcnow
@@ -16,7 +16,7 @@ from newsletter.users import (
     revoke_sessions,
     set_language,
 )
-from newsletter.web.admin.core import gettext, render, see_other, sessions
+from newsletter.web.admin.core import explain, gettext, render, see_other, sessions
 from newsletter.web.auth import current_user, log_in, log_out, require, session_token
 
 LANGUAGE_NAMES = {"en": "English", "es": "Español"}
@@ -76,10 +76,9 @@ def _sessions() -> list[object]:
 
 
 @require("account.change")
-def account() -> Response:
+def account() -> BaseResponse:
     user = current_user()
-    message, problem = "", ""
-    code = 200
+    problem, code = "", 200
     if request.method == "POST":
         try:
             with transaction(sessions()) as db:
@@ -91,10 +90,12 @@ def account() -> Response:
                     message = gettext("Your password was changed.")
                 else:
                     changed = set_language(db, user.email, request.form.get("language", ""))
-                    user.language = changed.language
+                    user.language = changed.language  # the notice in the new language
                     message = gettext("Saved.")
         except NewsletterError as exc:
-            problem, code = str(exc), 400
-    return render("account", code, message=message, problem=problem,
+            problem, code = explain(exc), 400
+        else:
+            return see_other(message, "admin.account")
+    return render("account", code, message="", problem=problem,
                   languages=[(c, LANGUAGE_NAMES[c]) for c in LANGUAGES],
                   user_sessions=_sessions())

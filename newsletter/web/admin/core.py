@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from newsletter.errors import Message, NewsletterError
 from newsletter.i18n import package_locale_dir, shipped_templates_dir
 from newsletter.settings import Settings
 from newsletter.users import LANGUAGES, User
@@ -81,6 +82,7 @@ def environment(language: str) -> jinja2.Environment:
         extensions=["jinja2.ext.i18n"],
     )
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["status_label"] = lambda value: status_label(value, language)
     return env
 
 
@@ -95,6 +97,20 @@ def language() -> str:
 def gettext(message: str, **values: Any) -> str:
     text = translations(language()).gettext(message)
     return text % values if values else text
+
+
+def explain(error: NewsletterError) -> str:
+    """An error's message in the user's language (English if it has no template)."""
+    lang = language()
+    return error.text(translations(lang).gettext, lambda term: status_label(term, lang))
+
+
+def say(message: Message | None) -> str:
+    """A library's message (`newsletter.errors.Message`) in the user's language."""
+    if message is None:
+        return ""
+    lang = language()
+    return message.text(translations(lang).gettext, lambda term: status_label(term, lang))
 
 
 def see_other(message: str, endpoint: str, /, **values: Any) -> BaseResponse:
@@ -139,6 +155,45 @@ def security_headers(response: Response) -> Response:
 def N_(message: str) -> str:
     """Marks a message for the catalog; translated where it is shown."""
     return message
+
+
+STATUS_CONTEXT = "status"  # the catalog's msgctxt: "Estado: activo" agrees with "estado"
+# Every status a page shows, as its label: issues (status, review, review steps), deliveries,
+# subscribers (status, list subscriptions, timeline entries), series and their periods.
+# The values are the CLI's and the database's; the label is what a person reads.
+STATUS_LABELS = {
+    # issues
+    "draft": N_("draft"), "scheduled": N_("scheduled"), "sending": N_("sending"),
+    "paused": N_("paused"), "sent": N_("sent"), "cancelled": N_("cancelled"),
+    "deleted": N_("deleted"),
+    # review and its steps
+    "in_review": N_("in review"), "approved": N_("approved"), "rejected": N_("rejected"),
+    "submitted": N_("submitted"), "withdrawn": N_("withdrawn"),
+    # deliveries
+    "queued": N_("queued"), "deferred": N_("deferred"), "bounced": N_("bounced"),
+    "failed": N_("failed"),
+    # subscribers, their lists, their timeline
+    "pending": N_("pending"), "active": N_("active"), "unsubscribed": N_("unsubscribed"),
+    "complained": N_("complained"), "unconfirmed": N_("unconfirmed"),
+    "confirmed": N_("confirmed"), "subscribed": N_("subscribed"), "imported": N_("imported"),
+    "confirmation-sent": N_("confirmation sent"), "status": N_("status changed"),
+    "changed": N_("details changed"), "list-added": N_("added to a list"),
+    "list-removed": N_("removed from a list"), "suppressed": N_("suppressed"),
+    "unsuppressed": N_("suppression lifted"), "delivery": N_("delivery"),
+    "consent": N_("consent"),
+    # series and their periods
+    "built": N_("built"), "skipped": N_("skipped"),
+}
+
+
+def status_label(value: object, lang: str | None = None) -> str:
+    """A status as the reader's language says it (the `status_label` filter of every
+    template); a value without a label is shown as it is."""
+    text = "" if value is None else str(value)
+    label = STATUS_LABELS.get(text)
+    if label is None:
+        return text
+    return translations(lang or language()).pgettext(STATUS_CONTEXT, label)
 
 
 MESSAGES = {

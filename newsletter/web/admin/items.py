@@ -20,7 +20,7 @@ from newsletter.errors import NewsletterError
 from newsletter.ingest.text import split_paragraphs
 from newsletter.item_edits import ItemChanges, delete_item, edit_item
 from newsletter.models import Item
-from newsletter.web.admin.core import gettext, render, see_other, sessions, settings
+from newsletter.web.admin.core import explain, gettext, render, see_other, sessions, settings
 from newsletter.web.auth import current_user, require
 
 PER_PAGE = 25
@@ -52,7 +52,7 @@ def _date(name: str, problems: list[str]) -> date | None:
 
 
 @require("newsroom.read")
-def items_page(code: int = 200, message: str = "", problem: str = "") -> Response:
+def items_page(code: int = 200, problem: str = "", language: str = "") -> Response:
     """The list: words in title or body, published from/to, country, language; paged."""
     args = request.args
     problems: list[str] = [problem] if problem else []
@@ -72,7 +72,7 @@ def items_page(code: int = 200, message: str = "", problem: str = "") -> Respons
     return render("items", code, found=found, rows=rows, query=query,
                   paging={k: v for k, v in query.items() if v},
                   languages=settings().languages, can_change=can_change(),
-                  message=message, problems=problems)
+                  upload_language=language, message="", problems=problems)
 
 
 def _row(item: Item) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def _values(item: Item) -> dict[str, str]:
             "language": item.language, "countries": ",".join(item.country_codes)}
 
 
-def _item_page(item_id: int, code: int = 200, *, message: str = "", problem: str = "",
+def _item_page(item_id: int, code: int = 200, *, problem: str = "",
                form: dict[str, str] | None = None,
                translation: dict[str, str] | None = None) -> Response:
     with sessions()() as db:
@@ -106,7 +106,7 @@ def _item_page(item_id: int, code: int = 200, *, message: str = "", problem: str
     return render("items_item", code, item_id=item_id, values=values, source=source,
                   texts=texts, edited=edited, choices=choices,
                   translation=translation or {}, can_change=can_change(),
-                  message=message, problem=problem)
+                  message="", problem=problem)
 
 
 @require("newsroom.read")
@@ -151,7 +151,7 @@ def edit(raw_id: str) -> BaseResponse:
     except library.ItemNotFound:
         abort(404)
     except NewsletterError as exc:
-        return _item_page(item_id, 400, problem=str(exc), form=sent)
+        return _item_page(item_id, 400, problem=explain(exc), form=sent)
     message = (gettext("Saved: %(fields)s.", fields=", ".join(done)) if done
                else gettext("Nothing changed: the values were already so."))
     return see_other(message, "admin.item", raw_id=item_id)
@@ -170,14 +170,14 @@ def translate(raw_id: str) -> BaseResponse:
     except library.ItemNotFound:
         abort(404)
     except NewsletterError as exc:
-        return _item_page(item_id, 400, problem=str(exc), translation=sent)
+        return _item_page(item_id, 400, problem=explain(exc), translation=sent)
     return see_other(gettext("Translation saved: %(language)s.",
                              language=sent["language"].strip().lower()), "admin.item",
                      raw_id=item_id)
 
 
 @require("items.change")
-def delete(raw_id: str) -> Response:
+def delete(raw_id: str) -> BaseResponse:
     item_id = _id(raw_id)
     """The first POST asks (showing the item); the second, with confirm=yes, deletes."""
     if request.form.get("confirm") != "yes":
@@ -195,16 +195,16 @@ def delete(raw_id: str) -> Response:
     except library.ItemNotFound:
         abort(404)
     except NewsletterError as exc:
-        return _item_page(item_id, 400, problem=str(exc))
+        return _item_page(item_id, 400, problem=explain(exc))
     message = gettext("Item %(id)s deleted: %(title)s.", id=item_id, title=title)
     if drafts:
         message += " " + gettext("Taken out of draft issue(s): %(issues)s.",
                                  issues=", ".join(drafts))
-    return items_page(message=message)
+    return see_other(message, "admin.items")
 
 
 @require("items.change")
-def upload() -> Response:
+def upload() -> BaseResponse:
     """Read an item file as `items import` does (.json by its name, anything else the text
     format) and store it; a file with an error stores nothing and the message names the
     line."""
@@ -215,16 +215,17 @@ def upload() -> Response:
     language = request.form.get("language", "").strip() or None
     try:
         if language is not None and language not in settings().languages:
-            raise NewsletterError(f"{language[:20]!r} is not one of the languages: "
-                                  f"{', '.join(settings().languages)}")
+            raise NewsletterError(gettext(
+                "%(language)s is not one of the languages: %(languages)s",
+                language=repr(language[:20]), languages=", ".join(settings().languages)))
         parsed = library.parse_bytes(sent.read(), name, language=language,
                                      json=name.lower().endswith(".json"),
                                      among=settings().languages)
         with transaction(sessions()) as db:
             report = library.store_items(db, parsed)
     except NewsletterError as exc:
-        return items_page(400, problem=str(exc))
-    return items_page(message=upload_summary(len(parsed), report))
+        return items_page(400, problem=explain(exc), language=language or "")
+    return see_other(upload_summary(len(parsed), report), "admin.items")
 
 
 def upload_summary(read: int, report: library.ItemImportReport) -> str:

@@ -5,8 +5,10 @@ Everything is the library's: newsletter.approval, newsletter.schedules,
 newsletter.audience, worker.delivery, worker.control, worker.ledger; starting a send
 goes through worker.background (in the request with a broker, on a thread without).
 Roles: an editor submits, sends tests and watches; an approver (or admin) approves,
-rejects, schedules, sends and steers a send. Nobody approves an issue they submitted
-(the library compares the names: `User.display_name` is the `by` of every step).
+rejects, schedules, sends and steers a send. Whoever submitted an issue, or an approver,
+may withdraw it (back to not submitted, as `issues withdraw`). Nobody approves an issue
+they submitted (the library compares the names: `User.display_name` is the `by` of every
+step).
 """
 
 from __future__ import annotations
@@ -24,12 +26,21 @@ from newsletter.issue_calendar import series_of
 from newsletter.issues import IssueNotFound, countries_of, get_issue
 from newsletter.models import Issue
 from newsletter.variants import parse_variant
-from newsletter.web.admin.core import gettext, render, sessions, settings, templates_dir
+from newsletter.web.admin.core import (
+    explain,
+    gettext,
+    render,
+    see_other,
+    sessions,
+    settings,
+    status_label,
+    templates_dir,
+)
 from newsletter.web.auth import current_user, require
 from worker import background, control, ledger
 from worker.delivery import plan_issue
 
-STEPS = ("submit", "approve", "reject")
+STEPS = ("submit", "approve", "reject", "withdraw")
 CONTROLS = ("pause", "resume", "cancel", "retry")
 RETRYABLE = ("deferred", "failed")
 FIELD_MAX = 200
@@ -53,50 +64,65 @@ def _field(name: str) -> str:
 
 # --- review -----------------------------------------------------------------------------
 
-def _review_page(slug: str, code: int = 200, message: str = "", problem: str = "",
-                 note: str = "") -> Response:
+def _submitted_by_me(submitter: str | None) -> bool:
+    """Whether the logged-in user submitted the issue (in any spelling of their name)."""
+    return submitter is not None and bool(
+        approval.identities(submitter) & approval.identities(_by()))
+
+
+def _review_page(slug: str, code: int = 200, problem: str = "", note: str = "") -> Response:
     with sessions()() as db:
         issue = _issue(db, slug)
         steps = approval.history(db, issue)
         asked = approval.submitter(db, issue)
         db.expunge_all()
+    mine = _submitted_by_me(asked)
     return render("sending_review", code, issue=issue, steps=steps, submitter=asked,
-                  me=_by(), message=message, problem=problem, note=note,
-                  waiting=waiting_for(issue))
+                  me=_by(), mine=mine,
+                  can_withdraw=mine or current_user().may("issues.approve"),
+                  message="", problem=problem, note=note, waiting=waiting_for(issue))
 
 
 @require("newsroom.read")
-def review(slug: str) -> Response:
+def review(slug: str) -> BaseResponse:
     if request.method == "GET":
         return _review_page(slug)
     step, note = request.form.get("action", ""), _field("note")
     if step not in STEPS:
-        return _review_page(slug, 400, problem=gettext("Choose submit, approve or reject."),
-                            note=note)
-    if not current_user().may("issues.change" if step == "submit" else "issues.approve"):
+        return _review_page(slug, 400, problem=gettext(
+            "Choose submit, approve, reject or withdraw."), note=note)
+    if not current_user().may("issues.approve" if step in ("approve", "reject")
+                              else "issues.change"):
         abort(403)
     try:
         with transaction(sessions()) as db:
             issue = _issue(db, slug)
+            if step == "withdraw" and not (current_user().may("issues.approve") or
+                                           _submitted_by_me(approval.submitter(db, issue))):
+                abort(403)
             do = {"submit": approval.submit, "approve": approval.approve,
-                  "reject": approval.reject}[step]
+                  "reject": approval.reject, "withdraw": approval.withdraw}[step]
             do(db, issue, _by(), note, now=utcnow())
+            slug = issue.slug
     except NewsletterError as exc:
-        return _review_page(slug, 400, problem=str(exc), note=note)
+        return _review_page(slug, 400, problem=explain(exc), note=note)
     done = {"submit": gettext("Submitted for approval."), "approve": gettext("Approved."),
-            "reject": gettext("Rejected; the note says why.")}[step]
-    return _review_page(slug, message=done)
+            "reject": gettext("Rejected; the note says why."),
+            "withdraw": gettext("Withdrawn: the issue is not submitted any more; submit it "
+                                "again when it is ready.")}[step]
+    return see_other(done, "admin.sending_review", slug=slug)
 
 
 # --- schedule ---------------------------------------------------------------------------
 
-def _schedule_page(slug: str, code: int = 200, *, message: str = "", problem: str = "",
-                   result: schedules.Schedule | None = None, planned: int | None = None,
+def _schedule_page(slug: str, code: int = 200, *, problem: str = "",
                    form: dict[str, str] | None = None) -> Response:
     with sessions()() as db:
         issue = _issue(db, slug)
         shown = schedules.describe(issue)
         zone = _default_zone(db, issue)
+        result = schedules.current_schedule(db, issue)
+        planned = ledger.total(db, issue.id) if result is not None else None
         db.expunge_all()
     values = {"mode": "at", "day": "", "time": "", "zone": zone}
     if shown:
@@ -107,7 +133,7 @@ def _schedule_page(slug: str, code: int = 200, *, message: str = "", problem: st
                           day=str(issue.send_on or ""))
     values.update(form or {})
     return render("sending_schedule", code, issue=issue, shown=shown, result=result,
-                  planned=planned, message=message, problem=problem, form=values,
+                  planned=planned, message="", problem=problem, form=values,
                   waiting=waiting_for(issue))
 
 
@@ -118,7 +144,7 @@ def _default_zone(db: Any, issue: Issue) -> str:
 
 
 @require("issues.schedule")
-def schedule(slug: str) -> Response:
+def schedule(slug: str) -> BaseResponse:
     if request.method == "GET":
         return _schedule_page(slug)
     form = {k: _field(k).strip() for k in ("mode", "day", "time", "zone")}
@@ -127,10 +153,10 @@ def schedule(slug: str) -> Response:
             with transaction(sessions()) as db:
                 removed = schedules.unschedule_issue(db, _issue(db, slug))
         except NewsletterError as exc:
-            return _schedule_page(slug, 400, problem=str(exc), form=form)
-        return _schedule_page(slug, message=gettext(
+            return _schedule_page(slug, 400, problem=explain(exc), form=form)
+        return see_other(gettext(
             "Unscheduled: the issue is a draft again (%(n)s planned deliveries removed).",
-            n=removed))
+            n=removed), "admin.sending_schedule", slug=slug)
     try:
         with transaction(sessions()) as db:
             issue = _issue(db, slug)
@@ -139,17 +165,16 @@ def schedule(slug: str) -> Response:
             day = schedules.parse_day(form["day"])
             wall = schedules.parse_wall_time(form["time"])
             if form["mode"] == "local":
-                result = schedules.schedule_issue(db, issue, local_time=wall, on=day,
-                                                  timezone=zone, now=utcnow())
+                schedules.schedule_issue(db, issue, local_time=wall, on=day, timezone=zone,
+                                         now=utcnow())
             else:
                 at = schedules.parse_instant(f"{day.isoformat()} {wall:%H:%M}", zone)
-                result = schedules.schedule_issue(db, issue, at=at, timezone=zone,
-                                                  now=utcnow())
-            planned = plan_issue(settings(), db, issue)
+                schedules.schedule_issue(db, issue, at=at, timezone=zone, now=utcnow())
+            plan_issue(settings(), db, issue)
+            slug = issue.slug
     except NewsletterError as exc:
-        return _schedule_page(slug, 400, problem=str(exc), form=form)
-    return _schedule_page(slug, message=gettext("Scheduled."), result=result,
-                          planned=planned, form=form)
+        return _schedule_page(slug, 400, problem=explain(exc), form=form)
+    return see_other(gettext("Scheduled."), "admin.sending_schedule", slug=slug)
 
 
 # --- send now ---------------------------------------------------------------------------
@@ -172,7 +197,7 @@ def _why_not(issue: Issue) -> str:
         background.check_can_send(s, issue, utcnow())
     except NewsletterError as exc:
         if s.insecure_for_mailing():
-            return str(exc)  # the operator's to fix, in the settings
+            return explain(exc)  # the operator's to fix, in the settings
         if issue.status == "scheduled" and issue.send_at:
             return gettext("This issue is scheduled for %(utc)s UTC: unschedule it first to "
                            "send it now.", utc=issue.send_at.strftime("%Y-%m-%d %H:%M"))
@@ -180,7 +205,7 @@ def _why_not(issue: Issue) -> str:
             return gettext("This issue is paused: resume it first, on the Progress page.")
         if issue.status == "cancelled":
             return gettext("This issue was cancelled: it cannot be sent.")
-        return waiting_for(issue) or str(exc)
+        return waiting_for(issue) or explain(exc)
     return ""
 
 
@@ -215,7 +240,7 @@ def send(slug: str) -> BaseResponse:
             slug = issue.slug
         background.start_send(background.runtime_for(s, sessions()), slug)
     except NewsletterError as exc:
-        return _send_page(slug, 400, problem=str(exc))
+        return _send_page(slug, 400, problem=explain(exc))
     return redirect(url_for("admin.sending_progress", slug=slug, started=1), 303)
 
 
@@ -230,8 +255,9 @@ def _progress(slug: str) -> dict[str, Any]:
     total = sum(by_status.values())
     left = by_status.get("queued", 0) + by_status.get("sending", 0)
     eta = pace["eta_seconds"]
-    return {"issue": slug, "status": state, "note": note, "counts": by_status,
-            "total": total, "done": total - left, "rate": round(pace["rate"], 2),
+    return {"issue": slug, "status": state, "status_label": status_label(state), "note": note,
+            "counts": by_status, "total": total, "done": total - left,
+            "rate": round(pace["rate"], 2),
             "eta_seconds": None if eta < 0 else round(eta),
             "eta": "" if eta < 0 else _duration(eta)}
 
@@ -263,7 +289,7 @@ def script() -> Response:
 
 
 @require("issues.send")
-def steer(slug: str) -> Response:
+def steer(slug: str) -> BaseResponse:
     """Pause, resume, retry at once; cancel asks first (a page, no script needed)."""
     action = request.form.get("action", "")
     if action not in CONTROLS:
@@ -301,9 +327,8 @@ def steer(slug: str) -> Response:
             message = gettext("Retrying %(n)s messages.", n=count)
     except NewsletterError as exc:
         return render("sending_progress", 400, issue_slug=slug, p=_progress(slug),
-                      message="", problem=str(exc), retryable=RETRYABLE)
-    return render("sending_progress", 200, issue_slug=slug, p=_progress(slug),
-                  message=message, problem="", retryable=RETRYABLE)
+                      message="", problem=explain(exc), retryable=RETRYABLE)
+    return see_other(message, "admin.sending_progress", slug=slug)
 
 
 def _retry_later(runtime: Any, slug: str, status: str) -> int:
@@ -326,14 +351,15 @@ def _variants(issue: Issue) -> list[str]:
 
 
 @require("issues.change")
-def test_send(slug: str) -> Response:
+def test_send(slug: str) -> BaseResponse:
     with sessions()() as db:
         issue = _issue(db, slug)
         variants = _variants(issue)
         db.expunge_all()
-    if request.method == "GET":
-        return render("sending_test", issue=issue, variants=variants, chosen="",
-                      message="", problem="")
+    if request.method == "GET":  # after a test, the variant sent is chosen again
+        return render("sending_test", issue=issue, variants=variants,
+                      chosen=request.args.get("variant", "")[:FIELD_MAX], message="",
+                      problem="")
     chosen = _field("variant")
     user = current_user()
     try:
@@ -347,7 +373,7 @@ def test_send(slug: str) -> Response:
                                    parse_variant(chosen, settings().languages))
     except NewsletterError as exc:
         return render("sending_test", 400, issue=issue, variants=variants, chosen=chosen,
-                      message="", problem=str(exc))
-    return render("sending_test", issue=issue, variants=variants, chosen=chosen,
-                  message=gettext("%(variant)s sent to %(to)s.", variant=result.variant,
-                                  to=result.to), problem="")
+                      message="", problem=explain(exc))
+    return see_other(gettext("%(variant)s sent to %(to)s.", variant=result.variant,
+                             to=result.to), "admin.sending_test", slug=issue.slug,
+                     variant=chosen)

@@ -14,10 +14,11 @@ import io
 from typing import Any
 
 from flask import Response, abort, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
-from newsletter.web.admin.core import gettext, render, sessions, settings
+from newsletter.web.admin.core import explain, gettext, render, see_other, sessions, settings
 from newsletter.web.auth import current_user, require
 from subscribers.export import export_subscribers
 from subscribers.filters import Filter
@@ -63,7 +64,7 @@ def _filter(query: dict[str, str]) -> Filter:
 
 
 @require("subscribers.read")
-def subscribers_page(code: int = 200, message: str = "") -> Response:
+def subscribers_page(code: int = 200) -> Response:
     """The search, its page of people, and the counts of the people the filters select."""
     query = _query()
     try:
@@ -84,13 +85,13 @@ def subscribers_page(code: int = 200, message: str = "") -> Response:
                      "language": s.language, "status": s.status} for s in found.people]
             groups = [(*g.values, str(g.count)) for g in counts(db, filters=flt)]
         except NewsletterError as exc:
-            problems.append(str(exc))
+            problems.append(explain(exc))
             code = 400
     total = sum(int(g[-1]) for g in groups)
     return render("subscribers", code, found=found, rows=rows, query=query,
                   paging={k: v for k, v in query.items() if v}, groups=groups, total=total,
                   languages=settings().languages, statuses=STATUSES, lists=lists,
-                  message=message, problems=problems)
+                  message="", problems=problems)
 
 
 @require("subscribers.export")
@@ -106,7 +107,7 @@ def export() -> Response:
     except NewsletterError as exc:
         return render("subscribers", 400, found=None, rows=[], query=query, paging={},
                       groups=[], total=0, languages=settings().languages,
-                      statuses=STATUSES, lists=[], message="", problems=[str(exc)])
+                      statuses=STATUSES, lists=[], message="", problems=[explain(exc)])
     name = f"subscribers-{utcnow():%Y%m%d-%H%M}.csv"
     response = Response(out.getvalue(), 200, mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -114,15 +115,14 @@ def export() -> Response:
     return response
 
 
-def _person_page(person_id: int, code: int = 200, *, message: str = "",
-                 problem: str = "") -> Response:
+def _person_page(person_id: int, code: int = 200, *, problem: str = "") -> Response:
     try:
         with sessions()() as db:
             found = history(db, person_id)
     except ReportError:
         abort(404)
     return render("subscribers_person", code, person=found, can_change=can_change(),
-                  message=message, problem=problem)
+                  message="", problem=problem)
 
 
 @require("subscribers.read")
@@ -139,7 +139,7 @@ def _address(person_id: int) -> str:
 
 
 @require("subscribers.change")
-def unsubscribe_person(raw_id: str) -> Response:
+def unsubscribe_person(raw_id: str) -> BaseResponse:
     """The first POST asks; the second, with confirm=yes, unsubscribes from everything."""
     person_id = _id(raw_id)
     address = _address(person_id)
@@ -150,13 +150,13 @@ def unsubscribe_person(raw_id: str) -> Response:
         with transaction(sessions()) as db:
             unsubscribe(db, address, how="admin", by=current_user().email)
     except NewsletterError as exc:
-        return _person_page(person_id, 400, problem=str(exc))
-    return _person_page(person_id, message=gettext("%(email)s is unsubscribed.",
-                                                   email=address))
+        return _person_page(person_id, 400, problem=explain(exc))
+    return see_other(gettext("%(email)s is unsubscribed.", email=address), "admin.subscriber",
+                     raw_id=person_id)
 
 
 @require("subscribers.change")
-def suppress_person(raw_id: str) -> Response:
+def suppress_person(raw_id: str) -> BaseResponse:
     """The first POST asks (with a reason and a note); the second, with confirm=yes,
     suppresses the address."""
     person_id = _id(raw_id)
@@ -170,7 +170,7 @@ def suppress_person(raw_id: str) -> Response:
         with transaction(sessions()) as db:
             done = suppress(db, address, reason=reason, note=note, by=current_user().email)
     except NewsletterError as exc:
-        return _person_page(person_id, 400, problem=str(exc))
+        return _person_page(person_id, 400, problem=explain(exc))
     message = (gettext("%(email)s is suppressed: nothing more is sent to it.", email=address)
                if done else gettext("%(email)s was already suppressed.", email=address))
-    return _person_page(person_id, message=message)
+    return see_other(message, "admin.subscriber", raw_id=person_id)

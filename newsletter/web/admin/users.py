@@ -9,11 +9,13 @@ from werkzeug.wrappers import Response as BaseResponse
 from newsletter import users as library
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
-from newsletter.web.admin.core import gettext, render, see_other, sessions
+from newsletter.web.admin.core import explain, gettext, render, see_other, sessions
 from newsletter.web.auth import current_user, require, session_token
 
+ADD_FIELDS = ("email", "name", "role", "language")  # kept after an error (not the password)
 
-def _page(code: int = 200, message: str = "", problem: str = "") -> Response:
+
+def _page(code: int = 200, problem: str = "", form: dict[str, str] | None = None) -> Response:
     with sessions()() as db:
         shown = [library.view(u) for u in library.list_users(db)]
         live = {u.email: len(library.active_sessions(db, u.email, now=utcnow()))
@@ -21,8 +23,8 @@ def _page(code: int = 200, message: str = "", problem: str = "") -> Response:
     table = [(name, [role in roles for role in library.ROLES])
              for name, roles in library.PERMISSIONS.items()]
     return render("users", code, users=shown, roles=library.ROLES, live=live,
-                  permissions=table,
-                  languages=library.LANGUAGES, message=message, problem=problem)
+                  permissions=table, languages=library.LANGUAGES, message="",
+                  problem=problem, form=form or {name: "" for name in ADD_FIELDS})
 
 
 @require("users.manage")
@@ -30,7 +32,7 @@ def users_page() -> Response:
     return _page()
 
 
-def _act(done: str, action: str) -> Response:
+def _act(done: str, action: str) -> BaseResponse:
     form = request.form
     try:
         with transaction(sessions()) as db:
@@ -44,22 +46,24 @@ def _act(done: str, action: str) -> Response:
             else:
                 library.remove_user(db, form.get("email", ""))
     except NewsletterError as exc:
-        return _page(400, problem=str(exc))
-    return _page(message=done)
+        kept = ({name: form.get(name, "")[:320] for name in ADD_FIELDS}
+                if action == "add" else None)
+        return _page(400, problem=explain(exc), form=kept)
+    return see_other(done, "admin.users")
 
 
 @require("users.manage")
-def add() -> Response:
+def add() -> BaseResponse:
     return _act(gettext("User added."), "add")
 
 
 @require("users.manage")
-def change_role() -> Response:
+def change_role() -> BaseResponse:
     return _act(gettext("Role changed."), "role")
 
 
 @require("users.manage")
-def remove() -> Response:
+def remove() -> BaseResponse:
     """The first POST asks (no script needed for a confirmation); the second removes."""
     if request.form.get("confirm") != "yes":
         return render("confirm_remove", email=request.form.get("email", "")[:254])
@@ -76,6 +80,6 @@ def logout() -> BaseResponse:
         with transaction(sessions()) as db:
             ended = library.revoke_sessions(db, email, keep=keep)
     except NewsletterError as exc:
-        return _page(400, problem=str(exc))
+        return _page(400, problem=explain(exc))
     return see_other(gettext("%(email)s was logged out everywhere (sessions ended: %(count)d).",
                              email=email.strip()[:254], count=ended), "admin.users")

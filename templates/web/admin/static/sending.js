@@ -14,7 +14,7 @@
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (p) {
         if (!p) { return; }
-        put("status", p.status); put("note", p.note); put("done", p.done);
+        put("status", p.status_label || p.status); put("note", p.note); put("done", p.done);
         put("total", p.total); put("rate", p.rate); put("eta", p.eta || "\u2013");
         var bar = box.querySelector('[data-field="bar"]');
         if (bar) { bar.max = p.total || 1; bar.value = p.done; }
