@@ -9,6 +9,7 @@ import logging
 
 import click
 
+from newsletter.cli.bounces import bounces
 from newsletter.cli.calendar import approve, reject, schedule, show, submit, unschedule
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.demo import demo
@@ -116,6 +117,7 @@ cli.add_command(feeds)
 cli.add_command(series)
 cli.add_command(users)
 cli.add_command(dkim)
+cli.add_command(bounces)
 
 
 def main() -> None:
