@@ -35,6 +35,7 @@ APT_PACKAGES: dict[str, str] = {
     "npm": "npm",
     "smtp-sink": "postfix",
     "smtp-source": "postfix",
+    "dovecot": "dovecot-imapd",
 }
 # Answers to the questions a package would ask while installing.
 DEBCONF = {"postfix": "postfix postfix/main_mailer_type select No configuration"}
@@ -69,6 +70,7 @@ _FINDERS: dict[str, Callable[[str], str | None]] = {
     "chromium": _chromium,
     "smtp-sink": _sbin,
     "smtp-source": _sbin,
+    "dovecot": _sbin,
 }
 
 

@@ -1,4 +1,5 @@
-"""Where reports come in: an SMTP or LMTP receiver, mbox files, Maildir folders.
+"""Where reports come in: an SMTP or LMTP receiver, an IMAP mailbox, mbox files, Maildir
+folders.
 
 Each message goes through `process`: classified (`bounce_parse.classify`), its decision
 made and stored (`bounce_record.record`) and committed, in that order, before the
@@ -12,12 +13,16 @@ accepts mail for that domain only, so it relays nothing.
 
 from __future__ import annotations
 
+import imaplib
 import logging
 import mailbox
+import re
+import ssl
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -125,3 +130,73 @@ def receiver(sessions: sessionmaker[Session], settings: Settings, host: str, por
                         enable_SMTPUTF8=True, decode_data=False)
 
     return _Receiver(handler, hostname=host, port=port, ready_timeout=10)
+
+
+IMAP_SCHEMES = {"imap": 143, "imap+starttls": 143, "imaps": 993}
+IMAP_TIMEOUT = 30.0
+_FETCHED = re.compile(rb"BODY\[\] \{\d+\}$")
+
+
+def _imap_connect(url: str) -> tuple[imaplib.IMAP4, str]:
+    """A logged-in connection and the folder, from imap[s|+starttls]://user:pass@host/FOLDER."""
+    parts = urlsplit(url)
+    if parts.scheme not in IMAP_SCHEMES or not parts.hostname:
+        raise IntakeError(f"not an IMAP address: {parts.scheme or '(none)'}://...: use "
+                          "imaps://user:password@host/INBOX (or imap+starttls:// or imap://)")
+    if not parts.username or parts.password is None:
+        raise IntakeError("the IMAP address needs a user and a password: "
+                          "imaps://user:password@host/INBOX")
+    port = parts.port or IMAP_SCHEMES[parts.scheme]
+    try:
+        if parts.scheme == "imaps":
+            client: imaplib.IMAP4 = imaplib.IMAP4_SSL(
+                parts.hostname, port, ssl_context=ssl.create_default_context(),
+                timeout=IMAP_TIMEOUT)
+        else:
+            client = imaplib.IMAP4(parts.hostname, port, timeout=IMAP_TIMEOUT)
+            if parts.scheme == "imap+starttls":
+                client.starttls(ssl.create_default_context())
+        client.login(unquote(parts.username), unquote(parts.password))
+    except (OSError, imaplib.IMAP4.error) as exc:
+        raise IntakeError(f"IMAP {parts.hostname}:{port}: {exc}") from exc
+    folder = unquote(parts.path.lstrip("/")) or "INBOX"
+    return client, folder
+
+
+def poll_imap(sessions: sessionmaker[Session], settings: Settings, url: str, *,
+              delete: bool = False, limit: int = 1000, clock: Clock = utcnow) -> list[Outcome]:
+    """One pass over an IMAP folder: each unseen message (at most `limit`) is read without
+    marking it, processed and committed, then flagged \\Seen (or deleted with `delete`).
+    A message whose report cannot be stored stays unseen for the next pass."""
+    client, folder = _imap_connect(url)
+    outcomes: list[Outcome] = []
+    try:
+        kind, _ = client.select(_quote(folder))
+        if kind != "OK":
+            raise IntakeError(f"IMAP folder {folder!r} cannot be opened")
+        kind, found = client.uid("SEARCH", "UNSEEN")
+        uids = found[0].split()[:limit] if kind == "OK" and found and found[0] else []
+        for uid in uids:
+            kind, data = client.uid("FETCH", uid, "(BODY.PEEK[])")
+            raw = next((item[1] for item in data if isinstance(item, tuple)
+                        and _FETCHED.search(item[0])), None)
+            if kind != "OK" or not isinstance(raw, bytes):
+                log.warning("IMAP message %s could not be fetched; left for the next pass",
+                            uid)
+                continue
+            outcomes.append(process(sessions, settings, raw, source="imap", clock=clock))
+            client.uid("STORE", uid, "+FLAGS", "(\\Deleted)" if delete else "(\\Seen)")
+        if delete and uids:
+            client.expunge()
+    except (OSError, imaplib.IMAP4.error) as exc:
+        raise IntakeError(f"IMAP: {exc} (the messages not yet read stay unseen)") from exc
+    finally:
+        try:
+            client.logout()
+        except (OSError, imaplib.IMAP4.error):
+            pass
+    return outcomes
+
+
+def _quote(folder: str) -> str:
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'

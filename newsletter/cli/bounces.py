@@ -16,7 +16,14 @@ from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.output import emit_json, json_option, table
 from newsletter.db import utcnow
 from newsletter.models import Issue, MailReport
-from worker.bounce_intake import process, read_file, read_maildir, read_mbox, receiver
+from worker.bounce_intake import (
+    poll_imap,
+    process,
+    read_file,
+    read_maildir,
+    read_mbox,
+    receiver,
+)
 from worker.bounce_record import Outcome, purge_raw
 
 
@@ -130,6 +137,49 @@ def receive(app: App, host: str, port: int, lmtp: bool) -> None:
                 purge_raw(session, app.settings, utcnow())
     finally:
         server.stop()
+
+
+@bounces.command("imap")
+@click.argument("url", envvar="NEWSLETTER_BOUNCE_IMAP_URL")
+@click.option("--once", is_flag=True, help="Read what is there now, then stop.")
+@click.option("--interval", type=click.FloatRange(5, 86400), default=60, show_default=True,
+              help="Seconds between passes.")
+@click.option("--delete", is_flag=True,
+              help="Delete each message once it is recorded (default: mark it seen).")
+@json_option
+@pass_app
+@user_errors
+def imap(app: App, url: str, once: bool, interval: float, delete: bool,
+         as_json: bool) -> None:
+    """Read reports from an IMAP mailbox: every unseen message, then again every
+    --interval seconds. URL (or NEWSLETTER_BOUNCE_IMAP_URL) is
+    imaps://user:password@host/FOLDER (imap+starttls:// and imap:// too).
+
+    Each message is recorded before it is marked seen: one whose report cannot be stored
+    stays unseen for the next pass, and one read twice is recorded once.
+
+    \b
+    Example:
+      newsletter bounces imap imaps://bounces:secret@mail.example.org/INBOX --once
+    """
+    stop = threading.Event()
+    if not once:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    while True:
+        outcomes = poll_imap(app.sessions, app.settings, url, delete=delete)
+        with app.sessions() as session, session.begin():
+            purge_raw(session, app.settings, utcnow())
+        if as_json:
+            emit_json({"reports": [_outcome_dict(o, "imap") for o in outcomes],
+                       "kinds": dict(Counter(o.kind for o in outcomes))})
+        else:
+            kinds = Counter(o.kind for o in outcomes)
+            click.echo(f"{len(outcomes)} new message(s)"
+                       + (": " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+                          if outcomes else ""))
+        if once or stop.wait(interval):
+            return
 
 
 @bounces.command("list")

@@ -5,6 +5,7 @@ Importing files, mbox and Maildir; soft bounces counted over time; the CLI."""
 
 from __future__ import annotations
 
+import imaplib
 import json
 import mailbox
 import smtplib
@@ -25,6 +26,7 @@ from newsletter.models import Delivery, MailReport
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
 from subscribers.suppressions import is_suppressed
+from tests.dovecot import dovecot
 from tests.servers import SmtpServer, free_port
 from tests.worker.conftest import runtime_with
 from worker.bounce_intake import process, receiver
@@ -252,3 +254,39 @@ def test_import_from_files_mbox_and_maildir_then_again(
     missing = runner.invoke(cli, ["bounces", "import", str(tmp_path / "nope.eml")])
     assert missing.exit_code == 1 and "nope.eml: cannot read it" in missing.output
     assert runner.invoke(cli, ["bounces", "import", "--maildir", str(tmp_path)]).exit_code == 1
+
+
+def test_an_imap_mailbox_is_read_once_each_message_recorded_before_it_is_seen(
+    settings: Settings, sessions: sessionmaker[Session], smtp_server: SmtpServer,
+    issue_slug: str, runner: CliRunner,
+) -> None:
+    """Against a real IMAP server (Dovecot) the tests start."""
+    sent = sent_through(settings, sessions, smtp_server, issue_slug)
+    with dovecot() as server:
+        client = imaplib.IMAP4("127.0.0.1", server.port, timeout=10)
+        client.login("bounces", server.password)
+        for raw in (dsn(sent["bob@example.org"][0], "bob@example.org", "5.1.1"),
+                    vacation(sent["ana@example.org"][0])):
+            assert client.append("INBOX", None, None, raw)[0] == "OK"
+        first = runner.invoke(cli, ["bounces", "imap", server.url, "--once", "--json"])
+        assert first.exit_code == 0, first.output
+        assert json.loads(first.output)["kinds"] == {"hard": 1, "auto-reply": 1}
+        client.select("INBOX")
+        assert client.search(None, "UNSEEN")[1] == [b""]  # both marked seen
+        again = runner.invoke(cli, ["bounces", "imap", server.url, "--once"])
+        assert again.exit_code == 0 and "0 new message(s)" in again.output
+        # --delete takes them out of the mailbox once recorded
+        client.append("INBOX", None, None, dsn(sent["eva@example.org"][0],
+                                               "eva@example.org", "5.1.2"))
+        deleted = runner.invoke(cli, ["bounces", "imap", server.url, "--once", "--delete"])
+        assert deleted.exit_code == 0 and "1 new message(s): 1 hard" in deleted.output
+        client.select("INBOX")
+        assert len(client.search(None, "ALL")[1][0].split()) == 2
+        wrong = server.url.replace(server.password, "not-it")
+        refused = runner.invoke(cli, ["bounces", "imap", wrong, "--once"])
+        assert refused.exit_code == 1 and "IMAP 127.0.0.1" in refused.output
+        client.logout()
+    with sessions() as session:
+        status = dict(session.execute(select(Subscriber.email, Subscriber.status)).all())
+    assert status["bob@example.org"] == status["eva@example.org"] == "bounced"
+    assert status["ana@example.org"] == "active"
