@@ -36,6 +36,7 @@ APT_PACKAGES: dict[str, str] = {
     "smtp-sink": "postfix",
     "smtp-source": "postfix",
     "dovecot": "dovecot-imapd",
+    "dnsmasq": "dnsmasq-base",
 }
 # Answers to the questions a package would ask while installing.
 DEBCONF = {"postfix": "postfix postfix/main_mailer_type select No configuration"}
@@ -71,6 +72,7 @@ _FINDERS: dict[str, Callable[[str], str | None]] = {
     "smtp-sink": _sbin,
     "smtp-source": _sbin,
     "dovecot": _sbin,
+    "dnsmasq": _sbin,
 }
 
 

@@ -14,6 +14,7 @@ from newsletter.cli.calendar import approve, reject, schedule, show, submit, uns
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.demo import demo
 from newsletter.cli.dkim import dkim
+from newsletter.cli.doctor import doctor
 from newsletter.cli.feeds import feeds
 from newsletter.cli.i18n import i18n
 from newsletter.cli.issue_edit import COMMANDS as EDIT_COMMANDS
@@ -118,6 +119,7 @@ cli.add_command(series)
 cli.add_command(users)
 cli.add_command(dkim)
 cli.add_command(bounces)
+cli.add_command(doctor)
 
 
 def main() -> None:
