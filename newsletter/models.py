@@ -177,6 +177,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("issue_id", "subscriber_id"),
         Index("ix_deliveries_issue_status", "issue_id", "status"),
+        Index("ix_deliveries_message_id", "message_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -201,6 +202,33 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     # not claimed before this time: a scheduled send, or 09:00 in the subscriber's zone
     not_before: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MailReport(Base):
+    """A bounce, complaint or unsubscribe request that came back by mail, with its
+    evidence and what was decided (worker.bounce_record)."""
+
+    __tablename__ = "mail_reports"
+    __table_args__ = (
+        Index("ux_mail_reports_digest", "digest", unique=True),
+        Index("ix_mail_reports_subscriber_id_received_at", "subscriber_id", "received_at"),
+        Index("ix_mail_reports_issue_id_kind", "issue_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    source: Mapped[str] = mapped_column(String(32))  # smtp, lmtp, import, mbox, maildir
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the raw message
+    kind: Mapped[str] = mapped_column(String(16))
+    decision: Mapped[str] = mapped_column(String(300), default="")
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"))
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL"))
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issues.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="")
+    diagnostic: Mapped[str] = mapped_column(String(500), default="")
+    raw: Mapped[str | None] = mapped_column(Text)  # cleared after NEWSLETTER_BOUNCE_KEEP_DAYS
 
 
 class IssueTarget(Base):

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     # where bounces come back: each delivery's envelope sender is
     # bounces+<delivery>.<mac>@<this domain> (VERP); default the sender's domain
     bounce_domain: str = ""
+    # bounces that come back by mail: this many soft bounces within this many days make
+    # an address bounced (a hard bounce or a complaint does at once); the raw reports
+    # are kept this long as evidence, then cleared
+    soft_bounce_limit: int = Field(default=3, ge=1, le=100)
+    soft_bounce_days: int = Field(default=30, ge=1, le=3650)
+    bounce_keep_days: int = Field(default=30, ge=1, le=3650)
     postal_address: str = "Regional Office, Apartado 123-1000, San José, Costa Rica"
     public_base_url: str = "http://localhost:8000"
     secret_key: str = DEV_SECRET

@@ -169,7 +169,7 @@ def update_subscriber(
     return person
 
 
-UNSUBSCRIBE_WAYS = ("admin", "link", "one-click")
+UNSUBSCRIBE_WAYS = ("admin", "link", "one-click", "mailto")
 
 
 def unsubscribe(

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from newsletter.models import Delivery, Issue
+from newsletter.models import Delivery, Issue, MailReport
 from newsletter.render import Variant
 from subscribers.filters import Filter, condition
 from subscribers.models import MailingList, Subscriber, SubscriberEvent, Subscription
@@ -189,6 +189,10 @@ def history(session: Session, email_or_id: str | int) -> History:
     # stable sort: within one instant, events keep the order they were written in, after
     # a delivery (whose reply is what they react to)
     merged += [d.entry() for d in deliveries]
+    merged += [Entry(r.received_at, f"mail {r.kind}", " ".join(
+        p for p in (r.status, r.diagnostic, f"-> {r.decision}") if p), r.source)
+        for r in session.scalars(select(MailReport).where(
+            MailReport.subscriber_id == person.id))]
     merged.sort(key=lambda e: (e.at, e.kind != "delivery"))
     return History(
         id=person.id, email=person.email, name=person.name, country=person.country,

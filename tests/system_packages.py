@@ -35,6 +35,8 @@ APT_PACKAGES: dict[str, str] = {
     "npm": "npm",
     "smtp-sink": "postfix",
     "smtp-source": "postfix",
+    "dovecot": "dovecot-imapd",
+    "dnsmasq": "dnsmasq-base",
 }
 # Answers to the questions a package would ask while installing.
 DEBCONF = {"postfix": "postfix postfix/main_mailer_type select No configuration"}
@@ -69,6 +71,8 @@ _FINDERS: dict[str, Callable[[str], str | None]] = {
     "chromium": _chromium,
     "smtp-sink": _sbin,
     "smtp-source": _sbin,
+    "dovecot": _sbin,
+    "dnsmasq": _sbin,
 }
 
 

@@ -47,7 +47,7 @@ from worker.mime import (
 from worker.replies import classify, next_attempt
 from worker.runtime import Runtime
 from worker.transports import ConnectionFailure, Envelope, SenderProblem, TransportError
-from worker.verp import bounce_address
+from worker.verp import bounce_address, unsubscribe_mailto
 
 Progress = Callable[[dict[str, int]], None]
 STATUS_CHECK_EVERY = 100  # messages between checks for pause/cancel
@@ -254,7 +254,8 @@ def _attempt(
         )
         message = _template(runtime, session, issue, row.variant).render(
             Recipient(row.name, row.email, mid, unsubscribe,
-                      {UNSUBSCRIBE: unsubscribe, PREFERENCES: preferences})
+                      {UNSUBSCRIBE: unsubscribe, PREFERENCES: preferences},
+                      unsubscribe_mailto(bounces_to))
         )
         envelope = Envelope(bounces_to, ascii_address(row.email), message, mid)
     except (ValueError, UnicodeError, NewsletterError) as exc:

@@ -337,6 +337,16 @@ def mark_bounced(
     record_event(session, subscriber_id, "bounced", detail, "worker", now)
 
 
+def bounced_later(session: Session, delivery_id: int | None, reply: str, now: datetime) -> None:
+    """A delivery the relay accepted (sent) bounced afterwards, by mail: it counts as
+    bounced, with what the bounce said."""
+    if delivery_id is None:
+        return
+    session.execute(update(Delivery).where(Delivery.id == delivery_id,
+                                           Delivery.status == "sent")
+                    .values(status="bounced", last_reply=reply[:1000], updated_at=now))
+
+
 def renew(
     session: Session, held: Sequence[tuple[int, int]], lease: timedelta
 ) -> set[int]:

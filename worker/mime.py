@@ -64,6 +64,7 @@ class Recipient:
     message_id: str
     unsubscribe_url: str
     links: Mapping[str, str]  # placeholder -> value, filled into both bodies
+    unsubscribe_mailto: str = ""  # a second List-Unsubscribe, for mail clients without https
 
 
 def _fold(name: str, value: str) -> bytes:
@@ -249,7 +250,7 @@ class MessageTemplate:
             _date_header(self.when),
             _address_header("To", to.name, to.email),
             b"Message-ID: ", to.message_id.encode("ascii"), b"\r\n",
-            _list_headers(self.list_id, to.unsubscribe_url),
+            _list_headers(self.list_id, to.unsubscribe_url, to.unsubscribe_mailto),
             b'Content-Type: multipart/alternative; boundary="', boundary, b'"\r\n\r\n',
             b"--", boundary, b"\r\n",
             b'Content-Type: text/plain; charset="utf-8"\r\n',
@@ -280,16 +281,24 @@ def _date_header(when: datetime | None) -> bytes:
     return _date_cache[1]
 
 
-def _list_headers(list_id: str, unsubscribe_url: str) -> bytes:
+def _list_headers(list_id: str, unsubscribe_url: str, mailto: str = "") -> bytes:
     """List-* headers, written as they are: the email package would turn a long URL into
-    an RFC 2047 encoded-word, which no receiver decodes (one-click unsubscribe breaks)."""
+    an RFC 2047 encoded-word, which no receiver decodes (one-click unsubscribe breaks).
+    The https link comes first (RFC 8058's one-click); a mailto after it, folded onto a
+    line of its own, for clients that only mail."""
+    unsubscribe = f"List-Unsubscribe: <{unsubscribe_url}>"
+    if mailto:
+        if " " in mailto or "," in mailto or not mailto.startswith("mailto:"):
+            raise ValueError(f"unsafe mailto {mailto[:80]!r}")
+        unsubscribe += f",\r\n <{mailto}>"
     lines = [
         f"List-Id: <{list_id}>",
-        f"List-Unsubscribe: <{unsubscribe_url}>",
+        unsubscribe,
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
     ]
     for line in lines:
-        if not line.isascii() or _CONTROL.search(line) or " " in line.partition(": ")[2]:
+        value = line.partition(": ")[2].replace(",\r\n <", ",<")
+        if not line.isascii() or _CONTROL.search(line.replace("\r\n ", " ")) or " " in value:
             raise ValueError(f"unsafe header {line[:80]!r}: list ids and URLs must be ASCII")
         if len(line) > 998:
             raise ValueError(f"header longer than SMTP allows: {line[:80]!r}...")

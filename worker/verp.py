@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 PREFIX = "bounces"
+UNSUBSCRIBE_PREFIX = "unsubscribe"
 MAC_CHARS = 10
 _LOCAL = re.compile(rf"{PREFIX}\+(\d{{1,18}})\.([a-z2-7]{{{MAC_CHARS}}})")
 
@@ -60,3 +61,10 @@ def parse(address: str, domain: str) -> Token | None:
 def check(secret_key: str, token: Token, issue_key: str) -> bool:
     """Whether `token` was made by us for that delivery of that issue."""
     return hmac.compare_digest(token.mac, _mac(secret_key, token.delivery_id, issue_key))
+
+
+def unsubscribe_mailto(bounce_address: str) -> str:
+    """The List-Unsubscribe mailto of a delivery: its VERP token with the unsubscribe
+    prefix (`worker.bounce_parse` reads a message to it as a request to unsubscribe)."""
+    token = bounce_address.removeprefix(f"{PREFIX}+")
+    return f"mailto:{UNSUBSCRIBE_PREFIX}+{token}?subject=unsubscribe"

@@ -9,10 +9,12 @@ import logging
 
 import click
 
+from newsletter.cli.bounces import bounces
 from newsletter.cli.calendar import approve, reject, schedule, show, submit, unschedule
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.demo import demo
 from newsletter.cli.dkim import dkim
+from newsletter.cli.doctor import doctor
 from newsletter.cli.feeds import feeds
 from newsletter.cli.i18n import i18n
 from newsletter.cli.issue_edit import COMMANDS as EDIT_COMMANDS
@@ -116,6 +118,8 @@ cli.add_command(feeds)
 cli.add_command(series)
 cli.add_command(users)
 cli.add_command(dkim)
+cli.add_command(bounces)
+cli.add_command(doctor)
 
 
 def main() -> None:

@@ -131,7 +131,21 @@ def _status_table(slug: str, state: str, note: str, counts: dict[str, int],
     t.caption = f"{rate['rate']:.1f} messages/s over the last minute; time left: {eta}"
     if note:
         t.caption += f"\n{note}"
-    return Group(t, *(Text(line) for line in _due_lines(state, due)))
+    return Group(t, *(Text(line) for line in _due_lines(state, due) + _report_lines(
+        counts, due.get("reports", {}))))
+
+
+def _report_lines(counts: dict[str, int], reports: dict[str, int]) -> list[str]:
+    """Bounce and complaint rates from the mail that came back (`newsletter bounces`)."""
+    if not reports:
+        return []
+    reached = sum(counts.values()) - counts.get("queued", 0) - counts.get("cancelled", 0)
+    if reached <= 0:
+        return []
+    hard, soft, complaints = (reports.get(k, 0) for k in ("hard", "soft", "complaint"))
+    return [f"came back by mail: {hard} hard bounce(s) ({hard / reached:.2%}), {soft} soft "
+            f"({soft / reached:.2%}), {complaints} complaint(s) ({complaints / reached:.3%}; "
+            "Gmail and Yahoo want under 0.3%)"]
 
 
 def _due_lines(state: str, due: dict[str, Any]) -> list[str]:
@@ -171,6 +185,7 @@ def status(app: App, slug: str, watch: bool, interval: float, as_json: bool) -> 
     Example:
       newsletter issues status 2019-10 --watch
     """
+    from worker.bounce_record import rates
     from worker.control import progress
     from worker.ledger import PENDING, counts, release_times
 
@@ -180,6 +195,7 @@ def status(app: App, slug: str, watch: bool, interval: float, as_json: bool) -> 
             by_status = counts(session, issue.id)
             state, note = issue.status, issue.status_note
             plan = _due(issue, release_times(session, issue.id))
+            plan["reports"] = rates(session, issue.id)
         return _status_table(slug, state, note, by_status, progress(app.sessions, slug),
                              plan), by_status
 
@@ -188,10 +204,15 @@ def status(app: App, slug: str, watch: bool, interval: float, as_json: bool) -> 
         with app.sessions() as session:
             issue = get_issue(session, slug)
             plan = _due(issue, release_times(session, issue.id))
+            reports = rates(session, issue.id)
         calendar = (plan["send_at"] or plan["waiting_for"] or issue.approval == "required"
                     or any(group["not_before"] for group in plan["pending"]))
-        # an issue sent at once keeps the plain counts (programs compare the whole object)
-        emit_json({**by_status, "due": plan} if calendar else by_status)
+        # an issue sent at once keeps the plain counts (programs compare the whole object);
+        # "reports": people reported by kind, once mail came back (`newsletter bounces`)
+        found: dict[str, Any] = {**by_status, "due": plan} if calendar else dict(by_status)
+        if reports:
+            found["reports"] = reports
+        emit_json(found)
         return
     if not watch:
         console.print(shown)

@@ -32,6 +32,7 @@ from subscribers.people import (
 )
 from subscribers.queries import stats
 from subscribers.report import DIMENSIONS, counts, history
+from worker.bounce_record import reports_of
 
 COLUMNS = ["email", "name", "country", "language", "status", "created_at"]
 
@@ -131,8 +132,12 @@ def show(app: App, email: str, as_json: bool) -> None:
             "consent_at": s.consent_at, "consent_method": s.consent_method,
             "consent_text": s.consent_text, "created_at": s.created_at,
         }
+        reports: list[dict[str, Any]] = [
+            {"received_at": r.received_at, "kind": r.kind, "status": r.status,
+             "diagnostic": r.diagnostic, "decision": r.decision, "report": r.id}
+            for r in reports_of(session, s.email)]
     if as_json:
-        emit_json(data)
+        emit_json({**data, "mail_reports": reports})
         return
     for key, value in data.items():
         if isinstance(value, dict):  # lists and attributes: one "name: value" line each
@@ -141,6 +146,12 @@ def show(app: App, email: str, as_json: bool) -> None:
                 click.echo(f"{'':>17}{name}: {cell(inner)}")
         else:
             click.echo(f"{key:>15}: {cell(value)}")
+    # bounces and complaints that came back by mail, with their evidence
+    click.echo(f"{'mail reports':>15}:{'' if reports else ' (none)'}")
+    for r in reports:
+        click.echo(f"{'':>17}{r['received_at']:%Y-%m-%d %H:%M} {r['kind']} {r['status']} "
+                   f"{r['diagnostic']}".replace("  ", " ")
+                   + f" -> {r['decision']} (report {r['report']})")
 
 
 @subscribers.command("update")

@@ -70,7 +70,7 @@ def mailed_links(outbox: Path, address: str) -> tuple[str, str]:
         assert isinstance(message, EmailMessage)
         if message["To"].addresses[0].addr_spec != address:
             continue
-        unsubscribe = str(message["List-Unsubscribe"]).strip("<>")
+        unsubscribe = str(message["List-Unsubscribe"]).split(",")[0].strip("<>")
         plain = message.get_body(("plain",))
         assert plain is not None
         found = re.search(r"https://\S+/p/[\w.-]+", plain.get_content())

@@ -59,9 +59,12 @@ def test_every_active_subscriber_gets_one_message_in_their_variant(
     assert not re.search(r"^IN [A-Z]", dan_text, re.M) and "ACROSS THE REGION" not in dan_text
     # each message has its own signed links, and the header matches the body's link
     for msg in by_rcpt.values():
-        link = str(msg["List-Unsubscribe"]).strip("<>")
+        # the https link (RFC 8058 one-click) first, then the delivery's mailto
+        link, mailto = (u.strip().strip("<>") for u in str(msg["List-Unsubscribe"]).split(","))
         assert link.startswith("https://news.example.org/u/")
         assert link in msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert re.fullmatch(r"mailto:unsubscribe\+\d+\.[a-z2-7]{10}@example\.org"
+                            r"\?subject=unsubscribe", mailto)
     assert len({str(m["List-Unsubscribe"]) for m in by_rcpt.values()}) == 4
     with sessions() as session:
         issue = session.scalar(select(Issue).where(Issue.slug == issue_slug))
