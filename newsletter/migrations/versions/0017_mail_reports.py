@@ -5,8 +5,8 @@ Each report read by `newsletter bounces receive|import` is one row with its evid
 message is kept for NEWSLETTER_BOUNCE_KEEP_DAYS, then cleared. Deliveries get an index
 on message_id, by which a complaint that quotes the original message finds it.
 
-Revision ID: 0020
-Revises: 0014
+Revision ID: 0017
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
-down_revision = "0014"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
