@@ -290,6 +290,9 @@ def text_colours(html: str, scheme: str) -> list[tuple[str, str, str]]:
             continue
         if any(styles(n).get("display") == "none" for n in (element, *element.iterancestors())):
             continue  # the preheader
+        if element.tag == "img" and element.get("alt"):  # shown where images are blocked
+            found.append((f"[{element.get('alt')}]", resolved(element, "color"),
+                          resolved(element, "background-color")))
         if (element.text or "").strip():
             found.append((element.text.strip(), resolved(element, "color"),
                           resolved(element, "background-color")))
@@ -314,7 +317,7 @@ def test_text_and_links_keep_4_5_to_1_in_both_colour_schemes(scheme: str) -> Non
     shown = " ".join(text for text, _, _ in found)
     for expected in ("Welcome to this issue.", "En Costa Rica",
                      "En la región", "(en inglés)", "Leer más", "Ver este correo en el navegador",
-                     "Cancelar la suscripción", SENDER.postal_address):
+                     "Cancelar la suscripción", SENDER.postal_address, "[Boletín Regional]"):
         assert expected in shown
     poor = [(text[:40], fg, bg, round(contrast(fg, bg), 2)) for text, fg, bg in found
             if contrast(fg, bg) < 4.5]
