@@ -132,9 +132,11 @@ def test_spamassassin_scores_every_language_zero(tmp_path: Path) -> None:
     messages = sample_messages()
     mbox = b"".join(b"From news@example.org Thu Oct 31 00:00:00 2019\n"
                     + m.replace(b"\r\n", b"\n") + b"\n" for m in messages.values())
-    # offline rules only, no Bayes and nothing learnt or written outside tmp_path
+    # offline rules only, no Bayes, nothing learnt, preferences under tmp_path (SpamAssassin
+    # itself still makes ~/.spamassassin of the user it runs as, its global state dir)
     result = subprocess.run(
-        [program, "--local", "--mbox", "--nocreate-prefs", "--cf", "use_bayes 0",
+        [program, "--local", "--mbox", "--nocreate-prefs", "--prefspath",
+         str(tmp_path / "user_prefs"), "--cf", "use_bayes 0",
          "--cf", "bayes_auto_learn 0", "--cf", "use_auto_welcomelist 0"],
         input=mbox, capture_output=True, timeout=180, env={"HOME": str(tmp_path),
                                                            "PATH": "/usr/bin:/bin"},
