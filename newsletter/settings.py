@@ -25,6 +25,7 @@ from subscribers.validate import CONTROL
 DEV_SECRET = "dev-only-secret-change-me"
 MAX_HEADER_NAME = 200  # characters in the sender's (or Reply-To's) display name
 MAX_EDITION_TAG = 8  # what the deliveries' and variants' language columns hold
+MAX_LOGO_SIZE = 600  # CSS pixels: the email's width
 _NAMED_ADDRESS = re.compile(r"(?:(?P<name>.*?)\s*<(?P<address>[^<>]*)>|(?P<bare>[^<>]*))")
 
 
@@ -87,6 +88,12 @@ class Settings(BaseSettings):
     soft_bounce_days: int = Field(default=30, ge=1, le=3650)
     bounce_keep_days: int = Field(default=30, ge=1, le=3650)
     postal_address: str = "Regional Office, Apartado 123-1000, San José, Costa Rica"
+    # the masthead's logo (https, or none), its text alternative (default: the sender's
+    # name) and its size in CSS pixels, which the email states so the layout holds
+    logo_url: str = ""
+    logo_alt: str = ""
+    logo_width: int | None = None
+    logo_height: int | None = None
     public_base_url: str = "http://localhost:8000"
     secret_key: str = DEV_SECRET
 
@@ -188,6 +195,41 @@ class Settings(BaseSettings):
                              "name under a domain you own, e.g. news.example.org")
         return value
 
+    @field_validator("logo_url")
+    @classmethod
+    def _logo_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and (not re.fullmatch(r"https://[^\s/?#]+[^\s]*", value) or not value.isascii()
+                      or len(value) > 2000 or any(c in value for c in "\"'<>\\")):
+            raise ValueError(f"NEWSLETTER_LOGO_URL: {value[:80]!r} is not an https URL: set the "
+                             "logo's address, e.g. https://news.example.org/logo.png (ASCII, "
+                             "no spaces or quotes), or leave it empty for no logo")
+        return value
+
+    @field_validator("logo_width", "logo_height", mode="before")
+    @classmethod
+    def _unset_size(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("logo_width", "logo_height")
+    @classmethod
+    def _logo_size(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and not 1 <= value <= MAX_LOGO_SIZE:
+            name = f"NEWSLETTER_{(info.field_name or '').upper()}"
+            raise ValueError(f"{name}: {value} is not a size from 1 to {MAX_LOGO_SIZE} CSS "
+                             "pixels (the email is 600 wide): set the logo's displayed size")
+        return value
+
+    @field_validator("logo_alt")
+    @classmethod
+    def _logo_alt(cls, value: str) -> str:
+        value = value.strip()
+        if CONTROL.search(value) or len(value) > MAX_HEADER_NAME:
+            raise ValueError(f"NEWSLETTER_LOGO_ALT: {value[:80]!r} must be one line of at most "
+                             f"{MAX_HEADER_NAME} characters: what the logo says, e.g. the "
+                             "newsletter's name")
+        return value
+
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -246,6 +288,18 @@ class Settings(BaseSettings):
         if missing and len(missing) < len(given):
             raise ValueError(f"{missing[0]}: DKIM needs all three settings: set "
                              f"{', '.join(missing)} too, or unset the others to send unsigned")
+        return self
+
+    @model_validator(mode="after")
+    def _logo_complete(self) -> Settings:
+        missing = [name for name, value in (("NEWSLETTER_LOGO_WIDTH", self.logo_width),
+                                            ("NEWSLETTER_LOGO_HEIGHT", self.logo_height))
+                   if value is None]
+        if self.logo_url and missing:
+            raise ValueError(f"{missing[0]}: a logo needs its size: set NEWSLETTER_LOGO_WIDTH "
+                             f"and NEWSLETTER_LOGO_HEIGHT in CSS pixels (1 to {MAX_LOGO_SIZE}), "
+                             "e.g. 160 and 40 for an image of 320 x 80 pixels, sharp on "
+                             "high-density screens")
         return self
 
     def insecure_for_mailing(self) -> str | None:

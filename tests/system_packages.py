@@ -4,8 +4,9 @@ README command 2 is the whole set-up: on a fresh machine the first run installs 
 server binaries the tests start privately (Redis, PostgreSQL), the Chromium the layout
 tests drive, the Node.js/npm that fetches the pinned html-validate and mjml, and
 Postfix's smtp-sink and smtp-source for the delivery benchmark's test (Postfix installed
-with "No configuration": no mail server runs), with apt-get, once per session, when it
-may: as root, or through `sudo -n` (no password prompt). Otherwise it says what to run,
+with "No configuration": no mail server runs), and SpamAssassin, which scores rendered
+issues offline (the rules Debian ships, no network tests), with apt-get, once per session,
+when it may: as root, or through `sudo -n` (no password prompt). Otherwise it says what to run,
 and the tests that need a missing program fail with that hint (never skipped).
 NEWSLETTER_TESTS_NO_INSTALL=1 turns installing off.
 """
@@ -35,6 +36,7 @@ APT_PACKAGES: dict[str, str] = {
     "npm": "npm",
     "smtp-sink": "postfix",
     "smtp-source": "postfix",
+    "spamassassin": "spamassassin",
     "dovecot": "dovecot-imapd",
     "dnsmasq": "dnsmasq-base",
 }

@@ -20,7 +20,7 @@ def finder(*present: str) -> Callable[[str], str | None]:
 
 
 ALL = ("redis-server", "initdb", "postgres", "chromium", "node", "npm", "smtp-sink",
-       "smtp-source", "dovecot", "dnsmasq")
+       "smtp-source", "spamassassin", "dovecot", "dnsmasq")
 
 
 def but(*absent: str) -> tuple[str, ...]:
@@ -28,13 +28,14 @@ def but(*absent: str) -> tuple[str, ...]:
 
 
 @pytest.mark.parametrize(("present", "packages"), [
-    ((), ["redis-server", "postgresql", "chromium", "nodejs", "npm", "postfix",
+    ((), ["redis-server", "postgresql", "chromium", "nodejs", "npm", "postfix", "spamassassin",
           "dovecot-imapd", "dnsmasq-base"]),
     (ALL, []),
     (but("postgres"), ["postgresql"]),  # initdb alone (libpq's tools) is not the server
     (but("redis-server", "node", "npm"), ["redis-server", "nodejs", "npm"]),
     (but("npm"), ["npm"]),
     (but("smtp-source"), ["postfix"]),
+    (but("spamassassin"), ["spamassassin"]),
     (but("dovecot"), ["dovecot-imapd"]),
     (but("dnsmasq"), ["dnsmasq-base"]),
 ])
@@ -60,7 +61,8 @@ def test_programs_are_looked_for_where_the_tests_look(
     assert locate("initdb") is None
     monkeypatch.setattr(system_packages, "SBIN", tmp_path / "nowhere")
     assert apt_packages(missing_programs()) == ["postgresql", "nodejs", "npm", "postfix",
-                                                "dovecot-imapd", "dnsmasq-base"]
+                                                "spamassassin", "dovecot-imapd",
+                                                "dnsmasq-base"]
 
 
 def test_when_it_may_not_install_it_says_what_to_run(monkeypatch: pytest.MonkeyPatch) -> None:

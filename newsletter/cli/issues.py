@@ -43,7 +43,8 @@ def issues() -> None:
 @click.option("--to", "date_to", type=DATE, required=True, help="Last day (YYYY-MM-DD).")
 @click.option("--title", "titles", multiple=True,
               help="Subject title: LANG=TEXT for one language (repeatable), or TEXT for "
-                   "every language; default: the sender and the window, in each language.")
+                   "every language; default: the first item in each language and how many "
+                   "more follow.")
 @click.option("--intro", "intros", multiple=True,
               help="Introduction at the top of the email: LANG=TEXT, or TEXT for every "
                    "language (repeatable); blank lines separate paragraphs.")

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from bench.render import SENDER, issue_variants, sample_content
-from newsletter.render import Variant, personalise, render_variant
+from newsletter.render import Logo, Sender, Variant, personalise, render_variant
 from tests.node_tools import NodeToolError, node_tool
 
 # Rules that contradict what email clients need; everything else stays as the presets set it.
@@ -64,11 +64,14 @@ UNSUBSCRIBE_URL = "https://news.example.org/u/MTIzNDU.c2lnbmF0dXJl"
 PREFERENCES_URL = "https://news.example.org/p/MTIzNDU.c2lnbmF0dXJl"
 VARIANTS = issue_variants()
 CONTENT = sample_content()
+# the masthead with a logo (NEWSLETTER_LOGO_*), checked as one more document
+WITH_LOGO = Sender(SENDER.name, SENDER.postal_address,
+                   Logo("https://news.example.org/logo.png", SENDER.name, 160, 40))
 
 
 @cache
-def as_sent(variant: Variant) -> str:
-    rendered = render_variant(CONTENT, variant, SENDER)
+def as_sent(variant: Variant, sender: Sender = SENDER) -> str:
+    rendered = render_variant(CONTENT, variant, sender)
     return personalise(rendered, unsubscribe_url=UNSUBSCRIBE_URL,
                        preferences_url=PREFERENCES_URL).html
 
@@ -113,10 +116,12 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Messages:
         path = out / f"{variant.label}.html"
         path.write_text(as_sent(variant), encoding="utf-8")
         paths.append(path)
-    return html_validate(paths, CONFIG, out)
+    logo = out / "es-CR-logo.html"
+    logo.write_text(as_sent(Variant("es", "CR"), WITH_LOGO), encoding="utf-8")
+    return html_validate([*paths, logo], CONFIG, out)
 
 
-@pytest.mark.parametrize("label", [v.label for v in VARIANTS])
+@pytest.mark.parametrize("label", [*(v.label for v in VARIANTS), "es-CR-logo"])
 def test_variant_passes_html_validate(report: Messages, label: str) -> None:
     messages = [m for m in report[f"{label}.html"] if m["ruleId"] not in TEMPLATE_PROBLEMS]
     assert summary(messages) == []

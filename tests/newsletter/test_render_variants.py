@@ -235,9 +235,16 @@ DATE_FORMS = {
     "es": (r"\b\d{1,2} de (?:septiembre|octubre) de 2019\b", "14 de octubre de 2019"),
     "en": (r"\b\d{1,2} (?:September|October) 2019\b", "14 October 2019"),
 }
+# the lead item the reader meets first, in their language, shortened at a word past 70
+# characters, and how many more follow (the sender is the From name, not the subject's)
 SUBJECTS = {
-    "es": "Boletín Regional: noticias del 1 de septiembre de 2019 al 31 de octubre de 2019",
-    "en": "Boletín Regional: news from 1 September 2019 to 31 October 2019",
+    "es-CR": "Un estudio describe las necesidades de las familias nicaragüenses en… y 9 "
+             "noticias más",
+    "es-SV": 'La campaña "Conectá & Avanzá" abre una línea de texto para <jóvenes>… y 9 '
+             "noticias más",
+    "en-BZ": "Teachers discuss how to welcome children who change schools across…, and 9 more",
+    "en-regional": "Mobile health teams reach families resting at shelters near the…, and 9 "
+                   "more",
 }
 
 
@@ -252,7 +259,8 @@ def test_dates_and_subject_in_the_readers_language(case: tuple[Variant, Rendered
         # one per item, plus the window twice (masthead; the HTML's preheader repeats it)
         assert len(found) >= len(SAMPLE) + 2
         assert not re.search(other_pattern, squash(text))
-    assert rendered.subject == SUBJECTS[lang]
+    assert rendered.subject == SUBJECTS[variant.label]
+    assert rendered.subject.startswith(expected_order(variant)[1 if variant.country else 0][:60])
 
 
 def expected_order(variant: Variant) -> list[str]:

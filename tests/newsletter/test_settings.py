@@ -192,3 +192,43 @@ def test_the_calendars_durations_and_sizes_must_be_above_zero(field: str, value:
     with pytest.raises(SettingsError, match=f"NEWSLETTER_{field.upper()}: .*above 0"):
         load_settings(**{field: value})
     assert getattr(load_settings(**{field: "3"}), field) == 3
+
+
+LOGO = {"logo_url": "https://news.example.org/logo.png", "logo_width": "160",
+        "logo_height": "40"}
+
+
+@pytest.mark.parametrize(("values", "named", "reason"), [
+    ({**LOGO, "logo_url": "http://news.example.org/logo.png"}, "LOGO_URL", "not an https URL"),
+    ({**LOGO, "logo_url": "logo.png"}, "LOGO_URL", "not an https URL"),
+    ({**LOGO, "logo_url": "javascript:alert(1)"}, "LOGO_URL", "not an https URL"),
+    ({**LOGO, "logo_url": 'https://x.org/a.png" onerror="x'}, "LOGO_URL", "not an https URL"),
+    ({**LOGO, "logo_url": "https://x.org/a b.png"}, "LOGO_URL", "not an https URL"),
+    ({**LOGO, "logo_url": "https://bücher.example/a.png"}, "LOGO_URL", "not an https URL"),
+    ({**LOGO, "logo_width": "0"}, "LOGO_WIDTH", "not a size from 1 to 600"),
+    ({**LOGO, "logo_height": "601"}, "LOGO_HEIGHT", "not a size from 1 to 600"),
+    ({**LOGO, "logo_width": "-3"}, "LOGO_WIDTH", "not a size from 1 to 600"),
+    ({"logo_url": LOGO["logo_url"]}, "LOGO_WIDTH", "a logo needs its size"),
+    ({**LOGO, "logo_height": ""}, "LOGO_HEIGHT", "a logo needs its size"),
+    ({**LOGO, "logo_alt": "Logo\r\nBcc: x@y.org"}, "LOGO_ALT", "one line"),
+    ({**LOGO, "logo_alt": "L" * 201}, "LOGO_ALT", "at most 200"),
+])
+def test_the_logo_is_an_https_url_with_its_size(
+    cli_env: dict[str, str], values: dict[str, str], named: str, reason: str
+) -> None:
+    env = {**cli_env, **{variable(k): v for k, v in values.items()}}
+    result = CliRunner(env=env).invoke(cli, ["subscribers", "list"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: NEWSLETTER_{named}: "), result.output
+    assert reason in result.output and "Traceback" not in result.output
+
+
+def test_a_logo_loads_and_none_is_the_default() -> None:
+    settings = load_settings(**LOGO, logo_alt=" Boletín Regional ")
+    assert (settings.logo_url, settings.logo_width, settings.logo_height,
+            settings.logo_alt) == (LOGO["logo_url"], 160, 40, "Boletín Regional")
+    assert load_settings(**{**LOGO, "logo_width": "1", "logo_height": "600"}).logo_height == 600
+    default = load_settings()
+    assert (default.logo_url, default.logo_alt, default.logo_width, default.logo_height) == (
+        "", "", None, None)
+    assert load_settings(logo_width="120", logo_height="").logo_url == ""  # a size alone: no logo

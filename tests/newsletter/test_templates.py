@@ -80,8 +80,10 @@ def test_hidden_preheader_comes_first(html: str) -> None:
     first = re.search(r"<div[^>]*>([^<]*)</div>", body)
     assert first is not None
     assert "display:none" in first.group(0).replace(" ", "")
+    # then invisible padding, so the inbox snippet stops there (test_render_message.py)
     assert first.group(1) == (
-        "Noticias del 1 de octubre de 2019 al 31 de octubre de 2019 · 2 noticias")
+        "Noticias del 1 de octubre de 2019 al 31 de octubre de 2019 · 2 noticias"
+        + "\u200c\u00a0" * 100)
 
 
 def test_accessible_markup(html: str) -> None:
@@ -99,7 +101,8 @@ def test_footer_links_address_and_view_in_browser(html: str) -> None:
     footer = html[html.rindex("Equipos visitan."):]
     assert SENDER.postal_address in footer
     assert footer.index("Cancelar la suscripción") and footer.index("Cambiar sus preferencias")
-    assert html.index("Ver este correo en el navegador") < html.index("Albergues en Panamá")
+    # before the first item (whose title the subject, in <title> and aria-label, now names)
+    assert html.index("Ver este correo en el navegador") < html.index(">Albergues en Panamá</h2>")
 
 
 def test_text_part_carries_the_same_content() -> None:

@@ -104,7 +104,8 @@ def test_every_valid_preference_is_kept_and_served_its_best_edition(
     subject, html, text = parts(message_to(memory, "jean@example.org"))
     assert 'lang="fr"' in html and "Se désabonner" in text
     subject, html, text = parts(message_to(memory, "ana@example.org"))
-    assert 'lang="es"' in html and "noticias del" in subject
+    assert 'lang="es"' in html
+    assert subject == "Noticias del 1 de septiembre de 2019 al 31 de octubre de 2019"
 
 
 def test_the_cli_reports_who_falls_back_at_create_and_at_send(

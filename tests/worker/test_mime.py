@@ -133,6 +133,21 @@ def test_subject_is_rfc2047_encoded_and_decodes_back(raw: bytes) -> None:
     assert parse(raw)["Subject"] == SUBJECT
 
 
+@pytest.mark.parametrize("subject", [
+    "[TEST es-CR] Noticias del 1 de septiembre de 2019 al 31 de octubre de 2019",
+    "[TEST en-regional] Regional Migration News: news from 1 September 2019 to 31 October",
+    "(Update) Community leaders learn to spot signs of human trafficking, and 9 more",
+    "Shelters in Panama, and 3 more",
+])
+def test_a_long_ascii_subject_reads_back_exactly(subject: str) -> None:
+    """The email package folded a long ASCII subject that starts with "[" right
+    after the colon, and it read back with a leading space ("[TEST …]" test sends)."""
+    raw = build(subject)
+    assert parse(raw)["Subject"] == subject
+    assert raw_headers(raw)["subject"] == [subject]
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+
+
 def test_display_names_with_accents_are_encoded_and_decode_back(raw: bytes) -> None:
     headers = raw_headers(raw)
     for name in ("from", "to"):
