@@ -414,14 +414,18 @@ def check_newsroom(
         catalog = read_catalog(po, language)
         for entry in pot:
             if entry.id:
-                found += _newsroom_entry(language, entry.id, po, catalog, pot_path, entry.lineno)
+                found += _newsroom_entry(language, entry.id, po, catalog, pot_path, entry.lineno,
+                                         entry.context)
     return found
 
 
 def _newsroom_entry(language: str, message_id: str | tuple[str, ...] | list[str], po: Path,
-                    catalog: Catalog, pot: Path, pot_line: int | None) -> list[CatalogProblem]:
+                    catalog: Catalog, pot: Path, pot_line: int | None,
+                    context: str | None = None) -> list[CatalogProblem]:
+    """One .pot entry in one language's catalog (its msgctxt, "status" for the status
+    labels, tells apart two entries of the same English)."""
     msgid = msgid_of(message_id)
-    message = catalog.get(message_id)
+    message = catalog.get(message_id, context)
     if message is None:
         return [CatalogProblem(language, msgid, str(pot), pot_line,
                                f"not in {po}: add it and translate it")]

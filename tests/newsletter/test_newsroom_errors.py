@@ -99,8 +99,8 @@ def test_a_message_is_the_cli_text_and_a_template_to_translate() -> None:
 @SQLITE_ONLY
 def test_the_review_in_spanish(app: Flask) -> None:
     ana, ed = client_as(app, "ana@example.org"), client_as(app, "ed@example.org")
-    page = ana.get(f"{BASE}/review").text  # why it may not go out, without the command
-    assert "necesita aprobación: no se ha enviado a revisión" in page
+    page = ana.get(f"{BASE}/review").text  # why it may not go out: the newsroom's step
+    assert "Primero necesita aprobación: envíelo a revisión" in page
     assert "newsletter issues submit" not in page
     assert refused(ana, f"{BASE}/review", action="approve") == (
         "el boletín 'w49' no se ha enviado a revisión, así que no puede ser aprobado")
@@ -138,7 +138,7 @@ def test_users_schedule_and_sending_in_spanish(app: Flask) -> None:
         "el boletín 'w49' está en estado «borrador»: solo un boletín en estado "
         "«enviándose» puede pasar a «en pausa»")
     send = ana.get(f"{BASE}/send").text.replace("&#39;", "'")
-    assert "el boletín 'w49' necesita aprobación: no se ha enviado a revisión" in send
+    assert "Primero necesita aprobación: envíelo a revisión" in send
     assert "newsletter issues" not in send
 
 

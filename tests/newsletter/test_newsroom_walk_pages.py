@@ -89,7 +89,12 @@ def token(client: FlaskClient, path: str = "/admin/account") -> str:
 
 
 def post(client: FlaskClient, path: str, **form: str) -> tuple[int, str]:
+    """POST a form; after a 303 (Post/Redirect/Get) the page it leads to, with 200."""
     response = client.post(path, data={**form, "csrf_token": token(client)})
+    location = response.headers.get("Location")
+    if response.status_code == 303 and location:
+        response = client.get(location)
+        assert response.status_code == 200
     return response.status_code, response.text
 
 
@@ -168,12 +173,16 @@ def test_the_review_page_offers_a_note_only_with_a_step_and_then_the_next_steps(
     marta, ana = client_as(app, "marta@example.org"), client_as(app, "ana@example.org")
     assert '<textarea id="note"' in marta.get(f"{BASE}/review").text  # she may submit
     assert post(marta, f"{BASE}/review", action="submit")[0] == 200
-    waiting = marta.get(f"{BASE}/review").text  # in review: nothing for her to do
-    assert '<textarea id="note"' not in waiting and 'name="action"' not in waiting
+    waiting = marta.get(f"{BASE}/review").text  # in review: she may only withdraw it
+    assert 'value="withdraw"' in waiting
+    assert 'value="submit"' not in waiting and 'value="approve"' not in waiting
+    assert 'value="reject"' not in waiting
     assert '<textarea id="note"' in ana.get(f"{BASE}/review").text  # Ana decides
     code, approved = post(ana, f"{BASE}/review", action="approve")
     assert code == 200
-    assert '<textarea id="note"' not in approved and 'name="action"' not in approved
+    # approved: only withdrawing it is left on this page (the next steps are links)
+    assert 'value="withdraw"' in approved
+    assert not any(f'value="{step}"' in approved for step in ("submit", "approve", "reject"))
     assert (f'Aprobado: ya puede salir. <a href="{BASE}/schedule">Elegir cuándo sale</a> · '
             f'<a href="{BASE}/send">Enviarlo ahora</a>') in approved
     assert "data-next" not in marta.get(f"{BASE}/review").text  # not her steps
