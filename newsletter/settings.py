@@ -132,6 +132,9 @@ class Settings(BaseSettings):
 
     # DKIM: sign every message with this key (all three, or none: a relay may sign);
     # `newsletter dkim keygen` makes a key and prints its DNS record
+    # a staging relay: mail by SMTP although `newsletter doctor` reports blockers in the
+    # settings (the development secret key is refused all the same)
+    allow_blocked_sending: bool = False
     dkim_domain: str = ""
     dkim_selector: str = ""
     dkim_key_file: Path | None = None
@@ -302,15 +305,30 @@ class Settings(BaseSettings):
                              "high-density screens")
         return self
 
-    def insecure_for_mailing(self) -> str | None:
-        """Why these settings must not mail real people, or None when they may (the
-        outbox mails nobody, so only an SMTP relay makes the development secret unsafe)."""
-        if self.smtp_urls and self.secret_key == DEV_SECRET:
+    def insecure_for_mailing(self, *, force: bool = False) -> str | None:
+        """Why these settings must not mail real people by SMTP, or None when they may
+        (the outbox mails nobody). The development secret is refused always; the other
+        blockers `newsletter doctor` finds in the settings alone (a local or http public
+        URL, the placeholder postal address, a sender at a reserved domain) unless this
+        is a staging relay: NEWSLETTER_ALLOW_BLOCKED_SENDING, or `force` (`--force`)."""
+        if not self.smtp_urls:
+            return None
+        if self.secret_key == DEV_SECRET:
             return (
                 "NEWSLETTER_SECRET_KEY is the development default, so anyone could forge "
                 "unsubscribe links: set it to a long random value before sending by SMTP"
             )
-        return None
+        if force or self.allow_blocked_sending:
+            return None
+        from newsletter.doctor import settings_findings
+
+        blockers = [f.message for f in settings_findings(self, None, has_key=True)
+                    if f.level == "blocker"]
+        if not blockers:
+            return None
+        return ("not mailing by SMTP: `newsletter doctor` finds what would hurt delivery: "
+                + "; ".join(blockers) + ". Fix it; or, for a staging relay, send with "
+                "--force or set NEWSLETTER_ALLOW_BLOCKED_SENDING=true")
 
     @property
     def resolved_database_url(self) -> str:

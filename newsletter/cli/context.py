@@ -57,8 +57,9 @@ def user_errors(func: F) -> F:
     return cast(F, wrapper)
 
 
-def refuse_insecure_mailing(app: App) -> None:
-    """Stop before mailing real people with settings that would make links forgeable."""
-    problem = app.settings.insecure_for_mailing()
+def refuse_insecure_mailing(app: App, *, force: bool = False) -> None:
+    """Stop before mailing real people by SMTP with settings that would make links
+    forgeable, or while `newsletter doctor` reports a blocker in them (unless `force`)."""
+    problem = app.settings.insecure_for_mailing(force=force)
     if problem:
         raise click.ClickException(problem)

@@ -25,7 +25,7 @@ from newsletter.doctor import (
     variant_findings,
 )
 from newsletter.settings import Settings, load_settings
-from tests.servers import ServerUnavailable, free_port
+from tests.servers import ServerUnavailable, SmtpServer, free_port
 from tests.system_packages import locate
 from worker.dkim import generate_key, write_key_file
 
@@ -168,3 +168,40 @@ def test_a_bad_dns_server_option_is_a_skip_not_a_traceback(
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # blockers
     dns = [f for f in json.loads(result.output)["findings"] if f["check"] == "dns"]
     assert dns and dns[0]["level"] == "skipped"
+
+
+@SQLITE_ONLY
+def test_sending_by_smtp_refuses_while_doctor_finds_a_blocker_unless_forced(
+    runner: CliRunner, cli_env: dict[str, str], smtp_server: SmtpServer, tmp_path: Path,
+) -> None:
+    (tmp_path / "news.txt").write_text(sample_items_text(), encoding="utf-8")
+    (tmp_path / "people.csv").write_text("email,country,language\nana@example.net,CR,es\n",
+                                         encoding="utf-8")
+    for args in (["items", "import", str(tmp_path / "news.txt")],
+                 ["subscribers", "import", str(tmp_path / "people.csv")],
+                 ["issues", "create", "2019-10", "--from", "2019-09-01", "--to", "2019-10-31"]):
+        assert runner.invoke(cli, args).exit_code == 0
+    real = {**cli_env, "NEWSLETTER_SMTP_URL": smtp_server.url,
+            "NEWSLETTER_ALLOW_BLOCKED_SENDING": "false"}
+    refused = CliRunner(env=real).invoke(cli, ["issues", "send", "2019-10"])
+    assert refused.exit_code == 1, refused.output
+    assert "`newsletter doctor` finds what would hurt delivery" in refused.output
+    assert "NEWSLETTER_POSTAL_ADDRESS" in refused.output and "--force" in refused.output
+    worker = CliRunner(env={**real, "NEWSLETTER_BROKER_URL": "redis://127.0.0.1:9/0"}).invoke(
+        cli, ["worker"])
+    assert worker.exit_code == 1 and "NEWSLETTER_POSTAL_ADDRESS" in worker.output
+    assert smtp_server.messages == []
+    forced = CliRunner(env=real).invoke(cli, ["issues", "send", "2019-10", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["ana@example.net"]]
+    # a production setup sends without --force; the development secret never does
+    fine = {**real, "NEWSLETTER_PUBLIC_BASE_URL": "https://news.migration-news.org",
+            "NEWSLETTER_SENDER_EMAIL": "news@migration-news.org",
+            "NEWSLETTER_POSTAL_ADDRESS": "Apartado 1-1000, San José"}
+    assert load_settings(smtp_url=smtp_server.url, **{
+        k.removeprefix("NEWSLETTER_").lower(): v for k, v in fine.items()
+        if k in ("NEWSLETTER_PUBLIC_BASE_URL", "NEWSLETTER_SENDER_EMAIL",
+                 "NEWSLETTER_POSTAL_ADDRESS")}, secret_key="x" * 40).insecure_for_mailing() is None
+    dev = CliRunner(env={**fine, "NEWSLETTER_SECRET_KEY": None}).invoke(
+        cli, ["issues", "send", "2019-10", "--force"])  # type: ignore[dict-item]
+    assert dev.exit_code == 1 and "NEWSLETTER_SECRET_KEY" in dev.output
