@@ -92,17 +92,10 @@ def dns_findings(settings: Settings, record: tuple[str, str] | None,
     domain = settings.sender_domain.lower()
     found: list[Finding] = []
     try:
-        spf = [t for t in lookup(domain) if t.lower().startswith("v=spf1")]
-        if not spf:
-            found.append(Finding("blocker", "spf", (
-                f"{domain} has no SPF record: publish a TXT record at {domain} such as "
-                "\"v=spf1 include:<your relay's SPF> -all\"")))
-        elif len(spf) > 1:
-            found.append(Finding("blocker", "spf", (
-                f"{domain} has {len(spf)} SPF records; receivers treat that as an error: "
-                "merge them into one")))
-        else:
-            found.append(Finding("ok", "spf", f"SPF: {spf[0][:120]}"))
+        # SPF is checked on the envelope sender (the VERP address at the bounce domain);
+        # DMARC aligns it with From: both domains need a record
+        for where in dict.fromkeys((domain, settings.resolved_bounce_domain)):
+            found.append(_spf(where, lookup(where)))
         if record is not None:
             name, wanted = record
             have = lookup(name)
@@ -128,6 +121,19 @@ def dns_findings(settings: Settings, record: tuple[str, str] | None,
     except NoDns as exc:
         return [Finding("skipped", "dns", f"DNS records not checked: {exc}")]
     return found
+
+
+def _spf(domain: str, records: list[str]) -> Finding:
+    spf = [t for t in records if t.lower().startswith("v=spf1")]
+    if not spf:
+        return Finding("blocker", "spf", (
+            f"{domain} has no SPF record: publish a TXT record at {domain} such as "
+            "\"v=spf1 include:<your relay's SPF> -all\""))
+    if len(spf) > 1:
+        return Finding("blocker", "spf", (
+            f"{domain} has {len(spf)} SPF records; receivers treat that as an error: "
+            "merge them into one"))
+    return Finding("ok", "spf", f"SPF of {domain}: {spf[0][:120]}")
 
 
 def _tag(record: str, name: str) -> str:
@@ -177,8 +183,11 @@ def spamassassin_score(message: bytes, timeout: float = 120) -> float | None:
     binary = shutil.which("spamassassin")
     if binary is None:
         return None
-    result = subprocess.run([binary, "-L", "-t"], input=message, capture_output=True,
-                            timeout=timeout, check=False)
+    try:
+        result = subprocess.run([binary, "-L", "-t"], input=message, capture_output=True,
+                                timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
     found = _SCORE.search(result.stdout.decode("utf-8", "replace"))
     return float(found.group(1)) if found else None
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.db import utcnow
@@ -107,10 +108,16 @@ class Handler:
                               envelope_to=tuple(envelope.rcpt_tos), clock=self.clock)
         except Exception:  # noqa: BLE001 (the database is away: the sender keeps it)
             log.exception("could not record a report; answered 451")
-            return "451 4.3.0 cannot store the report now: try again later"
+            return self._each(envelope, "451 4.3.0 cannot store the report now: try again later")
         self.outcomes.append(outcome)
         log.info("report %s: %s: %s", outcome.report_id, outcome.kind, outcome.decision)
-        return "250 OK recorded"
+        return self._each(envelope, "250 OK recorded")
+
+    def _each(self, envelope: Any, reply: str) -> str:
+        """SMTP answers DATA once; LMTP once per accepted recipient (RFC 2033 4.2)."""
+        if self.source != "lmtp":
+            return reply
+        return "\r\n".join([reply] * max(1, len(envelope.rcpt_tos)))
 
 
 def receiver(sessions: sessionmaker[Session], settings: Settings, host: str, port: int, *,
@@ -184,7 +191,11 @@ def poll_imap(sessions: sessionmaker[Session], settings: Settings, url: str, *,
                 log.warning("IMAP message %s could not be fetched; left for the next pass",
                             uid)
                 continue
-            outcomes.append(process(sessions, settings, raw, source="imap", clock=clock))
+            try:
+                outcomes.append(process(sessions, settings, raw, source="imap", clock=clock))
+            except SQLAlchemyError as exc:  # the database is away: this pass ends here
+                raise IntakeError(f"cannot store reports now ({exc.__class__.__name__}); "
+                                  "the unread messages stay unseen") from exc
             client.uid("STORE", uid, "+FLAGS", "(\\Deleted)" if delete else "(\\Seen)")
         if delete and uids:
             client.expunge()

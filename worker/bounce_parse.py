@@ -6,9 +6,10 @@
   permanent status about the address itself (5.1.x: no such mailbox or domain; 5.2.1:
   mailbox disabled; 5.4.1 and 5.4.4: no route to it), or a non-standard bounce that
   flufl.bounce (Mailman's detector) reads as a permanent failure;
-- **soft**: a temporary failure (4.x.x, Action `delayed`), or a permanent one that is not
+- **soft**: a temporary failure given up on (4.x.x), or a permanent one that is not
   about the address (5.2.2 mailbox full, 5.7.x refused by policy, 5.3.4 too big...): the
   address may work tomorrow, so these are only counted;
+- **delayed**: `Action: delayed`, the relay still tries: recorded, not counted;
 - **complaint**: an abuse report in the Abuse Reporting Format (RFC 5965, Feedback-Type
   abuse or fraud), as mailbox providers' feedback loops send them;
 - **unsubscribe**: a message to the List-Unsubscribe mailto address;
@@ -33,7 +34,8 @@ from typing import Literal
 
 from worker import verp
 
-Kind = Literal["hard", "soft", "complaint", "unsubscribe", "auto-reply", "unrelated"]
+Kind = Literal["hard", "soft", "delayed", "complaint", "unsubscribe", "auto-reply",
+               "unrelated"]
 MAX_DIAGNOSTIC = 500
 MAX_BYTES = 10 * 1024 * 1024  # a report larger than this is read only this far
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -132,22 +134,27 @@ def _fields(part: Message) -> list[dict[str, str]]:
     return groups
 
 
-def _original_message_id(parts: list[Message]) -> str:
-    """The Message-ID of the returned message (message/rfc822 or text/rfc822-headers)."""
+def _original_header(parts: list[Message], name: str) -> str:
+    """A header of the returned message (message/rfc822 or text/rfc822-headers)."""
     for part in parts:
         if part.get_content_type() in ("message/rfc822", "text/rfc822-headers",
                                        "message/rfc822-headers"):
             payload = part.get_payload()
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                found = _header(payload[0], "Message-ID")
+                found = _header(payload[0], name)
             else:
                 text = payload if isinstance(payload, str) else ""
-                match = re.search(r"(?im)^message-id:\s*(.+)$", text)
+                match = re.search(rf"(?im)^{re.escape(name)}:\s*(.+)$", text)
                 found = match.group(1) if match else ""
-            match = _MESSAGE_ID.search(found)
-            if match:
-                return match.group(0)
+            if found:
+                return found
     return ""
+
+
+def _original_message_id(parts: list[Message]) -> str:
+    """The Message-ID of the returned message: evidence only (it names no delivery)."""
+    match = _MESSAGE_ID.search(_original_header(parts, "Message-ID"))
+    return match.group(0) if match else ""
 
 
 def _address(value: str) -> str:
@@ -178,7 +185,9 @@ def _from_dsn(parts: list[Message], token: verp.Token | None, domain: str) -> Re
             kind: Kind = "hard" if status and _HARD.fullmatch(status) else "soft"
             if not status:  # failed without a status: a permanent failure of some kind
                 kind, status = "hard", "5.0.0"
-        else:  # delayed, or a 4.x.x
+        elif action == "delayed":  # the relay still tries: not a failure (yet)
+            kind = "delayed"
+        else:  # a 4.x.x that was given up on
             kind = "soft"
         return Report(kind, token, original, recipient, status,
                       _clean(diagnostic or f"Action: {action or 'none'}"))
@@ -197,7 +206,8 @@ def _from_arf(parts: list[Message], token: verp.Token | None, domain: str) -> Re
     original = _original_message_id(parts)
     recipient = _address(fields.get("original-rcpt-to", ""))
     # a feedback loop mails its own address, not ours: the original's envelope sender
-    token = token or _own_token([fields.get("original-mail-from", "")], domain)
+    token = token or _own_token([fields.get("original-mail-from", ""),
+                                 _original_header(parts, "Return-Path")], domain)
     if kind_of in ("abuse", "fraud", "virus", ""):
         source = fields.get("user-agent", "") or fields.get("reporting-mta", "")
         return Report("complaint", token, original, recipient, "",
@@ -255,11 +265,17 @@ def _text(value: object) -> str:
 
 def classify(raw: bytes, bounce_domain: str, *, envelope_to: tuple[str, ...] = ()) -> Report:
     """What `raw` (one message, as received) reports. `envelope_to`: the SMTP
-    recipients it arrived for, when it came by SMTP (they name the delivery best)."""
+    recipients it arrived for, when it came by SMTP (they name the delivery best).
+    Never raises: a message the email package trips over is `unrelated`, with why."""
     try:
-        message = _parse(raw)
-    except Exception as exc:  # noqa: BLE001 (the email package is lenient; be sure)
-        return Report("unrelated", diagnostic=f"not a readable message: {exc}"[:200])
+        return _classify(raw, bounce_domain, envelope_to)
+    except Exception as exc:  # noqa: BLE001 (outside input: a bad part, a bad charset...)
+        return Report("unrelated", diagnostic=_clean(
+            f"not a readable message ({exc.__class__.__name__}: {exc})", 200))
+
+
+def _classify(raw: bytes, bounce_domain: str, envelope_to: tuple[str, ...]) -> Report:
+    message = _parse(raw)
     addressed = [*envelope_to] + [_header(message, h) for h in (
         "Delivered-To", "X-Original-To", "Envelope-To", "To")]
     unsubscribe = _unsubscribe_token(addressed, bounce_domain)

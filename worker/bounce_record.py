@@ -4,8 +4,9 @@
 
 - a **hard** bounce marks the person `bounced`, suppresses the address and turns the
   delivery it names from `sent` into `bounced` (with what the server said);
-- a **soft** bounce is counted: NEWSLETTER_SOFT_BOUNCE_LIMIT of them within
-  NEWSLETTER_SOFT_BOUNCE_DAYS make a hard one;
+- a **soft** bounce is counted per delivery: NEWSLETTER_SOFT_BOUNCE_LIMIT deliveries
+  that soft-bounced within NEWSLETTER_SOFT_BOUNCE_DAYS make a hard one (a `delayed`
+  report is recorded, not counted: the relay still tries);
 - a **complaint** marks the person `complained` and suppresses the address at once;
 - an **unsubscribe** request (the List-Unsubscribe mailto) unsubscribes them;
 - an **auto-reply** or **unrelated** mail changes nothing.
@@ -64,10 +65,12 @@ class _Target:
 
 
 def _target(session: Session, report: Report, settings: Settings) -> _Target:
-    """Whom the report is about: the VERP token's delivery (its mac checked), else the
-    delivery of the quoted Message-ID, else nobody."""
+    """Whom the report is about: the delivery its VERP token names, when the token's mac
+    checks out for that delivery's issue; else nobody. A quoted Message-ID is never
+    enough: every reader of an issue sees its Message-ID scheme, so anyone could forge a
+    bounce for another reader's delivery number."""
     delivery_id: int | None = None
-    why = ""
+    why = "it names no delivery of ours (no VERP address)"
     if report.token is not None:
         found = session.execute(
             select(Delivery.id, Issue.id, Issue.created_at)
@@ -79,13 +82,8 @@ def _target(session: Session, report: Report, settings: Settings) -> _Target:
         else:
             why = (f"its VERP address names delivery {report.token.delivery_id}, which this "
                    "database does not hold with that signature")
-    if delivery_id is None and report.original_message_id:
-        delivery_id = session.scalar(select(Delivery.id).where(
-            Delivery.message_id == report.original_message_id).limit(1))
-        if delivery_id is not None:
-            why = "the Message-ID it quotes"
     if delivery_id is None:
-        return _Target(None, "", None, None, "", why or "it names no delivery of ours")
+        return _Target(None, "", None, None, "", why)
     row = session.execute(
         select(Subscriber.id, Subscriber.email, Issue.id, Issue.slug)
         .join(Delivery, Delivery.subscriber_id == Subscriber.id)
@@ -94,10 +92,18 @@ def _target(session: Session, report: Report, settings: Settings) -> _Target:
     return _Target(row[0], row[1], delivery_id, row[2], row[3], why)
 
 
-def _soft_count(session: Session, subscriber_id: int, since: datetime) -> int:
-    return session.scalar(select(func.count()).select_from(MailReport).where(
+def _soft_count(session: Session, subscriber_id: int, since: datetime,
+                delivery_id: int | None) -> int:
+    """Deliveries to this person that soft-bounced since `since`, this one included: a
+    relay that reports one message twice (or two intake paths) counts it once."""
+    earlier = set(session.scalars(select(MailReport.delivery_id).where(
         MailReport.subscriber_id == subscriber_id, MailReport.kind == "soft",
-        MailReport.received_at >= since)) or 0
+        MailReport.received_at >= since, MailReport.delivery_id.is_not(None))))
+    return len(earlier | {delivery_id})
+
+
+def _status(session: Session, subscriber_id: int) -> str | None:
+    return session.scalar(select(Subscriber.status).where(Subscriber.id == subscriber_id))
 
 
 def _bounce(session: Session, target: _Target, report: Report, now: datetime,
@@ -149,7 +155,7 @@ def record(session: Session, report: Report, raw: bytes, settings: Settings, *,
         decision = _bounce(session, target, report, now, f"hard bounce {report.status}".strip())
     elif report.kind == "soft":
         since = now - timedelta(days=settings.soft_bounce_days)
-        count = _soft_count(session, target.subscriber_id, since) + 1
+        count = _soft_count(session, target.subscriber_id, since, target.delivery_id)
         if count >= settings.soft_bounce_limit:
             decision = _bounce(session, target, report, now,
                                f"{count} soft bounces within {settings.soft_bounce_days} days")
@@ -159,9 +165,14 @@ def record(session: Session, report: Report, raw: bytes, settings: Settings, *,
     elif report.kind == "complaint":
         decision = _complain(session, target, report, now)
     elif report.kind == "unsubscribe":
-        with session.begin_nested():
-            unsubscribe(session, target.email, how="mailto", by=BY)
-        decision = "unsubscribed (mailto)"
+        if _status(session, target.subscriber_id) == "complained":
+            decision = "nothing: they complained already (suppressed)"
+        else:
+            with session.begin_nested():
+                unsubscribe(session, target.email, how="mailto", by=BY)
+            decision = "unsubscribed (mailto)"
+    elif report.kind == "delayed":
+        decision = "noted: delayed, the relay still tries (not counted)"
     else:
         decision = ("nothing: an automatic reply" if report.kind == "auto-reply"
                     else "nothing: unrelated mail")

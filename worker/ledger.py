@@ -320,7 +320,8 @@ def mark_bounced(
     what the server said."""
     now = utcnow()
     changed = session.execute(
-        update(Subscriber).where(Subscriber.id == subscriber_id, Subscriber.status != "bounced")
+        update(Subscriber).where(Subscriber.id == subscriber_id,
+                                 Subscriber.status.not_in(("bounced", "complained")))
         .values(status="bounced", updated_at=now)).rowcount  # type: ignore[attr-defined]
     if not changed:
         return

@@ -3,6 +3,7 @@ by mail."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections import Counter
@@ -11,12 +12,14 @@ from typing import Any
 
 import click
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.cli.context import App, pass_app, user_errors
 from newsletter.cli.output import emit_json, json_option, table
 from newsletter.db import utcnow
 from newsletter.models import Issue, MailReport
 from worker.bounce_intake import (
+    IntakeError,
     poll_imap,
     process,
     read_file,
@@ -25,6 +28,8 @@ from worker.bounce_intake import (
     receiver,
 )
 from worker.bounce_record import Outcome, purge_raw
+
+log = logging.getLogger(__name__)
 
 
 @click.group()
@@ -133,8 +138,11 @@ def receive(app: App, host: str, port: int, lmtp: bool) -> None:
                f"@{app.settings.resolved_bounce_domain}", err=False)
     try:
         while not stop.wait(3600):
-            with app.sessions() as session, session.begin():
-                purge_raw(session, app.settings, utcnow())
+            try:
+                with app.sessions() as session, session.begin():
+                    purge_raw(session, app.settings, utcnow())
+            except Exception:  # noqa: BLE001 (the database away for a while: keep receiving)
+                log.exception("could not clear old reports; trying again in an hour")
     finally:
         server.stop()
 
@@ -167,9 +175,17 @@ def imap(app: App, url: str, once: bool, interval: float, delete: bool,
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
     while True:
-        outcomes = poll_imap(app.sessions, app.settings, url, delete=delete)
-        with app.sessions() as session, session.begin():
-            purge_raw(session, app.settings, utcnow())
+        try:
+            outcomes = poll_imap(app.sessions, app.settings, url, delete=delete)
+            with app.sessions() as session, session.begin():
+                purge_raw(session, app.settings, utcnow())
+        except (IntakeError, SQLAlchemyError) as exc:
+            if once:
+                raise
+            log.error("bounces imap: %s; trying again in %.0f s", exc, interval)
+            if stop.wait(interval):
+                return
+            continue
         if as_json:
             emit_json({"reports": [_outcome_dict(o, "imap") for o in outcomes],
                        "kinds": dict(Counter(o.kind for o in outcomes))})
@@ -184,7 +200,7 @@ def imap(app: App, url: str, once: bool, interval: float, delete: bool,
 
 @bounces.command("list")
 @click.option("--issue", "slug", help="Only the reports about this issue.")
-@click.option("--kind", type=click.Choice(["hard", "soft", "complaint", "unsubscribe",
+@click.option("--kind", type=click.Choice(["hard", "soft", "delayed", "complaint", "unsubscribe",
                                            "auto-reply", "unrelated"]))
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @json_option
@@ -236,6 +252,12 @@ def show(app: App, report_id: int) -> None:
         click.echo(f"decision: {row.decision}")
         click.echo(f"diagnostic: {row.diagnostic}")
         click.echo("")
-        click.echo(row.raw if row.raw is not None else
+        click.echo(_printable(row.raw) if row.raw is not None else
                    f"(the message itself was cleared after "
                    f"{app.settings.bounce_keep_days} days)")
+
+
+def _printable(raw: str) -> str:
+    """The message as received, without the control characters a hostile one could use
+    to steer the terminal (escape sequences); line breaks and tabs stay."""
+    return "".join(c if c in "\n\t" or c.isprintable() else "\ufffd" for c in raw)

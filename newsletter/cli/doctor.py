@@ -61,7 +61,7 @@ def doctor(app: App, slug: str | None, dns_server: str, no_dns: bool, as_json: b
     if no_dns:
         findings.append(Finding("skipped", "dns", "DNS records not checked (--no-dns)"))
     else:
-        host, _, port = dns_server.partition(":")
+        host, port = _server(dns_server)
         try:
             lookup = resolver_lookup(host, int(port or 53))
             findings += dns_findings(settings, (key.record_name, key.record) if key else None,
@@ -103,3 +103,15 @@ def _messages(app: App, slug: str) -> list[VariantMessage]:
             f"{s.public_base_url}/u/doctor", s.reply_to))
         out.append(VariantMessage(variant.label, len(rendered.html.encode()), message))
     return out
+
+
+def _server(text: str) -> tuple[str, str]:
+    """HOST, HOST:PORT, an IPv6 address, or [IPv6]:PORT -> (host, port or "")."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, rest.removeprefix(":")
+    if text.count(":") > 1:  # a bare IPv6 address
+        return text, ""
+    host, _, port = text.partition(":")
+    return host, port

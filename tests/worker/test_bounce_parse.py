@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from worker.bounce_parse import Report, classify
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "bounces"
-KINDS = {"hard", "soft", "complaint", "unsubscribe", "auto-reply", "unrelated"}
+KINDS = {"hard", "soft", "delayed", "complaint", "unsubscribe", "auto-reply", "unrelated"}
 
 
 def read(name: str) -> Report:
@@ -21,7 +21,7 @@ def read(name: str) -> Report:
 @pytest.mark.parametrize("name, kind, status, recipient, delivery", [
     ("postfix-dsn-5.1.1.eml", "hard", "5.1.1", "nadie@example.net", 42),
     ("exim-permanent.eml", "hard", "", "pedro@example.com", 43),
-    ("delayed-4.2.2.eml", "soft", "4.2.2", "lucia@example.net", 44),
+    ("delayed-4.2.2.eml", "delayed", "4.2.2", "lucia@example.net", 44),
     ("blocked-5.7.1.eml", "soft", "5.7.1", "rosa@example.com", 45),
     ("arf-complaint.eml", "complaint", "", "marta@example.net", 46),
     ("vacation-es.eml", "auto-reply", "", "", 47),
@@ -74,3 +74,21 @@ def test_a_truncated_or_garbled_report_ends_in_no_traceback(
         name: str, cut: int, noise: bytes) -> None:
     raw = (FIXTURES / name).read_bytes()
     assert classify(raw[:cut] + noise + raw[cut:][:200], "example.org").kind in KINDS
+
+
+def test_a_report_the_email_package_trips_over_is_unrelated_not_a_crash() -> None:
+    """An RFC 2231 charset on the report's Content-Type and a byte that is not ASCII made
+    the email package raise TypeError in get_payload (review; it blocked every intake)."""
+    raw = (b"Content-Type: multipart/report; report-type=delivery-status; "
+           b"charset*=utf-8''x\r\n\r\n\xff\r\n")
+    report = classify(raw, "example.org")
+    assert report.kind == "unrelated" and "not a readable message" in report.diagnostic
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=st.text(alphabet="abcdefghij*'=;- \"", max_size=40),
+       body=st.binary(max_size=200))
+def test_no_report_header_parameters_end_in_a_traceback(params: str, body: bytes) -> None:
+    raw = (f"Content-Type: multipart/report; report-type=delivery-status; {params}\r\n\r\n"
+           .encode() + body)
+    assert classify(raw, "example.org").kind in KINDS

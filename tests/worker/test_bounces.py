@@ -8,9 +8,11 @@ from __future__ import annotations
 import imaplib
 import json
 import mailbox
+import re
 import smtplib
+import socket
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.cli import cli
 from newsletter.db import make_engine, session_factory, utcnow
+from newsletter.issues import create_issue
 from newsletter.models import Delivery, MailReport
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
@@ -107,7 +110,8 @@ def test_the_whole_loop_on_loopback(
     sent = sent_through(settings, sessions, smtp_server, issue_slug)
     verp = {address: envelope for address, (envelope, _) in sent.items()}
     mail(bounce_receiver, "", verp["carla@example.org"],
-         dsn(verp["carla@example.org"], "carla@example.org", "4.2.2", action="delayed"))
+         dsn(verp["carla@example.org"], "carla@example.org", "5.2.2",
+             diagnostic="552 5.2.2 Mailbox full"))
     mail(bounce_receiver, "", "fbl@example.org",
          arf("eva@example.org", verp["eva@example.org"], sent["eva@example.org"][1]))
     mail(bounce_receiver, "", verp["ana@example.org"], vacation(verp["ana@example.org"]))
@@ -162,31 +166,62 @@ def test_mail_for_another_domain_is_refused_and_a_database_away_gets_451(
         server.stop()
 
 
-def test_soft_bounces_make_a_hard_one_only_within_the_window(
+def test_soft_bounces_count_deliveries_within_the_window(
     settings: Settings, sessions: sessionmaker[Session], smtp_server: SmtpServer,
     issue_slug: str,
 ) -> None:
-    sent = sent_through(settings, sessions, smtp_server, issue_slug)
-    to = sent["dan@example.org"][0]
+    """Three deliveries to one person that soft-bounced within 30 days make a hard bounce;
+    a relay reporting one message twice counts once; `delayed` is not a failure."""
+    with sessions() as session, session.begin():
+        for slug in ("2019-11", "2019-12"):
+            create_issue(session, slug, date(2019, 9, 1), date(2019, 10, 31))
+    to = {slug: sent_through(settings, sessions, smtp_server, slug)["dan@example.org"][0]
+          for slug in (issue_slug, "2019-11", "2019-12")}
     start = utcnow()
-    times = iter([start - timedelta(days=40), start - timedelta(days=2), start])
-    outcomes = [process(sessions, settings,
-                        dsn(to, "dan@example.org", "4.2.2", action="delayed",
-                            diagnostic=f"452 4.2.2 Mailbox full ({n})"),
-                        source="import", clock=lambda: next(times)) for n in range(2)]
-    assert [o.decision for o in outcomes] == [
-        "counted: soft bounce 1 of 3 within 30 days",
-        "counted: soft bounce 1 of 3 within 30 days"]  # the first is 38 days older
-    third = process(sessions, settings, dsn(to, "dan@example.org", "5.2.2",
-                                            diagnostic="552 5.2.2 Over quota"),
-                    source="import", clock=lambda: next(times))
-    assert third.decision == "counted: soft bounce 2 of 3 within 30 days"
-    fourth = process(sessions, settings, dsn(to, "dan@example.org", "4.4.1",
-                                             action="delayed", diagnostic="no answer"),
-                     source="import", clock=lambda: start + timedelta(days=1))
-    assert fourth.decision == "bounced and suppressed (3 soft bounces within 30 days)"
+
+    def report(slug: str, status: str, when: datetime, action: str = "failed") -> str:
+        raw = dsn(to[slug], "dan@example.org", status, action=action,
+                  diagnostic=f"{status} at {when.isoformat()}")
+        return process(sessions, settings, raw, source="import", clock=lambda: when).decision
+
+    assert report(issue_slug, "4.4.7", start - timedelta(days=40)) == (
+        "counted: soft bounce 1 of 3 within 30 days")
+    # the same delivery again, and one still being tried: neither adds to the count
+    assert report(issue_slug, "5.2.2", start - timedelta(days=2)) == (
+        "counted: soft bounce 1 of 3 within 30 days")  # the first is 38 days older
+    assert report("2019-11", "4.2.2", start, action="delayed") == (
+        "noted: delayed, the relay still tries (not counted)")
+    assert report("2019-11", "4.2.2", start + timedelta(hours=1)) == (
+        "counted: soft bounce 2 of 3 within 30 days")
+    assert report("2019-12", "5.7.1", start + timedelta(days=1)) == (
+        "bounced and suppressed (3 soft bounces within 30 days)")
     with sessions() as session:
         assert is_suppressed(session, "dan@example.org")
+
+
+def test_a_forged_message_id_names_nobody(
+    settings: Settings, sessions: sessionmaker[Session], smtp_server: SmtpServer,
+    issue_slug: str, bounce_receiver: Any,
+) -> None:
+    """A reader sees their own Message-ID and could change its delivery number: a report
+    that quotes one, without a VERP address of ours, changes nobody (review: it bounced
+    the whole list)."""
+    sent = sent_through(settings, sessions, smtp_server, issue_slug)
+    mine = sent["eva@example.org"][1]  # <slug.N.key@domain>
+    for n in range(1, 20):
+        forged = re.sub(r"\.\d+\.", f".{n}.", mine, count=1)
+        raw = dsn("postmaster@example.org", "someone@example.org", "5.1.1").replace(
+            b"--r--", f"--r\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+                      f"Message-ID: {forged}\r\n--r--".encode())
+        mail(bounce_receiver, "", "postmaster@example.org", raw)
+        mail(bounce_receiver, "", "postmaster@example.org",
+             arf("someone@example.org", "attacker@example.net", forged))
+    with sessions() as session:
+        assert set(session.scalars(select(Subscriber.status))) == {"active"}
+        assert not any(is_suppressed(session, a) for a in session.scalars(
+            select(Subscriber.email)))
+        decisions = set(session.scalars(select(MailReport.decision)))
+    assert decisions == {"nothing: it names no delivery of ours (no VERP address)"}
 
 
 def test_a_forged_verp_address_changes_nothing(
@@ -290,3 +325,53 @@ def test_an_imap_mailbox_is_read_once_each_message_recorded_before_it_is_seen(
         status = dict(session.execute(select(Subscriber.email, Subscriber.status)).all())
     assert status["bob@example.org"] == status["eva@example.org"] == "bounced"
     assert status["ana@example.org"] == "active"
+
+
+def test_lmtp_answers_each_recipient(settings: Settings, sessions: sessionmaker[Session],
+                                     smtp_server: SmtpServer, issue_slug: str) -> None:
+    """RFC 2033 4.2: after DATA, one reply per accepted recipient (review: one reply for
+    two left the client waiting for the second)."""
+    sent = sent_through(settings, sessions, smtp_server, issue_slug)
+    engine = make_engine(settings.resolved_database_url)
+    server = receiver(session_factory(engine), settings, "127.0.0.1", free_port(), lmtp=True)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+            lines = conn.makefile("rb")
+            assert lines.readline().startswith(b"220")
+            rcpts = [sent["bob@example.org"][0], "postmaster@example.org"]
+            conn.sendall(b"LHLO test\r\nMAIL FROM:<>\r\n" + b"".join(
+                f"RCPT TO:<{r}>\r\n".encode() for r in rcpts) + b"DATA\r\n")
+            replies = []
+            while len(replies) < 2 + len(rcpts) + 1:  # LHLO (multi-line), MAIL, RCPTs, DATA
+                line = lines.readline()
+                if line[3:4] == b" ":
+                    replies.append(line)
+            assert replies[-1].startswith(b"354")
+            conn.sendall(dsn(rcpts[0], "bob@example.org", "5.1.1") + b".\r\n")
+            after = [lines.readline() for _ in rcpts]
+            assert all(r.startswith(b"250") for r in after), after
+    finally:
+        server.stop()
+        engine.dispose()
+    with sessions() as session:
+        assert session.scalar(select(Subscriber.status).where(
+            Subscriber.email == "bob@example.org")) == "bounced"
+
+
+def test_a_complaint_is_not_overwritten_by_a_later_bounce_or_unsubscribe(
+    settings: Settings, sessions: sessionmaker[Session], smtp_server: SmtpServer,
+    issue_slug: str,
+) -> None:
+    sent = sent_through(settings, sessions, smtp_server, issue_slug)
+    to, message_id = sent["eva@example.org"]
+    assert process(sessions, settings, arf("eva@example.org", to, message_id),
+                   source="import").decision == "complained and suppressed"
+    process(sessions, settings, dsn(to, "eva@example.org", "5.1.1"), source="import")
+    token = to.split("+", 1)[1]
+    unsubscribe = process(sessions, settings, f"To: unsubscribe+{token}\r\nSubject: stop"
+                          "\r\n\r\n".encode(), source="import")
+    assert unsubscribe.decision == "nothing: they complained already (suppressed)"
+    with sessions() as session:
+        assert session.scalar(select(Subscriber.status).where(
+            Subscriber.email == "eva@example.org")) == "complained"

@@ -238,3 +238,20 @@ def test_the_cli_makes_a_key_and_shows_its_record(tmp_path: Path, runner: CliRun
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["record"] == made["record"]
     assert parse_key(out.read_bytes(), DOMAIN, SELECTOR).record == made["record"]
+
+
+def test_every_signed_header_is_oversigned() -> None:
+    """A Reply-To added on the way (replies to an attacker), a second To or Date: each
+    breaks the signature (review: only From, Subject and List-Unsubscribe were)."""
+    key = KEYS["rsa"]
+    signed = Signer(key).sign(message())
+    head, _, body = signed.partition(b"\r\n\r\n")
+    for added in (b"Reply-To: thief@example.net", b"To: other@example.net",
+                  b"Date: Mon, 01 Jan 2024 00:00:00 +0000", b"Feedback-ID: x:y:z"):
+        assert not verify(head + b"\r\n" + added + b"\r\n\r\n" + body, key), added
+
+
+def test_a_body_ending_in_bare_line_feeds_still_verifies() -> None:
+    key = KEYS["ed25519"]
+    lf = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: s\r\n\r\nline one\nline two\n"
+    assert verify(Signer(key).sign(lf), key)
