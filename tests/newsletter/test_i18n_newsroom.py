@@ -112,3 +112,23 @@ def test_extract_appends_the_newsrooms_new_strings_to_its_catalogs(
               'msgstr[2] "%(num)s lectores"'), encoding="utf-8")
     result = newsletter("i18n", "check")
     assert result.exit_code == 0, result.output
+
+
+def test_the_spanish_newsroom_says_one_word_per_thing() -> None:
+    """An issue is a "boletín" and a feed a "canal" on every page (the sending pages said
+    "número", the menu "Fuentes"); no entry the newsroom no longer uses."""
+    with (SHIPPED_POT.parent / "es" / "LC_MESSAGES" / "newsroom.po").open("rb") as handle:
+        catalog = read_po(handle, locale="es")
+    strings = {(m.context, msgid_of(m.id)): m.string for m in catalog if m.id}
+    for (_context, msgid), string in strings.items():
+        text = " ".join(string) if isinstance(string, tuple) else string
+        assert not {"número", "números", "fuente", "fuentes"} & set(
+            text.lower().replace(":", " ").split()), (msgid, text)
+    assert strings[(None, "Feeds")] == "Canales"
+    assert strings[(None, "Withdraw")] == "Retirar"
+    assert strings[(None, "Test-send to yourself")] == "Envío de prueba a su correo"
+    assert strings[("role", "approver")] == "Aprobador(a)"
+    with SHIPPED_POT.open("rb") as handle:
+        listed = {msgid_of(m.id) for m in read_po(handle) if m.id}
+    for obsolete in ("Choose submit, approve or reject.",):
+        assert obsolete not in listed and (None, obsolete) not in strings

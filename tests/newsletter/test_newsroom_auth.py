@@ -308,6 +308,23 @@ def test_interface_language_is_the_users_choice(
     assert "Dashboard" in client.get("/admin/").text
 
 
+def test_role_names_are_translated(app: Flask, app_sessions: sessionmaker[Session]) -> None:
+    """users.html.j2 and account.html.j2 name the roles in the reader's language (the
+    role_label filter); the form values stay the CLI's."""
+    make_user(app_sessions, "ana@example.org", "admin", language="es")
+    make_user(app_sessions, "ed@example.org", "editor")
+    client = client_of(app)
+    log_in(client, "ana@example.org")
+    page = client.get("/admin/users").text
+    assert '<option value="editor">Editor(a)</option>' in page
+    assert '<th scope="col">Aprobador(a)</th>' in page
+    assert '<option value="admin" selected>Administrador(a)</option>' in page
+    assert "· Administrador(a)</p>" in client.get("/admin/account").text
+    english = client_of(app)
+    log_in(english, "ed@example.org")
+    assert "· editor</p>" in english.get("/admin/account").text
+
+
 @SQLITE_ONLY
 def test_after_login_only_our_own_pages(app: Flask) -> None:
     cases = [("/admin/users", "/admin/users"), ("https://evil.example/", "/admin/"),

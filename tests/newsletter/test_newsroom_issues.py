@@ -383,6 +383,20 @@ def test_spanish_interface(app: Flask, db: sessionmaker[Session]) -> None:
     assert "Vista previa de cada variante" in client.get("/admin/issues/w49").text
 
 
+def test_a_refused_change_speaks_the_editors_language(app: Flask,
+                                                       db: sessionmaker[Session]) -> None:
+    """The library's translatable errors are shown translated (core.explain), without
+    the CLI's hint."""
+    with db() as session, session.begin():
+        users.set_language(session, "ed@example.org", "es")
+    client, csrf = logged_in(app)
+    refused = client.post("/admin/issues/w49/items", data={
+        "csrf_token": csrf, "action": "add", "item": "999999"})
+    assert refused.status_code == 400
+    assert "no existe la noticia 999999" in refused.text
+    assert "no item" not in refused.text and "items list" not in refused.text
+
+
 TEXT = st.text(max_size=40)
 
 

@@ -166,6 +166,33 @@ def test_the_submitter_or_an_approver_withdraws(app: Flask, db: sessionmaker[Ses
     assert state(db) == ("draft", "")
 
 
+def test_the_review_page_offers_only_the_steps_the_user_may_take(
+        app: Flask, db: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each link after approval needs its own permission (no role tells them apart
+    today, so the test gives "issues.send" to admins only); an issue that went out or
+    was cancelled offers no Submit (the library refuses it)."""
+    approve(app)
+    monkeypatch.setitem(users.PERMISSIONS, "issues.send", ("admin",))
+    ana = client_as(app, "ana@example.org")
+    page = ana.get(f"{BASE}/review").text
+    assert "Choose when it goes out" in page and "Send it now" not in page
+    monkeypatch.setitem(users.PERMISSIONS, "issues.send", ("approver", "admin"))
+    monkeypatch.setitem(users.PERMISSIONS, "issues.schedule", ("admin",))
+    page = ana.get(f"{BASE}/review").text
+    assert "Choose when it goes out" not in page and "Send it now" in page
+    monkeypatch.undo()
+    ed = client_as(app, "ed@example.org")
+    for status in ("sent", "cancelled"):
+        with db() as session, session.begin():
+            issue = get_issue(session, SLUG)
+            issue.status, issue.review = status, ""
+        assert "Submit for approval" not in ed.get(f"{BASE}/review").text, status
+        assert post(ed, f"{BASE}/review", action="submit")[0] == 400
+    with db() as session, session.begin():
+        get_issue(session, SLUG).status = "draft"
+    assert "Submit for approval" in ed.get(f"{BASE}/review").text
+
+
 def test_schedule_zone_report_and_unschedule(app: Flask, db: sessionmaker[Session]) -> None:
     ana = client_as(app, "ana@example.org")
     assert client_as(app, "ed@example.org").get(f"{BASE}/schedule").status_code == 403

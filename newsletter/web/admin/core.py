@@ -83,6 +83,7 @@ def environment(language: str) -> jinja2.Environment:
     )
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["status_label"] = lambda value: status_label(value, language)
+    env.filters["role_label"] = lambda value: role_label(value, language)
     return env
 
 
@@ -194,6 +195,22 @@ def status_label(value: object, lang: str | None = None) -> str:
     if label is None:
         return text
     return translations(lang or language()).pgettext(STATUS_CONTEXT, label)
+
+
+ROLE_CONTEXT = "role"  # the catalog's msgctxt for the role names
+# The roles of users.ROLES as a person reads them (the `role_label` filter); the value is
+# what the CLI and the database say.
+ROLE_LABELS = {"editor": N_("editor"), "approver": N_("approver"), "admin": N_("admin")}
+
+
+def role_label(value: object, lang: str | None = None) -> str:
+    """A role (users.ROLES) as the reader's language says it (the `role_label` filter of
+    every template); a value without a label is shown as it is."""
+    text = "" if value is None else str(value)
+    label = ROLE_LABELS.get(text)
+    if label is None:
+        return text
+    return translations(lang or language()).pgettext(ROLE_CONTEXT, label)
 
 
 MESSAGES = {

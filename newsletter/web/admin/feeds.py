@@ -16,8 +16,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from newsletter import feeds as library
 from newsletter.db import transaction, utcnow
 from newsletter.errors import NewsletterError
-from newsletter.web.admin.core import gettext, render, see_other, sessions, settings
-from newsletter.web.admin.series import may_change
+from newsletter.web.admin.core import explain, gettext, render, see_other, sessions, settings
 from newsletter.web.auth import require
 
 SHOWN_ITEMS = 20
@@ -30,7 +29,7 @@ def _list_page(code: int = 200, *, form: Mapping[str, str] | None = None, proble
         counts = library.item_counts(db)
         db.expunge_all()
     return render("feeds", code, feeds=found, counts=counts, form=form or {},
-                  problem=problem, message=message, may_change=may_change(), now=utcnow())
+                  problem=problem, message=message, now=utcnow())
 
 
 @require("newsroom.read")
@@ -59,7 +58,7 @@ def add() -> BaseResponse:
                 allow_private=settings().feed_allow_private)
             name = feed.name
     except NewsletterError as exc:
-        return _list_page(400, form=form, problem=str(exc))
+        return _list_page(400, form=form, problem=explain(exc))
     return see_other(gettext("The feed was added: it is fetched when due, or now with "
                              "“Fetch now”."), "admin.feed", name=name)
 
@@ -76,7 +75,7 @@ def _feed_page(name: str, code: int = 200, *, problem: str = "",
         using = library.series_using(db, feed.name)
         db.expunge_all()
     return render("feed", code, feed=feed, items=items, count=count, using=using,
-                  problem=problem, form=form or {}, may_change=may_change(), now=utcnow())
+                  problem=problem, form=form or {}, now=utcnow())
 
 
 @require("newsroom.read")
@@ -101,7 +100,7 @@ def edit(name: str) -> BaseResponse:
                 interval_minutes=_interval(form.get("interval", "").strip()),
                 allow_private=settings().feed_allow_private, now=utcnow())
     except NewsletterError as exc:
-        return _feed_page(name, 400, problem=str(exc), form=form)
+        return _feed_page(name, 400, problem=explain(exc), form=form)
     if not done.changed:
         return see_other(gettext("Nothing changed."), "admin.feed", name=name)
     message = gettext("Saved: %(changes)s.", changes="; ".join(done.changes))

@@ -45,6 +45,7 @@ from newsletter.render import FOCUS_POLICIES, Variant, sender_from
 from newsletter.series import build_series, list_series
 from newsletter.web.admin.core import (
     N_,
+    explain,
     gettext,
     language,
     render,
@@ -147,7 +148,7 @@ def create() -> BaseResponse:
             issue.approval = policy
             slug = issue.slug
     except NewsletterError as exc:
-        return _list_page(400, problem=str(exc), form=form)
+        return _list_page(400, problem=explain(exc), form=form)
     return see_other(gettext("Issue created."), "admin.issue", slug=slug)
 
 
@@ -162,7 +163,7 @@ def build() -> BaseResponse:
         result = build_series(sessions(), settings(), _field(form, "series"), day=day,
                               now=utcnow())
     except NewsletterError as exc:
-        return _list_page(400, problem=str(exc), form=form)
+        return _list_page(400, problem=explain(exc), form=form)
     if result.status == "built" and result.issue is not None:
         if result.send_at is not None:
             plan_scheduled(settings(), sessions(), result.issue)
@@ -224,7 +225,7 @@ def _issue_page(slug: str, code: int = 200, *, problem: str = "",
                                    country=args.get("country", "")[:10] or None,
                                    query=query, limit=SHOWN_CANDIDATES)
             except NewsletterError as exc:
-                problem_search = str(exc)
+                problem_search = explain(exc)
     return render("issue", code, issue=data, candidates=found, query=query,
                   since=args.get("since", "")[:20], until=args.get("until", "")[:20],
                   country=args.get("country", "")[:10], problem_search=problem_search,
@@ -307,7 +308,7 @@ def change_items(slug: str) -> BaseResponse:
             planned = _replan(db, issue, edit)
             message = _done(db, issue, edit, planned)
     except NewsletterError as exc:
-        return _issue_page(slug, 400, problem=str(exc))
+        return _issue_page(slug, 400, problem=explain(exc))
     return see_other(message, "admin.issue", slug=slug, _anchor="items")
 
 
@@ -328,7 +329,7 @@ def edit_texts(slug: str) -> BaseResponse:
             planned = _replan(db, issue, edit)
             message = _done(db, issue, edit, planned)
     except NewsletterError as exc:
-        return _issue_page(slug, 400, problem=str(exc), form=form)
+        return _issue_page(slug, 400, problem=explain(exc), form=form)
     return see_other(message, "admin.issue", slug=slug)
 
 
@@ -350,7 +351,7 @@ def edit_audience(slug: str) -> BaseResponse:
             planned = _replan(db, issue, edit)
             message = _done(db, issue, edit, planned, audience_after=True)
     except NewsletterError as exc:
-        return _issue_page(slug, 400, problem=str(exc), form=kept)
+        return _issue_page(slug, 400, problem=explain(exc), form=kept)
     return see_other(message, "admin.issue", slug=slug, _anchor="audience")
 
 

@@ -21,7 +21,7 @@ from newsletter.ingest.text import split_paragraphs
 from newsletter.item_edits import ItemChanges, delete_item, edit_item
 from newsletter.models import Item
 from newsletter.web.admin.core import explain, gettext, render, see_other, sessions, settings
-from newsletter.web.auth import current_user, require
+from newsletter.web.auth import require
 
 PER_PAGE = 25
 MAX_UPLOAD_NAME = 200
@@ -33,10 +33,6 @@ def _id(raw: str) -> int:
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
         abort(404)
     return int(raw)
-
-
-def can_change() -> bool:
-    return current_user().may("items.change")
 
 
 def _date(name: str, problems: list[str]) -> date | None:
@@ -71,7 +67,7 @@ def items_page(code: int = 200, problem: str = "", language: str = "") -> Respon
         rows = [_row(item) for item in found.items]
     return render("items", code, found=found, rows=rows, query=query,
                   paging={k: v for k, v in query.items() if v},
-                  languages=settings().languages, can_change=can_change(),
+                  languages=settings().languages,
                   upload_language=language, message="", problems=problems)
 
 
@@ -105,7 +101,7 @@ def _item_page(item_id: int, code: int = 200, *, problem: str = "",
     choices = [lang for lang in settings().languages if lang != source["language"]]
     return render("items_item", code, item_id=item_id, values=values, source=source,
                   texts=texts, edited=edited, choices=choices,
-                  translation=translation or {}, can_change=can_change(),
+                  translation=translation or {},
                   message="", problem=problem)
 
 

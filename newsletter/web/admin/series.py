@@ -1,9 +1,10 @@
 """The Series pages and the calendar: list, create, one series (its next sends and its
 periods), change it (`series edit`), pause, resume, delete, build the next period now;
 and the next 8 weeks of what goes out and what was skipped. newsletter.series,
-newsletter.issue_calendar and worker.delivery do the work. Editors and admins change;
-approvers read. Every POST that changes something answers 303 with a notice
-(Post/Redirect/Get); a refused one shows the page again (400) with the form as sent."""
+newsletter.issue_calendar and worker.delivery do the work. Who may change them is
+users.PERMISSIONS["series.change"] (today every role: editor, approver, admin); everyone
+reads. Every POST that changes something answers 303 with a notice (Post/Redirect/Get);
+a refused one shows the page again (400) with the form as sent."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from newsletter.errors import NewsletterError
 from newsletter.feeds import list_feeds
 from newsletter.issue_calendar import calendar
 from newsletter.render import FOCUS_POLICIES
-from newsletter.web.admin.core import gettext, render, see_other, sessions, settings
+from newsletter.web.admin.core import explain, gettext, render, see_other, sessions, settings
 from newsletter.web.auth import current_user, require
 
 CALENDAR_WEEKS = 8
@@ -79,8 +80,7 @@ def _list_page(code: int = 200, *, form: Mapping[str, object] | None = None,
     return render("series", code, series=_rows(), form=form or {}, problem=problem,
                   field=field, message=message, feeds=_feed_names(),
                   languages=settings().languages, focuses=FOCUS_POLICIES,
-                  approvals=library.APPROVALS, windows=library.WINDOWS,
-                  may_change=may_change())
+                  approvals=library.APPROVALS, windows=library.WINDOWS)
 
 
 @require("newsroom.read")
@@ -150,7 +150,7 @@ def create() -> BaseResponse:
                                             now=utcnow())
             slug = created.slug
     except NewsletterError as exc:
-        return _list_page(400, form=kept, problem=str(exc), field=field_of(str(exc)))
+        return _list_page(400, form=kept, problem=explain(exc), field=field_of(str(exc)))
     return see_other(gettext("The series was created."), "admin.series_one", slug=slug)
 
 
@@ -211,7 +211,7 @@ def edit(slug: str) -> BaseResponse:
     except library.SeriesNotFound:
         abort(404)
     except NewsletterError as exc:
-        return _one_page(slug, 400, problem=str(exc), field=field_of(str(exc)), form=kept)
+        return _one_page(slug, 400, problem=explain(exc), field=field_of(str(exc)), form=kept)
     if not done.changed:
         return see_other(gettext("Nothing changed."), "admin.series_one", slug=slug)
     parts = [gettext("Saved: %(changes)s.", changes="; ".join(done.changes))]
@@ -240,7 +240,7 @@ def pause(slug: str) -> BaseResponse:
     except library.SeriesNotFound:
         abort(404)
     except NewsletterError as exc:
-        return _one_page(slug, 400, problem=str(exc))
+        return _one_page(slug, 400, problem=explain(exc))
     return see_other(gettext("The series was paused."), "admin.series_one", slug=slug)
 
 
@@ -252,7 +252,7 @@ def resume(slug: str) -> BaseResponse:
     except library.SeriesNotFound:
         abort(404)
     except NewsletterError as exc:
-        return _one_page(slug, 400, problem=str(exc))
+        return _one_page(slug, 400, problem=explain(exc))
     return see_other(gettext("The series was resumed."), "admin.series_one", slug=slug)
 
 
@@ -273,7 +273,7 @@ def delete(slug: str) -> BaseResponse:
     except library.SeriesNotFound:
         abort(404)
     except NewsletterError as exc:
-        return _one_page(slug, 400, problem=str(exc))
+        return _one_page(slug, 400, problem=explain(exc))
     return see_other(gettext("Series %(slug)s was deleted.", slug=slug), "admin.series")
 
 
@@ -288,7 +288,7 @@ def build(slug: str) -> BaseResponse:
     except library.SeriesNotFound:
         abort(404)
     except NewsletterError as exc:
-        return _one_page(slug, 400, problem=str(exc))
+        return _one_page(slug, 400, problem=explain(exc))
     if result.status == "failed":
         return _one_page(slug, 400, result=result)
     if result.status == "skipped":

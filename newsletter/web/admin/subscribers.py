@@ -42,10 +42,6 @@ def _id(raw: str) -> int:
     return int(raw)
 
 
-def can_change() -> bool:
-    return current_user().may("subscribers.change")
-
-
 def _query() -> dict[str, str]:
     """The search as the page shows it again (NUL dropped: PostgreSQL refuses it)."""
     return {name: request.args.get(name, "").replace("\x00", "").strip()[:LIMITS[name]]
@@ -121,7 +117,7 @@ def _person_page(person_id: int, code: int = 200, *, problem: str = "") -> Respo
             found = history(db, person_id)
     except ReportError:
         abort(404)
-    return render("subscribers_person", code, person=found, can_change=can_change(),
+    return render("subscribers_person", code, person=found,
                   message="", problem=problem)
 
 
