@@ -221,3 +221,20 @@ def variant_findings(variants: Sequence[VariantMessage],
 
 def blockers(findings: Sequence[Finding]) -> list[Finding]:
     return [f for f in findings if f.level == "blocker"]
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    """HOST, HOST:PORT, an IPv6 address or [IPv6]:PORT -> (host, port); ("", 53) for the
+    system's resolver. ValueError for a port that is not one."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif text.count(":") > 1:  # a bare IPv6 address
+        host, port = text, ""
+    else:
+        host, _, port = text.partition(":")
+    number = int(port or 53)
+    if not 0 < number < 65536:
+        raise ValueError(f"port {number} is not a port")
+    return host, number

@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     # a staging relay: mail by SMTP although `newsletter doctor` reports blockers in the
     # settings (the development secret key is refused all the same)
     allow_blocked_sending: bool = False
+    # the DNS server `newsletter doctor` and the send check ask (HOST[:PORT]); empty: the
+    # system's resolver
+    dns_server: str = ""
     dkim_domain: str = ""
     dkim_selector: str = ""
     dkim_key_file: Path | None = None

@@ -58,11 +58,15 @@ def forget_runtime() -> None:
             _runtime = None
 
 
-def check_can_send(settings: Settings, issue: Issue, now: datetime) -> None:
+def check_can_send(settings: Settings, issue: Issue, now: datetime, *,
+                   preflight: bool = True) -> None:
     """Raise SendError when the issue may not be sent now as `issues send` would refuse
-    it: insecure mailing settings, a schedule still ahead, paused or cancelled, or
-    approval missing."""
-    problem = settings.insecure_for_mailing()
+    it: what `newsletter doctor` blocks on (worker.preflight; `preflight=False`: the
+    caller asked already), a schedule still ahead, paused or cancelled, or approval
+    missing."""
+    from worker.preflight import mailing_blocker
+
+    problem = mailing_blocker(settings) if preflight else None
     if problem:
         raise SendError(problem)
     if issue.status == "scheduled" and issue.send_at and issue.send_at > now:

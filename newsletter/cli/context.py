@@ -59,7 +59,10 @@ def user_errors(func: F) -> F:
 
 def refuse_insecure_mailing(app: App, *, force: bool = False) -> None:
     """Stop before mailing real people by SMTP with settings that would make links
-    forgeable, or while `newsletter doctor` reports a blocker in them (unless `force`)."""
-    problem = app.settings.insecure_for_mailing(force=force)
+    forgeable, or while `newsletter doctor` finds a blocker (worker.preflight; `force`:
+    a staging relay)."""
+    from worker.preflight import mailing_blocker
+
+    problem = mailing_blocker(app.settings, force=force)
     if problem:
         raise click.ClickException(problem)

@@ -12,6 +12,7 @@ from newsletter.doctor import (
     VariantMessage,
     blockers,
     dns_findings,
+    parse_server,
     resolver_lookup,
     settings_findings,
     variant_findings,
@@ -29,8 +30,8 @@ ORDER = {"blocker": 0, "warning": 1, "skipped": 2, "ok": 3}
 @click.command("doctor")
 @click.option("--issue", "slug", help="Also check this issue's variants: size, SpamAssassin.")
 @click.option("--dns-server", default="",
-              help="Ask this DNS server (HOST or HOST:PORT) instead of the system's, e.g. "
-                   "your domain's own before a change has spread.")
+              help="Ask this DNS server (HOST or HOST:PORT) instead of NEWSLETTER_DNS_SERVER "
+                   "or the system's, e.g. your domain's own before a change has spread.")
 @click.option("--no-dns", is_flag=True, help="Do not look up SPF, DKIM and DMARC.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
@@ -61,9 +62,8 @@ def doctor(app: App, slug: str | None, dns_server: str, no_dns: bool, as_json: b
     if no_dns:
         findings.append(Finding("skipped", "dns", "DNS records not checked (--no-dns)"))
     else:
-        host, port = _server(dns_server)
         try:
-            lookup = resolver_lookup(host, int(port or 53))
+            lookup = resolver_lookup(*parse_server(dns_server or app.settings.dns_server))
             findings += dns_findings(settings, (key.record_name, key.record) if key else None,
                                      lookup)
         except (NoDns, ValueError) as exc:
@@ -104,14 +104,3 @@ def _messages(app: App, slug: str) -> list[VariantMessage]:
         out.append(VariantMessage(variant.label, len(rendered.html.encode()), message))
     return out
 
-
-def _server(text: str) -> tuple[str, str]:
-    """HOST, HOST:PORT, an IPv6 address, or [IPv6]:PORT -> (host, port or "")."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, rest.removeprefix(":")
-    if text.count(":") > 1:  # a bare IPv6 address
-        return text, ""
-    host, _, port = text.partition(":")
-    return host, port

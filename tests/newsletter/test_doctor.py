@@ -37,15 +37,15 @@ GOOD = {"public_base_url": "https://news.migration-news.org",
 
 
 @contextmanager
-def dns_server(records: dict[str, list[str]]) -> Iterator[int]:
-    """dnsmasq answering for example.org (NXDOMAIN for names it does not hold): the port."""
+def dns_server(records: dict[str, list[str]], domain: str = "example.org") -> Iterator[int]:
+    """dnsmasq answering for `domain` (NXDOMAIN for names it does not hold): the port."""
     binary = locate("dnsmasq")
     if binary is None:
         raise ServerUnavailable("dnsmasq is missing: sudo apt-get install -y dnsmasq-base")
     port = free_port()
     args = [binary, "--no-daemon", f"--port={port}", "--listen-address=127.0.0.1",
             "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-            "--local=/example.org/", "--pid-file="]
+            f"--local=/{domain}/", "--pid-file="]
     for name, strings in records.items():
         # one record per text; a text longer than 255 characters goes as several strings
         # (dnsmasq splits at commas), as in a zone file
@@ -59,7 +59,7 @@ def dns_server(records: dict[str, list[str]]) -> Iterator[int]:
         deadline = time.monotonic() + 10
         while True:  # polling a server that is starting
             try:
-                lookup("ready.example.org")
+                lookup(f"ready.{domain}")
                 break
             except Exception:
                 if time.monotonic() > deadline or process.poll() is not None:
@@ -205,3 +205,42 @@ def test_sending_by_smtp_refuses_while_doctor_finds_a_blocker_unless_forced(
     dev = CliRunner(env={**fine, "NEWSLETTER_SECRET_KEY": None}).invoke(
         cli, ["issues", "send", "2019-10", "--force"])  # type: ignore[dict-item]
     assert dev.exit_code == 1 and "NEWSLETTER_SECRET_KEY" in dev.output
+
+
+
+@SQLITE_ONLY
+def test_sending_by_smtp_waits_for_the_dns_records(
+    runner: CliRunner, cli_env: dict[str, str], smtp_server: SmtpServer, tmp_path: Path,
+) -> None:
+    """A production setup whose domain has SPF and the DKIM record but no DMARC: the send
+    is refused naming DMARC; once the record is there it goes (a real DNS server, dnsmasq,
+    at NEWSLETTER_DNS_SERVER)."""
+    domain = "migration-news.org"
+    key = generate_key(domain, "news2026", "ed25519")
+    write_key_file(key, tmp_path / "dkim.key")
+    (tmp_path / "news.txt").write_text(sample_items_text(), encoding="utf-8")
+    (tmp_path / "people.csv").write_text("email,country,language\nana@example.net,CR,es\n",
+                                         encoding="utf-8")
+    for args in (["items", "import", str(tmp_path / "news.txt")],
+                 ["subscribers", "import", str(tmp_path / "people.csv")],
+                 ["issues", "create", "2019-10", "--from", "2019-09-01", "--to", "2019-10-31"]):
+        assert runner.invoke(cli, args).exit_code == 0
+    env = {**cli_env, "NEWSLETTER_SMTP_URL": smtp_server.url,
+           "NEWSLETTER_ALLOW_BLOCKED_SENDING": "false",
+           "NEWSLETTER_PUBLIC_BASE_URL": f"https://news.{domain}",
+           "NEWSLETTER_SENDER_EMAIL": f"news@{domain}",
+           "NEWSLETTER_POSTAL_ADDRESS": "Apartado 1-1000, San José",
+           "NEWSLETTER_DKIM_DOMAIN": domain, "NEWSLETTER_DKIM_SELECTOR": "news2026",
+           "NEWSLETTER_DKIM_KEY_FILE": str(tmp_path / "dkim.key")}
+    records = {domain: ["v=spf1 ip4:127.0.0.1 -all"], key.record_name: [key.record]}
+    with dns_server(records, domain) as port:
+        refused = CliRunner(env={**env, "NEWSLETTER_DNS_SERVER": f"127.0.0.1:{port}"}).invoke(
+            cli, ["issues", "send", "2019-10"])
+    assert refused.exit_code == 1 and f"no DMARC record at _dmarc.{domain}" in refused.output
+    assert smtp_server.messages == []
+    with dns_server({**records, f"_dmarc.{domain}": ["v=DMARC1; p=none"]}, domain) as port:
+        sent = CliRunner(env={**env, "NEWSLETTER_DNS_SERVER": f"127.0.0.1:{port}"}).invoke(
+            cli, ["issues", "send", "2019-10"])
+    assert sent.exit_code == 0, sent.output
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["ana@example.net"]]
+    assert smtp_server.messages[0].content.startswith(b"DKIM-Signature: ")

@@ -39,6 +39,7 @@ from newsletter.web.admin.core import (
 from newsletter.web.auth import current_user, require
 from worker import background, control, ledger
 from worker.delivery import plan_issue
+from worker.preflight import mailing_blocker
 
 STEPS = ("submit", "approve", "reject", "withdraw")
 CONTROLS = ("pause", "resume", "cancel", "retry")
@@ -193,11 +194,12 @@ def _why_not(issue: Issue) -> str:
     """Why `issue` may not be sent now (background.check_can_send decides), said in the
     reader's language with what to do in the newsroom; "" when it may."""
     s = settings()
+    blocked = mailing_blocker(s)
+    if blocked:
+        return blocked  # the operator's to fix, in the settings or DNS (English)
     try:
-        background.check_can_send(s, issue, utcnow())
+        background.check_can_send(s, issue, utcnow(), preflight=False)
     except NewsletterError as exc:
-        if s.insecure_for_mailing():
-            return explain(exc)  # the operator's to fix, in the settings
         if issue.status == "scheduled" and issue.send_at:
             return gettext("This issue is scheduled for %(utc)s UTC: unschedule it first to "
                            "send it now.", utc=issue.send_at.strftime("%Y-%m-%d %H:%M"))
@@ -303,7 +305,7 @@ def steer(slug: str) -> BaseResponse:
         with sessions()() as db:
             slug = _issue(db, slug).slug
         if action in ("resume", "retry"):
-            problem = s.insecure_for_mailing()
+            problem = mailing_blocker(s)
             if problem:
                 raise NewsletterError(problem)
         if action == "pause":
@@ -365,7 +367,7 @@ def test_send(slug: str) -> BaseResponse:
     try:
         if chosen not in variants:
             raise NewsletterError(gettext("Choose one of the variants listed."))
-        problem = settings().insecure_for_mailing()
+        problem = mailing_blocker(settings())
         if problem:
             raise NewsletterError(problem)
         runtime = background.runtime_for(settings(), sessions())
