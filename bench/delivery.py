@@ -204,11 +204,100 @@ class RssWatch(threading.Thread):
             time.sleep(0.2)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live children (Celery's pool child)."""
+    total = 0.0
+    for one in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+# where a worker's time goes, by the module that spends it (tottime, not cumulative)
+PROFILE_GROUPS = (
+    ("ledger SQL (worker/ledger.py, SQLAlchemy, psycopg)", ("worker/ledger", "sqlalchemy",
+                                                           "psycopg")),
+    ("SMTP (smtplib, socket, ssl)", ("smtplib", "socket", "ssl")),
+    ("rate limiter (worker/ratelimit.py, redis)", ("worker/ratelimit", "redis")),
+    ("message (worker/mime.py, links, DKIM)", ("worker/mime", "subscribers/tokens",
+                                               "worker/dkim", "hmac", "hashlib", "base64")),
+    ("delivery loop (worker/delivery.py)", ("worker/delivery",)),
+    ("logging", ("logging",)),
+)
+
+
+def profile_send(db_url: str, sink_port: int, count: int, tmp: Path) -> None:
+    """Send `count` more messages in this process, as one worker's batches do
+    (deliver_range, the same SMTP sink, Redis off), under cProfile; print where the time
+    goes, grouped."""
+    import cProfile
+    import pstats
+
+    from newsletter.settings import load_settings
+    from worker.delivery import deliver_range, plan_issue, render_missing_variants
+    from worker.runtime import build, configure
+
+    settings = load_settings(database_url=db_url, smtp_url=f"smtp://127.0.0.1:{sink_port}",
+                             secret_key="bench-secret", var_dir=tmp / "var",
+                             allow_blocked_sending=True, broker_url="", redis_url="")
+    runtime = build(settings)
+    configure(runtime)
+    with runtime.sessions() as session, session.begin():
+        issue = create_issue(session, "bench-profile", date(2019, 9, 1), date(2019, 10, 31))
+        plan_issue(settings, session, issue)
+        issue.status = "sending"
+        issue_id = issue.id
+    with runtime.sessions() as session:
+        ids = sorted(session.scalars(select(Delivery.id).where(
+            Delivery.issue_id == issue_id)))[:count]
+    with runtime.sessions() as session, session.begin():
+        render_missing_variants(runtime, session, get_issue(session, "bench-profile"))
+    profiler = cProfile.Profile()
+    t0 = time.monotonic()
+    profiler.enable()
+    done: dict[str, int] = {}
+    for lo in range(0, len(ids), 500):
+        chunk = ids[lo:lo + 500]
+        for status, k in deliver_range(runtime, issue_id, chunk[0], chunk[-1]).items():
+            done[status] = done.get(status, 0) + k
+    profiler.disable()
+    took = time.monotonic() - t0
+    configure(None)
+    stats = pstats.Stats(profiler)
+    groups = dict.fromkeys([name for name, _ in PROFILE_GROUPS] + ["other"], 0.0)
+    for (filename, _line, _func), row in stats.stats.items():  # type: ignore[attr-defined]
+        tottime = row[2]
+        name = next((g for g, keys in PROFILE_GROUPS if any(k in filename for k in keys)),
+                    "other")
+        groups[name] += tottime
+    total = sum(groups.values()) or 1.0
+    sent = done.get("sent", 0)
+    print(f"\nWhere one worker's time goes: {sent:,} messages sent in this process under "
+          f"cProfile in {took:.2f} s ({sent / took:,.0f} msg/s profiled; cProfile slows "
+          "Python code, so shares matter, not speed)")
+    for name, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<55} {seconds / total:6.1%}  {seconds / max(sent, 1) * 1e6:8.0f} us "
+              "a message")
+    print("  the ten costliest functions (own time):")
+    top = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:10]  # type: ignore[attr-defined]
+    for (filename, line, function), row in top:
+        where = f"{Path(filename).name}:{line}" if filename != "~" else "built-in"
+        print(f"    {row[2] / max(sent, 1) * 1e6:7.0f} us  {row[1]:>7} calls  {function} ({where})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--plan", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=500,
+                        help="NEWSLETTER_BATCH_SIZE: deliveries per Celery task")
+    parser.add_argument("--profile", type=int, default=5_000,
+                        help="then send this many in this process under cProfile and say "
+                             "where the time goes (0: skip)")
     parser.add_argument("--timeout", type=float, default=0,
                         help="stop everything and exit 1 after this many seconds (0: never)")
     args = parser.parse_args()
@@ -243,7 +332,7 @@ def run(args: argparse.Namespace, started: Started, tmp: Path, sink_bin: str,
            "NEWSLETTER_BROKER_URL": redis.url,
            "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{sink_port}",
            "NEWSLETTER_SECRET_KEY": "bench-secret", "NEWSLETTER_VAR_DIR": str(tmp / "var"),
-           "NEWSLETTER_BATCH_SIZE": "500",
+           "NEWSLETTER_BATCH_SIZE": str(args.batch),
            "NEWSLETTER_ALLOW_BLOCKED_SENDING": "true"}  # smtp-sink: a staging relay
     procs: list[subprocess.Popen[bytes]] = []
     logs = [tmp / f"worker-{i}.log" for i in range(args.workers)]
@@ -258,6 +347,7 @@ def run(args: argparse.Namespace, started: Started, tmp: Path, sink_bin: str,
     watch = RssWatch([p.pid for p in procs])
     watch.start()
     started.callback(watch.stop.set)
+    cpu_before = {p.pid: cpu_seconds(p.pid) for p in procs}
     began = time.monotonic()
     send = started.spawn([sys.executable, "-m", "newsletter", "issues", "send", "bench",
                           "--no-wait"], env=env, cwd=tmp)
@@ -274,29 +364,46 @@ def run(args: argparse.Namespace, started: Started, tmp: Path, sink_bin: str,
             sys.exit(f"every worker exited with {sent:,} of {n:,} sent; logs in {tmp}")
         time.sleep(0.05)
     elapsed = time.monotonic() - began
+    cpu_used = {pid: cpu_seconds(pid) - before for pid, before in cpu_before.items()}
     watch.stop.set()
     with sessions() as session:
         variants = session.scalar(select(func.count()).select_from(IssueVariant))
         sample = session.scalars(select(IssueVariant).limit(1)).one()
         size = len(message_bytes(sample))
     size_kb = max(1, round(size / 1024))
-    # the ceiling: smtp-source, same count, same size, same sink, one connection
-    t0 = time.monotonic()
-    source = started.spawn([source_bin, "-s", "1", "-l", str(size_kb * 1024), "-m", str(n),
-                            "-f", "news@example.org", "-t", "person@example.org",
-                            f"127.0.0.1:{sink_port}"])
-    if source.wait() != 0:
-        sys.exit(f"smtp-source failed with status {source.returncode}")
-    raw = time.monotonic() - t0
-    ours, ceiling = n / elapsed, n / raw
+    # the ceiling: smtp-source, same count, same size, same sink, as many sessions as we
+    # have sending processes (and, for the record, one session: the old, flattering one)
+    def source_rate(sessions_: int) -> tuple[float, float]:
+        t0 = time.monotonic()
+        source = started.spawn([source_bin, "-s", str(sessions_), "-l", str(size_kb * 1024),
+                                "-m", str(n), "-f", "news@example.org",
+                                "-t", "person@example.org", f"127.0.0.1:{sink_port}"])
+        if source.wait() != 0:
+            sys.exit(f"smtp-source failed with status {source.returncode}")
+        took = time.monotonic() - t0
+        return took, n / took
+
+    raw, ceiling = source_rate(args.workers)
+    raw_one, ceiling_one = source_rate(1) if args.workers != 1 else (raw, ceiling)
+    ours = n / elapsed
+    cpu_total = sum(cpu_used.values())
     print(f"\nDelivery: {n:,} subscribers, {variants} variants, {args.workers} worker "
-          f"processes, PostgreSQL + Redis, smtp-sink on loopback, {size:,}-byte messages")
-    print(f"  newsletter end to end : {elapsed:8.2f} s  {ours:9,.0f} msg/s")
-    print(f"  smtp-source (ceiling) : {raw:8.2f} s  {ceiling:9,.0f} msg/s")
-    print(f"  ratio                 : {ours / ceiling:8.2f} x smtp-source")
+          f"processes (batch {args.batch}), PostgreSQL + Redis, smtp-sink on loopback, "
+          f"{size:,}-byte messages")
+    print(f"  newsletter end to end        : {elapsed:8.2f} s  {ours:9,.0f} msg/s")
+    print(f"  smtp-source, {args.workers} session(s)    : {raw:8.2f} s  {ceiling:9,.0f} msg/s"
+          "  (the ceiling: as many sessions as sending processes)")
+    print(f"  smtp-source, 1 session       : {raw_one:8.2f} s  {ceiling_one:9,.0f} msg/s")
+    print(f"  ratio                        : {ours / ceiling:8.2f} x the ceiling "
+          f"({ours / ceiling_one:.2f} x one session)")
+    print(f"  worker CPU                   : {cpu_total:8.2f} s in all, "
+          f"{cpu_total / n * 1e6:,.0f} us a message; per process: "
+          + ", ".join(f"{pid}: {sec:.1f} s" for pid, sec in sorted(cpu_used.items())))
     peaks = sorted(watch.peaks.items())
     print("  peak RSS per process  : " + ", ".join(f"{pid}: {mb:.0f} MB"
                                                    for pid, mb in peaks if mb))
+    if args.profile:
+        profile_send(db_url, sink_port, args.profile, tmp)
     # planning at scale: --plan subscribers, one INSERT ... SELECT
     if args.plan:
         with engine.begin() as conn:

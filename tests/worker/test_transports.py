@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import smtplib
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter.errors import NewsletterError
 from tests.servers import SmtpServer
@@ -16,6 +20,8 @@ from worker.transports import (
     PermanentFailure,
     SMTPTransport,
     TemporaryFailure,
+    _dot_stuffed,
+    _path,
 )
 
 
@@ -108,3 +114,19 @@ def test_pipelined_rcpt_refusal_then_more_messages(smtp_server: SmtpServer) -> N
                                                           for n in range(2, 5)]
     assert b"\r\n.leading dot\r\n" in smtp_server.messages[0].content
     transport.close()
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)),
+               max_size=60))
+def test_the_fast_smtp_path_says_what_smtplib_says(address: str) -> None:
+    """`_path` skips the email package's parser for plain addresses (bench/delivery.py):
+    whatever the address, MAIL FROM and RCPT TO get what smtplib.quoteaddr gives."""
+    assert _path(address) == smtplib.quoteaddr(address)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300) | st.lists(st.sampled_from(
+    [b".", b"..", b"\r\n", b"\n", b"\r", b"x", b"\r\n.", b"\n.."]), max_size=40).map(b"".join))
+def test_dot_stuffing_without_a_regular_expression_is_the_same(message: bytes) -> None:
+    assert _dot_stuffed(message) == re.compile(rb"(?m)^\.").sub(b"..", message)
