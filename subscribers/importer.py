@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -302,84 +300,31 @@ def import_subscribers(
         settings = replace(settings, checkpoint_pages=BULK_CHECKPOINT_PAGES)
         records = read_records(stream, options.format, delimiter=options.delimiter,
                                encoding=options.encoding, count=count)
-        checker = RowChecker(strict=options.strict)
-        # PostgreSQL works in its own process: while it writes one batch, this one reads
-        # and checks the next (SQLite runs in this process, under its own lock)
-        overlap = session.get_bind().dialect.name != "sqlite"
-        pool = ThreadPoolExecutor(1, thread_name_prefix="import") if overlap else None
-        cancel = threading.Event()
         shown = 0
-        pending: _Pending | None = None
-
-        def finish(done: _Pending, result: BatchResult) -> None:
-            nonlocal shown
-            _record(report, done.batch, result, on_error)
-            done.recorded = True
-            if progress is not None:
-                progress(done.read_to - shown)
-                shown = done.read_to
-
-        def collect() -> None:
-            """Wait for the batch in the writer, count it; raise the file's failure
-            after it, if it was the last batch."""
-            nonlocal pending
-            if pending is None:
-                return
-            done = pending
-            finish(done, done.future.result())
-            pending = None
-            if done.batch.failure is not None:
-                raise done.batch.failure
-
+        checker = RowChecker(strict=options.strict)
         try:
             for batch in _batches(records, checker, options.batch_size):
-                if pool is None:
-                    result = _write(session, batch, settings, dry_run=options.dry_run)
-                    finish(_Pending(batch, count.value), result)
-                    if batch.failure is not None:
-                        raise batch.failure
-                    continue
-                collect()
-                pending = _Pending(batch, count.value, pool.submit(
-                    _write, session, batch, settings, dry_run=options.dry_run, cancel=cancel))
-            collect()
+                result = _write(session, batch, settings, dry_run=options.dry_run)
+                _record(report, batch, result, on_error)
+                if progress is not None:
+                    progress(count.value - shown)
+                    shown = count.value
+                if batch.failure is not None:
+                    raise batch.failure
         except ImportFileError as exc:
-            collect()  # the batch before the failure is written and counted first
             if not report.read:
                 raise
             raise ImportStopped(exc, report) from exc
         except KeyboardInterrupt:
-            if pending is not None and not pending.recorded:
-                cancel.set()  # roll back the batch in the writer unless it is committed
-                with contextlib.suppress(_Cancelled, KeyboardInterrupt):  # rolled back
-                    finish(pending, pending.future.result())
             raise ImportInterrupted(report) from None
         finally:
-            if pool is not None:
-                cancel.set()  # an error on the way out: no commit after it
-                pool.shutdown(wait=True)  # the session is this thread's again
             with contextlib.suppress(SQLAlchemyError), session.begin():
                 end_bulk(session)  # housekeeping: never hides the error that got us here
     return report
 
 
-class _Cancelled(Exception):
-    """The import stopped (Ctrl-C) while the writer had a batch: it was rolled back."""
-
-
-@dataclass
-class _Pending:
-    """A batch handed to the writer: the bytes of the file read up to its end, and its
-    result to come (an already written batch, when there is no writer thread)."""
-
-    batch: _Batch
-    read_to: int
-    future: Future[BatchResult] = field(default_factory=Future)
-    recorded: bool = False
-
-
 def _write(session: Session, batch: _Batch, settings: BatchSettings, *,
-           dry_run: bool, cancel: threading.Event | None = None) -> BatchResult:
+           dry_run: bool) -> BatchResult:
     """One batch in one transaction, retried when another process got in the way."""
     for attempt in range(1, RETRIES + 1):
         session.begin()
@@ -393,9 +338,6 @@ def _write(session: Session, batch: _Batch, settings: BatchSettings, *,
         except BaseException:
             session.rollback()
             raise
-        if cancel is not None and cancel.is_set():
-            session.rollback()
-            raise _Cancelled
         if dry_run:
             session.rollback()
         else:
