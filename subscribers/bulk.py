@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from newsletter.errors import NewsletterError
 from subscribers.models import STICKY_STATUSES
 from subscribers.rows import SubscriberRow
-from subscribers.tokens import new_salt
+from subscribers.tokens import new_salts
 
 _COLUMNS = ("email", "email_key", "email_hash", "name", "country", "language", "status",
             "attributes", "consent_at", "consent_method", "consent_text", "token_salt")
@@ -35,6 +35,13 @@ _EXISTING = ("id, email_key, name, country, language, status, attributes, create
 SQLITE_CHECKPOINT_PAGES = 1000  # SQLite's default
 BULK_CHECKPOINT_PAGES = 50_000  # 200 MB of 4 KB pages
 _STICKY = ", ".join(f"'{s}'" for s in STICKY_STATUSES)
+
+
+def pg_text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL text[] literal: every element double-quoted, `\\` and `"` escaped."""
+    return "{" + ",".join(
+        ['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]
+    ) + "}"
 
 
 class ConcurrentChange(NewsletterError):
@@ -118,10 +125,15 @@ class _Bulk:
         """`column` is one of a list given as ONE parameter (no limit on the list's length)."""
         if self.sqlite:
             return f"{column} IN (SELECT value FROM json_each(?))"
-        return f"{column} = ANY(%s)"
+        return f"{column} = ANY(%s::text[])"
 
-    def many(self, values: Sequence[str]) -> Any:
-        return json.dumps(list(values)) if self.sqlite else list(values)
+    def many(self, values: Sequence[str]) -> str:
+        """The list as one parameter: JSON text on SQLite, an array literal on PostgreSQL
+        (psycopg adapts a Python list element by element in Python: 20,000 keys cost
+        more to send that way than the lookup costs the server)."""
+        if self.sqlite:
+            return json.dumps(list(values))
+        return pg_text_array(values)
 
     def suppressions(self, hashes: Sequence[str]) -> dict[str, str]:
         self.cursor.execute(
@@ -303,7 +315,8 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
     new: list[tuple[Any, ...]] = []
     changes: list[tuple[Any, ...]] = []
     this_run = db.time(s.now)
-    for r in batch:
+    salts = new_salts(len(batch))
+    for r, salt in zip(batch, salts, strict=True):
         current = existing.get(r.key)
         if current is None:
             new.append((
@@ -311,7 +324,7 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
                 r.status or new_status, db.dumps(r.attributes) if r.attributes else "{}",
                 db.time(r.consent_at) if r.consent_at else this_run,
                 r.consent_method or s.consent_method, r.consent_text or s.consent_text,
-                new_salt(), this_run, this_run,
+                salt, this_run, this_run,
             ))
             continue
         change, reactivated = _decide(db, r, current, s)

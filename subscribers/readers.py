@@ -284,7 +284,7 @@ def _csv_records(lines: Iterator[str], delimiter: str) -> Iterator[Record]:
         start = reader.line_num + 1
         for cells in reader:
             row, start = start, reader.line_num + 1
-            if not any(c.strip() for c in cells):
+            if not "".join(cells).strip():
                 continue  # a blank line or a row of empty cells is not a subscriber
             if len(cells) > width and any(c.strip() for c in cells[width:]):
                 yield Record(row, {}, (

@@ -251,9 +251,16 @@ class RowChecker:
 
     def _check(self, record: Record) -> SubscriberRow:
         cells = record.fields
-        email = fast_email(_text("email", cells.get("email")))
-        name = fast_name(_text("name", cells.get("name")))
-        country = self._country(_text("country", cells.get("country")))
+        get = cells.get
+        # plain ASCII text, the usual CSV cell, needs none of _text's checks
+        raw = get("email")
+        email = fast_email(raw if raw.__class__ is str and raw.isascii()
+                           else _text("email", raw))
+        raw = get("name")
+        name = fast_name(raw if raw.__class__ is str and raw.isascii() else _text("name", raw))
+        raw = get("country")
+        country = self._country(raw if raw.__class__ is str and raw.isascii()
+                                else _text("country", raw))
         warnings: tuple[RowError, ...] = ()
         if isinstance(country, InvalidValue):
             if self.strict:
@@ -261,7 +268,9 @@ class RowChecker:
             warnings = (RowError(record.row, "country", country.value,
                                  f"{country.reason}; kept without a country", "warning"),)
             country = None
-        language = self._language(_text("language", cells.get("language")))
+        raw = get("language")
+        language = self._language(raw if raw.__class__ is str and raw.isascii()
+                                  else _text("language", raw))
         if isinstance(language, InvalidValue):
             raise language
         row = SubscriberRow(record.row, email, name, country, language, warnings=warnings)

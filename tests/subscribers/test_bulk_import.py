@@ -448,3 +448,22 @@ def test_ctrl_c_keeps_committed_batches_and_a_rerun_finishes(
     monkeypatch.undo()
     report = run(sessions, data, batch_size=10)
     assert (report.added, report.unchanged, count(sessions)) == (30, 20, 50)
+
+
+def test_addresses_with_array_syntax_are_looked_up_as_themselves(
+    sessions: sessionmaker[Session],
+) -> None:
+    """On PostgreSQL a batch's keys and hashes reach ANY() as one text[] literal: an
+    address with braces or quotes in it must be found as itself (re-import, suppression)."""
+    odd = ["{ana}@example.com", "b}@example.com", "{c@example.com", "d|e@example.com",
+           "'f'@example.com", "g#h@example.com"]
+    report = run(sessions, csv_of(*(f"{e},Old,CR,es" for e in odd)), batch_size=2)
+    assert (report.added, report.rejected) == (6, 0)
+    suppress(sessions, "{c@example.com")
+    errors: list[RowError] = []
+    report = run(sessions, csv_of(*(f"{e.upper()},New,CR,es" for e in odd)), errors,
+                 batch_size=4)
+    assert (report.updated, report.suppressed, report.added) == (5, 1, 0)
+    assert [(e.row, e.value) for e in errors] == [(4, "{C@example.com")]
+    assert values(sessions) == {e: ("Old" if e == "{c@example.com" else "New", "CR", "es")
+                                for e in odd}
