@@ -407,7 +407,7 @@ def run(args: argparse.Namespace, started: Started, tmp: Path, sink_bin: str,
     # planning at scale: --plan subscribers, one INSERT ... SELECT
     if args.plan:
         with engine.begin() as conn:
-            conn.execute(text("TRUNCATE deliveries"))
+            conn.execute(text("TRUNCATE deliveries CASCADE"))  # mail_reports refer to it
         fill_subscribers(db_url, max(0, args.plan - n), first=n + 1)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t0 = time.monotonic()
