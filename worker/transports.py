@@ -69,8 +69,6 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-
-
 _PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\],;:\\\"]+@[^\s<>()\[\],;:\\\"@]+")
 
 
@@ -88,6 +86,8 @@ def _dot_stuffed(message: bytes) -> bytes:
     times faster than a multiline regular expression on a 56 KB message."""
     stuffed = message.replace(b"\n.", b"\n..")
     return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f<>]")  # never in a Return-Path we write
 
 
