@@ -70,6 +70,18 @@ def dns_server(records: dict[str, list[str]], domain: str = "example.org") -> It
         process.wait(timeout=10)
 
 
+def one_issue(runner: CliRunner, tmp_path: Path, people: str) -> None:
+    """The sample items, the people of the CSV text `people`, and issue 2019-10 over
+    them, through the CLI."""
+    (tmp_path / "news.txt").write_text(sample_items_text(), encoding="utf-8")
+    (tmp_path / "people.csv").write_text(people, encoding="utf-8")
+    for args in (["items", "import", str(tmp_path / "news.txt")],
+                 ["subscribers", "import", str(tmp_path / "people.csv")],
+                 ["issues", "create", "2019-10", "--from", "2019-09-01", "--to", "2019-10-31"]):
+        done = runner.invoke(cli, args)
+        assert done.exit_code == 0, done.output
+
+
 def levels(findings: list[Finding]) -> dict[str, str]:
     return {f.check: f.level for f in findings}
 
@@ -131,14 +143,8 @@ def test_big_html_warns_and_no_spamassassin_is_said() -> None:
 def test_the_command_scores_each_variant_and_exits_1_on_blockers(
     runner: CliRunner, settings: Settings, tmp_path: Path,
 ) -> None:
-    (tmp_path / "news.txt").write_text(sample_items_text(), encoding="utf-8")
-    (tmp_path / "people.csv").write_text("email,country,language\nana@example.net,CR,es\n"
-                                         "bob@example.net,BZ,en\n", encoding="utf-8")
-    for args in (["items", "import", str(tmp_path / "news.txt")],
-                 ["subscribers", "import", str(tmp_path / "people.csv")],
-                 ["issues", "create", "2019-10", "--from", "2019-09-01", "--to", "2019-10-31"]):
-        done = runner.invoke(cli, args)
-        assert done.exit_code == 0, done.output
+    one_issue(runner, tmp_path, "email,country,language\nana@example.net,CR,es\n"
+                                "bob@example.net,BZ,en\n")
     result = runner.invoke(cli, ["doctor", "--no-dns", "--json", "--issue", "2019-10"])
     assert result.exit_code == 1, result.output
     report = json.loads(result.output)
@@ -174,13 +180,7 @@ def test_a_bad_dns_server_option_is_a_skip_not_a_traceback(
 def test_sending_by_smtp_refuses_while_doctor_finds_a_blocker_unless_forced(
     runner: CliRunner, cli_env: dict[str, str], smtp_server: SmtpServer, tmp_path: Path,
 ) -> None:
-    (tmp_path / "news.txt").write_text(sample_items_text(), encoding="utf-8")
-    (tmp_path / "people.csv").write_text("email,country,language\nana@example.net,CR,es\n",
-                                         encoding="utf-8")
-    for args in (["items", "import", str(tmp_path / "news.txt")],
-                 ["subscribers", "import", str(tmp_path / "people.csv")],
-                 ["issues", "create", "2019-10", "--from", "2019-09-01", "--to", "2019-10-31"]):
-        assert runner.invoke(cli, args).exit_code == 0
+    one_issue(runner, tmp_path, "email,country,language\nana@example.net,CR,es\n")
     real = {**cli_env, "NEWSLETTER_SMTP_URL": smtp_server.url,
             "NEWSLETTER_ALLOW_BLOCKED_SENDING": "false"}
     refused = CliRunner(env=real).invoke(cli, ["issues", "send", "2019-10"])
@@ -218,13 +218,7 @@ def test_sending_by_smtp_waits_for_the_dns_records(
     domain = "migration-news.org"
     key = generate_key(domain, "news2026", "ed25519")
     write_key_file(key, tmp_path / "dkim.key")
-    (tmp_path / "news.txt").write_text(sample_items_text(), encoding="utf-8")
-    (tmp_path / "people.csv").write_text("email,country,language\nana@example.net,CR,es\n",
-                                         encoding="utf-8")
-    for args in (["items", "import", str(tmp_path / "news.txt")],
-                 ["subscribers", "import", str(tmp_path / "people.csv")],
-                 ["issues", "create", "2019-10", "--from", "2019-09-01", "--to", "2019-10-31"]):
-        assert runner.invoke(cli, args).exit_code == 0
+    one_issue(runner, tmp_path, "email,country,language\nana@example.net,CR,es\n")
     env = {**cli_env, "NEWSLETTER_SMTP_URL": smtp_server.url,
            "NEWSLETTER_ALLOW_BLOCKED_SENDING": "false",
            "NEWSLETTER_PUBLIC_BASE_URL": f"https://news.{domain}",

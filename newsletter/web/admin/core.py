@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from newsletter.errors import Message, NewsletterError
+from newsletter.errors import NewsletterError
 from newsletter.i18n import package_locale_dir, shipped_templates_dir
 from newsletter.settings import Settings
 from newsletter.users import LANGUAGES, User
@@ -104,14 +104,6 @@ def explain(error: NewsletterError) -> str:
     """An error's message in the user's language (English if it has no template)."""
     lang = language()
     return error.text(translations(lang).gettext, lambda term: status_label(term, lang))
-
-
-def say(message: Message | None) -> str:
-    """A library's message (`newsletter.errors.Message`) in the user's language."""
-    if message is None:
-        return ""
-    lang = language()
-    return message.text(translations(lang).gettext, lambda term: status_label(term, lang))
 
 
 def see_other(message: str, endpoint: str, /, **values: Any) -> BaseResponse:

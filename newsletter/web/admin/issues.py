@@ -54,8 +54,8 @@ from newsletter.web.admin.core import (
     settings,
     translations,
 )
-from newsletter.web.admin.sending import waiting_for
-from newsletter.web.auth import current_user, require
+from newsletter.web.admin.sending import by_user, waiting_for
+from newsletter.web.auth import require
 from subscribers.lists import list_summaries
 from subscribers.queries import audience
 from subscribers.segments import list_segments
@@ -78,11 +78,6 @@ VARIANT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:;
 PREVIEW_POLICY = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' "
                   "data:; frame-src 'self'; form-action 'self'; base-uri 'none'; "
                   "frame-ancestors 'none'")
-
-
-def _by() -> str:
-    """Who made a change, as approvals record it (a withdrawal names them)."""
-    return current_user().display_name
 
 
 def _field(form: Mapping[str, str], name: str) -> str:
@@ -292,7 +287,7 @@ def change_items(slug: str) -> BaseResponse:
         with transaction(sessions()) as db:
             issue = get_issue(db, slug)
             current = item_ids(issue)
-            now, by = utcnow(), _by()
+            now, by = utcnow(), by_user()
             if action in ("up", "down") and item in current:
                 position = current.index(item) + (0 if action == "up" else 2)
                 position = min(max(position, 1), len(current))
@@ -325,7 +320,7 @@ def edit_texts(slug: str) -> BaseResponse:
         with transaction(sessions()) as db:
             issue = get_issue(db, slug)
             edit = edit_issue(db, issue, titles=titles, intros=intros, languages=languages,
-                              focus=form.get("focus", issue.focus), by=_by(), now=utcnow())
+                              focus=form.get("focus", issue.focus), by=by_user(), now=utcnow())
             planned = _replan(db, issue, edit)
             message = _done(db, issue, edit, planned)
     except NewsletterError as exc:
@@ -346,7 +341,7 @@ def edit_audience(slug: str) -> BaseResponse:
                                           n=MAX_TARGETS))
         with transaction(sessions()) as db:
             issue = get_issue(db, slug)
-            edit = edit_issue(db, issue, lists=lists, segments=segments, by=_by(),
+            edit = edit_issue(db, issue, lists=lists, segments=segments, by=by_user(),
                               now=utcnow())
             planned = _replan(db, issue, edit)
             message = _done(db, issue, edit, planned, audience_after=True)

@@ -47,8 +47,9 @@ RETRYABLE = ("deferred", "failed")
 FIELD_MAX = 200
 
 
-def _by() -> str:
-    """Who takes a step: "Name <address>" (users.User.display_name), unique per person."""
+def by_user() -> str:
+    """Who takes a step or makes a change, as approvals record it: "Name <address>"
+    (users.User.display_name), unique per person. The issue pages use it too."""
     return current_user().display_name
 
 
@@ -68,7 +69,7 @@ def _field(name: str) -> str:
 def _submitted_by_me(submitter: str | None) -> bool:
     """Whether the logged-in user submitted the issue (in any spelling of their name)."""
     return submitter is not None and bool(
-        approval.identities(submitter) & approval.identities(_by()))
+        approval.identities(submitter) & approval.identities(by_user()))
 
 
 def _review_page(slug: str, code: int = 200, problem: str = "", note: str = "") -> Response:
@@ -79,7 +80,7 @@ def _review_page(slug: str, code: int = 200, problem: str = "", note: str = "") 
         db.expunge_all()
     mine = _submitted_by_me(asked)
     return render("sending_review", code, issue=issue, steps=steps, submitter=asked,
-                  me=_by(), mine=mine,
+                  me=by_user(), mine=mine,
                   can_withdraw=mine or current_user().may("issues.approve"),
                   message="", problem=problem, note=note, waiting=waiting_for(issue))
 
@@ -103,7 +104,7 @@ def review(slug: str) -> BaseResponse:
                 abort(403)
             do = {"submit": approval.submit, "approve": approval.approve,
                   "reject": approval.reject, "withdraw": approval.withdraw}[step]
-            do(db, issue, _by(), note, now=utcnow())
+            do(db, issue, by_user(), note, now=utcnow())
             slug = issue.slug
     except NewsletterError as exc:
         return _review_page(slug, 400, problem=explain(exc), note=note)
