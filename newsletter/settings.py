@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     default_language: str = "en"
     batch_size: int = 200
     lease_seconds: int = 600
+    # replies are written to the ledger in groups of record_every, or after record_seconds,
+    # whichever comes first; each is appended at once to its batch's journal file in
+    # journal_dir (default var_dir/journal; workers on several machines share it as a
+    # volume: worker/journal.py)
+    record_every: int = Field(default=100, ge=1, le=10_000)
+    record_seconds: float = Field(default=0.5, gt=0, le=3600)
+    journal_dir: Path | None = None
 
     # delivery: retries of temporary failures, sweeping, global rate limits
     retry_base_seconds: int = 60  # first retry after this, doubling each time
@@ -338,6 +345,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.var_dir / 'newsletter.db').as_posix()}"
+
+    @property
+    def resolved_journal_dir(self) -> Path:
+        return self.journal_dir if self.journal_dir is not None else self.var_dir / "journal"
 
     @property
     def resolved_outbox_dir(self) -> Path:

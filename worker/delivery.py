@@ -33,9 +33,9 @@ from newsletter.render import (
 )
 from newsletter.schedules import send_times
 from newsletter.settings import Settings
-from subscribers.suppressions import suppress
 from subscribers.tokens import subscriber_links
 from worker import ledger
+from worker.journal import Journal, Reply
 from worker.mime import (
     MessageTemplate,
     Recipient,
@@ -44,13 +44,15 @@ from worker.mime import (
     issue_key,
     message_id,
 )
+from worker.recording import Recorder, recover_replies
 from worker.replies import classify, next_attempt
 from worker.runtime import Runtime
 from worker.transports import ConnectionFailure, Envelope, SenderProblem, TransportError
 from worker.verp import bounce_address, unsubscribe_mailto
 
 Progress = Callable[[dict[str, int]], None]
-STATUS_CHECK_EVERY = 100  # messages between checks for pause/cancel
+STATUS_CHECK_EVERY = 100  # messages between checks for pause/cancel, or...
+STATUS_CHECK_SECONDS = 1.0  # ...this long, whichever comes first
 SENDER_PROBLEM_PAUSE = 3  # consecutive 5.7.x replies before the issue pauses itself
 
 log = logging.getLogger(__name__)
@@ -149,83 +151,92 @@ def _issue_status(session: Session, issue_id: int) -> str | None:
     return session.scalar(select(Issue.status).where(Issue.id == issue_id))
 
 
-def deliver_range(runtime: Runtime, issue_id: int, lo: int, hi: int) -> dict[str, int]:
+def deliver_range(
+    runtime: Runtime, issue_id: int, lo: int, hi: int, *,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, int]:
     """Claim, send and record the deliveries in [lo, hi]; returns counts of outcomes.
 
     Safe to run twice and alongside other workers: rows are claimed with a lease and a
     fencing token (their attempt number), the lease is renewed while the batch runs
     (rate limits can make it long), and a row another worker took over is skipped.
+    Replies go to the journal at once and to the ledger in groups (worker/recording.py);
+    the journals of dead workers are applied before anything is claimed. A pause or a
+    cancel is seen within STATUS_CHECK_SECONDS, and before any message a rate limit
+    held back.
     """
     settings = runtime.settings
     lease = timedelta(seconds=settings.lease_seconds)
     outcome: Counter[str] = Counter()
-    with runtime.batch_session() as session:
+    journal_dir = settings.resolved_journal_dir
+    with runtime.batch_session() as session, Journal(journal_dir) as journal:
+        recover_replies(session, journal_dir)
         issue = session.get(Issue, issue_id)
         if issue is None or issue.status != "sending":
             return {}
         outcome["skipped"] = ledger.drop_ineligible(
             session, issue_id, lo, hi, audience_of(session, issue))
         claimed = ledger.claim(session, issue_id, lo, hi, lease)
-        renewed_at = time.monotonic()
+        recorder = Recorder(session, journal, every=settings.record_every,
+                            seconds=settings.record_seconds, clock=clock)
+        renewed_at = checked_at = clock()
+        checked_n = 0
         held = {row.delivery_id for row in claimed}
         sender_problems = 0
-        for n, row in enumerate(claimed):
-            if n and n % STATUS_CHECK_EVERY == 0:
-                state = _issue_status(session, issue_id)
-                if state != "sending":
-                    ledger.release(session, [r.delivery_id for r in claimed[n:]])
-                    if state == "cancelled":
-                        ledger.cancel(session, issue_id)
-                    outcome["released"] += len(claimed) - n
+        try:
+            for n, row in enumerate(claimed):
+                runtime.transport.ready()  # the rate limits may hold us here for a while
+                if (n - checked_n >= STATUS_CHECK_EVERY
+                        or clock() - checked_at >= STATUS_CHECK_SECONDS):
+                    state = _issue_status(session, issue_id)
+                    if state != "sending":
+                        ledger.release(session, [r.delivery_id for r in claimed[n:]])
+                        if state == "cancelled":
+                            ledger.cancel(session, issue_id)
+                        outcome["released"] += len(claimed) - n
+                        break
+                    checked_at, checked_n = clock(), n
+                if clock() - renewed_at > lease.total_seconds() / 3:
+                    held = ledger.renew(
+                        session, [(r.delivery_id, r.attempts) for r in claimed[n:]], lease)
+                    renewed_at = clock()
+                if row.delivery_id not in held:
+                    outcome["taken_over"] += 1  # its lease ran out; another worker has it
+                    continue
+                attempt = _attempt(runtime, session, issue, row)
+                reply = _reply(settings, row, attempt, runtime.transport.last_relay)
+                recorder.add(reply)
+                outcome[reply.status] += 1
+                sender_problems = sender_problems + 1 if attempt.sender_problem else 0
+                if attempt.connection_lost or sender_problems >= SENDER_PROBLEM_PAUSE:
+                    recorder.flush()
+                    if sender_problems >= SENDER_PROBLEM_PAUSE:
+                        _pause_for_sender_problem(session, issue, reply.reply)
+                    # relays unreachable, or our setup refused: hand the rest back untouched
+                    ledger.release(session, [r.delivery_id for r in claimed[n + 1 :]])
+                    outcome["released"] += len(claimed) - n - 1
                     break
-            runtime.transport.ready()  # the rate limits may hold us here for a while
-            if time.monotonic() - renewed_at > lease.total_seconds() / 3:
-                held = ledger.renew(
-                    session, [(r.delivery_id, r.attempts) for r in claimed[n:]], lease)
-                renewed_at = time.monotonic()
-            if row.delivery_id not in held:
-                outcome["taken_over"] += 1  # its lease ran out; another worker has it
-                continue
-            attempt = _attempt(runtime, session, issue, row)
-            status, reply, code = attempt.status, attempt.reply, attempt.code
-            retry_at = None
-            if status == "deferred":
-                retry_at = next_attempt(
-                    row.attempts, row.first_attempt_at, utcnow(),
-                    base_seconds=settings.retry_base_seconds,
-                    max_delay_seconds=settings.retry_max_delay_seconds,
-                    give_up_after_seconds=settings.retry_for_seconds,
-                )
-                if retry_at is None:
-                    status, reply = "failed", f"gave up after repeated temporary failures: {reply}"
-            # each reply is on disk (one autocommitted statement) before the next message
-            ledger.record(session, row.delivery_id, status, reply, attempt.message_id, code=code,
-                          relay=runtime.transport.last_relay, next_attempt_at=retry_at,
-                          attempts=row.attempts)
-            if attempt.suppress:
-                _suppress_dead_address(session, row, reply)
-            outcome[status] += 1
-            sender_problems = sender_problems + 1 if attempt.sender_problem else 0
-            if attempt.connection_lost or sender_problems >= SENDER_PROBLEM_PAUSE:
-                if sender_problems >= SENDER_PROBLEM_PAUSE:
-                    _pause_for_sender_problem(session, issue, reply)
-                # relays unreachable, or our setup refused: hand the rest back untouched
-                ledger.release(session, [r.delivery_id for r in claimed[n + 1 :]])
-                outcome["released"] += len(claimed) - n - 1
-                break
+        finally:
+            recorder.flush()  # if the database is away, the journal keeps them for next time
     return {k: v for k, v in outcome.items() if v}
 
 
-def _suppress_dead_address(session: Session, row: ledger.Claimed, reply: str) -> None:
-    """A 5.1.x reply: the mailbox does not exist. Never mail the address again."""
-    ledger.mark_bounced(session, row.subscriber_id, delivery_id=row.delivery_id, reply=reply)
-    try:
-        suppress(session, row.email, reason="bounced", by="worker",
-                 note=f"{reply[:200]} (delivery {row.delivery_id})")
-    except IntegrityError:
-        session.rollback()  # another worker suppressed it a moment ago: the same outcome
-    except NewsletterError as exc:  # a stored address that no longer validates
-        log.warning("could not suppress %s after %s: %s", row.email, reply[:80], exc)
+def _reply(settings: Settings, row: ledger.Claimed, attempt: Attempt, relay: str) -> Reply:
+    """What goes into the journal, then the ledger, for one attempt."""
+    status, reply = attempt.status, attempt.reply
+    retry_at = None
+    if status == "deferred":
+        retry_at = next_attempt(
+            row.attempts, row.first_attempt_at, utcnow(),
+            base_seconds=settings.retry_base_seconds,
+            max_delay_seconds=settings.retry_max_delay_seconds,
+            give_up_after_seconds=settings.retry_for_seconds,
+        )
+        if retry_at is None:
+            status, reply = "failed", f"gave up after repeated temporary failures: {reply}"
+    return Reply(row.delivery_id, row.attempts, status, reply[:1000], attempt.message_id,
+                 attempt.code, relay, retry_at, utcnow(), suppress=attempt.suppress,
+                 subscriber_id=row.subscriber_id, email=row.email)
 
 
 @dataclass(frozen=True)

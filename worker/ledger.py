@@ -40,6 +40,7 @@ from newsletter.schedules import LocalTimes, timezone_attribute
 from subscribers.events import record_event
 from subscribers.models import Subscriber
 from subscribers.validate import best_edition
+from worker.journal import Reply
 
 PENDING = ("queued", "sending", "deferred")
 FINAL = ("sent", "bounced", "failed", "cancelled")
@@ -273,13 +274,44 @@ def record(
 ) -> None:
     """Write what the server said about one message; only a row we hold can change
     (`attempts` is the claim's fencing token: a row claimed again since is not ours)."""
-    now = utcnow()
-    session.connection().execute(_record_statement(attempts is not None), {
+    session.connection().execute(_record_statement(attempts is not None), [_record_params(
+        delivery_id, attempts, status, reply, message_id, code, relay, next_attempt_at,
+        utcnow())])
+
+
+def record_replies(session: Session, replies: Sequence[Reply]) -> None:
+    """Write a group of replies in one transaction: one round trip on PostgreSQL (psycopg
+    pipelines the statements of an executemany), one commit on SQLite. Applying a group
+    twice changes nothing the second time (each reply is fenced by its claim)."""
+    if not replies:
+        return
+    conn = session.connection()
+    params = [_record_params(r.delivery_id, r.attempts, r.status, r.reply, r.message_id,
+                             r.code, r.relay, r.next_attempt_at, r.at) for r in replies]
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        conn.execute(_record_statement(True), params)  # within the caller's transaction
+        return
+    # a batch session is in autocommit: make the group one transaction by hand
+    conn.exec_driver_sql("BEGIN")
+    try:
+        conn.execute(_record_statement(True), params)
+    except BaseException:
+        conn.exec_driver_sql("ROLLBACK")
+        raise
+    conn.exec_driver_sql("COMMIT")
+
+
+def _record_params(
+    delivery_id: int, attempts: int | None, status: str, reply: str,
+    message_id: str | None, code: int | None, relay: str | None,
+    next_attempt_at: datetime | None, at: datetime,
+) -> dict[str, Any]:
+    return {
         "b_id": delivery_id, "b_attempts": attempts, "b_status": status,
         "b_reply": reply[:1000], "b_message_id": message_id, "b_code": code,
-        "b_relay": relay, "b_next": next_attempt_at, "b_now": now,
-        "b_sent_at": now if status == "sent" else None,
-    })
+        "b_relay": relay, "b_next": next_attempt_at, "b_now": at,
+        "b_sent_at": at if status == "sent" else None,
+    }
 
 
 @lru_cache(maxsize=2)
