@@ -6,6 +6,7 @@ COPY subscribers ./subscribers
 COPY worker ./worker
 COPY templates ./templates
 RUN pip install --no-cache-dir .
-RUN useradd --create-home newsletter
+RUN useradd --create-home newsletter \
+    && mkdir -p /var/lib/newsletter/journal && chown -R newsletter /var/lib/newsletter
 USER newsletter
 CMD ["newsletter", "--help"]

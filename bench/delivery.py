@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from newsletter.cli.demo import sample_items_text  # noqa: E402
 from newsletter.db import make_engine, session_factory, upgrade  # noqa: E402
@@ -220,7 +222,7 @@ def cpu_seconds(pid: int) -> float:
 PROFILE_GROUPS = (
     ("ledger SQL (worker/ledger.py, SQLAlchemy, psycopg)", ("worker/ledger", "sqlalchemy",
                                                            "psycopg")),
-    ("SMTP (smtplib, socket, ssl)", ("smtplib", "socket", "ssl")),
+    ("SMTP (smtplib, socket, ssl)", ("smtplib", "socket", "ssl", "_socket")),
     ("rate limiter (worker/ratelimit.py, redis)", ("worker/ratelimit", "redis")),
     ("message (worker/mime.py, links, DKIM)", ("worker/mime", "subscribers/tokens",
                                                "worker/dkim", "hmac", "hashlib", "base64")),
@@ -231,8 +233,8 @@ PROFILE_GROUPS = (
 
 def profile_send(db_url: str, sink_port: int, count: int, tmp: Path) -> None:
     """Send `count` more messages in this process, as one worker's batches do
-    (deliver_range, the same SMTP sink, Redis off), under cProfile; print where the time
-    goes, grouped."""
+    (deliver_range, the same SMTP sink, Redis off), and print the CPU they took; then
+    `count` more under cProfile, and print where the time goes, grouped."""
     import cProfile
     import pstats
 
@@ -252,30 +254,45 @@ def profile_send(db_url: str, sink_port: int, count: int, tmp: Path) -> None:
         issue_id = issue.id
     with runtime.sessions() as session:
         ids = sorted(session.scalars(select(Delivery.id).where(
-            Delivery.issue_id == issue_id)))[:count]
+            Delivery.issue_id == issue_id)))[:2 * count]
     with runtime.sessions() as session, session.begin():
         render_missing_variants(runtime, session, get_issue(session, "bench-profile"))
+    def deliver(chunks: list[int]) -> dict[str, int]:
+        done: dict[str, int] = {}
+        for lo in range(0, len(chunks), 500):
+            chunk = chunks[lo:lo + 500]
+            for status, k in deliver_range(runtime, issue_id, chunk[0], chunk[-1]).items():
+                done[status] = done.get(status, 0) + k
+        return done
+
+    # first without the profiler: this process's CPU a message, the same work a worker's
+    # pool child does but for Celery (what a worker spends beyond it is Celery's)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    plain = deliver(ids[:count]).get("sent", 0)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    plain_cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    print(f"\nOne process sending {plain:,} messages as a worker's batches do, without "
+          f"Celery: {plain_cpu / max(plain, 1) * 1e6:,.0f} us of CPU a message "
+          f"(user {(after.ru_utime - usage.ru_utime) / max(plain, 1) * 1e6:,.0f}, "
+          f"system {(after.ru_stime - usage.ru_stime) / max(plain, 1) * 1e6:,.0f})")
     profiler = cProfile.Profile()
     t0 = time.monotonic()
     profiler.enable()
-    done: dict[str, int] = {}
-    for lo in range(0, len(ids), 500):
-        chunk = ids[lo:lo + 500]
-        for status, k in deliver_range(runtime, issue_id, chunk[0], chunk[-1]).items():
-            done[status] = done.get(status, 0) + k
+    done = deliver(ids[count:2 * count])
     profiler.disable()
     took = time.monotonic() - t0
     configure(None)
     stats = pstats.Stats(profiler)
     groups = dict.fromkeys([name for name, _ in PROFILE_GROUPS] + ["other"], 0.0)
-    for (filename, _line, _func), row in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, _line, function), row in stats.stats.items():  # type: ignore[attr-defined]
         tottime = row[2]
-        name = next((g for g, keys in PROFILE_GROUPS if any(k in filename for k in keys)),
+        where = filename if filename != "~" else function  # a built-in: "<method 'sendall' of ..."
+        name = next((g for g, keys in PROFILE_GROUPS if any(k in where for k in keys)),
                     "other")
         groups[name] += tottime
     total = sum(groups.values()) or 1.0
     sent = done.get("sent", 0)
-    print(f"\nWhere one worker's time goes: {sent:,} messages sent in this process under "
+    print(f"Where one worker's time goes: {sent:,} messages sent in this process under "
           f"cProfile in {took:.2f} s ({sent / took:,.0f} msg/s profiled; cProfile slows "
           "Python code, so shares matter, not speed)")
     for name, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
@@ -295,6 +312,12 @@ def main() -> None:
     parser.add_argument("--plan", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=500,
                         help="NEWSLETTER_BATCH_SIZE: deliveries per Celery task")
+    parser.add_argument("--record-every", type=int, default=100,
+                        help="NEWSLETTER_RECORD_EVERY: replies per ledger write")
+    parser.add_argument("--curves", type=int, default=0, metavar="N",
+                        help="then send N messages for each point of the scale-out curves "
+                             "(workers 1, 2, 4; batch 100, 500, 2000; record_every 1, 100) "
+                             "and print them as a table (0: skip)")
     parser.add_argument("--profile", type=int, default=5_000,
                         help="then send this many in this process under cProfile and say "
                              "where the time goes (0: skip)")
@@ -307,6 +330,111 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
         started.callback(shutil.rmtree, tmp, ignore_errors=True)
         run(args, started, tmp, sink_bin, source_bin)
+
+
+@dataclass
+class Setup:
+    """The servers and the database every measurement of one run shares."""
+
+    started: Started
+    tmp: Path
+    db_url: str
+    broker_url: str
+    sink_port: int
+    source_bin: str
+    sessions: sessionmaker[Session]
+    size: int = 0  # bytes of one real message, known after the first send
+    ceilings: dict[tuple[int, int], tuple[float, float]] = field(default_factory=dict)
+
+    def env(self, batch: int, record_every: int) -> dict[str, str]:
+        return {**os.environ, "NEWSLETTER_DATABASE_URL": self.db_url,
+                "NEWSLETTER_BROKER_URL": self.broker_url,
+                "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{self.sink_port}",
+                "NEWSLETTER_SECRET_KEY": "bench-secret",
+                "NEWSLETTER_VAR_DIR": str(self.tmp / "var"),
+                "NEWSLETTER_BATCH_SIZE": str(batch),
+                "NEWSLETTER_RECORD_EVERY": str(record_every),
+                "NEWSLETTER_ALLOW_BLOCKED_SENDING": "true"}  # smtp-sink: a staging relay
+
+    def ceiling(self, sessions_: int, n: int) -> tuple[float, float]:
+        """smtp-source: `n` messages of the real size to the same sink on `sessions_`
+        connections; (seconds, msg/s), measured once per (sessions, n)."""
+        if (sessions_, n) not in self.ceilings:
+            size_kb = max(1, round(self.size / 1024))
+            t0 = time.monotonic()
+            source = self.started.spawn([
+                self.source_bin, "-s", str(sessions_), "-l", str(size_kb * 1024),
+                "-m", str(n), "-f", "news@example.org", "-t", "person@example.org",
+                f"127.0.0.1:{self.sink_port}"])
+            if source.wait() != 0:
+                sys.exit(f"smtp-source failed with status {source.returncode}")
+            took = time.monotonic() - t0
+            self.ceilings[(sessions_, n)] = (took, n / took)
+        return self.ceilings[(sessions_, n)]
+
+
+@dataclass
+class Sent:
+    """One end-to-end send: how long, and what the workers spent."""
+
+    workers: int
+    batch: int
+    record_every: int
+    n: int
+    elapsed: float
+    cpu: dict[int, float]
+    peaks: dict[int, float]
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.elapsed
+
+
+def send_all(setup: Setup, workers: int, batch: int, record_every: int, n: int) -> Sent:
+    """Start `workers` processes, send the issue to its `n` subscribers, time it until the
+    ledger shows every one accepted, stop the workers; the issue is left to send again."""
+    env = setup.env(batch, record_every)
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = [setup.tmp / f"worker-{workers}-{batch}-{record_every}-{i}.log"
+            for i in range(workers)]
+    for log in logs:
+        with log.open("wb") as output:
+            procs.append(setup.started.spawn(
+                [sys.executable, "-m", "newsletter", "worker", "-c", "1", "--loglevel", "INFO"],
+                env=env, cwd=setup.tmp, stdout=output, stderr=subprocess.STDOUT))
+    wait_ready(procs, logs)
+    print(f"{workers} workers ready (batch {batch}, record_every {record_every}; pids "
+          f"{', '.join(str(p.pid) for p in procs)})", flush=True)
+    watch = RssWatch([p.pid for p in procs])
+    watch.start()
+    cpu_before = {p.pid: cpu_seconds(p.pid) for p in procs}
+    began = time.monotonic()
+    send = setup.started.spawn([sys.executable, "-m", "newsletter", "issues", "send", "bench",
+                                "--no-wait"], env=env, cwd=setup.tmp)
+    watch.roots.append(send.pid)
+    send.wait()
+    while True:
+        with setup.sessions() as session:
+            sent = session.scalar(select(func.count()).select_from(Delivery)
+                                  .where(Delivery.status == "sent")) or 0
+        if sent >= n:
+            break
+        if all(p.poll() is not None for p in procs):
+            sys.exit(f"every worker exited with {sent:,} of {n:,} sent; logs in {setup.tmp}")
+        time.sleep(0.05)
+    elapsed = time.monotonic() - began
+    cpu_used = {pid: cpu_seconds(pid) - before for pid, before in cpu_before.items()}
+    watch.stop.set()
+    for proc in procs:
+        stop_group(proc)
+    with setup.sessions() as session, session.begin():
+        session.execute(text("TRUNCATE deliveries CASCADE"))  # mail_reports refer to it
+        session.execute(text("UPDATE issues SET status = 'draft', sent_at = NULL "
+                             "WHERE slug = 'bench'"))
+        if not setup.size:
+            setup.size = len(message_bytes(session.scalars(select(IssueVariant).limit(1))
+                                           .one()))
+    return Sent(workers, batch, record_every, n, elapsed, cpu_used, dict(watch.peaks))
 
 
 def run(args: argparse.Namespace, started: Started, tmp: Path, sink_bin: str,
@@ -327,70 +455,22 @@ def run(args: argparse.Namespace, started: Started, tmp: Path, sink_bin: str,
     with sessions() as session, session.begin():
         store_items(session, parse_text(sample_items_text(), "sample"))
         create_issue(session, "bench", date(2019, 9, 1), date(2019, 10, 31))
-    fill_subscribers(db_url, args.subscribers)
-    env = {**os.environ, "NEWSLETTER_DATABASE_URL": db_url,
-           "NEWSLETTER_BROKER_URL": redis.url,
-           "NEWSLETTER_SMTP_URL": f"smtp://127.0.0.1:{sink_port}",
-           "NEWSLETTER_SECRET_KEY": "bench-secret", "NEWSLETTER_VAR_DIR": str(tmp / "var"),
-           "NEWSLETTER_BATCH_SIZE": str(args.batch),
-           "NEWSLETTER_ALLOW_BLOCKED_SENDING": "true"}  # smtp-sink: a staging relay
-    procs: list[subprocess.Popen[bytes]] = []
-    logs = [tmp / f"worker-{i}.log" for i in range(args.workers)]
-    for log in logs:
-        with log.open("wb") as output:
-            procs.append(started.spawn(
-                [sys.executable, "-m", "newsletter", "worker", "-c", "1", "--loglevel", "INFO"],
-                env=env, cwd=tmp, stdout=output, stderr=subprocess.STDOUT))
-    wait_ready(procs, logs)
-    print(f"{args.workers} workers ready (pids {', '.join(str(p.pid) for p in procs)})",
-          flush=True)
-    watch = RssWatch([p.pid for p in procs])
-    watch.start()
-    started.callback(watch.stop.set)
-    cpu_before = {p.pid: cpu_seconds(p.pid) for p in procs}
-    began = time.monotonic()
-    send = started.spawn([sys.executable, "-m", "newsletter", "issues", "send", "bench",
-                          "--no-wait"], env=env, cwd=tmp)
-    watch.roots.append(send.pid)
-    send.wait()
     n = args.subscribers
-    while True:
-        with sessions() as session:
-            sent = session.scalar(select(func.count()).select_from(Delivery)
-                                  .where(Delivery.status == "sent")) or 0
-        if sent >= n:
-            break
-        if all(p.poll() is not None for p in procs):
-            sys.exit(f"every worker exited with {sent:,} of {n:,} sent; logs in {tmp}")
-        time.sleep(0.05)
-    elapsed = time.monotonic() - began
-    cpu_used = {pid: cpu_seconds(pid) - before for pid, before in cpu_before.items()}
-    watch.stop.set()
+    fill_subscribers(db_url, n)
+    setup = Setup(started, tmp, db_url, redis.url, sink_port, source_bin, sessions)
+    headline = send_all(setup, args.workers, args.batch, args.record_every, n)
     with sessions() as session:
         variants = session.scalar(select(func.count()).select_from(IssueVariant))
-        sample = session.scalars(select(IssueVariant).limit(1)).one()
-        size = len(message_bytes(sample))
-    size_kb = max(1, round(size / 1024))
     # the ceiling: smtp-source, same count, same size, same sink, as many sessions as we
     # have sending processes (and, for the record, one session: the old, flattering one)
-    def source_rate(sessions_: int) -> tuple[float, float]:
-        t0 = time.monotonic()
-        source = started.spawn([source_bin, "-s", str(sessions_), "-l", str(size_kb * 1024),
-                                "-m", str(n), "-f", "news@example.org",
-                                "-t", "person@example.org", f"127.0.0.1:{sink_port}"])
-        if source.wait() != 0:
-            sys.exit(f"smtp-source failed with status {source.returncode}")
-        took = time.monotonic() - t0
-        return took, n / took
-
-    raw, ceiling = source_rate(args.workers)
-    raw_one, ceiling_one = source_rate(1) if args.workers != 1 else (raw, ceiling)
-    ours = n / elapsed
-    cpu_total = sum(cpu_used.values())
+    raw, ceiling = setup.ceiling(args.workers, n)
+    raw_one, ceiling_one = setup.ceiling(1, n)
+    ours = headline.rate
+    cpu_total = sum(headline.cpu.values())
     print(f"\nDelivery: {n:,} subscribers, {variants} variants, {args.workers} worker "
-          f"processes (batch {args.batch}), PostgreSQL + Redis, smtp-sink on loopback, "
-          f"{size:,}-byte messages")
-    print(f"  newsletter end to end        : {elapsed:8.2f} s  {ours:9,.0f} msg/s")
+          f"processes (batch {args.batch}, record_every {args.record_every}), PostgreSQL + "
+          f"Redis, smtp-sink on loopback, {setup.size:,}-byte messages")
+    print(f"  newsletter end to end        : {headline.elapsed:8.2f} s  {ours:9,.0f} msg/s")
     print(f"  smtp-source, {args.workers} session(s)    : {raw:8.2f} s  {ceiling:9,.0f} msg/s"
           "  (the ceiling: as many sessions as sending processes)")
     print(f"  smtp-source, 1 session       : {raw_one:8.2f} s  {ceiling_one:9,.0f} msg/s")
@@ -398,10 +478,11 @@ def run(args: argparse.Namespace, started: Started, tmp: Path, sink_bin: str,
           f"({ours / ceiling_one:.2f} x one session)")
     print(f"  worker CPU                   : {cpu_total:8.2f} s in all, "
           f"{cpu_total / n * 1e6:,.0f} us a message; per process: "
-          + ", ".join(f"{pid}: {sec:.1f} s" for pid, sec in sorted(cpu_used.items())))
-    peaks = sorted(watch.peaks.items())
-    print("  peak RSS per process  : " + ", ".join(f"{pid}: {mb:.0f} MB"
-                                                   for pid, mb in peaks if mb))
+          + ", ".join(f"{pid}: {sec:.1f} s" for pid, sec in sorted(headline.cpu.items())))
+    print("  peak RSS per process  : " + ", ".join(
+        f"{pid}: {mb:.0f} MB" for pid, mb in sorted(headline.peaks.items()) if mb))
+    if args.curves:
+        curves(setup, args.curves)
     if args.profile:
         profile_send(db_url, sink_port, args.profile, tmp)
     # planning at scale: --plan subscribers, one INSERT ... SELECT
@@ -421,6 +502,35 @@ def run(args: argparse.Namespace, started: Started, tmp: Path, sink_bin: str,
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"\nPlanning {planned:,} deliveries (one INSERT ... SELECT): {took:.2f} s; "
               f"this process's peak RSS {before:.0f} MB before, {after:.0f} MB after")
+
+
+CURVE_POINTS = (  # (workers, batch, record_every): one knob moved at a time from (2, 500, 100)
+    (1, 500, 100), (2, 500, 100), (4, 500, 100),
+    (2, 100, 100), (2, 2000, 100),
+    (2, 500, 1),
+)
+
+
+def curves(setup: Setup, n: int) -> None:
+    """Every point of CURVE_POINTS on the first `n` subscribers (the others are paused
+    out of the audience for the while), each against smtp-source with as many sessions."""
+    with setup.sessions() as session, session.begin():
+        session.execute(text("UPDATE subscribers SET status = 'unsubscribed' WHERE id > :n"),
+                        {"n": n})
+    rows = [send_all(setup, w, b, r, n) for w, b, r in CURVE_POINTS]
+    with setup.sessions() as session, session.begin():
+        session.execute(text("UPDATE subscribers SET status = 'active'"))
+    print(f"\nScale-out: {n:,} messages a point, one knob moved at a time from "
+          "2 workers, batch 500, record_every 100; the ceiling is smtp-source with as many "
+          "sessions as worker processes, same sink, same size, same run")
+    print(f"  {'workers':>7} {'batch':>6} {'record_every':>12} {'msg/s':>8} {'ceiling':>8} "
+          f"{'ratio':>6} {'CPU/msg':>8} {'peak RSS':>9}")
+    for row in rows:
+        _, ceiling = setup.ceiling(row.workers, n)
+        cpu = sum(row.cpu.values()) / n * 1e6
+        peak = max(row.peaks.values(), default=0.0)
+        print(f"  {row.workers:>7} {row.batch:>6} {row.record_every:>12} {row.rate:>8,.0f} "
+              f"{ceiling:>8,.0f} {row.rate / ceiling:>6.2f} {cpu:>6,.0f}us {peak:>6.0f} MB")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,20 @@ def test_environment_names_real_settings() -> None:
     assert "NEWSLETTER_BROKER_URL" in compose()["services"]["worker"]["environment"]
 
 
+def test_workers_share_their_journal_and_may_write_it() -> None:
+    """A killed worker's replies wait in its journal for the others (worker/journal.py):
+    every replica mounts the same volume where the setting says, and the image's user
+    owns that directory (a new named volume takes the image directory's owner)."""
+    worker = compose()["services"]["worker"]
+    journal_dir = worker["environment"]["NEWSLETTER_JOURNAL_DIR"]
+    assert any(v.split(":")[1] == journal_dir and not v.startswith(("/", "."))
+               for v in worker["volumes"]), "a named volume, shared by the replicas"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"mkdir -p {journal_dir}" in dockerfile
+    assert re.search(r"chown -R newsletter " + re.escape(str(Path(journal_dir).parent)),
+                     dockerfile)
+
+
 def test_image_contains_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("newsletter", "subscribers", "worker", "templates"):
