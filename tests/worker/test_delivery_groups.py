@@ -143,7 +143,10 @@ def test_a_group_is_recorded_once_and_only_on_rows_still_held(
         rows = ledger.claim(session, issue.id, lo, hi, timedelta(minutes=5))
     now = utcnow()
     group = [Reply(r.delivery_id, r.attempts, "sent", "250 ok", f"<{r.delivery_id}@x>", 250,
-                   "relay", None, now) for r in rows[:3]]
+                   "relay", None, now) for r in rows[:2]]
+    later = now + timedelta(minutes=5)  # a deferral: every optional field empty but one
+    group.append(Reply(rows[2].delivery_id, rows[2].attempts, "deferred", "connection lost",
+                       None, None, None, later, now))
     stale = Reply(rows[3].delivery_id, rows[3].attempts - 1, "sent", "250 late", None, 250,
                   "relay", None, now)  # a claim that is no longer the row's
     with sessions() as session, session.begin():
@@ -152,8 +155,13 @@ def test_a_group_is_recorded_once_and_only_on_rows_still_held(
     with sessions() as session:
         statuses = {i: s for i, s in session.execute(select(Delivery.id, Delivery.status))}
         sent_at = session.scalar(select(func.count()).where(Delivery.sent_at == now))
-    assert [statuses[r.delivery_id] for r in rows] == ["sent"] * 3 + ["sending"] * 2
-    assert sent_at == 3
+        deferred = session.get(Delivery, rows[2].delivery_id)
+        assert deferred is not None
+        assert (deferred.next_attempt_at, deferred.smtp_code, deferred.message_id,
+                deferred.lease_until, deferred.sent_at) == (later, None, None, None, None)
+    assert [statuses[r.delivery_id] for r in rows] == ["sent"] * 2 + ["deferred"] + [
+        "sending"] * 2
+    assert sent_at == 2
 
 
 def test_a_sender_killed_before_its_group_is_recorded_sends_nobody_twice(
