@@ -263,12 +263,12 @@ def _attempt(
         unsubscribe, preferences = subscriber_links(
             settings.public_base_url, settings.secret_key, row.subscriber_id, row.token_salt
         )
-        message = _template(runtime, session, issue, row.variant).render(
+        message, dot_safe = _template(runtime, session, issue, row.variant).render_checked(
             Recipient(row.name, row.email, mid, unsubscribe,
                       {UNSUBSCRIBE: unsubscribe, PREFERENCES: preferences},
                       unsubscribe_mailto(bounces_to))
         )
-        envelope = Envelope(bounces_to, ascii_address(row.email), message, mid)
+        envelope = Envelope(bounces_to, ascii_address(row.email), message, mid, dot_safe)
     except (ValueError, UnicodeError, NewsletterError) as exc:
         # this message cannot be made (a bad link setting, an odd address): say so and
         # go on, rather than crash the batch again at every retry

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, uti
 
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
+from worker.mime import dot_line
 from worker.transports import Envelope, Transport
 
 Algorithm = Literal["rsa", "ed25519"]
@@ -309,7 +310,11 @@ class SigningTransport:
         self.inner.ready()
 
     def send(self, envelope: Envelope) -> str:
-        return self.inner.send(replace(envelope, message=self.signer.sign(envelope.message)))
+        header = self.signer.signature(envelope.message)
+        # the header's folded lines start with a space: a dot-safe message stays so
+        return self.inner.send(replace(
+            envelope, message=header + envelope.message,
+            dot_safe=envelope.dot_safe and not dot_line(header)))
 
     def close(self) -> None:
         self.inner.close()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.utils import format_datetime, formataddr
+from functools import cached_property
 
 import idna
 
@@ -152,7 +153,30 @@ def _address_header(name: str, display: str, email: str) -> bytes:
 def _qp(text: str) -> bytes:
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # a bare CR is not allowed
     encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
-    return encoded.replace(b"\n", b"\r\n")
+    return _no_leading_dots(encoded.replace(b"\n", b"\r\n"))
+
+
+def _no_leading_dots(encoded: bytes) -> bytes:
+    """Quoted-printable lines of which none starts with "." (RFC 2049 advises it: a
+    transport that forgets to dot-stuff cannot lose the dot, or end the message at a
+    lone one), so a whole message is known to be dot-safe without reading it (each
+    recipient's SMTP session then skips its pass over the message). A leading "." is
+    written =2E, and a line that grows past 76 characters breaks again (softly, never
+    inside an =XX escape, never before a ".")."""
+    if not encoded.startswith(b".") and b"\n." not in encoded:
+        return encoded
+    lines: list[bytes] = []
+    for line in encoded.split(b"\r\n"):
+        if line.startswith(b"."):
+            line = b"=2E" + line[1:]
+        while len(line) > 76:
+            cut = 75
+            while b"=" in line[cut - 2 : cut] or line[cut : cut + 1] == b".":
+                cut -= 1
+            lines.append(line[:cut] + b"=")
+            line = line[cut:]
+        lines.append(line)
+    return b"\r\n".join(lines)
 
 
 def _qp_open(text: str) -> bytes:
@@ -162,7 +186,8 @@ def _qp_open(text: str) -> bytes:
     last = encoded[start:]
     if len(last) >= 76:
         cut = 75
-        while last[cut - 2 : cut].find(b"=") != -1:  # never split an =XX escape
+        # never split an =XX escape, never start the new line with "." (_no_leading_dots)
+        while last[cut - 2 : cut].find(b"=") != -1 or last[cut : cut + 1] == b".":
             cut -= 1
         encoded = encoded[:start] + last[:cut] + _SOFT_BREAK + last[cut:]
     return encoded + _SOFT_BREAK
@@ -185,7 +210,9 @@ def _qp_value(value: str) -> bytes:
         fixed.append(chunk)
     if carry:
         fixed.append(carry)
-    return b"".join(c + _SOFT_BREAK for c in fixed if c)
+    # each chunk starts a line: a leading "." is written =2E (75 characters at most)
+    return b"".join((b"=2E" + c[1:] if c.startswith(b".") else c) + _SOFT_BREAK
+                    for c in fixed if c)
 
 
 def _segments(text: str, slots: Sequence[str]) -> list[bytes | str]:
@@ -247,18 +274,36 @@ class MessageTemplate:
 
     def render(self, to: Recipient) -> bytes:
         """One recipient's wire bytes (CRLF line endings, ready for SMTP DATA)."""
+        return self.render_checked(to)[0]
+
+    @cached_property
+    def _static_dot_lines(self) -> bool:
+        """Whether a part every recipient shares has a line that starts with "."."""
+        shared = [self.head, *(p for p in (*self.text, *self.html) if isinstance(p, bytes))]
+        return any(dot_line(part) for part in shared)
+
+    def render_checked(self, to: Recipient) -> tuple[bytes, bool]:
+        """`render`, and whether no line of the message starts with "." (True: SMTP's
+        dot-stuffing would change nothing, and a transport may skip its pass over the
+        whole message; False: it must stuff). Shared parts are looked at once per
+        template, each recipient's own parts (a few hundred bytes) each time."""
         links = {k: _qp_value(v) for k, v in to.links.items()}
         boundary = self.boundary.encode()
 
         def body(parts: list[bytes | str]) -> bytes:
             return b"".join(p if isinstance(p, bytes) else links[p] for p in parts)
 
-        return b"".join((
-            self.head,
+        own = (
             _date_header(self.when),
             _address_header("To", to.name, to.email),
-            b"Message-ID: ", to.message_id.encode("ascii"), b"\r\n",
+            b"Message-ID: " + to.message_id.encode("ascii") + b"\r\n",
             _list_headers(self.list_id, to.unsubscribe_url, to.unsubscribe_mailto),
+        )
+        dot_safe = not (self._static_dot_lines or boundary.startswith(b".")
+                        or any(dot_line(part) for part in (*own, *links.values())))
+        return b"".join((
+            self.head,
+            *own,
             b'Content-Type: multipart/alternative; boundary="', boundary, b'"\r\n\r\n',
             b"--", boundary, b"\r\n",
             b'Content-Type: text/plain; charset="utf-8"\r\n',
@@ -269,7 +314,13 @@ class MessageTemplate:
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
             body(self.html), b"\r\n",
             b"--", boundary, b"--\r\n",
-        ))
+        )), dot_safe
+
+
+def dot_line(part: bytes) -> bool:
+    """Whether a piece of a message might put "." at the start of a line: a line inside
+    it does, or it starts with one (a piece may follow a line break)."""
+    return part.startswith(b".") or b"\n." in part
 
 
 _date_cache: tuple[int, bytes] = (0, b"")

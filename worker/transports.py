@@ -28,6 +28,9 @@ class Envelope:
     recipient: str
     message: bytes
     message_id: str
+    # no line of `message` starts with ".": SMTP's dot-stuffing would change nothing
+    # (MessageTemplate.render_checked knows it without reading the whole message)
+    dot_safe: bool = False
 
 
 class TransportError(NewsletterError):
@@ -217,7 +220,7 @@ class SMTPTransport:
             conn.getreply()
             conn.rset()
             raise _failure(*refused)
-        body = _dot_stuffed(envelope.message)
+        body = envelope.message if envelope.dot_safe else _dot_stuffed(envelope.message)
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         conn.send(body + b".\r\n")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import random
 import string
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter.render import Rendered
+from worker.dkim import Signer, SigningTransport, generate_key
 from worker.mime import MessageTemplate, Recipient
+from worker.transports import Envelope, MemoryTransport, _dot_stuffed
 
 SLOTS = ("%%UNSUBSCRIBE_URL%%", "%%PREFERENCES_URL%%")
 
@@ -51,6 +56,7 @@ def test_filled_slots_decode_to_the_personalised_text(seed: int) -> None:
     raw = template(text, html).render(recipient(unsub, prefs))
     head, _, body = raw.partition(b"\r\n\r\n")
     assert all(len(line) <= 76 for line in body.split(b"\r\n"))  # RFC 2045 for QP
+    assert not any(line.startswith(b".") for line in body.split(b"\r\n"))  # RFC 2049
     assert all(len(line) <= 998 for line in head.split(b"\r\n"))  # a long URL stays whole
     assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
     got_text, got_html = parts(raw)
@@ -78,3 +84,51 @@ def test_a_link_with_a_line_break_is_refused() -> None:
     t = template("%%UNSUBSCRIBE_URL%%", "x")
     with pytest.raises(ValueError, match="ASCII without control"):
         t.render(recipient("https://x.org/u/1\r\nBcc: e@x.org", "https://x.org/p"))
+
+
+SIGNER = Signer(generate_key("example.org", "news", "ed25519"))
+# the pieces of a message that could put "." at a line's start: text, links and names
+_DOTTY = st.text(st.sampled_from(list("ab.\n .=é")), max_size=120)
+_LINK = st.text(st.sampled_from(list("abc./=-?")), min_size=1, max_size=160)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=_DOTTY, html=_DOTTY, unsub=_LINK, prefs=_LINK,
+       name=st.text(st.sampled_from(list("Aé. \n")), max_size=40))
+def test_a_message_said_to_be_dot_safe_needs_no_dot_stuffing(
+    text: str, html: str, unsub: str, prefs: str, name: str
+) -> None:
+    """The flag lets the SMTP transport skip its pass over 56 KB: it must never be True
+    for a message that dot-stuffing would change (a line starting with "." would lose it,
+    and a lone "." would end the message early)."""
+    t = template(f"{text}%%UNSUBSCRIBE_URL%%{text}", f"<p>{html}</p>%%PREFERENCES_URL%%")
+    to = recipient("https://x.example/u/" + unsub, "." + prefs, name)
+    raw, dot_safe = t.render_checked(to)
+    assert raw == t.render(to)
+    if dot_safe:
+        assert _dot_stuffed(raw) == raw
+    signed = SigningTransport(MemoryTransport(), SIGNER)
+    signed.send(Envelope("b@example.org", "ana@example.org", raw, "<m@x>", dot_safe))
+    (sent,) = signed.inner.sent  # type: ignore[attr-defined]
+    if sent.dot_safe:
+        assert _dot_stuffed(sent.message) == sent.message
+
+
+def test_lines_that_start_with_a_dot_are_encoded_so_the_message_is_dot_safe() -> None:
+    to = recipient("https://x.example/u/1.abc", "." * 200)
+    css = ".mj-outlook-group-fix { width:100% !important; }"  # what MJML's HTML holds
+    t = template("Hello\n.hidden\n" + "x" * 75 + ".end %%UNSUBSCRIBE_URL%%",
+                 f"<style>\n{css}\n</style>%%PREFERENCES_URL%%")
+    raw, dot_safe = t.render_checked(to)
+    assert dot_safe and _dot_stuffed(raw) == raw
+    text, html = parts(raw)
+    assert text.replace("\r\n", "\n").startswith("Hello\n.hidden\n" + "x" * 75 + ".end ")
+    assert f"\n{css}\n" in html.replace("\r\n", "\n") and html.rstrip().endswith("." * 200)
+
+
+def test_a_shared_part_with_a_dotted_line_is_not_dot_safe() -> None:
+    """The flag reads what every recipient shares, whoever made it."""
+    made = template("Hello", "<p>x</p>")
+    dotted = dataclasses.replace(made, text=[b"Hello\r\n.hidden\r\n"])
+    to = recipient("https://x.example/u/1", "https://x.example/p/1")
+    assert made.render_checked(to)[1] and not dotted.render_checked(to)[1]
