@@ -612,6 +612,7 @@ class ReceivedMessage:
     content: bytes  # the raw DATA, dot-unstuffed, CRLF line endings
     mail_options: list[str] = field(default_factory=list)
     peer: tuple[str, int] | None = None  # the client's (host, port): one per SMTP connection
+    accepted_at: float = 0.0  # time.monotonic() when the server accepted it
 
     @property
     def message(self) -> email.message.EmailMessage:
@@ -666,6 +667,7 @@ class _RecordingHandler:
             content=bytes(content),
             mail_options=list(envelope.mail_options),
             peer=tuple(session.peer) if session.peer else None,
+            accepted_at=time.monotonic(),
         )
         with self.cond:
             self.messages.append(received)

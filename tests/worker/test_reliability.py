@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.db import make_engine, session_factory
+from newsletter.settings import load_settings
 from tests.servers import PostgresServer, RedisServer, SmtpServer
 from tests.worker.cluster import (
     Process,
@@ -25,6 +27,9 @@ from tests.worker.cluster import (
     start_workers,
     wait_until,
 )
+from worker import control
+from worker.runtime import Runtime
+from worker.transports import MemoryTransport
 
 pytestmark = pytest.mark.timeout(300)
 SLUG = "2019-10"
@@ -182,3 +187,49 @@ def test_two_sends_at_once_and_send_after_cancel(
     assert again.returncode == 1 and "cancelled" in again.stderr
     time.sleep(2)
     assert len(smtp_server.messages) == len(emails)
+
+
+def test_a_rate_limit_holds_for_two_workers_together(
+    env: dict[str, str], tmp_path: Path, cluster: list[Process], smtp_server: SmtpServer
+) -> None:
+    """20 a second, shared through Redis: 80 messages take at least 3 s (a full bucket of
+    20 at once, then 20 a second), and no second holds more than bucket plus rate."""
+    emails = populate(env["NEWSLETTER_DATABASE_URL"], 80)
+    newsletter(env, tmp_path, "limits", "set", "--per-second", "20")
+    newsletter(env, tmp_path, "issues", "send", SLUG, "--no-wait")
+    settle(env, tmp_path, len(emails))
+    times = sorted(m.accepted_at for m in smtp_server.messages)
+    assert len(times) == len(emails) and set(received(smtp_server)) == set(emails)
+    assert times[-1] - times[0] >= 3.0 - 0.05, "faster than the limit allows"
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert busiest <= 20 + 20 + 1
+
+
+def test_a_pause_stops_the_workers_within_two_seconds(
+    env: dict[str, str], tmp_path: Path, cluster: list[Process], smtp_server: SmtpServer
+) -> None:
+    """Real workers in the middle of a batch (a limit keeps them at it for seconds):
+    once the pause is committed, nothing more is accepted after 2 s; resumed, every
+    subscriber has the issue once."""
+    emails = populate(env["NEWSLETTER_DATABASE_URL"], 300)
+    newsletter(env, tmp_path, "limits", "set", "--per-second", "20")
+    # one batch of 500: a worker in the middle of it, not starting a new one every 10
+    newsletter({**env, "NEWSLETTER_BATCH_SIZE": "500"}, tmp_path, "issues", "send", SLUG,
+               "--no-wait")
+    wait_until(lambda: len(smtp_server.messages) >= 30, 60, "the send to be under way")
+    engine = make_engine(env["NEWSLETTER_DATABASE_URL"])
+    try:  # what `issues pause` and the newsroom's button call, timed to its commit
+        control.pause(Runtime(load_settings(database_url=env["NEWSLETTER_DATABASE_URL"]),
+                              session_factory(engine), MemoryTransport()), SLUG)
+        paused_at = time.monotonic()
+    finally:
+        engine.dispose()
+    time.sleep(4)
+    late = [m for m in smtp_server.messages if m.accepted_at > paused_at + 2.0]
+    assert late == [], f"{len(late)} messages accepted more than 2 s after the pause"
+    assert len(smtp_server.messages) < len(emails)
+    newsletter(env, tmp_path, "limits", "set", "--per-second", "0")
+    newsletter(env, tmp_path, "issues", "resume", SLUG)
+    settle(env, tmp_path, len(emails))
+    got = received(smtp_server)
+    assert set(got) == set(emails) and max(got.values()) == 1
