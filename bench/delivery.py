@@ -231,10 +231,13 @@ PROFILE_GROUPS = (
 )
 
 
-def profile_send(db_url: str, sink_port: int, count: int, tmp: Path) -> None:
+def profile_send(db_url: str, sink_port: int, count: int, tmp: Path,
+                 worker_cpu: float) -> None:
     """Send `count` more messages in this process, as one worker's batches do
     (deliver_range, the same SMTP sink, Redis off), and print the CPU they took; then
-    `count` more under cProfile, and print where the time goes, grouped."""
+    `count` more under cProfile, and print where the time goes, grouped. `worker_cpu`
+    (a worker's CPU a message in the end-to-end run, pool child included) minus this
+    process's is what Celery and the rest of a worker process add."""
     import cProfile
     import pstats
 
@@ -275,6 +278,9 @@ def profile_send(db_url: str, sink_port: int, count: int, tmp: Path) -> None:
           f"Celery: {plain_cpu / max(plain, 1) * 1e6:,.0f} us of CPU a message "
           f"(user {(after.ru_utime - usage.ru_utime) / max(plain, 1) * 1e6:,.0f}, "
           f"system {(after.ru_stime - usage.ru_stime) / max(plain, 1) * 1e6:,.0f})")
+    own = plain_cpu / max(plain, 1) * 1e6
+    print(f"  a worker spent {worker_cpu:,.0f} us a message end to end: Celery, the broker "
+          f"and the rest of its process add about {worker_cpu - own:,.0f} us")
     profiler = cProfile.Profile()
     t0 = time.monotonic()
     profiler.enable()
@@ -484,7 +490,7 @@ def run(args: argparse.Namespace, started: Started, tmp: Path, sink_bin: str,
     if args.curves:
         curves(setup, args.curves)
     if args.profile:
-        profile_send(db_url, sink_port, args.profile, tmp)
+        profile_send(db_url, sink_port, args.profile, tmp, cpu_total / n * 1e6)
     # planning at scale: --plan subscribers, one INSERT ... SELECT
     if args.plan:
         with engine.begin() as conn:
