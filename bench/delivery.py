@@ -1,14 +1,19 @@
 """End-to-end delivery speed against the ceiling of raw SMTP on the same machine.
 
-    .venv/bin/python bench/delivery.py [--subscribers 100000] [--workers 2] [--plan 1000000]
-                                       [--timeout SECONDS]
+    .venv/bin/python bench/delivery.py [--subscribers 100000] [--workers 2] [--batch 500]
+        [--record-every 100] [--curves N] [--profile 5000] [--plan 1000000]
+        [--timeout SECONDS]
 
 Starts private PostgreSQL and Redis servers (tests/servers.py) and Postfix's
 `smtp-sink` on loopback; imports N subscribers across 16 (country, language)
 segments; runs `newsletter issues send` with W `newsletter worker -c 1` processes and
 times it until the ledger shows every message accepted. In the same run, Postfix's
 `smtp-source` sends the same number of messages of the same size to the same sink:
-that is the ceiling. Then plans an issue for --plan subscribers and times it.
+that is the ceiling. --curves N then sends N messages for each point of the scale-out
+curves (1, 2 and 4 workers; batches of 100, 500, 2000; replies recorded one by one or
+100 at a time), each against smtp-source with as many sessions; --profile sends in
+this process (CPU a message without Celery, then cProfile). Then plans an issue for
+--plan subscribers and times it.
 Needs Postfix's tools: apt-get install postfix (no configuration needed).
 
 Everything it starts (servers, workers, the sender, smtp-source) is stopped on every way
