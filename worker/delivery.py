@@ -44,7 +44,7 @@ from worker.mime import (
     issue_key,
     message_id,
 )
-from worker.recording import Recorder, recover_replies
+from worker.recording import Recorder, journal_directory, recover_replies
 from worker.replies import classify, next_attempt
 from worker.runtime import Runtime
 from worker.transports import ConnectionFailure, Envelope, SenderProblem, TransportError
@@ -168,7 +168,8 @@ def deliver_range(
     settings = runtime.settings
     lease = timedelta(seconds=settings.lease_seconds)
     outcome: Counter[str] = Counter()
-    journal_dir = settings.resolved_journal_dir
+    journal_dir = journal_directory(settings.resolved_journal_dir,
+                                    runtime.sessions.kw["bind"].url)
     with runtime.batch_session() as session, Journal(journal_dir) as journal:
         recover_replies(session, journal_dir)
         issue = session.get(Issue, issue_id)

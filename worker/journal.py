@@ -24,14 +24,19 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from newsletter.errors import NewsletterError
+
 log = logging.getLogger(__name__)
 
 SUFFIX = ".journal"
+MAKING = ".new"  # a journal between its creation and its lock
+UNBORN_SECONDS = 60  # a file still under that name this long after it was made is dead
 OUTCOMES = ("sent", "deferred", "bounced", "failed")
 
 
@@ -80,6 +85,9 @@ class Reply:
                 fields[name] = datetime.fromisoformat(fields[name])
         if fields["status"] not in OUTCOMES:
             raise ValueError(f"status {fields['status']!r}")
+        for name, most in _LONGEST.items():  # what the ledger's columns can hold
+            if len(fields[name] or "") > most:
+                raise ValueError(f"{name} is longer than {most} characters")
         return cls(**fields)
 
 
@@ -93,7 +101,13 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_LONGEST = {"reply": 1000, "message_id": 300, "relay": 200, "email": 320}
+
 Apply = Callable[[list[Reply]], None]
+
+
+class JournalError(NewsletterError):
+    """The journal directory cannot be written."""
 
 
 class Journal:
@@ -102,15 +116,22 @@ class Journal:
     it stays, unlocked, for `recover`."""
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
         stem = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(6)}"
-        # locked under a name `recover` ignores, then renamed: nobody can take a file
-        # between its creation and its lock
-        making = directory / f"{stem}.new"
-        self.fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        self.path = directory / f"{stem}{SUFFIX}"
-        os.rename(making, self.path)
+        # locked under a name `recover` does not read, then renamed: nobody can take a
+        # file between its creation and its lock
+        making = directory / f"{stem}{MAKING}"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                              0o600)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            self.path = directory / f"{stem}{SUFFIX}"
+            os.rename(making, self.path)
+        except OSError as exc:
+            raise JournalError(
+                f"cannot write the delivery journal in {directory}: {exc.strerror or exc}; "
+                "make that directory writable by the workers, or set NEWSLETTER_JOURNAL_DIR "
+                "to one that is (a volume the workers share)") from exc
         self.pending: list[Reply] = []
 
     def __enter__(self) -> Journal:
@@ -147,6 +168,7 @@ def recover(directory: Path, apply: Apply) -> int:
     applied = 0
     if not directory.is_dir():
         return 0
+    _clear_unborn(directory)
     for path in sorted(directory.glob(f"*{SUFFIX}")):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -167,6 +189,25 @@ def recover(directory: Path, apply: Apply) -> int:
         finally:
             os.close(fd)
     return applied
+
+
+def _clear_unborn(directory: Path) -> None:
+    """A process that died between creating its journal and locking it left an empty
+    file under its first name: once nobody holds it, it goes."""
+    for path in directory.glob(f"*{MAKING}"):
+        try:
+            if time.time() - path.stat().st_mtime < UNBORN_SECONDS:
+                continue  # most likely being locked and renamed right now
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink(missing_ok=True)
+        except BlockingIOError:
+            pass  # its process is about to rename it
+        finally:
+            os.close(fd)
 
 
 def _read(fd: int, path: Path) -> Iterator[Reply]:

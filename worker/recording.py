@@ -10,11 +10,13 @@ next batch to start anywhere applies them before it claims a row (`recover_repli
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,6 +47,14 @@ def _suppress_dead_address(session: Session, reply: Reply) -> None:
         session.rollback()  # another worker suppressed it a moment ago: the same outcome
     except NewsletterError as exc:  # a stored address that no longer validates
         log.warning("could not suppress %s after %s: %s", reply.email, reply.reply[:80], exc)
+
+
+def journal_directory(base: Path, database_url: URL) -> Path:
+    """Where the batches of one database keep their journals: a directory per database
+    under NEWSLETTER_JOURNAL_DIR, so that a journal is never applied to another database
+    whose delivery ids it might match (staging and production on one host)."""
+    name = database_url.render_as_string(hide_password=True)
+    return base / hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 def recover_replies(session: Session, directory: Path) -> int:

@@ -188,7 +188,7 @@ def test_a_sender_killed_before_its_group_is_recorded_sends_nobody_twice(
         assert ledger.counts(session, 1)["sent"] == 0
         # its lease runs out (what the sweep waits for before handing the rows out again)
         session.execute(update(Delivery).values(lease_until=utcnow() - timedelta(seconds=1)))
-    assert len(list((tmp_path / "var" / "journal").glob(f"*{SUFFIX}"))) == 1
+    assert len(list((tmp_path / "var" / "journal").rglob(f"*{SUFFIX}"))) == 1
     newsletter(env, tmp_path, "issues", "send", SLUG)
     got = received(smtp_server)
     assert set(got) == set(emails)
@@ -197,4 +197,4 @@ def test_a_sender_killed_before_its_group_is_recorded_sends_nobody_twice(
     with sessions() as session:
         assert ledger.counts(session, 1)["sent"] == len(emails)
     engine.dispose()
-    assert list((tmp_path / "var" / "journal").glob(f"*{SUFFIX}")) == []
+    assert list((tmp_path / "var" / "journal").rglob(f"*{SUFFIX}")) == []

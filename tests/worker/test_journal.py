@@ -7,14 +7,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import make_url
 
-from worker.journal import SUFFIX, Journal, Reply, recover
+from worker.journal import MAKING, SUFFIX, UNBORN_SECONDS, Journal, JournalError, Reply, recover
+from worker.recording import journal_directory
 
 AT = datetime(2026, 12, 6, 18, 0, tzinfo=UTC)
 
@@ -134,8 +137,34 @@ def test_the_journal_directory_may_not_exist_yet(tmp_path: Path) -> None:
     assert collect(tmp_path / "not-yet") == ([], 0)
 
 
-def test_an_unwritable_journal_directory_says_which(tmp_path: Path) -> None:
+def test_an_unwritable_journal_directory_says_which_and_what_to_do(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
-    with pytest.raises(OSError, match="file"):
+    with pytest.raises(JournalError, match=f"in {blocked / 'journal'}: .*NEWSLETTER_JOURNAL_DIR"):
         Journal(blocked / "journal")
+
+
+def test_each_database_has_its_own_journals() -> None:
+    """A journal applied to another database could mark someone else's delivery sent."""
+    base = Path("/srv/journal")
+    one = journal_directory(base, make_url("postgresql://news:secret@db/news"))
+    assert one == journal_directory(base, make_url("postgresql://news:other@db/news"))
+    assert one != journal_directory(base, make_url("postgresql://news:secret@db/staging"))
+    assert one != journal_directory(base, make_url("sqlite:///var/newsletter.db"))
+    assert one.parent == base
+
+
+def test_a_journal_whose_process_died_before_locking_it_is_cleared(tmp_path: Path) -> None:
+    old, fresh = tmp_path / f"a{MAKING}", tmp_path / f"b{MAKING}"
+    old.write_bytes(b"")
+    fresh.write_bytes(b"")
+    os.utime(old, (time.time() - UNBORN_SECONDS - 1,) * 2)
+    assert collect(tmp_path) == ([], 0)
+    assert not old.exists() and fresh.exists(), "a new one may be about to be locked"
+
+
+def test_a_reply_longer_than_the_ledger_holds_is_not_applied(tmp_path: Path) -> None:
+    (tmp_path / f"x{SUFFIX}").write_bytes(
+        reply(1, message_id="<" + "m" * 300 + ">").line() + reply(2).line())
+    applied, _ = collect(tmp_path)
+    assert [r.delivery_id for r in applied] == [2]
