@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.utils import format_datetime, formataddr
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import idna
 
@@ -376,6 +376,7 @@ def build_message(rendered: Rendered, headers: Headers, when: datetime | None = 
     )
 
 
+@lru_cache(maxsize=64)  # the same for every message of an issue: once, not per message
 def issue_key(secret_key: str, issue_id: int, created_at: datetime) -> str:
     """Ten characters that tell this issue from any other, in any database: a keyed hash
     of its id and the microsecond it was created (a database reset reuses ids and slugs,
