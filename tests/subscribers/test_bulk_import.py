@@ -467,3 +467,20 @@ def test_addresses_with_array_syntax_are_looked_up_as_themselves(
     assert [(e.row, e.value) for e in errors] == [(4, "{C@example.com")]
     assert values(sessions) == {e: ("Old" if e == "{c@example.com" else "New", "CR", "es")
                                 for e in odd}
+
+
+def test_backslashes_and_quotes_are_stored_as_written(sessions: sessionmaker[Session]) -> None:
+    """New rows reach PostgreSQL as one block of COPY text: a backslash in a name, an
+    attribute or the consent fields must be stored as itself, not read as an escape."""
+    data = (b'email,name,attributes,consent_method,consent_text,note\n'
+            b'ana@example.com,Ana \\N Back\\slash,"{""path"": ""C:\\\\tmp\\\\n""}",'
+            b'form\\1,v\\t2,\\N\n'
+            b'bob@example.com,Bob \\\\,,,,"quote "" \\\\"\n')
+    report = run(sessions, data)
+    assert (report.added, report.rejected) == (2, 0)
+    ana, bob = people(sessions)["ana@example.com"], people(sessions)["bob@example.com"]
+    assert ana.name == "Ana \\N Back\\slash"
+    assert ana.attributes == {"path": "C:\\tmp\\n", "note": "\\N"}
+    assert (ana.consent_method, ana.consent_text, ana.country) == ("form\\1", "v\\t2", None)
+    assert bob.name == "Bob \\\\"
+    assert bob.attributes == {"note": 'quote " \\\\'}
