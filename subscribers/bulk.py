@@ -193,16 +193,22 @@ class _Bulk:
         )
         return {key: _Existing(sid, *rest) for sid, key, *rest in self.cursor.fetchall()}
 
-    def insert(self, rows: list[tuple[Any, ...]], now: datetime) -> int:
+    def insert(self, rows: list[tuple[Any, ...]]) -> int:
+        """SQLite: add these new-subscriber rows (`_COLUMNS`, created_at, updated_at)."""
         columns = ", ".join(_COLUMNS)
-        if self.sqlite:
-            marks = ", ".join("?" * len(_COLUMNS))
-            self.cursor.executemany(
-                f"INSERT INTO subscribers ({columns}, created_at, updated_at) "
-                f"VALUES ({marks}, ?, ?) ON CONFLICT (email_key) DO NOTHING",
-                rows,
-            )
-            return int(self.cursor.rowcount)
+        marks = ", ".join("?" * len(_COLUMNS))
+        self.cursor.executemany(
+            f"INSERT INTO subscribers ({columns}, created_at, updated_at) "
+            f"VALUES ({marks}, ?, ?) ON CONFLICT (email_key) DO NOTHING",
+            rows,
+        )
+        return int(self.cursor.rowcount)
+
+    # --- PostgreSQL: the whole batch is staged first, then inserted before it is looked up
+
+    def stage(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """COPY every row of the batch, as a new subscriber would be stored, into a
+        temporary table (no indexes, no WAL, dropped at commit)."""
         self.cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS import_rows (email text, email_key text, "
             "email_hash text, name text, country text, language text, status text, "
@@ -211,8 +217,26 @@ class _Bulk:
             "ON COMMIT DROP"
         )
         self.cursor.execute("TRUNCATE import_rows")
-        with self.cursor.copy(f"COPY import_rows ({columns}) FROM STDIN") as copy:
+        with self.cursor.copy(f"COPY import_rows ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
             copy.write(copy_text(rows))
+
+    def staged_suppressions(self) -> dict[str, str]:
+        self.cursor.execute(
+            "SELECT s.email_hash, s.reason FROM suppressions s "
+            "JOIN import_rows i ON i.email_hash = s.email_hash"
+        )
+        return dict(self.cursor.fetchall())
+
+    def unstage(self, hashes: Sequence[str]) -> None:
+        self.cursor.execute(
+            f"DELETE FROM import_rows WHERE {self.any_of('email_hash')}", (self.many(hashes),)
+        )
+
+    def insert_staged(self, now: datetime) -> set[str]:
+        """Add the staged rows whose address is not stored yet; their keys. The unique
+        index on email_key is probed once per row here, instead of once by a lookup
+        beforehand and again by the insert."""
+        columns = ", ".join(_COLUMNS)
         # no ORDER BY: the rows come sorted by email_key (`_write`), and a fresh temporary
         # table is read back in the order it was written; sorting again cost the server
         # an on-disk sort per batch (20,000 rows are more than the default work_mem)
@@ -220,10 +244,10 @@ class _Bulk:
         self.cursor.execute(
             f"INSERT INTO subscribers ({columns}, created_at, updated_at) "
             f"SELECT {selected}, %s, %s FROM import_rows "
-            "ON CONFLICT (email_key) DO NOTHING",
+            "ON CONFLICT (email_key) DO NOTHING RETURNING email_key",
             (now, now),
         )
-        return int(self.cursor.rowcount)
+        return {key for (key,) in self.cursor.fetchall()}
 
     def update(self, rows: list[tuple[Any, ...]]) -> int:
         """(name, country, language, attributes, status, consent?, consent_at, consent_method,
@@ -336,57 +360,63 @@ def write_batch(session: Session, rows: Iterable[SubscriberRow], s: BatchSetting
 
 
 def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchResult:
+    """SQLite: look the batch up, then insert the new rows and update the others.
+    PostgreSQL: stage the whole batch, insert it (the rows already stored are left
+    out by ON CONFLICT), then look up only the rows that were not inserted; on a first
+    import that is the few repeats from earlier batches instead of every row."""
     if s.checkpoint_pages:
         db.checkpoint_every(s.checkpoint_pages)
     result = BatchResult()
     batch = sorted(rows, key=lambda r: r.key)  # index order: fewer pages touched
     if not batch:
         return result
+    this_run = db.time(s.now)
+    new_status, dumps = s.new_status, db.dumps
+    new_rows = [
+        (r.email, r.key, r.hash, r.name, r.country, r.language or s.default_language,
+         r.status or new_status, dumps(r.attributes) if r.attributes else "{}",
+         db.time(r.consent_at) if r.consent_at else this_run,
+         r.consent_method or s.consent_method, r.consent_text or s.consent_text,
+         salt, this_run, this_run)
+        for r, salt in zip(batch, new_salts(len(batch)), strict=True)
+    ]
+    if not db.sqlite:
+        db.stage(new_rows)
+    suppressed = (db.suppressions([r.hash for r in batch]) if db.sqlite
+                  else db.staged_suppressions())
     lifted: set[str] = set()
-    suppressed = db.suppressions([r.hash for r in batch])
     if suppressed and s.resubscribe:
         db.lift_suppressions(list(suppressed))
         db.unsuppressed_events(list(suppressed), s)
         lifted = set(suppressed)
     elif suppressed:
         result.suppressed = [(r, suppressed[r.hash]) for r in batch if r.hash in suppressed]
+        new_rows = [n for r, n in zip(batch, new_rows, strict=True) if r.hash not in suppressed]
         batch = [r for r in batch if r.hash not in suppressed]
-    existing = db.existing([r.key for r in batch])
-    new_status = s.new_status
-    new: list[tuple[Any, ...]] = []
-    changes: list[tuple[Any, ...]] = []
-    this_run = db.time(s.now)
-    salts = new_salts(len(batch))
-    for r, salt in zip(batch, salts, strict=True):
-        current = existing.get(r.key)
-        if current is None:
-            new.append((
-                r.email, r.key, r.hash, r.name, r.country, r.language or s.default_language,
-                r.status or new_status, db.dumps(r.attributes) if r.attributes else "{}",
-                db.time(r.consent_at) if r.consent_at else this_run,
-                r.consent_method or s.consent_method, r.consent_text or s.consent_text,
-                salt, this_run, this_run,
-            ))
-            continue
-        change, reactivated = _decide(db, r, current, s)
-        if change is not None:
-            changes.append(change)
-        if this_run in (current.created_at, current.updated_at):
-            result.merged += 1  # written by an earlier batch of this import
-        elif change is not None:
-            result.updated += 1
-        else:
-            result.unchanged += 1
-        result.resubscribed += reactivated or r.hash in lifted
-        result.inactive += (change[4] if change else current.status) in STICKY_STATUSES
-    result.resubscribed += sum(1 for r in batch if r.hash in lifted and r.key not in existing)
-    if new:
-        result.added = db.insert(new, s.now)
-        if result.added != len(new):
+        if not db.sqlite:
+            db.unstage(list(suppressed))
+    if db.sqlite:
+        existing = db.existing([r.key for r in batch])
+        new = [n for r, n in zip(batch, new_rows, strict=True) if r.key not in existing]
+        if new:
+            result.added = db.insert(new)
+            if result.added != len(new):
+                raise ConcurrentChange(
+                    f"{len(new) - result.added} of these addresses were added by someone "
+                    "else while this batch was written: run the import again"
+                )
+        added = {n[1] for n in new}
+    else:
+        added = db.insert_staged(s.now)
+        result.added = len(added)
+        existing = db.existing([r.key for r in batch if r.key not in added])
+        if len(added) + len(existing) != len(batch):
             raise ConcurrentChange(
-                f"{len(new) - result.added} of these addresses were added by someone else "
-                "while this batch was written: run the import again"
+                "some of these subscribers were removed by someone else while this batch "
+                "was written: run the import again"
             )
+    changes = _changes(db, batch, existing, s, result, lifted)
+    result.resubscribed += sum(1 for r in batch if r.hash in lifted and r.key in added)
     if changes and db.update(changes) != len(changes):
         raise ConcurrentChange(
             "some of these subscribers changed status while this batch was written: "
@@ -399,6 +429,29 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
         result.subscribed = db.subscribe([r.key for r in batch], s)
         db.list_events([r.key for r in batch], s)
     return result
+
+
+def _changes(db: _Bulk, batch: list[SubscriberRow], existing: dict[str, _Existing],
+             s: BatchSettings, result: BatchResult, lifted: set[str]) -> list[tuple[Any, ...]]:
+    """The UPDATE parameters of the rows already stored, counted into `result`."""
+    this_run = db.time(s.now)
+    changes: list[tuple[Any, ...]] = []
+    for r in batch:
+        current = existing.get(r.key)
+        if current is None:
+            continue
+        change, reactivated = _decide(db, r, current, s)
+        if change is not None:
+            changes.append(change)
+        if this_run in (current.created_at, current.updated_at):
+            result.merged += 1  # written by an earlier batch of this import
+        elif change is not None:
+            result.updated += 1
+        else:
+            result.unchanged += 1
+        result.resubscribed += reactivated or r.hash in lifted
+        result.inactive += (change[4] if change else current.status) in STICKY_STATUSES
+    return changes
 
 
 def _decide(

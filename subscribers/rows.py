@@ -250,6 +250,8 @@ class RowChecker:
             return RowError(record.row, exc.field, exc.value, exc.reason)
 
     def _check(self, record: Record) -> SubscriberRow:
+        if record.plain:
+            return self._check_plain(record)
         cells = record.fields
         get = cells.get
         # plain ASCII text, the usual CSV cell, needs none of _text's checks
@@ -274,6 +276,31 @@ class RowChecker:
         if isinstance(language, InvalidValue):
             raise language
         row = SubscriberRow(record.row, email, name, country, language, warnings=warnings)
+        if not _BASIC.issuperset(cells):
+            self._extra(row, cells)
+        return row
+
+    def _check_plain(self, record: Record) -> SubscriberRow:
+        """`_check` for cells known to be valid Unicode text (`Record.plain`); a missing
+        cell (a short row) is None, as empty as an empty cell."""
+        cells = record.fields
+        get = cells.get
+        email = fast_email(get("email") or "")  # type: ignore[arg-type]
+        name = fast_name(get("name") or "")  # type: ignore[arg-type]
+        country = self._country(get("country") or "")
+        warnings: tuple[RowError, ...] = ()
+        if isinstance(country, InvalidValue):
+            if self.strict:
+                raise country
+            warnings = (RowError(record.row, "country", country.value,
+                                 f"{country.reason}; kept without a country", "warning"),)
+            country = None
+        language = self._language(get("language") or "")
+        if isinstance(language, InvalidValue):
+            raise language
+        key = email_key(email)
+        row = SubscriberRow(record.row, email, name, country, language, warnings=warnings,
+                            key=key, hash=email_hash(key))
         if not _BASIC.issuperset(cells):
             self._extra(row, cells)
         return row
