@@ -350,40 +350,35 @@ def end_bulk(session: Session) -> None:
     db.cursor.close()
 
 
-def write_batch(session: Session, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchResult:
-    """Write one batch of rows (one per address) in the session's transaction."""
+def write_batch(session: Session, rows: Iterable[SubscriberRow], s: BatchSettings, *,
+                lookup_first: bool = False) -> BatchResult:
+    """Write one batch of rows (one per address) in the session's transaction;
+    `lookup_first` when most of them are probably stored already (see `_write`)."""
     db = _Bulk(session)
     try:
-        return _write(db, rows, s)
+        return _write(db, rows, s, lookup_first=lookup_first)
     finally:
         db.cursor.close()
 
 
-def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchResult:
+def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings, *,
+           lookup_first: bool = False) -> BatchResult:
     """SQLite: look the batch up, then insert the new rows and update the others.
     PostgreSQL: stage the whole batch, insert it (the rows already stored are left
-    out by ON CONFLICT), then look up only the rows that were not inserted; on a first
-    import that is the few repeats from earlier batches instead of every row."""
+    out by ON CONFLICT), then look up only the rows that were not inserted: on a first
+    import, the few repeats from earlier batches instead of every row. `lookup_first`
+    (for a batch that is expected to be mostly stored already, as in a re-import):
+    look up first and stage only the new rows, as SQLite does."""
     if s.checkpoint_pages:
         db.checkpoint_every(s.checkpoint_pages)
     result = BatchResult()
     batch = sorted(rows, key=lambda r: r.key)  # index order: fewer pages touched
     if not batch:
         return result
-    this_run = db.time(s.now)
-    new_status, dumps = s.new_status, db.dumps
-    new_rows = [
-        (r.email, r.key, r.hash, r.name, r.country, r.language or s.default_language,
-         r.status or new_status, dumps(r.attributes) if r.attributes else "{}",
-         db.time(r.consent_at) if r.consent_at else this_run,
-         r.consent_method or s.consent_method, r.consent_text or s.consent_text,
-         salt, this_run, this_run)
-        for r, salt in zip(batch, new_salts(len(batch)), strict=True)
-    ]
-    if not db.sqlite:
-        db.stage(new_rows)
-    suppressed = (db.suppressions([r.hash for r in batch]) if db.sqlite
-                  else db.staged_suppressions())
+    staged = not db.sqlite and not lookup_first
+    if staged:
+        db.stage(_new_rows(db, batch, s))
+    suppressed = db.staged_suppressions() if staged else db.suppressions([r.hash for r in batch])
     lifted: set[str] = set()
     if suppressed and s.resubscribe:
         db.lift_suppressions(list(suppressed))
@@ -391,13 +386,12 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
         lifted = set(suppressed)
     elif suppressed:
         result.suppressed = [(r, suppressed[r.hash]) for r in batch if r.hash in suppressed]
-        new_rows = [n for r, n in zip(batch, new_rows, strict=True) if r.hash not in suppressed]
         batch = [r for r in batch if r.hash not in suppressed]
-        if not db.sqlite:
+        if staged:
             db.unstage(list(suppressed))
+    existing = {} if staged else db.existing([r.key for r in batch])
+    new = [] if staged else _new_rows(db, [r for r in batch if r.key not in existing], s)
     if db.sqlite:
-        existing = db.existing([r.key for r in batch])
-        new = [n for r, n in zip(batch, new_rows, strict=True) if r.key not in existing]
         if new:
             result.added = db.insert(new)
             if result.added != len(new):
@@ -407,9 +401,14 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
                 )
         added = {n[1] for n in new}
     else:
-        added = db.insert_staged(s.now)
+        if new:
+            db.stage(new)
+        added = db.insert_staged(s.now) if staged or new else set()
         result.added = len(added)
-        existing = db.existing([r.key for r in batch if r.key not in added])
+        # rows already stored (or just added by someone else): looked up now
+        rest = [r.key for r in batch if r.key not in added and r.key not in existing]
+        if rest:
+            existing.update(db.existing(rest))
         if len(added) + len(existing) != len(batch):
             raise ConcurrentChange(
                 "some of these subscribers were removed by someone else while this batch "
@@ -429,6 +428,20 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
         result.subscribed = db.subscribe([r.key for r in batch], s)
         db.list_events([r.key for r in batch], s)
     return result
+
+
+def _new_rows(db: _Bulk, rows: list[SubscriberRow], s: BatchSettings) -> list[tuple[Any, ...]]:
+    """The rows as new subscribers: `_COLUMNS`, created_at, updated_at."""
+    this_run = db.time(s.now)
+    new_status, dumps, time = s.new_status, db.dumps, db.time
+    return [
+        (r.email, r.key, r.hash, r.name, r.country, r.language or s.default_language,
+         r.status or new_status, dumps(r.attributes) if r.attributes else "{}",
+         time(r.consent_at) if r.consent_at else this_run,
+         r.consent_method or s.consent_method, r.consent_text or s.consent_text,
+         salt, this_run, this_run)
+        for r, salt in zip(rows, new_salts(len(rows)), strict=True)
+    ]
 
 
 def _changes(db: _Bulk, batch: list[SubscriberRow], existing: dict[str, _Existing],
