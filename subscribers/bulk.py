@@ -16,7 +16,7 @@ cost more than the database does.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,14 +48,14 @@ _COPY_NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def copy_text(rows: Iterable[tuple[Any, ...]]) -> str:
-    """The first 12 values (`_COLUMNS`) of each new-subscriber row as COPY text, one
-    string for the whole batch: psycopg's `write_row` adapts value by value in Python,
-    which cost more than this per row. Only name, attributes and the consent fields
-    may hold a backslash (none holds a tab or a line break after validation); a row
-    that does takes the escaping path."""
+def copy_text(rows: Iterable[tuple[Any, ...]], lines_per_block: int = 1000) -> Iterator[str]:
+    """The first 12 values (`_COLUMNS`) of each new-subscriber row as COPY text, in
+    blocks of `lines_per_block` rows: psycopg's `write_row` adapts value by value in
+    Python, which cost more than this per row; one block for the whole batch cost
+    RSS. Only name, attributes and the consent fields may hold a backslash (none holds
+    a tab or a line break after validation); a row that does takes the escaping path."""
     times: dict[Any, str] = {}
-    lines = []
+    lines: list[str] = []
     for row in rows:
         email, key, hashed, name, country, language, status, attributes, when = row[:9]
         method, wording, salt = row[9:12]
@@ -71,8 +71,13 @@ def copy_text(rows: Iterable[tuple[Any, ...]]) -> str:
                 or "\n" in line or "\r" in line):
             line = _escaped_line(row[:len(_COLUMNS)])
         lines.append(line)
-    lines.append("")
-    return "\n".join(lines)
+        if len(lines) == lines_per_block:
+            lines.append("")
+            yield "\n".join(lines)
+            lines = []
+    if lines:
+        lines.append("")
+        yield "\n".join(lines)
 
 
 def _escaped_line(values: Sequence[Any]) -> str:
@@ -218,7 +223,8 @@ class _Bulk:
         )
         self.cursor.execute("TRUNCATE import_rows")
         with self.cursor.copy(f"COPY import_rows ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            copy.write(copy_text(rows))
+            for block in copy_text(rows):
+                copy.write(block)
 
     def staged_suppressions(self) -> dict[str, str]:
         self.cursor.execute(
@@ -390,7 +396,7 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings, *,
         if staged:
             db.unstage(list(suppressed))
     existing = {} if staged else db.existing([r.key for r in batch])
-    new = [] if staged else _new_rows(db, [r for r in batch if r.key not in existing], s)
+    new = [] if staged else list(_new_rows(db, [r for r in batch if r.key not in existing], s))
     if db.sqlite:
         if new:
             result.added = db.insert(new)
@@ -430,18 +436,19 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings, *,
     return result
 
 
-def _new_rows(db: _Bulk, rows: list[SubscriberRow], s: BatchSettings) -> list[tuple[Any, ...]]:
-    """The rows as new subscribers: `_COLUMNS`, created_at, updated_at."""
+def _new_rows(db: _Bulk, rows: list[SubscriberRow], s: BatchSettings
+              ) -> Iterator[tuple[Any, ...]]:
+    """The rows as new subscribers (`_COLUMNS`, created_at, updated_at), one at a time."""
     this_run = db.time(s.now)
     new_status, dumps, time = s.new_status, db.dumps, db.time
-    return [
+    return (
         (r.email, r.key, r.hash, r.name, r.country, r.language or s.default_language,
          r.status or new_status, dumps(r.attributes) if r.attributes else "{}",
          time(r.consent_at) if r.consent_at else this_run,
          r.consent_method or s.consent_method, r.consent_text or s.consent_text,
          salt, this_run, this_run)
         for r, salt in zip(rows, new_salts(len(rows)), strict=True)
-    ]
+    )
 
 
 def _changes(db: _Bulk, batch: list[SubscriberRow], existing: dict[str, _Existing],
