@@ -26,6 +26,7 @@ import csv
 import json
 import os
 import random
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -86,6 +87,22 @@ def generate(path: Path, rows: int, seed: int = 2019) -> int:
     return valid
 
 
+CHILD_CPU: dict[str, float] = {}  # "last": CPU seconds of the last child run
+POSTMASTER: dict[str, Path] = {}  # "pid_file": the private server's postmaster.pid
+
+
+def postmaster_cpu() -> float | None:
+    """CPU seconds of the private PostgreSQL server so far: the postmaster's own and that
+    of its exited children (the backends, which it waits for); None when not ours."""
+    pid_file = POSTMASTER.get("pid_file")
+    if pid_file is None:
+        return None
+    pid = pid_file.read_text().split()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 # The child reports its own VmHWM at exit: ru_maxrss from wait4 would also count the
 # pages of this (larger) parent that the child had between fork and exec.
 HWM = ("import atexit, os, runpy, sys\n"
@@ -99,12 +116,16 @@ HWM = ("import atexit, os, runpy, sys\n"
 
 
 def peak_rss_of(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run `python ARGV` in a child: (wall seconds, its peak RSS in MB, its stdout)."""
+    """Run `python ARGV` in a child: (wall seconds, its peak RSS in MB, its stdout).
+    The child's CPU time (user + sys) is added to CHILD_CPU[argv[0]]."""
     hwm_file = Path(tempfile.mkstemp(prefix="hwm-")[1])
     start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([sys.executable, "-c", HWM, *argv], cwd=ROOT, capture_output=True,
                           env=dict(env, BENCH_HWM_FILE=str(hwm_file)), check=False)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CHILD_CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode not in (0, 2):
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr.decode()}")
     peak = int(hwm_file.read_text()) / 1024
@@ -187,7 +208,12 @@ def bench(kind: str, url: str, csv_path: Path, rows: int, valid: int, tmp: Path,
                PYTHONPATH=str(ROOT))
     argv = ["newsletter", "subscribers", "import", str(csv_path),
             "--silent", "--errors", str(tmp / f"errors-{kind}.csv")]
+    server_before = postmaster_cpu() if kind == "postgresql" else None
     wall, rss, summary = peak_rss_of(argv, env)
+    cpu = CHILD_CPU["last"]
+    server_after = postmaster_cpu() if kind == "postgresql" else None
+    server_cpu = ("-" if server_before is None or server_after is None
+                  else f"{server_after - server_before:.1f} s")
     sessions = session_factory(engine)
     with sessions() as session:
         stored = session.scalar(select(func.count()).select_from(Subscriber))
@@ -197,6 +223,7 @@ def bench(kind: str, url: str, csv_path: Path, rows: int, valid: int, tmp: Path,
             stats(session)
             timings.append(time.perf_counter() - start)
     again_wall, again_rss, again_summary = peak_rss_of(argv, env)  # re-run: nothing new
+    again_cpu = CHILD_CPU["last"]
     export_argv = [__file__, "--export-child", url, str(tmp / "export.csv"),
                    str(max(1, rows // 10))]
     export_wall, export_rss, export_out = peak_rss_of(export_argv, env)
@@ -207,7 +234,9 @@ def bench(kind: str, url: str, csv_path: Path, rows: int, valid: int, tmp: Path,
     return {
         "db": kind, "rows": rows, "stored": stored, "expected": valid,
         "import_s": wall, "rows_per_s": rows / wall, "import_rss_mb": rss,
+        "import_cpu_s": cpu, "server_cpu_s": server_cpu,
         "summary": summary.strip(), "reimport_s": again_wall, "reimport_rss_mb": again_rss,
+        "reimport_cpu_s": again_cpu,
         "reimport_summary": again_summary.strip(),
         "stats_first_s": timings[0], "stats_best_s": min(timings),
         "export_s": exported["seconds"], "export_rss_10pct_mb": exported["rss_sample"],
@@ -251,6 +280,7 @@ def postgres(csv_path: Path, rows: int, valid: int, tmp: Path) -> dict[str, Any]
     server = start_postgres(tmp / "pg")
     try:
         server.create_database("bench")
+        POSTMASTER["pid_file"] = Path(server.data_dir) / "postmaster.pid"
         return bench("postgresql", server.url_for("bench"), csv_path, rows, valid, tmp)
     finally:
         server.stop()
@@ -261,10 +291,12 @@ def report(results: list[dict[str, Any]]) -> None:
         ("rows in the file", "{rows:,}"),
         ("subscribers stored (expected)", "{stored:,} ({expected:,})"),
         ("import wall time", "{import_s:.1f} s"), ("import rows/s", "{rows_per_s:,.0f}"),
+        ("import CPU (user+sys): command, server", "{import_cpu_s:.1f} s, {server_cpu_s}"),
         ("import peak RSS", "{import_rss_mb:.0f} MB"),
         ("baseline: raw load, no validation", "{baseline_s:.1f} s"),
         ("import / baseline", "{ratio:.1f}x"),
         ("re-import (nothing new)", "{reimport_s:.1f} s, {reimport_rss_mb:.0f} MB"),
+        ("re-import CPU of the command", "{reimport_cpu_s:.1f} s"),
         ("stats query (first, best of 3)", "{stats_first_s:.3f} s, {stats_best_s:.3f} s"),
         ("export wall time", "{export_s:.1f} s"),
         ("export RSS at 10% / at 100% / peak",

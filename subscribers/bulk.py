@@ -1,12 +1,14 @@
 """The bulk SQL of an import, in one place: one batch of valid rows per call.
 
-Per batch: one lookup of the suppressions and one of the existing subscribers (by
-`email_key`), the decisions in Python (what changes, which status, which consent),
-then set-based writes. New subscribers go in with a plain executemany on SQLite and
-with COPY into a temporary table plus one `INSERT ... SELECT` on PostgreSQL
-(measured on 1M rows: COPY 23 s, executemany 29 s). Both inserts say
-`ON CONFLICT (email_key) DO NOTHING` and are counted, so a row another process
-added meanwhile is noticed (`ConcurrentChange`) instead of doubled or lost.
+Per batch: the suppressions, the subscribers already stored (by `email_key`), the
+decisions in Python (what changes, which status, which consent), then set-based
+writes. SQLite looks the batch up first and adds the new subscribers with a plain
+executemany. PostgreSQL COPYs the whole batch into a temporary table, inserts it
+(`INSERT ... SELECT ... ON CONFLICT (email_key) DO NOTHING RETURNING email_key`) and
+looks up only the rows that were not inserted; after a batch that was mostly stored
+already (a re-import) it looks up first and stages only the new rows. Inserts are
+counted, so a row another process added meanwhile is never doubled or lost: SQLite
+raises `ConcurrentChange`, PostgreSQL looks it up and updates it.
 
 The statements go through the DB-API cursor of the session's own connection (same
 transaction): at a million rows SQLAlchemy's per-row parameter processing would
@@ -16,7 +18,7 @@ cost more than the database does.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,6 +44,50 @@ def pg_text_array(values: Iterable[str]) -> str:
     return "{" + ",".join(
         ['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]
     ) + "}"
+
+
+_COPY_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(rows: Iterable[tuple[Any, ...]], lines_per_block: int = 1000) -> Iterator[str]:
+    """The first 12 values (`_COLUMNS`) of each new-subscriber row as COPY text, in
+    blocks of `lines_per_block` rows: psycopg's `write_row` adapts value by value in
+    Python, which cost more than this per row; one block for the whole batch cost
+    RSS. Only name, attributes and the consent fields may hold a backslash (none holds
+    a tab or a line break after validation); a row that does takes the escaping path."""
+    times: dict[Any, str] = {}
+    lines: list[str] = []
+    for row in rows:
+        email, key, hashed, name, country, language, status, attributes, when = row[:9]
+        method, wording, salt = row[9:12]
+        stamp = times.get(when)
+        if stamp is None:
+            stamp = times[when] = _COPY_NULL if when is None else when.isoformat(" ")
+        line = (f"{email}\t{key}\t{hashed}\t{name}\t"
+                f"{_COPY_NULL if country is None else country}\t{language}\t{status}\t"
+                f"{attributes}\t{stamp}\t{_COPY_NULL if method is None else method}\t"
+                f"{_COPY_NULL if wording is None else wording}\t{salt}")
+        nulls = (country is None) + (when is None) + (method is None) + (wording is None)
+        if (line.count("\\") != nulls or line.count("\t") != len(_COLUMNS) - 1
+                or "\n" in line or "\r" in line):
+            line = _escaped_line(row[:len(_COLUMNS)])
+        lines.append(line)
+        if len(lines) == lines_per_block:
+            lines.append("")
+            yield "\n".join(lines)
+            lines = []
+    if lines:
+        lines.append("")
+        yield "\n".join(lines)
+
+
+def _escaped_line(values: Sequence[Any]) -> str:
+    return "\t".join(
+        _COPY_NULL if v is None
+        else (v.isoformat(" ") if isinstance(v, datetime) else str(v)).translate(_COPY_ESCAPES)
+        for v in values
+    )
 
 
 class ConcurrentChange(NewsletterError):
@@ -154,16 +200,22 @@ class _Bulk:
         )
         return {key: _Existing(sid, *rest) for sid, key, *rest in self.cursor.fetchall()}
 
-    def insert(self, rows: list[tuple[Any, ...]], now: datetime) -> int:
+    def insert(self, rows: list[tuple[Any, ...]]) -> int:
+        """SQLite: add these new-subscriber rows (`_COLUMNS`, created_at, updated_at)."""
         columns = ", ".join(_COLUMNS)
-        if self.sqlite:
-            marks = ", ".join("?" * len(_COLUMNS))
-            self.cursor.executemany(
-                f"INSERT INTO subscribers ({columns}, created_at, updated_at) "
-                f"VALUES ({marks}, ?, ?) ON CONFLICT (email_key) DO NOTHING",
-                rows,
-            )
-            return int(self.cursor.rowcount)
+        marks = ", ".join("?" * len(_COLUMNS))
+        self.cursor.executemany(
+            f"INSERT INTO subscribers ({columns}, created_at, updated_at) "
+            f"VALUES ({marks}, ?, ?) ON CONFLICT (email_key) DO NOTHING",
+            rows,
+        )
+        return int(self.cursor.rowcount)
+
+    # --- PostgreSQL: the whole batch is staged first, then inserted before it is looked up
+
+    def stage(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """COPY every row of the batch, as a new subscriber would be stored, into a
+        temporary table (no indexes, no WAL, dropped at commit)."""
         self.cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS import_rows (email text, email_key text, "
             "email_hash text, name text, country text, language text, status text, "
@@ -172,17 +224,38 @@ class _Bulk:
             "ON COMMIT DROP"
         )
         self.cursor.execute("TRUNCATE import_rows")
-        with self.cursor.copy(f"COPY import_rows ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row[:-2])
+        with self.cursor.copy(f"COPY import_rows ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+            for block in copy_text(rows):
+                copy.write(block)
+
+    def staged_suppressions(self) -> dict[str, str]:
+        self.cursor.execute(
+            "SELECT s.email_hash, s.reason FROM suppressions s "
+            "JOIN import_rows i ON i.email_hash = s.email_hash"
+        )
+        return dict(self.cursor.fetchall())
+
+    def unstage(self, hashes: Sequence[str]) -> None:
+        self.cursor.execute(
+            f"DELETE FROM import_rows WHERE {self.any_of('email_hash')}", (self.many(hashes),)
+        )
+
+    def insert_staged(self, now: datetime) -> set[str]:
+        """Add the staged rows whose address is not stored yet; their keys. The unique
+        index on email_key is probed once per row here, instead of once by a lookup
+        beforehand and again by the insert."""
+        columns = ", ".join(_COLUMNS)
+        # no ORDER BY: the rows come sorted by email_key (`_write`), and a fresh temporary
+        # table is read back in the order it was written; sorting again cost the server
+        # an on-disk sort per batch (20,000 rows are more than the default work_mem)
         selected = columns.replace("attributes", "attributes::json")
         self.cursor.execute(
             f"INSERT INTO subscribers ({columns}, created_at, updated_at) "
-            f"SELECT {selected}, %s, %s FROM import_rows ORDER BY email_key "
-            "ON CONFLICT (email_key) DO NOTHING",
+            f"SELECT {selected}, %s, %s FROM import_rows "
+            "ON CONFLICT (email_key) DO NOTHING RETURNING email_key",
             (now, now),
         )
-        return int(self.cursor.rowcount)
+        return {key for (key,) in self.cursor.fetchall()}
 
     def update(self, rows: list[tuple[Any, ...]]) -> int:
         """(name, country, language, attributes, status, consent?, consent_at, consent_method,
@@ -285,24 +358,36 @@ def end_bulk(session: Session) -> None:
     db.cursor.close()
 
 
-def write_batch(session: Session, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchResult:
-    """Write one batch of rows (one per address) in the session's transaction."""
+def write_batch(session: Session, rows: Iterable[SubscriberRow], s: BatchSettings, *,
+                lookup_first: bool = False) -> BatchResult:
+    """Write one batch of rows (one per address) in the session's transaction;
+    `lookup_first` when most of them are probably stored already (see `_write`)."""
     db = _Bulk(session)
     try:
-        return _write(db, rows, s)
+        return _write(db, rows, s, lookup_first=lookup_first)
     finally:
         db.cursor.close()
 
 
-def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchResult:
+def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings, *,
+           lookup_first: bool = False) -> BatchResult:
+    """SQLite: look the batch up, then insert the new rows and update the others.
+    PostgreSQL: stage the whole batch, insert it (the rows already stored are left
+    out by ON CONFLICT), then look up only the rows that were not inserted: on a first
+    import, the few repeats from earlier batches instead of every row. `lookup_first`
+    (for a batch that is expected to be mostly stored already, as in a re-import):
+    look up first and stage only the new rows, as SQLite does."""
     if s.checkpoint_pages:
         db.checkpoint_every(s.checkpoint_pages)
     result = BatchResult()
     batch = sorted(rows, key=lambda r: r.key)  # index order: fewer pages touched
     if not batch:
         return result
+    staged = not db.sqlite and not lookup_first
+    if staged:
+        db.stage(_new_rows(db, batch, s))
+    suppressed = db.staged_suppressions() if staged else db.suppressions([r.hash for r in batch])
     lifted: set[str] = set()
-    suppressed = db.suppressions([r.hash for r in batch])
     if suppressed and s.resubscribe:
         db.lift_suppressions(list(suppressed))
         db.unsuppressed_events(list(suppressed), s)
@@ -310,42 +395,35 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
     elif suppressed:
         result.suppressed = [(r, suppressed[r.hash]) for r in batch if r.hash in suppressed]
         batch = [r for r in batch if r.hash not in suppressed]
-    existing = db.existing([r.key for r in batch])
-    new_status = s.new_status
-    new: list[tuple[Any, ...]] = []
-    changes: list[tuple[Any, ...]] = []
-    this_run = db.time(s.now)
-    salts = new_salts(len(batch))
-    for r, salt in zip(batch, salts, strict=True):
-        current = existing.get(r.key)
-        if current is None:
-            new.append((
-                r.email, r.key, r.hash, r.name, r.country, r.language or s.default_language,
-                r.status or new_status, db.dumps(r.attributes) if r.attributes else "{}",
-                db.time(r.consent_at) if r.consent_at else this_run,
-                r.consent_method or s.consent_method, r.consent_text or s.consent_text,
-                salt, this_run, this_run,
-            ))
-            continue
-        change, reactivated = _decide(db, r, current, s)
-        if change is not None:
-            changes.append(change)
-        if this_run in (current.created_at, current.updated_at):
-            result.merged += 1  # written by an earlier batch of this import
-        elif change is not None:
-            result.updated += 1
-        else:
-            result.unchanged += 1
-        result.resubscribed += reactivated or r.hash in lifted
-        result.inactive += (change[4] if change else current.status) in STICKY_STATUSES
-    result.resubscribed += sum(1 for r in batch if r.hash in lifted and r.key not in existing)
-    if new:
-        result.added = db.insert(new, s.now)
-        if result.added != len(new):
+        if staged:
+            db.unstage(list(suppressed))
+    existing = {} if staged else db.existing([r.key for r in batch])
+    new = [] if staged else list(_new_rows(db, [r for r in batch if r.key not in existing], s))
+    if db.sqlite:
+        if new:
+            result.added = db.insert(new)
+            if result.added != len(new):
+                raise ConcurrentChange(
+                    f"{len(new) - result.added} of these addresses were added by someone "
+                    "else while this batch was written: run the import again"
+                )
+        added = {n[1] for n in new}
+    else:
+        if new:
+            db.stage(new)
+        added = db.insert_staged(s.now) if staged or new else set()
+        result.added = len(added)
+        # rows already stored (or just added by someone else): looked up now
+        rest = [r.key for r in batch if r.key not in added and r.key not in existing]
+        if rest:
+            existing.update(db.existing(rest))
+        if len(added) + len(existing) != len(batch):
             raise ConcurrentChange(
-                f"{len(new) - result.added} of these addresses were added by someone else "
-                "while this batch was written: run the import again"
+                "some of these subscribers were removed by someone else while this batch "
+                "was written: run the import again"
             )
+    changes = _changes(db, batch, existing, s, result, lifted)
+    result.resubscribed += sum(1 for r in batch if r.hash in lifted and r.key in added)
     if changes and db.update(changes) != len(changes):
         raise ConcurrentChange(
             "some of these subscribers changed status while this batch was written: "
@@ -358,6 +436,44 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings) -> BatchR
         result.subscribed = db.subscribe([r.key for r in batch], s)
         db.list_events([r.key for r in batch], s)
     return result
+
+
+def _new_rows(db: _Bulk, rows: list[SubscriberRow], s: BatchSettings
+              ) -> Iterator[tuple[Any, ...]]:
+    """The rows as new subscribers (`_COLUMNS`, created_at, updated_at), one at a time."""
+    this_run = db.time(s.now)
+    new_status, dumps, time = s.new_status, db.dumps, db.time
+    return (
+        (r.email, r.key, r.hash, r.name, r.country, r.language or s.default_language,
+         r.status or new_status, dumps(r.attributes) if r.attributes else "{}",
+         time(r.consent_at) if r.consent_at else this_run,
+         r.consent_method or s.consent_method, r.consent_text or s.consent_text,
+         salt, this_run, this_run)
+        for r, salt in zip(rows, new_salts(len(rows)), strict=True)
+    )
+
+
+def _changes(db: _Bulk, batch: list[SubscriberRow], existing: dict[str, _Existing],
+             s: BatchSettings, result: BatchResult, lifted: set[str]) -> list[tuple[Any, ...]]:
+    """The UPDATE parameters of the rows already stored, counted into `result`."""
+    this_run = db.time(s.now)
+    changes: list[tuple[Any, ...]] = []
+    for r in batch:
+        current = existing.get(r.key)
+        if current is None:
+            continue
+        change, reactivated = _decide(db, r, current, s)
+        if change is not None:
+            changes.append(change)
+        if this_run in (current.created_at, current.updated_at):
+            result.merged += 1  # written by an earlier batch of this import
+        elif change is not None:
+            result.updated += 1
+        else:
+            result.unchanged += 1
+        result.resubscribed += reactivated or r.hash in lifted
+        result.inactive += (change[4] if change else current.status) in STICKY_STATUSES
+    return changes
 
 
 def _decide(

@@ -303,8 +303,11 @@ def import_subscribers(
         shown = 0
         checker = RowChecker(strict=options.strict)
         try:
+            lookup_first = False  # a first import: most rows are new
             for batch in _batches(records, checker, options.batch_size):
-                result = _write(session, batch, settings, dry_run=options.dry_run)
+                result = _write(session, batch, settings, dry_run=options.dry_run,
+                                lookup_first=lookup_first)
+                lookup_first = result.added < result.updated + result.unchanged + result.merged
                 _record(report, batch, result, on_error)
                 if progress is not None:
                     progress(count.value - shown)
@@ -324,12 +327,14 @@ def import_subscribers(
 
 
 def _write(session: Session, batch: _Batch, settings: BatchSettings, *,
-           dry_run: bool) -> BatchResult:
-    """One batch in one transaction, retried when another process got in the way."""
+           dry_run: bool, lookup_first: bool) -> BatchResult:
+    """One batch in one transaction, retried when another process got in the way;
+    `lookup_first` when the last batch found most of its rows stored already."""
     for attempt in range(1, RETRIES + 1):
         session.begin()
         try:
-            result = write_batch(session, batch.rows.values(), settings)
+            result = write_batch(session, batch.rows.values(), settings,
+                                 lookup_first=lookup_first)
         except ConcurrentChange:
             session.rollback()
             if attempt == RETRIES:

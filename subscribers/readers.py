@@ -45,6 +45,9 @@ class Record:
     fields: dict[str, object]  # header name (lower case) -> cell; CSV cells are str
     problem: str | None = None  # why the record as a whole is unusable
     problem_field: str = "record"  # the field the problem is in, when one is to blame
+    # every cell is a str of valid Unicode (CSV read as UTF-8, whose decoder refuses lone
+    # surrogates): the checks need not look at its type or for surrogates again
+    plain: bool = False
 
 
 class HugeNumber:
@@ -163,7 +166,8 @@ def read_records(
             raise ImportFileError(
                 f"the delimiter must be one character, not {delimiter!r}: e.g. --delimiter ';'"
             )
-        return _csv_records(_text_lines(stream, encoding, count), delimiter)
+        plain = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+        return _csv_records(_text_lines(stream, encoding, count), delimiter, plain=plain)
     if fmt == "ndjson":
         return _ndjson_records(_text_lines(stream, encoding, count))
     if fmt == "json":
@@ -208,6 +212,9 @@ def _text_lines(stream: BinaryIO, encoding: str, count: ByteCount) -> Iterator[s
         finally:
             text.detach()  # the caller owns the stream: do not close it
         return
+    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
+        yield from _utf8_lines(stream, encoding, count)
+        return
     decoder = codecs.getincrementaldecoder(encoding)()
     number = 0
     try:
@@ -226,6 +233,41 @@ def _text_lines(stream: BinaryIO, encoding: str, count: ByteCount) -> Iterator[s
         yield tail
 
 
+def _utf8_lines(stream: BinaryIO, encoding: str, count: ByteCount) -> Iterator[str]:
+    """`_text_lines` for UTF-8, the usual file: a chunk's lines decoded in one C loop.
+    UTF-8 is stateless and no byte of a multi-byte character is CR or LF, so each line
+    decodes on its own; only utf-8-sig's byte order mark belongs to the first line."""
+    number = 0
+    strip_bom = codecs.lookup(encoding).name == "utf-8-sig"
+    for group in _line_groups(stream):
+        try:
+            lines = list(map(bytes.decode, group))
+        except UnicodeDecodeError:
+            lines = []
+            for raw in group:  # the lines before the bad one first, then its error
+                try:
+                    lines.append(raw.decode())
+                except UnicodeDecodeError as exc:
+                    count.value += sum(map(len, group[:len(lines)]))
+                    yield from _first_lines(lines, number, strip_bom)
+                    raise ImportFileError(
+                        f"row {number + len(lines) + 1}: the file is not "
+                        f"{_encoding_label(encoding)} ({exc.reason} at byte {exc.start} of the "
+                        "line): save it as UTF-8, or name its encoding with --encoding (e.g. "
+                        "latin-1 or cp1252)"
+                    ) from exc
+        count.value += sum(map(len, group))
+        yield from _first_lines(lines, number, strip_bom)
+        number += len(lines)
+
+
+def _first_lines(lines: list[str], number: int, strip_bom: bool) -> list[str]:
+    """`lines`, without the byte order mark when they start the file."""
+    if strip_bom and number == 0 and lines and lines[0][:1] == "\ufeff":
+        lines[0] = lines[0][1:]
+    return lines
+
+
 def _encoding_hint(encoding: str) -> str:
     if codecs.lookup(encoding).name in ("utf-16", "utf-32"):
         return (f"a file without a byte order mark needs its byte order: --encoding "
@@ -236,23 +278,32 @@ def _encoding_hint(encoding: str) -> str:
 def _byte_lines(stream: BinaryIO) -> Iterator[bytes]:
     """The lines of `stream` with their endings: CRLF, LF, or a lone CR (a CSV saved by
     an old Mac spreadsheet is one long line to Python's own line splitting)."""
+    for group in _line_groups(stream):
+        yield from group
+
+
+def _line_groups(stream: BinaryIO) -> Iterator[list[bytes]]:
+    """`_byte_lines`, a chunk's worth of lines at a time."""
     head: list[bytes] = []  # the start of a line that may go on in the next chunk
     while chunk := stream.read(CHUNK):
+        done: list[bytes] = []
         if head and (head[-1].endswith(b"\n")
                      or head[-1].endswith(b"\r") and not chunk.startswith(b"\n")):
-            yield b"".join(head)  # it ended where the last chunk did
+            done.append(b"".join(head))  # it ended where the last chunk did
             head = []
         lines = chunk.splitlines(keepends=True)
         # the last line may go on in the next chunk, or be a CR whose LF starts it; kept
         # in pieces, so that a very long line is joined once, not once per chunk
         last = lines.pop()
         if lines:
-            yield b"".join([*head, lines[0]])
-            yield from lines[1:]
+            done.append(b"".join([*head, lines[0]]))
+            done.extend(lines[1:])
             head = []
         head.append(last)
+        if done:
+            yield done
     if head:
-        yield b"".join(head)
+        yield [b"".join(head)]
 
 
 def _header(cells: list[str], delimiter: str) -> list[str]:
@@ -275,16 +326,19 @@ def _header(cells: list[str], delimiter: str) -> list[str]:
     return names
 
 
-def _csv_records(lines: Iterator[str], delimiter: str) -> Iterator[Record]:
+def _csv_records(lines: Iterator[str], delimiter: str, *, plain: bool = False
+                 ) -> Iterator[Record]:
     reader = csv.reader(lines, delimiter=delimiter)
     try:
         first = next(reader, None)
         header = _header(first or [], delimiter)
         width = len(header)
+        named = all(header)  # no unnamed column to leave out
         start = reader.line_num + 1
         for cells in reader:
             row, start = start, reader.line_num + 1
-            if not "".join(cells).strip():
+            joined = "".join(cells)
+            if not joined.strip():
                 continue  # a blank line or a row of empty cells is not a subscriber
             if len(cells) > width and any(c.strip() for c in cells[width:]):
                 yield Record(row, {}, (
@@ -292,8 +346,11 @@ def _csv_records(lines: Iterator[str], delimiter: str) -> Iterator[Record]:
                     f"quote values that contain {delimiter!r}"
                 ))
                 continue
+            if named and "'" not in joined:  # the usual row: nothing to unescape or skip
+                yield Record(row, dict(zip(header, cells, strict=False)), plain=plain)
+                continue
             yield Record(row, {h: unescape_formula(c) if c[:1] == "'" else c
-                               for h, c in zip(header, cells, strict=False) if h})
+                               for h, c in zip(header, cells, strict=False) if h}, plain=plain)
     except csv.Error as exc:
         raise ImportFileError(f"row {reader.line_num}: the CSV cannot be read ({exc})") from exc
 

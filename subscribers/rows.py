@@ -163,6 +163,16 @@ def fast_name(raw: str) -> str:
     return clean_name(raw)
 
 
+def _cell(name: str, raw: object) -> str:
+    """A cell as text: plain ASCII, the usual cell, needs none of `_text`'s checks."""
+    return raw if isinstance(raw, str) and raw.isascii() else _text(name, raw)
+
+
+def _plain_cell(name: str, raw: object) -> str:
+    """A cell of a `Record.plain` record: valid text already, or None when the row is short."""
+    return raw or ""  # type: ignore[return-value]
+
+
 def _text(name: str, value: object) -> str:
     if value is None:
         return ""
@@ -252,15 +262,11 @@ class RowChecker:
     def _check(self, record: Record) -> SubscriberRow:
         cells = record.fields
         get = cells.get
-        # plain ASCII text, the usual CSV cell, needs none of _text's checks
-        raw = get("email")
-        email = fast_email(raw if raw.__class__ is str and raw.isascii()
-                           else _text("email", raw))
-        raw = get("name")
-        name = fast_name(raw if raw.__class__ is str and raw.isascii() else _text("name", raw))
-        raw = get("country")
-        country = self._country(raw if raw.__class__ is str and raw.isascii()
-                                else _text("country", raw))
+        # the fields in this order: the first bad one is the one reported
+        cell = _plain_cell if record.plain else _cell
+        email = fast_email(cell("email", get("email")))
+        name = fast_name(cell("name", get("name")))
+        country = self._country(cell("country", get("country")))
         warnings: tuple[RowError, ...] = ()
         if isinstance(country, InvalidValue):
             if self.strict:
@@ -268,12 +274,12 @@ class RowChecker:
             warnings = (RowError(record.row, "country", country.value,
                                  f"{country.reason}; kept without a country", "warning"),)
             country = None
-        raw = get("language")
-        language = self._language(raw if raw.__class__ is str and raw.isascii()
-                                  else _text("language", raw))
+        language = self._language(cell("language", get("language")))
         if isinstance(language, InvalidValue):
             raise language
-        row = SubscriberRow(record.row, email, name, country, language, warnings=warnings)
+        key = email_key(email)
+        row = SubscriberRow(record.row, email, name, country, language, warnings=warnings,
+                            key=key, hash=email_hash(key))
         if not _BASIC.issuperset(cells):
             self._extra(row, cells)
         return row

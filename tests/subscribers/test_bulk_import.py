@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from subscribers import importer
+from subscribers import bulk, importer
+from subscribers.bulk import BatchSettings, write_batch
 from subscribers.filters import Filter
 from subscribers.importer import (
     ImportFileError,
@@ -25,7 +26,9 @@ from subscribers.importer import (
     ImportOptions,
     ImportReport,
     RowError,
+    SubscriberRow,
     UnknownListError,
+    check_rows,
     import_subscribers,
 )
 from subscribers.models import MailingList, Subscriber, Subscription, Suppression, email_hash
@@ -436,8 +439,8 @@ def test_ctrl_c_keeps_committed_batches_and_a_rerun_finishes(
 
     real = importer.write_batch
 
-    def written_then_interrupted(*args: Any) -> Any:
-        real(*args)
+    def written_then_interrupted(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
         raise KeyboardInterrupt  # Ctrl-C after the batch's writes, before its commit
 
     monkeypatch.setattr(importer, "write_batch", written_then_interrupted)
@@ -467,3 +470,78 @@ def test_addresses_with_array_syntax_are_looked_up_as_themselves(
     assert [(e.row, e.value) for e in errors] == [(4, "{C@example.com")]
     assert values(sessions) == {e: ("Old" if e == "{c@example.com" else "New", "CR", "es")
                                 for e in odd}
+
+
+def test_backslashes_and_quotes_are_stored_as_written(sessions: sessionmaker[Session]) -> None:
+    """New rows reach PostgreSQL as one block of COPY text: a backslash in a name, an
+    attribute or the consent fields must be stored as itself, not read as an escape."""
+    data = (b'email,name,attributes,consent_method,consent_text,note\n'
+            b'ana@example.com,Ana \\N Back\\slash,"{""path"": ""C:\\\\tmp\\\\n""}",'
+            b'form\\1,v\\t2,\\N\n'
+            b'bob@example.com,Bob \\\\,,,,"quote "" \\\\"\n')
+    report = run(sessions, data)
+    assert (report.added, report.rejected) == (2, 0)
+    ana, bob = people(sessions)["ana@example.com"], people(sessions)["bob@example.com"]
+    assert ana.name == "Ana \\N Back\\slash"
+    assert ana.attributes == {"path": "C:\\tmp\\n", "note": "\\N"}
+    assert (ana.consent_method, ana.consent_text, ana.country) == ("form\\1", "v\\t2", None)
+    assert bob.name == "Bob \\\\"
+    assert bob.attributes == {"note": 'quote " \\\\'}
+
+
+def batch_of(*rows: str) -> list[SubscriberRow]:
+    report = check_rows(io.BytesIO(csv_of(*rows)), ImportOptions())
+    return [r for r in report if isinstance(r, SubscriberRow)]
+
+
+@pytest.mark.parametrize("lookup_first", [False, True])
+def test_both_ways_of_writing_a_batch_agree(
+    sessions: sessionmaker[Session], lookup_first: bool
+) -> None:
+    """PostgreSQL inserts a batch first and looks up what was not inserted, or (for a batch
+    that is mostly stored already) looks up first: the same counts and rows either way."""
+    run(sessions, csv_of("ana@example.com,Ana,CR,es", "bob@example.com,Bob,CR,es"))
+    suppress(sessions, "eve@example.com")
+    settings = BatchSettings(now=datetime(2030, 1, 1), default_language="en",
+                             consent_method="import")
+    rows = batch_of("ANA@example.com,Ana,CR,es", "bob@example.com,Robert,,",
+                    "cy@example.com,Cy,MX,fr", "eve@example.com,Eve,,")
+    with sessions() as session, session.begin():
+        result = write_batch(session, rows, settings, lookup_first=lookup_first)
+    assert (result.added, result.updated, result.unchanged, result.merged) == (1, 1, 1, 0)
+    assert [(r.email, why) for r, why in result.suppressed] == [("eve@example.com", "complaint")]
+    assert values(sessions) == {"ana@example.com": ("Ana", "CR", "es"),
+                                "bob@example.com": ("Robert", "CR", "es"),
+                                "cy@example.com": ("Cy", "MX", "fr")}
+    with sessions() as session, session.begin():  # again: bob and cy were written by now
+        result = write_batch(session, rows, settings, lookup_first=lookup_first)
+    assert (result.added, result.updated, result.unchanged, result.merged) == (0, 0, 1, 2)
+
+
+def test_a_row_added_by_someone_else_after_the_lookup_is_updated(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Looking up first, then inserting: an address another process stored in between is
+    not inserted twice; it is looked up again and updated like any stored subscriber."""
+    run(sessions, csv_of("ana@example.com,Ana,CR,es"))
+    real = bulk._Bulk.existing
+    calls: list[int] = []
+
+    def blind_once(self: Any, keys: Any) -> Any:
+        calls.append(len(keys))
+        return {} if len(calls) == 1 else real(self, keys)  # the first lookup misses ana
+
+    monkeypatch.setattr(bulk._Bulk, "existing", blind_once)
+    settings = BatchSettings(now=datetime(2030, 1, 1), default_language="en",
+                             consent_method="import")
+    rows = batch_of("ana@example.com,Ana Later,,", "bob@example.com,Bob,,")
+    with sessions() as session, session.begin():
+        if session.connection().dialect.name == "sqlite":
+            with pytest.raises(bulk.ConcurrentChange, match="run the import again"):
+                write_batch(session, rows, settings, lookup_first=True)
+            return
+        result = write_batch(session, rows, settings, lookup_first=True)
+    assert (result.added, result.updated) == (1, 1)
+    assert calls == [2, 1]
+    assert values(sessions)["ana@example.com"] == ("Ana Later", "CR", "es")
+    assert count(sessions) == 2

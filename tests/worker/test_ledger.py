@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.issues import audience_of, get_issue
@@ -85,3 +87,28 @@ def test_record_only_changes_rows_being_sent(
         rows = ledger.deliveries(session, issue_id, "sent")
     assert counts["sent"] == 1 and counts["queued"] == 4 and counts["sending"] == 0
     assert rows[0][0].last_reply == "250 ok" and rows[0][0].sent_at is not None
+
+
+def test_planning_does_not_slow_down_once_the_table_is_known_to_be_empty(
+    sessions: sessionmaker[Session], issue_slug: str
+) -> None:
+    """With statistics saying `deliveries` is empty, PostgreSQL planned the old NOT EXISTS
+    as a nested loop scanning the table once per subscriber, while the statement made it
+    grow: quadratic (20,000 subscribers: 2.0 s instead of 0.3 s; 1M: not done in 10 min)."""
+    with sessions() as session, session.begin():
+        if session.get_bind().dialect.name != "postgresql":
+            pytest.skip("PostgreSQL's planner")
+        session.execute(text(
+            "INSERT INTO subscribers (email, email_key, email_hash, name, country, language, "
+            "status, attributes, token_salt, created_at, updated_at) "
+            "SELECT 'p' || n || '@example.org', 'p' || n || '@example.org', md5('p' || n), "
+            "'P', 'CR', 'es', 'active', '{}', md5(n::text), now(), now() "
+            "FROM generate_series(1, 60000) AS n"))
+    with sessions() as session, session.begin():
+        session.execute(text("TRUNCATE deliveries CASCADE"))  # no page left: surely empty
+        session.execute(text("ANALYZE"))
+    with sessions() as session, session.begin():
+        issue = get_issue(session, issue_slug)
+        start = time.monotonic()
+        assert plan(session, issue.id) == 60005
+        assert time.monotonic() - start < 8  # about 1 s; the quadratic plan took 20 s
