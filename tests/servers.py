@@ -389,11 +389,16 @@ class PostgresServer:
 
         return psycopg.connect(self.conninfo(dbname), autocommit=autocommit, connect_timeout=5)
 
-    def create_database(self, name: str) -> None:
+    def create_database(self, name: str, template: str | None = None) -> None:
+        """Create `name`, empty or as a copy of database `template` (which nobody may be
+        connected to meanwhile: PostgreSQL refuses to copy a database in use)."""
         from psycopg import sql
 
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         with self.connect() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(statement)
 
     def drop_database(self, name: str) -> None:
         """Drop `name` if it exists, disconnecting any sessions still using it."""
