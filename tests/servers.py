@@ -59,6 +59,7 @@ PG_LIB_GLOB = "/usr/lib/postgresql/*/bin"
 # The system account PostgreSQL runs as when the tests run as root.
 PG_SYSTEM_USER = "postgres"
 MEMORY_DIR = Path("/dev/shm")  # tmpfs on Linux: the PostgreSQL cluster's files stay in memory
+MEMORY_DIR_FREE = 1 << 30  # the cluster, a database per test and the WAL (max_wal_size) fit
 
 
 class ServerUnavailable(RuntimeError):
@@ -547,9 +548,13 @@ def _postgres_run_as() -> _RunAs:
 
 
 def _memory_dir(run_as: _RunAs) -> Path | None:
-    """/dev/shm if the cluster can live there (writable; reachable by the postgres user
-    when it runs as that user), else None."""
+    """/dev/shm if the cluster can live there (writable, MEMORY_DIR_FREE bytes free: a
+    container's is often 64 MB; reachable by the postgres user when it runs as that
+    user), else None."""
     if not MEMORY_DIR.is_dir() or not os.access(MEMORY_DIR, os.W_OK | os.X_OK):
+        return None
+    found = os.statvfs(MEMORY_DIR)
+    if found.f_bavail * found.f_frsize < MEMORY_DIR_FREE:
         return None
     if run_as.user is not None and not _traversable_by_others(MEMORY_DIR):
         return None
