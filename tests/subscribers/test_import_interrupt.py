@@ -1,6 +1,6 @@
 """Killing `newsletter subscribers import` halfway: whole batches stay, a re-run finishes.
 
-The real CLI runs in a child process on a 100,000-row file; once some batches are
+The real CLI runs in a child process on a 200,000-row file; once some batches are
 committed (a COUNT in this process sees them), it gets SIGKILL (no chance to clean
 up) or SIGINT (Ctrl-C: exit status 130 and a message), on SQLite and PostgreSQL.
 """
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from subscribers.models import MailingList, Subscriber, Subscription
 
 ROOT = Path(__file__).resolve().parents[2]
-ROWS = 100_000  # 20 batches: the kill lands after the first, long before the last
+ROWS = 200_000
 BATCH = 5_000
 
 
