@@ -7,6 +7,7 @@ The server fixtures (`redis_server`, `postgres_server`, `smtp_server`) come from
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from newsletter.settings import Settings
 from tests.servers import PostgresServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
+EMPTY = "empty_database"  # the marker for a test that needs `db_url` unmigrated
 
 # Property-based tests of everything that reads outside input. The suite runs a bounded
 # number of examples; NEWSLETTER_FUZZ_EXAMPLES=10000 makes the long run, e.g.
@@ -38,15 +40,53 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile("suite")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{EMPTY}: `db_url` is an empty database (no migration applied)")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to the head once per run, for `db_url` to copy."""
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()  # the last connection closing checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> str:
+    """A PostgreSQL database migrated to the head once per run, for `db_url` to copy
+    (CREATE DATABASE ... TEMPLATE); nothing stays connected to it."""
+    name = "t_migrated_template"
+    postgres_server.create_database(name)
+    engine = make_engine(postgres_server.url_for(name))
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    return name
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of each kind, created for this test and dropped after it."""
+    """A database of each kind for this test alone, dropped after it: a copy of one
+    migrated to the head once per run (migrating takes longer than copying), or an empty
+    one for a test marked `empty_database` (migrations, first use of a new database)."""
+    empty = request.node.get_closest_marker(EMPTY) is not None
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+        path = tmp_path / "test.db"
+        if not empty:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
+    template = None if empty else request.getfixturevalue("postgres_template")
     name = f"t_{uuid.uuid4().hex[:12]}"
-    server.create_database(name)
+    server.create_database(name, template=template)
     try:
         yield server.url_for(name)
     finally:
@@ -54,9 +94,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, db_url: str) -> Iterator[Engine]:
+    """An engine on `db_url`, at the schema's head (the copy is; an empty one is migrated)."""
     engine = make_engine(db_url)
-    upgrade(engine)
+    if request.node.get_closest_marker(EMPTY) is not None:
+        upgrade(engine)
     yield engine
     engine.dispose()
 

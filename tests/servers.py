@@ -13,7 +13,9 @@ running when the interpreter exits is stopped by an ``atexit`` hook.
 
 PostgreSQL refuses to run as root, so when the tests run as root the cluster is
 created in a fresh directory under /tmp owned by the ``postgres`` system user,
-and ``initdb`` / ``postgres`` are started as that user.
+and ``initdb`` / ``postgres`` are started as that user. Where /dev/shm (memory) is
+usable, the cluster lives there instead: the suite creates and drops a database per
+test, and on a disk each CREATE DATABASE took ~0.3 s instead of ~0.04 s.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ POSTGRES_INSTALL_HINT = "PostgreSQL not found: install it with `sudo apt-get ins
 PG_LIB_GLOB = "/usr/lib/postgresql/*/bin"
 # The system account PostgreSQL runs as when the tests run as root.
 PG_SYSTEM_USER = "postgres"
+MEMORY_DIR = Path("/dev/shm")  # tmpfs on Linux: the PostgreSQL cluster's files stay in memory
+MEMORY_DIR_FREE = 1 << 30  # the cluster, a database per test and the WAL (max_wal_size) fit
 
 
 class ServerUnavailable(RuntimeError):
@@ -389,11 +393,16 @@ class PostgresServer:
 
         return psycopg.connect(self.conninfo(dbname), autocommit=autocommit, connect_timeout=5)
 
-    def create_database(self, name: str) -> None:
+    def create_database(self, name: str, template: str | None = None) -> None:
+        """Create `name`, empty or as a copy of database `template` (which nobody may be
+        connected to meanwhile: PostgreSQL refuses to copy a database in use)."""
         from psycopg import sql
 
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         with self.connect() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(statement)
 
     def drop_database(self, name: str) -> None:
         """Drop `name` if it exists, disconnecting any sessions still using it."""
@@ -459,6 +468,7 @@ class PostgresServer:
             "-c", "fsync=off",
             "-c", "synchronous_commit=off",
             "-c", "full_page_writes=off",
+            "-c", "max_wal_size=256MB",  # a bound on the WAL kept (in memory on /dev/shm)
             "-c", "max_connections=200",
         ]  # fmt: skip
         with open(self.logfile, "ab") as logfile:
@@ -537,21 +547,37 @@ def _postgres_run_as() -> _RunAs:
         ) from None
 
 
+def _memory_dir(run_as: _RunAs) -> Path | None:
+    """/dev/shm if the cluster can live there (writable, MEMORY_DIR_FREE bytes free: a
+    container's is often 64 MB; reachable by the postgres user when it runs as that
+    user), else None."""
+    if not MEMORY_DIR.is_dir() or not os.access(MEMORY_DIR, os.W_OK | os.X_OK):
+        return None
+    found = os.statvfs(MEMORY_DIR)
+    if found.f_bavail * found.f_frsize < MEMORY_DIR_FREE:
+        return None
+    if run_as.user is not None and not _traversable_by_others(MEMORY_DIR):
+        return None
+    return MEMORY_DIR
+
+
 def _postgres_base_dir(tmpdir: Path, run_as: _RunAs) -> tuple[Path, bool]:
     """The directory holding data/, the socket and the log; and whether we created it.
 
-    As a normal user that is `tmpdir`/postgres. As root the cluster must belong to
-    the postgres user, who cannot enter pytest's 0700 /tmp/pytest-of-root, so a
-    fresh /tmp/newsletter-pg-XXXX owned by that user is used (deleted by stop()).
+    Where /dev/shm is usable, a fresh /dev/shm/newsletter-pg-XXXX (deleted by stop()).
+    Otherwise, as a normal user that is `tmpdir`/postgres. As root the cluster must
+    belong to the postgres user, who cannot enter pytest's 0700 /tmp/pytest-of-root,
+    so a fresh /tmp/newsletter-pg-XXXX owned by that user is used (deleted by stop()).
     Unix socket paths are limited to ~107 bytes, so a long `tmpdir` also falls
     back to a short mkdtemp directory.
     """
+    memory = _memory_dir(run_as)
     long_path = len(str(tmpdir / "postgres" / ".s.PGSQL.65535.lock")) > 100
-    if run_as.user is None and not long_path:
+    if memory is None and run_as.user is None and not long_path:
         base = tmpdir / "postgres"
         base.mkdir(parents=True, exist_ok=True)
         return base, False
-    parent = Path(tempfile.gettempdir())
+    parent = memory or Path(tempfile.gettempdir())
     if run_as.user is not None and not _traversable_by_others(parent):
         parent = Path("/tmp")
     base = Path(tempfile.mkdtemp(prefix="newsletter-pg-", dir=parent))

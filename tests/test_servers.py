@@ -240,3 +240,14 @@ def test_unavailable_server_fails_instead_of_skipping() -> None:
 
     with pytest.raises(pytest.fail.Exception, match="redis-server not found"):
         start_or_fail("redis-server", missing)
+
+
+def test_postgres_uses_the_memory_dir_only_with_room_to_spare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container's /dev/shm is often 64 MB: too small for the cluster, so /tmp it is."""
+    monkeypatch.setattr(servers, "MEMORY_DIR", tmp_path)
+    monkeypatch.setattr(servers, "MEMORY_DIR_FREE", 1 << 60)
+    assert servers._memory_dir(servers._RunAs(None)) is None
+    monkeypatch.setattr(servers, "MEMORY_DIR_FREE", 0)
+    assert servers._memory_dir(servers._RunAs(None)) == tmp_path

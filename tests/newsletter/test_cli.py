@@ -39,6 +39,7 @@ def test_every_command_explains_itself_with_an_example(path: tuple[str, ...]) ->
     assert "Example" in result.output, f"`newsletter {' '.join(path)} --help` has no example"
 
 
+@pytest.mark.empty_database  # also the first use of a new database
 def test_demo_fills_the_outbox_with_one_parseable_message_per_subscriber(
     runner: CliRunner, settings: Settings, tmp_path: Path
 ) -> None:

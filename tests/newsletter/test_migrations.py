@@ -10,6 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from newsletter.db import make_engine, session_factory, upgrade
 from newsletter.issues import content_of, get_issue
 
+pytestmark = pytest.mark.empty_database
+
 NOW = {"now": "2019-10-01 00:00:00"}
 TABLES = ("items", "item_translations", "issues", "issue_items", "issue_variants",
           "subscribers", "lists", "subscriptions", "deliveries", "issue_targets")

@@ -10,21 +10,45 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.cli.demo import sample_items_text
-from newsletter.db import current_revision, ensure_schema, head_revision, upgrade
+from newsletter.db import current_revision, ensure_schema, head_revision, make_engine, upgrade
 from newsletter.ingest.model import ParsedItem
 from newsletter.ingest.text import parse_text
 from newsletter.issue_calendar import calendar
 from newsletter.issues import IssueError, content_of, create_issue, get_issue
 from newsletter.items import list_items, store_items
+from newsletter.settings import Settings
+from newsletter.web import create_app, dispose
+from newsletter.web.subscriber import EXTENSION
 
 
+@pytest.mark.empty_database
 def test_migrations_reach_head_and_are_idempotent(engine: Engine) -> None:
+    """From an empty database (the `engine` fixture migrates it), as every test's copy."""
     assert current_revision(engine) == head_revision(engine)
     upgrade(engine)
     ensure_schema(engine)
     tables = set(inspect(engine).get_table_names())
     assert {"items", "issues", "issue_items", "issue_variants", "subscribers",
             "deliveries"} <= tables
+
+
+@pytest.mark.empty_database
+def test_the_first_web_app_on_a_new_database_migrates_it(
+    db_url: str, settings: Settings
+) -> None:
+    """`create_app` (as `newsletter serve` and gunicorn run it) brings the schema to the head;
+    the other tests get a database migrated already."""
+    empty = make_engine(db_url)
+    try:
+        assert inspect(empty).get_table_names() == []
+    finally:
+        empty.dispose()
+    app = create_app(settings)
+    try:
+        engine = app.extensions[EXTENSION].engine
+        assert current_revision(engine) == head_revision(engine)
+    finally:
+        dispose(app)
 
 
 def test_items_are_stored_once_and_refreshed_when_changed(

@@ -134,6 +134,7 @@ def test_an_erased_subscribers_links_do_not_act_on_the_next_holder_of_the_id(
     assert state(sessions, "carol@example.org") == carol
 
 
+@pytest.mark.empty_database
 def test_links_mailed_before_the_upgrade_keep_working_for_their_people(
     db_url: str, settings: Settings
 ) -> None:
