@@ -284,8 +284,10 @@ def profile_send(db_url: str, sink_port: int, count: int, tmp: Path,
           f"(user {(after.ru_utime - usage.ru_utime) / max(plain, 1) * 1e6:,.0f}, "
           f"system {(after.ru_stime - usage.ru_stime) / max(plain, 1) * 1e6:,.0f})")
     own = plain_cpu / max(plain, 1) * 1e6
+    extra = worker_cpu - own
     print(f"  a worker spent {worker_cpu:,.0f} us a message end to end: Celery, the broker "
-          f"and the rest of its process add about {worker_cpu - own:,.0f} us")
+          "and the rest of its process add "
+          + (f"about {extra:,.0f} us" if extra > 0 else "nothing this run can tell from noise"))
     profiler = cProfile.Profile()
     t0 = time.monotonic()
     profiler.enable()
