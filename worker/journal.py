@@ -18,6 +18,7 @@ volume) for that to hold across machines; see NEWSLETTER_JOURNAL_DIR.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -170,15 +171,9 @@ def recover(directory: Path, apply: Apply) -> int:
         return 0
     _clear_unborn(directory)
     for path in sorted(directory.glob(f"*{SUFFIX}")):
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue  # another process recovered it a moment ago
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # its batch is still running (here or in another process)
+        with _unheld(path) as fd:
+            if fd is None:
+                continue  # recovered a moment ago, or its batch is still running
             replies = list(_read(fd, path))
             if replies:
                 apply(replies)
@@ -186,8 +181,6 @@ def recover(directory: Path, apply: Apply) -> int:
                 log.warning("recorded %d replies from %s, whose batch ended before "
                             "it could record them", len(replies), path.name)
             path.unlink(missing_ok=True)
-        finally:
-            os.close(fd)
     return applied
 
 
@@ -195,19 +188,32 @@ def _clear_unborn(directory: Path) -> None:
     """A process that died between creating its journal and locking it left an empty
     file under its first name: once nobody holds it, it goes."""
     for path in directory.glob(f"*{MAKING}"):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             if time.time() - path.stat().st_mtime < UNBORN_SECONDS:
                 continue  # most likely being locked and renamed right now
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue
+        with _unheld(path) as fd:
+            if fd is not None:
+                path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _unheld(path: Path) -> Iterator[int | None]:
+    """`path` opened and locked, if it still exists and no process holds its lock (its
+    batch is over); else None. The lock goes with the descriptor on the way out."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            path.unlink(missing_ok=True)
         except BlockingIOError:
-            pass  # its process is about to rename it
-        finally:
-            os.close(fd)
+            yield None
+            return
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _read(fd: int, path: Path) -> Iterator[Reply]:

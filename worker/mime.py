@@ -170,13 +170,20 @@ def _no_leading_dots(encoded: bytes) -> bytes:
         if line.startswith(b"."):
             line = b"=2E" + line[1:]
         while len(line) > 76:
-            cut = 75
-            while b"=" in line[cut - 2 : cut] or line[cut : cut + 1] == b".":
-                cut -= 1
+            cut = _soft_cut(line)
             lines.append(line[:cut] + b"=")
             line = line[cut:]
         lines.append(line)
     return b"\r\n".join(lines)
+
+
+def _soft_cut(line: bytes) -> int:
+    """Where a soft break goes in a line too long for 76 characters: at most 75 before
+    it, never inside an =XX escape, never so that the next line starts with "."."""
+    cut = 75
+    while b"=" in line[cut - 2 : cut] or line[cut : cut + 1] == b".":
+        cut -= 1
+    return cut
 
 
 def _qp_open(text: str) -> bytes:
@@ -185,10 +192,7 @@ def _qp_open(text: str) -> bytes:
     start = encoded.rfind(b"\r\n") + 2 if b"\r\n" in encoded else 0
     last = encoded[start:]
     if len(last) >= 76:
-        cut = 75
-        # never split an =XX escape, never start the new line with "." (_no_leading_dots)
-        while last[cut - 2 : cut].find(b"=") != -1 or last[cut : cut + 1] == b".":
-            cut -= 1
+        cut = _soft_cut(last)
         encoded = encoded[:start] + last[:cut] + _SOFT_BREAK + last[cut:]
     return encoded + _SOFT_BREAK
 
@@ -299,7 +303,8 @@ class MessageTemplate:
             b"Message-ID: " + to.message_id.encode("ascii") + b"\r\n",
             _list_headers(self.list_id, to.unsubscribe_url, to.unsubscribe_mailto),
         )
-        dot_safe = not (self._static_dot_lines or boundary.startswith(b".")
+        # the boundary only ever follows "--" or sits inside a header line
+        dot_safe = not (self._static_dot_lines
                         or any(dot_line(part) for part in (*own, *links.values())))
         return b"".join((
             self.head,
