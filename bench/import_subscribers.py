@@ -1,6 +1,6 @@
 """Benchmark: import, stats and export of generated subscribers, on SQLite and PostgreSQL.
 
-    .venv/bin/python bench/import_subscribers.py [--rows 1000000] [--skip-postgres]
+    .venv/bin/python bench/import_subscribers.py [--rows 1000000] [--skip-sqlite|--skip-postgres]
 
 Generates a deterministic CSV (16 countries of the region as codes or names, en/es/fr
 tags such as es-GT, ~1% bad rows, ~1% repeats of an earlier address in another case),
@@ -251,7 +251,9 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--skip-postgres", action="store_true")
+    skip = parser.add_mutually_exclusive_group()
+    skip.add_argument("--skip-sqlite", action="store_true")
+    skip.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-import-") as name:
@@ -262,9 +264,10 @@ def main() -> None:
         print(f"generated {args.rows:,} rows ({csv_path.stat().st_size / 2**20:.0f} MB, "
               f"{valid:,} distinct valid addresses) in {time.perf_counter() - start:.1f}s",
               flush=True)
-        results.append(bench("sqlite", f"sqlite:///{tmp / 'bench.db'}", csv_path, args.rows,
-                             valid, tmp))
-        print(json.dumps(results[-1]), flush=True)
+        if not args.skip_sqlite:
+            results.append(bench("sqlite", f"sqlite:///{tmp / 'bench.db'}", csv_path,
+                                 args.rows, valid, tmp))
+            print(json.dumps(results[-1]), flush=True)
         if not args.skip_postgres:
             results.append(postgres(csv_path, args.rows, valid, tmp))
             print(json.dumps(results[-1]), flush=True)

@@ -177,7 +177,6 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("issue_id", "subscriber_id"),
         Index("ix_deliveries_issue_status", "issue_id", "status"),
-        Index("ix_deliveries_message_id", "message_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -188,7 +187,7 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_reply: Mapped[str | None] = mapped_column(String(1000))
-    message_id: Mapped[str | None] = mapped_column(String(300))
+    message_id: Mapped[str | None] = mapped_column(String(300))  # not indexed: see 0018
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
     # a deferred row is tried again from this time on (exponential backoff)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -21,9 +21,6 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import premailer
-from mjml import mjml2html
-
 from newsletter.errors import NewsletterError
 from newsletter.ingest.text import split_paragraphs
 from newsletter.settings import Settings
@@ -247,26 +244,32 @@ def preheader(compiled: str) -> str:
     )
 
 
-class _Premailer(premailer.Premailer):  # type: ignore[misc]  # untyped library
+@lru_cache(maxsize=1)
+def _premailer() -> Any:
     """premailer, except that an image keeps the width and height attributes MJML gave it.
 
     premailer turns an inlined style's width into the attribute, and MJML's images are
     `width:100%` of a cell of their size: the logo's width="160" would become "100%",
     and Outlook, which sizes images by the attribute alone, would draw it at its file's
-    size."""
+    size. Imported on first use, with mjml: premailer brings requests, lxml and cssutils
+    (~15 MB), which commands that never render (an import of subscribers) do not need."""
+    import premailer
 
-    def _style_to_basic_html_attributes(
-        self, element: Any, style_content: str, force: bool = False
-    ) -> None:
-        kept = {name: element.attrib[name] for name in ("width", "height")
-                if element.tag == "img" and name in element.attrib}
-        super()._style_to_basic_html_attributes(element, style_content, force)
-        element.attrib.update(kept)
+    class KeepImageSize(premailer.Premailer):  # type: ignore[misc]  # untyped library
+        def _style_to_basic_html_attributes(
+            self, element: Any, style_content: str, force: bool = False
+        ) -> None:
+            kept = {name: element.attrib[name] for name in ("width", "height")
+                    if element.tag == "img" and name in element.attrib}
+            super()._style_to_basic_html_attributes(element, style_content, force)
+            element.attrib.update(kept)
+
+    return KeepImageSize
 
 
 def mjml_to_html(source: str) -> str:
     """Compile MJML and inline its CSS, keeping @media rules and !important intact."""
-    inlined: str = _Premailer(
+    inlined: str = _premailer()(
         preheader(compile_mjml(source)),
         strip_important=False,
         keep_style_tags=True,
@@ -279,6 +282,8 @@ def mjml_to_html(source: str) -> str:
 
 
 def compile_mjml(source: str) -> str:
+    from mjml import mjml2html  # imported on first use, as premailer is
+
     try:
         compiled: str = mjml2html(source, disable_comments=True, fonts={})
     except Exception as exc:  # mjml-python raises a bare exception type

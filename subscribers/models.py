@@ -47,7 +47,8 @@ class Subscriber(Base):
     email_key: Mapped[str] = mapped_column(String(320), unique=True)
     email_hash: Mapped[str] = mapped_column(String(64), index=True, default="")
     name: Mapped[str] = mapped_column(String(200), default="")
-    country: Mapped[str | None] = mapped_column(String(2), index=True)
+    # looked up through ix_subscribers_country_language_status, which starts with it
+    country: Mapped[str | None] = mapped_column(String(2))
     # a BCP 47 tag as the person gave it (normalised): es, pt-BR, zh-Hant-TW
     language: Mapped[str] = mapped_column(String(35), default="en")
     status: Mapped[str] = mapped_column(String(16), default="active", index=True)

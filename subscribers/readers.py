@@ -12,6 +12,7 @@ rest of the file still loads.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import json
@@ -210,7 +211,10 @@ def _text_lines(stream: BinaryIO, encoding: str, count: ByteCount) -> Iterator[s
                 f"{_encoding_hint(encoding)}"
             ) from exc
         finally:
-            text.detach()  # the caller owns the stream: do not close it
+            # the caller owns the stream: let go of it without closing it (unless the
+            # caller closed it already: a reader cleaned up late has nothing to let go of)
+            with contextlib.suppress(ValueError):
+                text.detach()
         return
     if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
         yield from _utf8_lines(stream, encoding, count)

@@ -527,9 +527,9 @@ def test_a_row_added_by_someone_else_after_the_lookup_is_updated(
     real = bulk._Bulk.existing
     calls: list[int] = []
 
-    def blind_once(self: Any, keys: Any) -> Any:
+    def blind_once(self: Any, keys: Any, now: Any) -> Any:
         calls.append(len(keys))
-        return {} if len(calls) == 1 else real(self, keys)  # the first lookup misses ana
+        return {} if len(calls) == 1 else real(self, keys, now)  # the first lookup misses ana
 
     monkeypatch.setattr(bulk._Bulk, "existing", blind_once)
     settings = BatchSettings(now=datetime(2030, 1, 1), default_language="en",
