@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/delivery.py [--subscribers 100000] [--workers 2] [--batch 500]
         [--record-every 100] [--curves N] [--profile 5000] [--plan 1000000]
-        [--timeout SECONDS]
+        [--plan-runs 3] [--timeout SECONDS]
 
 Starts private PostgreSQL and Redis servers (tests/servers.py) and Postfix's
 `smtp-sink` on loopback; imports N subscribers across 16 (country, language)
@@ -13,7 +13,8 @@ that is the ceiling. --curves N then sends N messages for each point of the scal
 curves (1, 2 and 4 workers; batches of 100, 500, 2000; replies recorded one by one or
 100 at a time), each against smtp-source with as many sessions; --profile sends in
 this process (CPU a message without Celery, then cProfile). Then plans an issue for
---plan subscribers and times it.
+--plan subscribers, --plan-runs times from an empty ledger, and prints each time and
+the median (one run on this 2-core machine moves by a second either way).
 Needs Postfix's tools: apt-get install postfix (no configuration needed).
 
 Everything it starts (servers, workers, the sender, smtp-source) is stopped on every way
@@ -29,6 +30,7 @@ import os
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -322,7 +324,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--plan", type=int, default=1_000_000)
+    parser.add_argument("--plan", type=int, default=1_000_000,
+                        help="then plan an issue for this many subscribers (0: skip)")
+    parser.add_argument("--plan-runs", type=int, default=3,
+                        help="plan it this many times, from an empty ledger each time, and "
+                             "print each time and the median")
     parser.add_argument("--batch", type=int, default=500,
                         help="NEWSLETTER_BATCH_SIZE: deliveries per Celery task")
     parser.add_argument("--record-every", type=int, default=100,
@@ -498,23 +504,28 @@ def run(args: argparse.Namespace, started: Started, tmp: Path, sink_bin: str,
         curves(setup, args.curves)
     if args.profile:
         profile_send(db_url, sink_port, args.profile, tmp, cpu_total / n * 1e6)
-    # planning at scale: --plan subscribers, one INSERT ... SELECT
+    # planning at scale: --plan subscribers, one INSERT ... SELECT, --plan-runs times
     if args.plan:
-        with engine.begin() as conn:
-            conn.execute(text("TRUNCATE deliveries CASCADE"))  # mail_reports refer to it
         fill_subscribers(db_url, max(0, args.plan - n), first=n + 1)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t0 = time.monotonic()
-        with sessions() as session, session.begin():
-            issue = get_issue(session, "bench")
-            planned = ledger.plan(session, issue.id, languages=LANGUAGES,
-                                  default_language="en",
-                                  focus_countries=sorted(countries_of(issue)),
-                                  audience=audience_of(session, issue))
-        took = time.monotonic() - t0
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE subscribers"))  # as autovacuum would after the fill
+        took_each: list[float] = []
+        for _ in range(args.plan_runs):
+            with engine.begin() as conn:
+                conn.execute(text("TRUNCATE deliveries CASCADE"))  # mail_reports refer to it
+            t0 = time.monotonic()
+            with sessions() as session, session.begin():
+                issue = get_issue(session, "bench")
+                planned = ledger.plan(session, issue.id, languages=LANGUAGES,
+                                      default_language="en",
+                                      focus_countries=sorted(countries_of(issue)),
+                                      audience=audience_of(session, issue))
+            took_each.append(time.monotonic() - t0)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"\nPlanning {planned:,} deliveries (one INSERT ... SELECT): {took:.2f} s; "
-              f"this process's peak RSS {before:.0f} MB before, {after:.0f} MB after")
+        print(f"\nPlanning {planned:,} deliveries (one INSERT ... SELECT): median "
+              f"{statistics.median(took_each):.2f} s of {len(took_each)} runs ("
+              + ", ".join(f"{t:.2f}" for t in took_each)
+              + f" s); this process's peak RSS {after:.0f} MB")
 
 
 CURVE_POINTS = (  # (workers, batch, record_every): one knob moved at a time from (2, 500, 100)
