@@ -88,6 +88,13 @@ def _escaped_line(values: Sequence[Any]) -> str:
     )
 
 
+def stored_time(when: datetime | None, *, sqlite: bool) -> Any:
+    """A timestamp as SQLAlchemy stores it: text on SQLite, a datetime on PostgreSQL."""
+    if when is None or not sqlite:
+        return when
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 class ConcurrentChange(NewsletterError):
     """Another process changed some of this batch's subscribers meanwhile: retry the batch."""
 
@@ -129,6 +136,23 @@ class BatchResult:
     suppressed: list[tuple[SubscriberRow, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StagedText:
+    """The COPY text that stages a batch on PostgreSQL (`_Bulk.stage`), built ahead of
+    the write, on the import's reading thread, so that the writing thread only sends it
+    (~2 s of Python for 1M rows off the path that waits for the server)."""
+
+    keys: tuple[str, ...]  # the batch's keys, in the order staged: this text is for them
+    blocks: tuple[str, ...]
+
+
+def staged_text(rows: Iterable[SubscriberRow], s: BatchSettings) -> StagedText:
+    """What `write_batch` would stage for these rows on PostgreSQL, as COPY text."""
+    batch = sorted(rows, key=lambda r: r.key)
+    return StagedText(tuple(r.key for r in batch),
+                      tuple(copy_text(_new_rows(batch, s, sqlite=False))))
+
+
 @dataclass(frozen=True, slots=True)
 class _Existing:
     id: int
@@ -159,10 +183,7 @@ class _Bulk:
             self.cursor.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
 
     def time(self, when: datetime | None) -> Any:
-        """A timestamp as SQLAlchemy stores it: text on SQLite, a datetime on PostgreSQL."""
-        if when is None or not self.sqlite:
-            return when
-        return when.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return stored_time(when, sqlite=self.sqlite)
 
     def any_of(self, column: str) -> str:
         """`column` is one of a list given as ONE parameter (no limit on the list's length)."""
@@ -219,9 +240,10 @@ class _Bulk:
 
     # --- PostgreSQL: the whole batch is staged first, then inserted before it is looked up
 
-    def stage(self, rows: Iterable[tuple[Any, ...]]) -> None:
+    def stage(self, rows: Iterable[tuple[Any, ...]] | StagedText) -> None:
         """COPY every row of the batch, as a new subscriber would be stored, into a
-        temporary table (no indexes, no WAL, dropped at commit)."""
+        temporary table (no indexes, no WAL, dropped at commit); or the COPY text of
+        those rows, built beforehand (`staged_text`)."""
         self.cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS import_rows (email text, email_key text, "
             "email_hash text, name text, country text, language text, status text, "
@@ -230,8 +252,9 @@ class _Bulk:
             "ON COMMIT DROP"
         )
         self.cursor.execute("TRUNCATE import_rows")
+        blocks = rows.blocks if isinstance(rows, StagedText) else copy_text(rows)
         with self.cursor.copy(f"COPY import_rows ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            for block in copy_text(rows):
+            for block in blocks:
                 copy.write(block)
 
     def staged_suppressions(self) -> dict[str, str]:
@@ -348,11 +371,15 @@ class _Bulk:
         )
 
     def dumps(self, attributes: dict[str, object]) -> str:
-        return json.dumps(attributes, ensure_ascii=False)
+        return _dumps(attributes)
 
     def loads(self, stored: Any) -> dict[str, object]:
         value = json.loads(stored) if isinstance(stored, str) else stored
         return dict(value) if isinstance(value, dict) else {}
+
+
+def _dumps(attributes: dict[str, object]) -> str:
+    return json.dumps(attributes, ensure_ascii=False)
 
 
 def end_bulk(session: Session) -> None:
@@ -365,18 +392,19 @@ def end_bulk(session: Session) -> None:
 
 
 def write_batch(session: Session, rows: Iterable[SubscriberRow], s: BatchSettings, *,
-                lookup_first: bool = False) -> BatchResult:
+                lookup_first: bool = False, staged: StagedText | None = None) -> BatchResult:
     """Write one batch of rows (one per address) in the session's transaction;
-    `lookup_first` when most of them are probably stored already (see `_write`)."""
+    `lookup_first` when most of them are probably stored already (see `_write`);
+    `staged`: their COPY text, built beforehand (`staged_text`), used if it stages."""
     db = _Bulk(session)
     try:
-        return _write(db, rows, s, lookup_first=lookup_first)
+        return _write(db, rows, s, lookup_first=lookup_first, prepared=staged)
     finally:
         db.cursor.close()
 
 
 def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings, *,
-           lookup_first: bool = False) -> BatchResult:
+           lookup_first: bool = False, prepared: StagedText | None = None) -> BatchResult:
     """SQLite: look the batch up, then insert the new rows and update the others.
     PostgreSQL: stage the whole batch, insert it (the rows already stored are left
     out by ON CONFLICT), then look up only the rows that were not inserted: on a first
@@ -391,7 +419,9 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings, *,
         return result
     staged = not db.sqlite and not lookup_first
     if staged:
-        db.stage(_new_rows(db, batch, s))
+        if prepared is None or prepared.keys != tuple(r.key for r in batch):
+            prepared = None  # not built for these rows: build it here
+        db.stage(prepared or _new_rows(batch, s, sqlite=False))
     suppressed = db.staged_suppressions() if staged else db.suppressions([r.hash for r in batch])
     lifted: set[str] = set()
     if suppressed and s.resubscribe:
@@ -404,7 +434,8 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings, *,
         if staged:
             db.unstage(list(suppressed))
     existing = {} if staged else db.existing([r.key for r in batch], s.now)
-    new = [] if staged else list(_new_rows(db, [r for r in batch if r.key not in existing], s))
+    new = [] if staged else list(_new_rows([r for r in batch if r.key not in existing], s,
+                                           sqlite=db.sqlite))
     if db.sqlite:
         if new:
             result.added = db.insert(new)
@@ -444,15 +475,15 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings, *,
     return result
 
 
-def _new_rows(db: _Bulk, rows: list[SubscriberRow], s: BatchSettings
+def _new_rows(rows: list[SubscriberRow], s: BatchSettings, *, sqlite: bool
               ) -> Iterator[tuple[Any, ...]]:
     """The rows as new subscribers (`_COLUMNS`, created_at, updated_at), one at a time."""
-    this_run = db.time(s.now)
-    new_status, dumps, time = s.new_status, db.dumps, db.time
+    this_run = stored_time(s.now, sqlite=sqlite)
+    new_status = s.new_status
     return (
         (r.email, r.key, r.hash, r.name, r.country, r.language or s.default_language,
-         r.status or new_status, dumps(r.attributes) if r.attributes else "{}",
-         time(r.consent_at) if r.consent_at else this_run,
+         r.status or new_status, _dumps(r.attributes) if r.attributes else "{}",
+         stored_time(r.consent_at, sqlite=sqlite) if r.consent_at else this_run,
          r.consent_method or s.consent_method, r.consent_text or s.consent_text,
          salt, this_run, this_run)
         for r, salt in zip(rows, new_salts(len(rows)), strict=True)

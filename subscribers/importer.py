@@ -41,7 +41,9 @@ from subscribers.bulk import (
     BatchResult,
     BatchSettings,
     ConcurrentChange,
+    StagedText,
     end_bulk,
+    staged_text,
     write_batch,
 )
 from subscribers.models import MailingList
@@ -179,6 +181,7 @@ class _Batch:
     merged: int = 0
     failure: ImportFileError | None = None  # the file broke after this batch's rows
     offset: int = 0  # bytes of the file read when this batch was complete
+    staged: StagedText | None = None  # its COPY text, built ahead (PostgreSQL)
 
 
 def _batches(records: Iterator[Any], checker: RowChecker, size: int
@@ -243,10 +246,14 @@ class _ReadAhead:
 
     At most two batches are alive at once (the one being written and the next), so
     memory stays flat. An exception in the thread (a file that cannot be read at all)
-    reaches the caller at the batch where it happened. `close()` stops the thread."""
+    reaches the caller at the batch where it happened. `close()` stops the thread.
+    `prepare`, when given, is run on each batch in the thread too while `prepare_next`
+    is true (the writer's guess that the next batch will want it)."""
 
-    def __init__(self, batches: Generator[_Batch, None, None], count: ByteCount) -> None:
-        self._batches, self._count = batches, count
+    def __init__(self, batches: Generator[_Batch, None, None], count: ByteCount,
+                 prepare: Callable[[_Batch], None] | None = None) -> None:
+        self._batches, self._count, self._prepare = batches, count, prepare
+        self.prepare_next = True
         self._slots = threading.Semaphore(2)
         self._ready: queue.Queue[_Batch | BaseException | None] = queue.Queue()
         self._stop = threading.Event()
@@ -263,6 +270,8 @@ class _ReadAhead:
                 batch = next(self._batches, None)
                 if batch is not None:
                     batch.offset = self._count.value
+                    if self._prepare is not None and self.prepare_next:
+                        self._prepare(batch)
                 self._ready.put(batch)
                 if batch is None:
                     return
@@ -385,8 +394,12 @@ def import_subscribers(
         settings = replace(settings, checkpoint_pages=BULK_CHECKPOINT_PAGES)
         records = read_records(stream, options.format, delimiter=options.delimiter,
                                encoding=options.encoding, count=count)
+        prepare = None
+        if session.get_bind().dialect.name == "postgresql":
+            def prepare(batch: _Batch) -> None:
+                batch.staged = staged_text(batch.rows.values(), settings)
         ahead = _ReadAhead(_batches(records, RowChecker(strict=options.strict),
-                                    options.batch_size), count)
+                                    options.batch_size), count, prepare)
         del records  # the thread's: closed with it, while the stream is still open
         shown = 0
         try:
@@ -395,6 +408,7 @@ def import_subscribers(
                 result = _write(session, batch, settings, dry_run=options.dry_run,
                                 lookup_first=lookup_first)
                 lookup_first = result.added < result.updated + result.unchanged + result.merged
+                ahead.prepare_next = not lookup_first  # the next batch will be staged whole
                 _record(report, batch, result, on_error)
                 if progress is not None:
                     progress(batch.offset - shown)
@@ -422,7 +436,7 @@ def _write(session: Session, batch: _Batch, settings: BatchSettings, *,
         session.begin()
         try:
             result = write_batch(session, batch.rows.values(), settings,
-                                 lookup_first=lookup_first)
+                                 lookup_first=lookup_first, staged=batch.staged)
         except ConcurrentChange:
             session.rollback()
             if attempt == RETRIES:

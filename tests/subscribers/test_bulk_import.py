@@ -518,6 +518,31 @@ def test_both_ways_of_writing_a_batch_agree(
     assert (result.added, result.updated, result.unchanged, result.merged) == (0, 0, 1, 2)
 
 
+def test_text_staged_ahead_is_used_for_its_own_rows_only(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The import builds a batch's COPY text on its reading thread (`staged_text`); the
+    writer stages it when it was built for these rows, and builds its own when not."""
+    settings = BatchSettings(now=datetime(2030, 1, 1), default_language="es",
+                             consent_method="import:people.csv", consent_text="2024-05")
+    rows = batch_of('ana@example.com,"Ana \\ Pérez",CR,', "bob@example.com,Bob,MX,en")
+    others = batch_of("zed@example.com,Zed,GT,fr")
+    with sessions() as session, session.begin():
+        result = write_batch(session, rows, settings, staged=bulk.staged_text(rows, settings))
+    assert result.added == 2
+    with sessions() as session, session.begin():  # text built for other rows: not used
+        result = write_batch(session, batch_of("cy@example.com,Cy,,"), settings,
+                             staged=bulk.staged_text(others, settings))
+    assert result.added == 1
+    stored = people(sessions)
+    assert values(sessions) == {"ana@example.com": ("Ana \\ Pérez", "CR", "es"),
+                                "bob@example.com": ("Bob", "MX", "en"),
+                                "cy@example.com": ("Cy", None, "es")}
+    assert {(p.consent_method, p.consent_text, p.consent_at) for p in stored.values()} == {
+        ("import:people.csv", "2024-05", datetime(2030, 1, 1))}
+    assert len({p.token_salt for p in stored.values()}) == 3
+
+
 def test_a_row_added_by_someone_else_after_the_lookup_is_updated(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,10 +8,12 @@ import io
 import sys
 import threading
 from collections.abc import Generator
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from subscribers import bulk
 from subscribers.importer import (
     ImportFileError,
     ImportOptions,
@@ -138,3 +140,25 @@ def test_the_switch_interval_is_short_during_an_import_and_restored_after(
         import_subscribers(sessions, io.BytesIO(broken), ImportOptions(batch_size=10),
                            default_language="en")
     assert sys.getswitchinterval() == before
+
+
+def test_postgresql_stages_text_built_on_the_reading_thread(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first import on PostgreSQL builds each batch's COPY text while reading ahead,
+    not on the thread that waits for the server; SQLite inserts rows, no text."""
+    real = bulk._new_rows
+    threads: list[str] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bulk, "_new_rows", recorded)
+    report = import_subscribers(sessions, io.BytesIO(people(50)), ImportOptions(batch_size=10),
+                                default_language="en")
+    assert report.added == 50
+    with sessions() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+    assert len(threads) == 5
+    assert set(threads) == ({"import-read-ahead"} if postgres else {"MainThread"})
