@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.issues import audience_of, get_issue
 from newsletter.models import Delivery, Issue
+from subscribers.importer import import_csv
 from subscribers.models import Subscriber
 from worker import ledger
 
@@ -36,6 +39,66 @@ def test_plan_adds_a_row_per_active_subscriber_once(
         variants = {(v.language, v.country) for v in ledger.variants(session, issue.id)}
     # BZ is not in the focus list given here, so Bob shares the regional English variant
     assert variants == {("es", "CR"), ("en", ""), ("es", "SV")}
+
+
+def test_a_second_plan_adds_only_the_newcomers(
+    sessions: sessionmaker[Session], issue_slug: str
+) -> None:
+    """The first plan of an issue is a plain INSERT (PostgreSQL); a later one leaves out
+    everyone who has a row already and adds the people who joined since."""
+    with sessions() as session, session.begin():
+        assert plan(session, get_issue(session, issue_slug).id) == 5
+    with sessions() as session, session.begin():
+        import_csv(session, "email,name,country,language\nzoe@example.org,Zoe,SV,es\n",
+                   default_language="en")
+    with sessions() as session, session.begin():
+        issue_id = get_issue(session, issue_slug).id
+        assert plan(session, issue_id) == 1
+        assert plan(session, issue_id) == 0
+        assert ledger.total(session, issue_id) == 6
+
+
+def test_two_planners_of_one_issue_wait_for_each_other(
+    sessions: sessionmaker[Session], issue_slug: str
+) -> None:
+    """`issues send` and the scheduler may plan the same issue at once. The second waits
+    for the first to commit, then finds its rows and adds nobody twice (without the lock
+    on the issue, it would see an empty ledger, INSERT plainly and fail on the key)."""
+    with sessions() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            pytest.skip("SQLite lets one writer in at a time anyway")
+        issue_id = get_issue(session, issue_slug).id
+    first = sessions()
+    first.begin()
+    assert plan(first, issue_id) == 5  # planned, not committed
+    outcome: list[object] = []
+
+    def second() -> None:
+        try:
+            with sessions() as session, session.begin():
+                outcome.append(plan(session, issue_id))
+        except Exception as exc:  # reported below, with its type
+            outcome.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    try:
+        with sessions() as session:  # the second planner is seen waiting for a lock
+            deadline = time.monotonic() + 10
+            while not session.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()")):
+                assert time.monotonic() < deadline, "the second planner never waited"
+                session.rollback()
+                time.sleep(0.01)
+        assert outcome == []
+    finally:
+        first.commit()
+        first.close()
+        thread.join(timeout=10)
+    assert outcome == [0]
+    with sessions() as session:
+        assert ledger.total(session, issue_id) == 5
 
 
 def test_a_range_is_claimed_by_one_worker_only(
