@@ -143,13 +143,14 @@ class StagedText:
     (~2 s of Python for 1M rows off the path that waits for the server)."""
 
     keys: tuple[str, ...]  # the batch's keys, in the order staged: this text is for them
+    settings: BatchSettings  # ...as these settings store them
     blocks: tuple[str, ...]
 
 
 def staged_text(rows: Iterable[SubscriberRow], s: BatchSettings) -> StagedText:
     """What `write_batch` would stage for these rows on PostgreSQL, as COPY text."""
     batch = sorted(rows, key=lambda r: r.key)
-    return StagedText(tuple(r.key for r in batch),
+    return StagedText(tuple(r.key for r in batch), s,
                       tuple(copy_text(_new_rows(batch, s, sqlite=False))))
 
 
@@ -419,8 +420,9 @@ def _write(db: _Bulk, rows: Iterable[SubscriberRow], s: BatchSettings, *,
         return result
     staged = not db.sqlite and not lookup_first
     if staged:
-        if prepared is None or prepared.keys != tuple(r.key for r in batch):
-            prepared = None  # not built for these rows: build it here
+        if (prepared is None or prepared.settings != s
+                or prepared.keys != tuple(r.key for r in batch)):
+            prepared = None  # not built for these rows and settings: build it here
         db.stage(prepared or _new_rows(batch, s, sqlite=False))
     suppressed = db.staged_suppressions() if staged else db.suppressions([r.hash for r in batch])
     lifted: set[str] = set()

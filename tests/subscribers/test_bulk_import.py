@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -534,13 +535,19 @@ def test_text_staged_ahead_is_used_for_its_own_rows_only(
         result = write_batch(session, batch_of("cy@example.com,Cy,,"), settings,
                              staged=bulk.staged_text(others, settings))
     assert result.added == 1
+    with sessions() as session, session.begin():  # built with other settings: not used
+        text = bulk.staged_text(batch_of("di@example.com,Di,,"), settings)
+        result = write_batch(session, batch_of("di@example.com,Di,,"),
+                             replace(settings, default_language="fr"), staged=text)
+    assert result.added == 1
     stored = people(sessions)
     assert values(sessions) == {"ana@example.com": ("Ana \\ Pérez", "CR", "es"),
                                 "bob@example.com": ("Bob", "MX", "en"),
-                                "cy@example.com": ("Cy", None, "es")}
+                                "cy@example.com": ("Cy", None, "es"),
+                                "di@example.com": ("Di", None, "fr")}
     assert {(p.consent_method, p.consent_text, p.consent_at) for p in stored.values()} == {
         ("import:people.csv", "2024-05", datetime(2030, 1, 1))}
-    assert len({p.token_salt for p in stored.values()}) == 3
+    assert len({p.token_salt for p in stored.values()}) == 4
 
 
 def test_a_row_added_by_someone_else_after_the_lookup_is_updated(
