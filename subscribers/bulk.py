@@ -6,9 +6,10 @@ writes. SQLite looks the batch up first and adds the new subscribers with a plai
 executemany. PostgreSQL COPYs the whole batch into a temporary table, inserts it
 (`INSERT ... SELECT ... ON CONFLICT (email_key) DO NOTHING RETURNING email_key`) and
 looks up only the rows that were not inserted; after a batch that was mostly stored
-already (a re-import) it looks up first and stages only the new rows. Inserts are
-counted, so a row another process added meanwhile is never doubled or lost: SQLite
-raises `ConcurrentChange`, PostgreSQL looks it up and updates it.
+already (a re-import), and for the first batch into a table that holds people already,
+it looks up first and stages only the new rows. Inserts are counted, so a row another
+process added meanwhile is never doubled or lost: SQLite raises `ConcurrentChange`,
+PostgreSQL looks it up and updates it.
 
 The statements go through the DB-API cursor of the session's own connection (same
 transaction): at a million rows SQLAlchemy's per-row parameter processing would

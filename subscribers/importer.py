@@ -24,11 +24,13 @@ from __future__ import annotations
 import contextlib
 import io
 import queue
+import signal
 import sys
 import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any, BinaryIO
 
 from sqlalchemy import select
@@ -46,7 +48,7 @@ from subscribers.bulk import (
     staged_text,
     write_batch,
 )
-from subscribers.models import MailingList
+from subscribers.models import MailingList, Subscriber
 from subscribers.readers import (
     COLUMNS,
     FORMATS,
@@ -251,9 +253,10 @@ class _ReadAhead:
     is true (the writer's guess that the next batch will want it)."""
 
     def __init__(self, batches: Generator[_Batch, None, None], count: ByteCount,
-                 prepare: Callable[[_Batch], None] | None = None) -> None:
+                 prepare: Callable[[_Batch], None] | None = None, *,
+                 prepare_first: bool = True) -> None:
         self._batches, self._count, self._prepare = batches, count, prepare
-        self.prepare_next = True
+        self.prepare_next = prepare_first
         self._slots = threading.Semaphore(2)
         self._ready: queue.Queue[_Batch | BaseException | None] = queue.Queue()
         self._stop = threading.Event()
@@ -384,11 +387,13 @@ def import_subscribers(
     Raises ImportFileError (nothing more is read) for a problem with the file as a
     whole: ImportStopped, carrying the report of what is stored, when rows were read
     before it. Raises ImportInterrupted (a KeyboardInterrupt) on Ctrl-C, after rolling
-    back the batch in progress; the report it carries counts the committed rows.
+    back the batch in progress (a Ctrl-C during its commit waits for the commit, then
+    counts it); the report it carries counts the committed rows.
     """
     report = ImportReport(dry_run=options.dry_run)
     count = ByteCount()
-    with sessions() as session, _quick_handoffs():
+    ctrl_c = _CtrlC()
+    with sessions() as session, _quick_handoffs(), ctrl_c.installed():
         with session.begin():
             settings = _settings(session, options, default_language)
         settings = replace(settings, checkpoint_pages=BULK_CHECKPOINT_PAGES)
@@ -398,18 +403,26 @@ def import_subscribers(
         if session.get_bind().dialect.name == "postgresql":
             def prepare(batch: _Batch) -> None:
                 batch.staged = staged_text(batch.rows.values(), settings)
+        # into an empty table, every row is new: stage each batch whole from the start;
+        # else look the first batch up (a re-import), then do what the last batch called for
+        with session.begin():
+            lookup_first = session.scalar(select(Subscriber.id).limit(1)) is not None
         ahead = _ReadAhead(_batches(records, RowChecker(strict=options.strict),
-                                    options.batch_size), count, prepare)
+                                    options.batch_size), count, prepare,
+                           prepare_first=not lookup_first)
         del records  # the thread's: closed with it, while the stream is still open
         shown = 0
         try:
-            lookup_first = False  # a first import: most rows are new
             for batch in ahead:
-                result = _write(session, batch, settings, dry_run=options.dry_run,
-                                lookup_first=lookup_first)
+                result = _write(session, batch, settings, lookup_first=lookup_first)
+                with ctrl_c.held():  # committed and counted, or neither
+                    if options.dry_run:
+                        session.rollback()
+                    else:
+                        session.commit()
+                    _record(report, batch, result, on_error)
                 lookup_first = result.added < result.updated + result.unchanged + result.merged
                 ahead.prepare_next = not lookup_first  # the next batch will be staged whole
-                _record(report, batch, result, on_error)
                 if progress is not None:
                     progress(batch.offset - shown)
                     shown = batch.offset
@@ -429,28 +442,73 @@ def import_subscribers(
 
 
 def _write(session: Session, batch: _Batch, settings: BatchSettings, *,
-           dry_run: bool, lookup_first: bool) -> BatchResult:
-    """One batch in one transaction, retried when another process got in the way;
-    `lookup_first` when the last batch found most of its rows stored already."""
+           lookup_first: bool) -> BatchResult:
+    """One batch's statements in one transaction, left open for the caller to commit;
+    retried when another process got in the way. `lookup_first` when the last batch
+    found most of its rows stored already."""
     for attempt in range(1, RETRIES + 1):
         session.begin()
         try:
-            result = write_batch(session, batch.rows.values(), settings,
-                                 lookup_first=lookup_first, staged=batch.staged)
+            return write_batch(session, batch.rows.values(), settings,
+                               lookup_first=lookup_first, staged=batch.staged)
         except ConcurrentChange:
             session.rollback()
             if attempt == RETRIES:
                 raise
-            continue
         except BaseException:
-            session.rollback()
+            _discard(session)
             raise
-        if dry_run:
-            session.rollback()
-        else:
-            session.commit()
-        return result
     raise AssertionError("unreachable")
+
+
+def _discard(session: Session) -> None:
+    """Roll the batch back. After Ctrl-C in the middle of a statement the driver may
+    still be busy with it (psycopg: "another command is already in progress"): the
+    connection is then closed instead, which rolls the transaction back on the server."""
+    try:
+        session.rollback()
+    except SQLAlchemyError:
+        session.invalidate()
+
+
+class _CtrlC:
+    """Ctrl-C, held back while a written batch is committed and counted: an interrupt
+    that lands in the COMMIT could leave it committed but not counted ("interrupted
+    after 5,000 rows" with 10,000 stored). A second Ctrl-C is not held back. Only in
+    the main thread, and only over Python's own handler (nobody else's is replaced)."""
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending = False
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.holding and not self.pending:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield
+            return
+        signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
 
 
 def import_csv(

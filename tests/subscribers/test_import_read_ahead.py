@@ -146,7 +146,9 @@ def test_postgresql_stages_text_built_on_the_reading_thread(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A first import on PostgreSQL builds each batch's COPY text while reading ahead,
-    not on the thread that waits for the server; SQLite inserts rows, no text."""
+    not on the thread that waits for the server; SQLite inserts rows, no text. Into a
+    table that holds people already, the first batch is looked up first: no text is
+    built for it (nor for the batch read meanwhile) only to be thrown away."""
     real = bulk._new_rows
     threads: list[str] = []
 
@@ -162,3 +164,8 @@ def test_postgresql_stages_text_built_on_the_reading_thread(
         postgres = session.get_bind().dialect.name == "postgresql"
     assert len(threads) == 5
     assert set(threads) == ({"import-read-ahead"} if postgres else {"MainThread"})
+    threads.clear()  # a re-import: every batch is looked up first, none staged whole
+    report = import_subscribers(sessions, io.BytesIO(people(50)), ImportOptions(batch_size=10),
+                                default_language="en")
+    assert report.unchanged == 50
+    assert threads == ["MainThread"] * 5
