@@ -372,9 +372,6 @@ class _Bulk:
             (now, name, s.by, s.list_id, now, self.many(keys), now, now),
         )
 
-    def dumps(self, attributes: dict[str, object]) -> str:
-        return _dumps(attributes)
-
     def loads(self, stored: Any) -> dict[str, object]:
         value = json.loads(stored) if isinstance(stored, str) else stored
         return dict(value) if isinstance(value, dict) else {}
@@ -532,7 +529,7 @@ def _decide(
         stored = db.loads(current.attributes)
         merged = {**stored, **r.attributes}
         if merged != stored:
-            attributes = db.dumps(merged)
+            attributes = _dumps(merged)
     fields = (r.name or current.name, r.country or current.country,
               r.language or current.language)
     if (attributes is None and status == current.status

@@ -396,6 +396,10 @@ def import_subscribers(
     with sessions() as session, _quick_handoffs(), ctrl_c.installed():
         with session.begin():
             settings = _settings(session, options, default_language)
+            # into an empty table, every row is new: stage each batch whole from the
+            # start; else look the first batch up (a re-import), then do what the last
+            # batch called for
+            lookup_first = session.scalar(select(Subscriber.id).limit(1)) is not None
         settings = replace(settings, checkpoint_pages=BULK_CHECKPOINT_PAGES)
         records = read_records(stream, options.format, delimiter=options.delimiter,
                                encoding=options.encoding, count=count)
@@ -403,10 +407,6 @@ def import_subscribers(
         if session.get_bind().dialect.name == "postgresql":
             def prepare(batch: _Batch) -> None:
                 batch.staged = staged_text(batch.rows.values(), settings)
-        # into an empty table, every row is new: stage each batch whole from the start;
-        # else look the first batch up (a re-import), then do what the last batch called for
-        with session.begin():
-            lookup_first = session.scalar(select(Subscriber.id).limit(1)) is not None
         ahead = _ReadAhead(_batches(records, RowChecker(strict=options.strict),
                                     options.batch_size), count, prepare,
                            prepare_first=not lookup_first)

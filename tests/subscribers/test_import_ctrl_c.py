@@ -23,14 +23,9 @@ from subscribers.importer import (
     import_subscribers,
 )
 from subscribers.models import Subscriber
+from tests.concurrency import people_csv, someone_waits_for_a_lock
 
 WAIT = 10  # seconds: a bound for another thread to get somewhere, never a pause
-
-
-def people(n: int, start: int = 0) -> bytes:
-    return ("email,name,country,language\n" + "".join(
-        f"person{i}@example.org,Person {i},CR,es\n" for i in range(start, start + n)
-    )).encode()
 
 
 def stored(sessions: sessionmaker[Session]) -> int:
@@ -79,21 +74,13 @@ def test_ctrl_c_in_the_middle_of_a_statement_rolls_the_batch_back(
 
     def interrupt_when_waiting() -> None:
         progress_seen.wait(WAIT)
-        deadline = time.monotonic() + WAIT
-        with sessions() as session:
-            while not session.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()")):
-                if time.monotonic() > deadline:
-                    return
-                session.rollback()
-                time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGINT)
+        if someone_waits_for_a_lock(sessions, WAIT):
+            os.kill(os.getpid(), signal.SIGINT)
 
     pressing = threading.Thread(target=interrupt_when_waiting)
     pressing.start()
     try:
-        import_subscribers(sessions, io.BytesIO(people(30)), ImportOptions(batch_size=10),
+        import_subscribers(sessions, io.BytesIO(people_csv(30)), ImportOptions(batch_size=10),
                            default_language="en", progress=after_first_batch)
     except ImportInterrupted as exc:
         outcome.append(exc)

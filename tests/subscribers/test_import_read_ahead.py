@@ -23,6 +23,7 @@ from subscribers.importer import (
     import_subscribers,
 )
 from subscribers.readers import CHUNK, ByteCount
+from tests.concurrency import people_csv
 
 WAIT = 10  # seconds: a bound for a thread to get somewhere, never a pause
 
@@ -99,19 +100,13 @@ def test_close_stops_the_thread_and_closes_the_reading() -> None:
     assert not any(t.name == "import-read-ahead" for t in threading.enumerate())
 
 
-def people(n: int, start: int = 0) -> bytes:
-    return ("email,name,country,language\n" + "".join(
-        f"person{i}@example.org,Person {i},CR,es\n" for i in range(start, start + n)
-    )).encode()
-
-
 def test_progress_counts_the_written_batches_not_the_one_read_ahead(
     sessions: sessionmaker[Session],
 ) -> None:
     """The file is read in chunks of CHUNK bytes: after each batch, the progress is the
     bytes up to that batch's end, rounded up to a chunk, never the batch read ahead."""
     size, rows = 1000, 4500
-    data = people(rows)
+    data = people_csv(rows)
     lines = data.splitlines(keepends=True)
     ends = [sum(map(len, lines[:1 + min(k * size, rows)])) for k in range(1, 6)]
     assert ends[-1] == len(data) > 2 * CHUNK  # several chunks, several batches a chunk
@@ -130,12 +125,12 @@ def test_the_switch_interval_is_short_during_an_import_and_restored_after(
 ) -> None:
     before = sys.getswitchinterval()
     during: list[float] = []
-    import_subscribers(sessions, io.BytesIO(people(30)), ImportOptions(batch_size=10),
+    import_subscribers(sessions, io.BytesIO(people_csv(30)), ImportOptions(batch_size=10),
                        default_language="en",
                        progress=lambda _: during.append(sys.getswitchinterval()))
     assert during and max(during) <= 0.0005 < before
     assert sys.getswitchinterval() == before
-    broken = people(25) + b"\xff\xfe not utf-8\n"
+    broken = people_csv(25) + b"\xff\xfe not utf-8\n"
     with pytest.raises(ImportStopped, match="25 imported are stored"):
         import_subscribers(sessions, io.BytesIO(broken), ImportOptions(batch_size=10),
                            default_language="en")
@@ -157,7 +152,7 @@ def test_postgresql_stages_text_built_on_the_reading_thread(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(bulk, "_new_rows", recorded)
-    report = import_subscribers(sessions, io.BytesIO(people(50)), ImportOptions(batch_size=10),
+    report = import_subscribers(sessions, io.BytesIO(people_csv(50)), ImportOptions(batch_size=10),
                                 default_language="en")
     assert report.added == 50
     with sessions() as session:
@@ -165,7 +160,7 @@ def test_postgresql_stages_text_built_on_the_reading_thread(
     assert len(threads) == 5
     assert set(threads) == ({"import-read-ahead"} if postgres else {"MainThread"})
     threads.clear()  # a re-import: every batch is looked up first, none staged whole
-    report = import_subscribers(sessions, io.BytesIO(people(50)), ImportOptions(batch_size=10),
+    report = import_subscribers(sessions, io.BytesIO(people_csv(50)), ImportOptions(batch_size=10),
                                 default_language="en")
     assert report.unchanged == 50
     assert threads == ["MainThread"] * 5

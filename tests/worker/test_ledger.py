@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -14,6 +13,7 @@ from newsletter.issues import audience_of, get_issue
 from newsletter.models import Delivery, Issue
 from subscribers.importer import import_csv
 from subscribers.models import Subscriber
+from tests.concurrency import someone_waits_for_a_lock
 from worker import ledger
 
 
@@ -83,14 +83,7 @@ def test_two_planners_of_one_issue_wait_for_each_other(
     thread = threading.Thread(target=second)
     thread.start()
     try:
-        with sessions() as session:  # the second planner is seen waiting for a lock
-            deadline = time.monotonic() + 10
-            while not session.scalar(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND datname = current_database()")):
-                assert time.monotonic() < deadline, "the second planner never waited"
-                session.rollback()
-                time.sleep(0.01)
+        assert someone_waits_for_a_lock(sessions, 10), "the second planner never waited"
         assert outcome == []
     finally:
         first.commit()
